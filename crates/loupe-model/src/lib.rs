@@ -1,0 +1,14 @@
+//! Loupe's shared data types. This crate does no IO; every other Loupe crate
+//! may depend on it, and it depends on none of them.
+
+mod matcher;
+mod series;
+
+pub use matcher::{LabelMatch, SeriesMatcher};
+pub use series::{
+    KeyDecodeError, KeyError, MAX_LABEL_BYTES, MAX_LABELS, MAX_NAME_BYTES, SeriesKey,
+};
+
+/// A step value that means "this point has no step" (system metrics carry
+/// only a time). Real steps must be greater than this.
+pub const NO_STEP: i64 = i64::MIN;

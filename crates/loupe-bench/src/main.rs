@@ -1,5 +1,6 @@
 //! `loupe-bench`: the benchmarks behind the figures in ARCHITECTURE.md and the issue notes.
 
+mod codecs;
 mod corpus;
 
 use clap::{Parser, Subcommand};
@@ -12,9 +13,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Cmd {}
+enum Cmd {
+    /// Bytes per value and decode speed of Gorilla, pcodec and zstd on the training corpus.
+    Codecs(codecs::Args),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.cmd {}
+    match cli.cmd {
+        Cmd::Codecs(args) => codecs::run(&args),
+    }
 }

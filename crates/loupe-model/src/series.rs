@@ -159,7 +159,7 @@ impl SeriesKey {
         if rest.pop() != Some("") {
             return Err(KeyDecodeError::Truncated);
         }
-        if rest.len() % 2 != 0 {
+        if !rest.len().is_multiple_of(2) {
             return Err(KeyDecodeError::Truncated);
         }
         let labels = rest.chunks(2).map(|kv| (kv[0], kv[1]));

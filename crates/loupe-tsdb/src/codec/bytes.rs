@@ -8,7 +8,6 @@ use crate::{Error, Result};
 /// Appends little-endian integers and length-prefixed byte strings.
 pub(crate) trait ByteWriter {
     fn put_u8(&mut self, v: u8);
-    fn put_u16(&mut self, v: u16);
     fn put_u32(&mut self, v: u32);
     fn put_u64(&mut self, v: u64);
     fn put_i64(&mut self, v: i64) {
@@ -24,9 +23,6 @@ pub(crate) trait ByteWriter {
 impl ByteWriter for Vec<u8> {
     fn put_u8(&mut self, v: u8) {
         self.push(v);
-    }
-    fn put_u16(&mut self, v: u16) {
-        self.extend_from_slice(&v.to_le_bytes());
     }
     fn put_u32(&mut self, v: u32) {
         self.extend_from_slice(&v.to_le_bytes());
@@ -81,9 +77,6 @@ impl<'a> ByteReader<'a> {
 
     pub(crate) fn u8(&mut self, what: &str) -> Result<u8> {
         Ok(self.array::<1>(what)?[0])
-    }
-    pub(crate) fn u16(&mut self, what: &str) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.array(what)?))
     }
     pub(crate) fn u32(&mut self, what: &str) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array(what)?))

@@ -57,7 +57,7 @@ impl ColumnValue for f64 {
 pub fn page_sizes(n: usize, page_points: usize) -> Vec<usize> {
     let page_points = page_points.max(1);
     let mut sizes = vec![page_points; n / page_points];
-    if n % page_points != 0 {
+    if !n.is_multiple_of(page_points) {
         sizes.push(n % page_points);
     }
     sizes

@@ -1,0 +1,337 @@
+//! The engine: opening a data directory, and the shared state that the
+//! write path ([`commit`]), flushes ([`flush`]) and reads ([`read`]) use.
+
+mod commit;
+mod flush;
+pub(crate) mod flush_report {
+    pub use super::flush::RetentionReport;
+}
+mod read;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::catalog::Catalog;
+use crate::head::HeadMap;
+use crate::manifest::Manifest;
+use crate::metrics::EngineMetrics;
+use crate::segment::{Segment, segment_path};
+use crate::types::TsdbOptions;
+use crate::wal::{self, WalFile, WalRecord, decode_record, read_frames};
+use crate::{Error, Result, fsutil};
+
+pub use commit::CommitQueue;
+
+/// What the engine reads from: published segments, heads being flushed, and
+/// the active head. Replaced whole (copy-on-write), so a reader holds a
+/// consistent view without blocking writers or flushes.
+#[derive(Debug, Clone)]
+pub(crate) struct Version {
+    /// Oldest first.
+    pub segments: Vec<Arc<Segment>>,
+    /// Oldest first.
+    pub frozen: Vec<Arc<HeadMap>>,
+    pub active: Arc<HeadMap>,
+}
+
+/// The WAL file being appended to.
+pub(crate) struct WalState {
+    pub file: WalFile,
+    /// Set when a failed write could not be cut back; the next append starts
+    /// a new file first.
+    pub needs_new_file: bool,
+}
+
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    pub wal_dir: PathBuf,
+    pub seg_dir: PathBuf,
+    pub opts: TsdbOptions,
+    pub catalog: RwLock<Catalog>,
+    pub version: RwLock<Arc<Version>>,
+    pub wal: Mutex<WalState>,
+    pub commits: CommitQueue,
+    pub manifest: Mutex<Manifest>,
+    /// One flush, compaction or rewrite at a time.
+    pub flush_lock: Mutex<()>,
+    /// Appends hold it shared; deletion and retention hold it exclusively, so
+    /// no append can reference a series while it is being removed.
+    pub structure: RwLock<()>,
+    pub metrics: EngineMetrics,
+    pub closed: AtomicBool,
+    pub flush_signal: (Mutex<bool>, Condvar),
+    pub open_report: OpenReport,
+    _lock_file: File,
+}
+
+/// What opening the directory found and did.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    pub segments: usize,
+    pub wal_files_replayed: usize,
+    pub wal_records_replayed: usize,
+    pub points_replayed: u64,
+    /// The last frame of a WAL file was cut short by a crash (never acknowledged).
+    pub torn_tails: usize,
+    /// Damage found: checksum failures in WAL frames or unreadable segments,
+    /// each naming its file. Everything else was read.
+    pub damaged: Vec<Error>,
+}
+
+/// Loupe's embedded time-series database over one directory.
+///
+/// Cheap to clone; all clones share the database. Dropping the last clone
+/// stops the background flusher (data already acknowledged is in the WAL).
+#[derive(Clone)]
+pub struct Tsdb {
+    pub(crate) inner: Arc<Inner>,
+    _flusher: Arc<FlusherHandle>,
+}
+
+struct FlusherHandle {
+    inner: Arc<Inner>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for FlusherHandle {
+    fn drop(&mut self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        {
+            let (lock, cv) = &self.inner.flush_signal;
+            *lock.lock() = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Tsdb {
+    /// Opens (or creates) the database in `dir`: loads the manifest and its
+    /// segments, replays the WAL, and starts a fresh WAL file.
+    pub fn open(dir: impl AsRef<Path>, opts: TsdbOptions) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let wal_dir = dir.join("wal");
+        let seg_dir = dir.join("segments");
+        for d in [&dir, &wal_dir, &seg_dir] {
+            std::fs::create_dir_all(d).map_err(|e| Error::io("create directory", d, e))?;
+        }
+        let lock_file = lock_dir(&dir)?;
+        let mut report = OpenReport::default();
+
+        let manifest = match Manifest::load(&dir)? {
+            Some(m) => m,
+            None => {
+                let m = Manifest::default();
+                m.store(&dir)?;
+                m
+            }
+        };
+        remove_unlisted_segments(&seg_dir, &manifest)?;
+
+        let mut catalog = Catalog::new(manifest.next_series_id);
+        let mut segments = Vec::new();
+        for &id in &manifest.segments {
+            let path = segment_path(&seg_dir, id);
+            match Segment::open(&path, id) {
+                Ok(seg) => {
+                    for (sid, key) in seg.keys() {
+                        catalog.insert(*sid, key.clone());
+                    }
+                    segments.push(Arc::new(seg));
+                }
+                // Keep the file and its place in the manifest: it may be
+                // repairable, and the other segments stay readable.
+                Err(e) => report.damaged.push(e),
+            }
+        }
+        report.segments = segments.len();
+
+        let active = Arc::new(HeadMap::new());
+        let wal_ids = wal::list_wal_files(&wal_dir)?;
+        let mut last_wal = manifest.wal_start.saturating_sub(1);
+        for id in wal_ids {
+            let path = wal::wal_path(&wal_dir, id);
+            if id < manifest.wal_start {
+                fsutil::remove_if_exists(&path)?;
+                continue;
+            }
+            last_wal = last_wal.max(id);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+            let outcome = read_frames(&path, &bytes);
+            drop(bytes);
+            report.wal_files_replayed += 1;
+            report.torn_tails += outcome.torn_tail as usize;
+            report.damaged.extend(outcome.damaged);
+            for (offset, payload) in outcome.payloads {
+                match decode_record(&payload) {
+                    Ok(WalRecord::Append { defs, series }) => {
+                        for (sid, key) in defs {
+                            catalog.insert(sid, key);
+                        }
+                        for s in series {
+                            if catalog.key(s.id).is_none() {
+                                report.damaged.push(Error::corrupt(
+                                    &path,
+                                    format!(
+                                        "record at byte {offset} names unknown series {}",
+                                        s.id
+                                    ),
+                                ));
+                                continue;
+                            }
+                            report.points_replayed += s.values.len() as u64;
+                            active.append(s.id, Some(&s.steps), &s.times, &s.values);
+                        }
+                        report.wal_records_replayed += 1;
+                    }
+                    Err(e) => report.damaged.push(Error::corrupt(
+                        &path,
+                        format!("record at byte {offset}: {e}"),
+                    )),
+                }
+            }
+        }
+        let wal_file = WalFile::create(&wal_dir, last_wal + 1)?;
+
+        let inner = Arc::new(Inner {
+            dir,
+            wal_dir,
+            seg_dir,
+            catalog: RwLock::new(catalog),
+            version: RwLock::new(Arc::new(Version {
+                segments,
+                frozen: Vec::new(),
+                active,
+            })),
+            wal: Mutex::new(WalState {
+                file: wal_file,
+                needs_new_file: false,
+            }),
+            commits: CommitQueue::default(),
+            manifest: Mutex::new(manifest),
+            flush_lock: Mutex::new(()),
+            structure: RwLock::new(()),
+            metrics: EngineMetrics::default(),
+            closed: AtomicBool::new(false),
+            flush_signal: (Mutex::new(false), Condvar::new()),
+            open_report: report,
+            _lock_file: lock_file,
+            opts,
+        });
+        let thread = if inner.opts.background_flush {
+            let bg = inner.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("loupe-tsdb-flush".into())
+                    .spawn(move || background_flusher(bg))
+                    .map_err(|e| Error::io("spawn flush thread", &inner.dir, e))?,
+            )
+        } else {
+            None
+        };
+        Ok(Tsdb {
+            _flusher: Arc::new(FlusherHandle {
+                inner: inner.clone(),
+                thread: Mutex::new(thread),
+            }),
+            inner,
+        })
+    }
+
+    /// What opening found: replayed records, torn tails, damaged files.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.inner.open_report
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn options(&self) -> &TsdbOptions {
+        &self.inner.opts
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<Version> {
+        self.inner.version.read().clone()
+    }
+
+    /// Flushes the head and stops the background flusher. Further appends fail.
+    pub fn close(&self) -> Result<()> {
+        self.flush()?;
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let (lock, cv) = &self.inner.flush_signal;
+        *lock.lock() = true;
+        cv.notify_all();
+        Ok(())
+    }
+}
+
+fn background_flusher(inner: Arc<Inner>) {
+    let db_flush_points = inner.opts.flush_points;
+    loop {
+        {
+            let (lock, cv) = &inner.flush_signal;
+            let mut woken = lock.lock();
+            if !*woken {
+                cv.wait_for(&mut woken, Duration::from_secs(1));
+            }
+            *woken = false;
+        }
+        if inner.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let active_points = inner.version.read().active.points();
+        if active_points >= db_flush_points
+            && let Err(e) = flush::flush_inner(&inner)
+        {
+            inner.metrics.record_flush_error(&e);
+        }
+    }
+}
+
+/// Takes an exclusive lock on the directory so two processes never share it.
+fn lock_dir(dir: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    // Safety: flock on a valid, owned descriptor.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(Error::io(
+            "lock (is another Loupe process using this directory?)",
+            &path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(f)
+}
+
+/// Deletes segment files a crashed flush or compaction left unpublished.
+fn remove_unlisted_segments(seg_dir: &Path, manifest: &Manifest) -> Result<()> {
+    let rd = std::fs::read_dir(seg_dir).map_err(|e| Error::io("list", seg_dir, e))?;
+    for entry in rd.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let listed = name
+            .strip_suffix(".seg")
+            .and_then(|s| s.parse::<u64>().ok())
+            .is_some_and(|id| manifest.segments.contains(&id));
+        if !listed && (name.ends_with(".seg") || name.ends_with(".tmp")) {
+            fsutil::remove_if_exists(&entry.path())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,405 @@
+//! Moving data out of memory and reshaping what is on disk: flushing the head
+//! to a segment, merging segments, and rewriting them to delete series or
+//! drop old data. Every change is published by replacing the manifest, so a
+//! crash at any point leaves the previous state or the new one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use loupe_model::SeriesMatcher;
+
+use super::{Inner, Tsdb, Version};
+use crate::head::{HeadMap, identity};
+use crate::segment::{Segment, SegmentWriter, segment_path};
+use crate::types::{Points, SeriesId};
+use crate::wal::{self, WalFile};
+use crate::{Error, Result, fsutil};
+
+/// What a retention pass removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub series_matched: usize,
+    pub points_dropped: u64,
+    pub series_emptied: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
+impl Tsdb {
+    /// Writes the head to a new segment and truncates the WAL behind it.
+    pub fn flush(&self) -> Result<()> {
+        flush_inner(&self.inner)
+    }
+
+    /// Merges all segments into one, applying newest-write-wins.
+    pub fn compact(&self) -> Result<()> {
+        let _f = self.inner.flush_lock.lock();
+        rewrite_segments(&self.inner, |_, _| RewriteAction::Keep, true).map(|_| ())
+    }
+
+    /// Deletes every series the matcher selects, and reclaims their disk space
+    /// before returning. Returns how many series were deleted.
+    pub fn delete_series(&self, matcher: &SeriesMatcher) -> Result<usize> {
+        let inner = &*self.inner;
+        let _structure = inner.structure.write();
+        let doomed: BTreeSet<SeriesId> = inner
+            .catalog
+            .read()
+            .matching(matcher)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        flush_inner(inner)?;
+        let _f = inner.flush_lock.lock();
+        rewrite_segments(
+            inner,
+            |id, _| {
+                if doomed.contains(&id) {
+                    RewriteAction::Drop
+                } else {
+                    RewriteAction::Keep
+                }
+            },
+            false,
+        )?;
+        let mut catalog = inner.catalog.write();
+        for id in &doomed {
+            catalog.remove(*id);
+        }
+        drop(catalog);
+        store_manifest(inner)?;
+        Ok(doomed.len())
+    }
+
+    /// Drops the points older than `cutoff_ns` (by time) from every series the
+    /// matcher selects, reclaiming the space; a series left empty is removed.
+    pub fn retain(&self, matcher: &SeriesMatcher, cutoff_ns: i64) -> Result<RetentionReport> {
+        let inner = &*self.inner;
+        let _structure = inner.structure.write();
+        let matched: BTreeSet<SeriesId> = inner
+            .catalog
+            .read()
+            .matching(matcher)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        let mut report = RetentionReport {
+            series_matched: matched.len(),
+            bytes_before: self.disk_bytes(),
+            ..Default::default()
+        };
+        if matched.is_empty() {
+            report.bytes_after = report.bytes_before;
+            return Ok(report);
+        }
+        flush_inner(inner)?;
+        let _f = inner.flush_lock.lock();
+        let mut dropped = 0u64;
+        let mut emptied = Vec::new();
+        rewrite_segments(
+            inner,
+            |id, points| {
+                if !matched.contains(&id) {
+                    return RewriteAction::Keep;
+                }
+                let before = points.len();
+                retain_points(points, |_, t, _| t >= cutoff_ns);
+                dropped += (before - points.len()) as u64;
+                if points.is_empty() {
+                    emptied.push(id);
+                    RewriteAction::Drop
+                } else {
+                    RewriteAction::Keep
+                }
+            },
+            false,
+        )?;
+        let mut catalog = inner.catalog.write();
+        for id in &emptied {
+            catalog.remove(*id);
+        }
+        drop(catalog);
+        store_manifest(inner)?;
+        report.points_dropped = dropped;
+        report.series_emptied = emptied.len();
+        report.bytes_after = self.disk_bytes();
+        Ok(report)
+    }
+
+    /// Bytes of segments and WAL files on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        fsutil::dir_size(&self.inner.seg_dir) + fsutil::dir_size(&self.inner.wal_dir)
+    }
+}
+
+pub(crate) enum RewriteAction {
+    Keep,
+    Drop,
+}
+
+fn retain_points(p: &mut Points, keep: impl Fn(i64, i64, f64) -> bool) {
+    let mut w = 0;
+    for r in 0..p.len() {
+        if keep(p.steps[r], p.times[r], p.values[r]) {
+            p.steps[w] = p.steps[r];
+            p.times[w] = p.times[r];
+            p.values[w] = p.values[r];
+            w += 1;
+        }
+    }
+    p.steps.truncate(w);
+    p.times.truncate(w);
+    p.values.truncate(w);
+}
+
+fn store_manifest(inner: &Inner) -> Result<()> {
+    let mut m = inner.manifest.lock();
+    m.next_series_id = m.next_series_id.max(inner.catalog.read().next_id());
+    m.store(&inner.dir)
+}
+
+/// Freezes the active head, writes it as a segment, publishes it, and drops
+/// the WAL files it covered.
+pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
+    let _f = inner.flush_lock.lock();
+    // Freeze: swap in an empty head and a new WAL file in one step, under the
+    // WAL lock, so each record's data is in exactly one generation.
+    let (frozen, new_wal_id) = {
+        let mut wal = inner.wal.lock();
+        let current = inner.version.read().clone();
+        if current.active.points() == 0 && current.frozen.is_empty() {
+            return Ok(());
+        }
+        let new_wal = WalFile::create(&inner.wal_dir, wal.file.id() + 1)?;
+        let new_wal_id = new_wal.id();
+        wal.file = new_wal;
+        wal.needs_new_file = false;
+        let mut v = inner.version.write();
+        let mut next = Version::clone(&v);
+        next.frozen.push(next.active.clone());
+        next.active = Arc::new(HeadMap::new());
+        let frozen = next.frozen.clone();
+        *v = Arc::new(next);
+        (frozen, new_wal_id)
+    };
+
+    // Write every frozen generation (more than one if an earlier flush failed).
+    let mut writer = SegmentWriter::new(inner.opts.page_points, inner.opts.max_chunk_points);
+    let mut ids: BTreeSet<SeriesId> = BTreeSet::new();
+    for h in &frozen {
+        ids.extend(h.ids());
+    }
+    {
+        let catalog = inner.catalog.read();
+        for id in ids {
+            let Some(key) = catalog.key(id).cloned() else {
+                continue; // deleted meanwhile
+            };
+            let points = merged_head_points(&frozen, id);
+            if !points.is_empty() {
+                writer.add_series(id, &key, &points);
+            }
+        }
+    }
+    let mut new_segment = None;
+    if !writer.is_empty() {
+        let seg_id = {
+            let mut m = inner.manifest.lock();
+            let id = m.next_segment_id;
+            m.next_segment_id += 1;
+            id
+        };
+        let path = segment_path(&inner.seg_dir, seg_id);
+        writer.finish(&path)?;
+        fsutil::sync_dir(&inner.seg_dir)?;
+        new_segment = Some(Arc::new(Segment::open(&path, seg_id)?));
+    }
+    // Publish.
+    {
+        let mut m = inner.manifest.lock();
+        let mut next = m.clone();
+        if let Some(s) = &new_segment {
+            next.segments.push(s.id());
+        }
+        next.wal_start = new_wal_id;
+        next.next_series_id = next.next_series_id.max(inner.catalog.read().next_id());
+        next.store(&inner.dir)?;
+        *m = next;
+    }
+    {
+        let mut v = inner.version.write();
+        let mut next = Version::clone(&v);
+        next.frozen
+            .retain(|h| !frozen.iter().any(|f| Arc::ptr_eq(f, h)));
+        if let Some(s) = new_segment {
+            next.segments.push(s);
+        }
+        *v = Arc::new(next);
+    }
+    for id in wal::list_wal_files(&inner.wal_dir)? {
+        if id < new_wal_id {
+            fsutil::remove_if_exists(&wal::wal_path(&inner.wal_dir, id))?;
+        }
+    }
+    inner.metrics.record_flush();
+    let too_many = inner.version.read().segments.len() > inner.opts.max_segments.max(1);
+    if too_many {
+        rewrite_segments(inner, |_, _| RewriteAction::Keep, true)?;
+    }
+    Ok(())
+}
+
+/// A series' points across frozen head generations, newest write winning.
+fn merged_head_points(frozen: &[Arc<HeadMap>], id: SeriesId) -> Points {
+    let mut parts: Vec<Points> = Vec::new();
+    for h in frozen {
+        if let Some(s) = h.get(id) {
+            parts.push(s.lock().to_points());
+        }
+    }
+    merge_newest_wins(parts)
+}
+
+/// Merges point sets, each sorted by identity without repeats and given
+/// oldest first, into one where a later set's point replaces an earlier
+/// set's at the same identity.
+pub(crate) fn merge_newest_wins(mut parts: Vec<Points>) -> Points {
+    parts.retain(|p| !p.is_empty());
+    match parts.len() {
+        0 => return Points::default(),
+        1 => return parts.pop().expect("one part"),
+        _ => {}
+    }
+    // Fast path: parts that follow one another without overlap concatenate.
+    let disjoint = parts.windows(2).all(|w| {
+        let a = w[0].len() - 1;
+        identity(w[0].steps[a], w[0].times[a]) < identity(w[1].steps[0], w[1].times[0])
+    });
+    let total: usize = parts.iter().map(Points::len).sum();
+    let mut out = Points {
+        steps: Vec::with_capacity(total),
+        times: Vec::with_capacity(total),
+        values: Vec::with_capacity(total),
+    };
+    if disjoint {
+        for p in parts {
+            out.steps.extend(p.steps);
+            out.times.extend(p.times);
+            out.values.extend(p.values);
+        }
+        return out;
+    }
+    // General case: sort (identity, rank) and keep the highest rank of each identity.
+    let mut order: Vec<(bool, i64, u32, u32)> = Vec::with_capacity(total);
+    for (rank, p) in parts.iter().enumerate() {
+        for i in 0..p.len() {
+            let (s, k) = identity(p.steps[i], p.times[i]);
+            order.push((s, k, rank as u32, i as u32));
+        }
+    }
+    order.sort_unstable();
+    for (j, &(s, k, rank, i)) in order.iter().enumerate() {
+        if let Some(&(s2, k2, _, _)) = order.get(j + 1)
+            && (s2, k2) == (s, k)
+        {
+            continue;
+        }
+        let p = &parts[rank as usize];
+        out.push(
+            p.steps[i as usize],
+            p.times[i as usize],
+            p.values[i as usize],
+        );
+    }
+    out
+}
+
+/// Rewrites the segments into one new segment, series by series, letting
+/// `action` edit or drop each series' merged points. With `all = false`,
+/// only segments holding a series that `action` changes would need it, but
+/// deciding that needs the points; so every segment is rewritten.
+pub(crate) fn rewrite_segments(
+    inner: &Inner,
+    mut action: impl FnMut(SeriesId, &mut Points) -> RewriteAction,
+    _all: bool,
+) -> Result<()> {
+    let current = inner.version.read().clone();
+    let old: Vec<Arc<Segment>> = current.segments.clone();
+    if old.is_empty() {
+        return Ok(());
+    }
+    let mut ids: BTreeSet<SeriesId> = BTreeSet::new();
+    for s in &old {
+        ids.extend(s.keys().iter().map(|(id, _)| *id));
+    }
+    let mut keys: HashMap<SeriesId, loupe_model::SeriesKey> = HashMap::new();
+    for s in &old {
+        for (id, k) in s.keys() {
+            keys.insert(*id, k.clone());
+        }
+    }
+    let mut writer = SegmentWriter::new(inner.opts.page_points, inner.opts.max_chunk_points);
+    for id in ids {
+        let mut parts = Vec::new();
+        for s in &old {
+            for &c in s.chunks_of(id) {
+                parts.push(s.read_chunk(c)?);
+            }
+        }
+        let mut points = merge_newest_wins(parts);
+        if let RewriteAction::Keep = action(id, &mut points)
+            && !points.is_empty()
+        {
+            writer.add_series(id, &keys[&id], &points);
+        }
+    }
+    let seg_id = {
+        let mut m = inner.manifest.lock();
+        let id = m.next_segment_id;
+        m.next_segment_id += 1;
+        id
+    };
+    let new_segment = if writer.is_empty() {
+        None
+    } else {
+        let path = segment_path(&inner.seg_dir, seg_id);
+        writer.finish(&path)?;
+        fsutil::sync_dir(&inner.seg_dir)?;
+        Some(Arc::new(Segment::open(&path, seg_id)?))
+    };
+    let old_ids: Vec<u64> = old.iter().map(|s| s.id()).collect();
+    {
+        let mut m = inner.manifest.lock();
+        let mut next = m.clone();
+        // Segments published meanwhile (none: the flush lock is held) stay after ours.
+        next.segments.retain(|id| !old_ids.contains(id));
+        if let Some(s) = &new_segment {
+            next.segments.insert(0, s.id());
+        }
+        next.next_series_id = next.next_series_id.max(inner.catalog.read().next_id());
+        next.store(&inner.dir)?;
+        *m = next;
+    }
+    {
+        let mut v = inner.version.write();
+        let mut next = Version::clone(&v);
+        next.segments.retain(|s| !old_ids.contains(&s.id()));
+        if let Some(s) = new_segment {
+            next.segments.insert(0, s);
+        }
+        *v = Arc::new(next);
+    }
+    for id in old_ids {
+        let path = segment_path(&inner.seg_dir, id);
+        if let Err(e) = fsutil::remove_if_exists(&path) {
+            // The manifest no longer names it; the next open removes it.
+            inner.metrics.record_flush_error(&e);
+        }
+    }
+    fsutil::sync_dir(&inner.seg_dir)?;
+    let _ = Error::Closed; // keep the error type in scope for readers of this module
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Opens a segment file and reads its chunks.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use loupe_model::SeriesKey;
+use memmap2::Mmap;
+
+use super::stats::{ChunkSummary, PageStats};
+use super::{BlobRef, FLAG_HAS_STATS, FLAG_HAS_STEPS, FLAG_TIMES_SORTED, FOOTER_MAGIC, MAGIC};
+use crate::codec::PagedReader;
+use crate::codec::bytes::ByteReader;
+use crate::types::{Points, SeriesId};
+use crate::{Error, Result};
+
+/// One chunk of one series in a segment.
+#[derive(Debug)]
+pub struct ChunkEntry {
+    pub series: SeriesId,
+    pub count: u32,
+    pub flags: u8,
+    pub page_points: u32,
+    pub summary: ChunkSummary,
+    blobs: [BlobRef; 4],
+    verified: [AtomicBool; 4],
+    stats: OnceLock<Arc<PageStats>>,
+}
+
+const STEPS: usize = 0;
+const TIMES: usize = 1;
+const VALUES: usize = 2;
+const STATS: usize = 3;
+
+impl ChunkEntry {
+    pub fn has_steps(&self) -> bool {
+        self.flags & FLAG_HAS_STEPS != 0
+    }
+    pub fn times_sorted(&self) -> bool {
+        self.flags & FLAG_TIMES_SORTED != 0
+    }
+    pub fn has_stats(&self) -> bool {
+        self.flags & FLAG_HAS_STATS != 0
+    }
+    pub fn n_pages(&self) -> usize {
+        (self.count as usize).div_ceil(self.page_points.max(1) as usize)
+    }
+    /// Bytes of the chunk's columns, shared columns counted in full.
+    pub fn stored_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.len as u64).sum()
+    }
+}
+
+/// An open, immutable segment file.
+pub struct Segment {
+    id: u64,
+    path: PathBuf,
+    map: Mmap,
+    entries: Vec<ChunkEntry>,
+    by_series: HashMap<SeriesId, Vec<u32>>,
+    keys: Vec<(SeriesId, SeriesKey)>,
+    size: u64,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("chunks", &self.entries.len())
+            .finish()
+    }
+}
+
+/// The decoders for one chunk's columns.
+pub struct ChunkColumns<'a> {
+    pub steps: PagedReader<'a, i64>,
+    pub times: PagedReader<'a, i64>,
+    pub values: PagedReader<'a, f64>,
+}
+
+impl Segment {
+    /// Maps the file and checks its footer and index. Chunk data is checked
+    /// against its checksum the first time it is read.
+    pub fn open(path: &Path, id: u64) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
+        // Safety: segment files are immutable once published and never
+        // truncated; a removed file stays mapped until the last reader drops it.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io("map", path, e))?;
+        let size = map.len() as u64;
+        let corrupt = |d: String| Error::corrupt(path, d);
+        if map.len() < MAGIC.len() + 24 || &map[..MAGIC.len()] != MAGIC {
+            return Err(corrupt(
+                "not a Loupe segment (bad magic or too short)".into(),
+            ));
+        }
+        let footer = &map[map.len() - 24..];
+        if &footer[16..] != FOOTER_MAGIC {
+            return Err(corrupt(
+                "bad footer magic: the file is truncated or damaged".into(),
+            ));
+        }
+        let mut fr = ByteReader::new(footer);
+        let index_offset = fr.u64("index offset").map_err(|e| corrupt(e.to_string()))? as usize;
+        let index_len = fr.u32("index length").map_err(|e| corrupt(e.to_string()))? as usize;
+        let index_crc = fr
+            .u32("index checksum")
+            .map_err(|e| corrupt(e.to_string()))?;
+        if index_offset.checked_add(index_len) != Some(map.len() - 24) {
+            return Err(corrupt("index bounds do not match the file size".into()));
+        }
+        let index = &map[index_offset..index_offset + index_len];
+        if crc32c::crc32c(index) != index_crc {
+            return Err(corrupt("index fails its checksum".into()));
+        }
+        let (entries, keys) =
+            parse_index(index, index_offset as u64).map_err(|e| corrupt(format!("index: {e}")))?;
+        let mut by_series: HashMap<SeriesId, Vec<u32>> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            by_series.entry(e.series).or_default().push(i as u32);
+        }
+        Ok(Segment {
+            id,
+            path: path.to_path_buf(),
+            map,
+            entries,
+            by_series,
+            keys,
+            size,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The series keys this segment holds chunks for.
+    pub fn keys(&self) -> &[(SeriesId, SeriesKey)] {
+        &self.keys
+    }
+
+    pub fn entries(&self) -> &[ChunkEntry] {
+        &self.entries
+    }
+
+    /// The chunks of one series, in identity order.
+    pub fn chunks_of(&self, id: SeriesId) -> &[u32] {
+        self.by_series.get(&id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn contains(&self, id: SeriesId) -> bool {
+        self.by_series.contains_key(&id)
+    }
+
+    pub fn entry(&self, chunk: u32) -> &ChunkEntry {
+        &self.entries[chunk as usize]
+    }
+
+    fn blob(&self, chunk: u32, which: usize) -> Result<&[u8]> {
+        let e = &self.entries[chunk as usize];
+        let b = e.blobs[which];
+        let bytes = &self.map[b.offset as usize..b.offset as usize + b.len as usize];
+        if !e.verified[which].load(Ordering::Acquire) {
+            if crc32c::crc32c(bytes) != b.crc {
+                return Err(Error::corrupt(
+                    &self.path,
+                    format!(
+                        "chunk {chunk} (series {}) column {} fails its checksum",
+                        e.series,
+                        ["steps", "times", "values", "roll-ups"][which]
+                    ),
+                ));
+            }
+            e.verified[which].store(true, Ordering::Release);
+        }
+        Ok(bytes)
+    }
+
+    fn wrap<T>(&self, chunk: u32, r: Result<T>) -> Result<T> {
+        r.map_err(|e| match e {
+            Error::Codec(d) => Error::corrupt(&self.path, format!("chunk {chunk}: {d}")),
+            other => other,
+        })
+    }
+
+    /// Opens the decoders of a chunk's columns.
+    pub fn columns(&self, chunk: u32) -> Result<ChunkColumns<'_>> {
+        let n = self.entries[chunk as usize].count as usize;
+        let steps = self.wrap(chunk, PagedReader::with_len(self.blob(chunk, STEPS)?, n))?;
+        let times = self.wrap(chunk, PagedReader::with_len(self.blob(chunk, TIMES)?, n))?;
+        let values = self.wrap(chunk, PagedReader::with_len(self.blob(chunk, VALUES)?, n))?;
+        Ok(ChunkColumns {
+            steps,
+            times,
+            values,
+        })
+    }
+
+    /// Decodes a whole chunk.
+    pub fn read_chunk(&self, chunk: u32) -> Result<Points> {
+        let mut c = self.columns(chunk)?;
+        let steps = self.wrap(chunk, c.steps.decode_all())?;
+        let times = self.wrap(chunk, c.times.decode_all())?;
+        let values = self.wrap(chunk, c.values.decode_all())?;
+        Ok(Points {
+            steps,
+            times,
+            values,
+        })
+    }
+
+    /// The page roll-ups of a chunk, decoded once and kept.
+    pub fn page_stats(&self, chunk: u32) -> Result<Option<Arc<PageStats>>> {
+        let e = &self.entries[chunk as usize];
+        if !e.has_stats() {
+            return Ok(None);
+        }
+        if let Some(s) = e.stats.get() {
+            return Ok(Some(s.clone()));
+        }
+        let bytes = self.blob(chunk, STATS)?;
+        let stats = Arc::new(self.wrap(chunk, PageStats::decode(bytes, e.n_pages()))?);
+        Ok(Some(e.stats.get_or_init(|| stats).clone()))
+    }
+
+    /// Checks every chunk's checksums; returns the damage found.
+    pub fn verify(&self) -> Vec<Error> {
+        let mut out = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            for which in 0..4 {
+                if which == STATS && !e.has_stats() {
+                    continue;
+                }
+                if let Err(err) = self.blob(i as u32, which) {
+                    out.push(err);
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+type ParsedIndex = (Vec<ChunkEntry>, Vec<(SeriesId, SeriesKey)>);
+
+fn parse_index(index: &[u8], data_end: u64) -> Result<ParsedIndex> {
+    let mut r = ByteReader::new(index);
+    let n = r.count("chunk entries", 100)?;
+    let mut entries = Vec::with_capacity(n);
+    let mut keys: Vec<(SeriesId, SeriesKey)> = Vec::new();
+    for _ in 0..n {
+        let series = r.u64("series id")?;
+        let key_bytes = r.bytes("series key")?;
+        let count = r.u32("point count")?;
+        let flags = r.u8("flags")?;
+        let page_points = r.u32("page size")?;
+        if page_points == 0 {
+            return Err(Error::Codec("page size 0".into()));
+        }
+        let summary = ChunkSummary::read(&mut r)?;
+        let mut blobs = [BlobRef::default(); 4];
+        for b in blobs.iter_mut() {
+            *b = BlobRef::read(&mut r)?;
+            if b.offset + b.len as u64 > data_end {
+                return Err(Error::Codec(format!(
+                    "chunk of series {series} points past the data"
+                )));
+            }
+        }
+        if keys.last().map(|(id, _)| *id) != Some(series) {
+            let key = SeriesKey::from_bytes(key_bytes)
+                .map_err(|e| Error::Codec(format!("series {series}: {e}")))?;
+            keys.push((series, key));
+        }
+        entries.push(ChunkEntry {
+            series,
+            count,
+            flags,
+            page_points,
+            summary,
+            blobs,
+            verified: Default::default(),
+            stats: OnceLock::new(),
+        });
+    }
+    if r.remaining() != 0 {
+        return Err(Error::Codec("bytes after the last index entry".into()));
+    }
+    Ok((entries, keys))
+}

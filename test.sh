@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs Loupe's full test suite. Extra arguments go to the test runner
+# (cargo-nextest when installed, else `cargo test`): a filter such as
+# `./test.sh crash`, or a package such as `./test.sh -p loupe-tsdb`.
+#
+# Release mode: the crash and reliability tests do real IO at volume and are
+# too slow in debug builds.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# `--workspace` would override a `-p` given on the command line.
+scope=(--workspace)
+for arg in "$@"; do
+    case "$arg" in
+        --) break ;;
+        -p | -p* | --package | --package=*) scope=() ;;
+    esac
+done
+
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run "${scope[@]}" --release "$@"
+    # nextest does not run doctests.
+    cargo test --doc --workspace --release
+else
+    cargo test "${scope[@]}" --release "$@"
+fi

@@ -1,21 +1,85 @@
-//! Series keys and their ids.
+//! Series keys and their ids, kept compactly.
+//!
+//! A GPU fleet has hundreds of thousands of series that sit idle between
+//! scrapes, so each key is held once, in its encoded byte form
+//! ([`SeriesKey::to_bytes`]), and the key → id direction is a hash table of
+//! bare ids that hashes through those bytes. About 100 bytes per series.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hasher};
 
+use hashbrown::HashTable;
 use loupe_model::{SeriesKey, SeriesMatcher};
 
 use crate::types::SeriesId;
 
 /// Maps series keys to ids and back.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Catalog {
-    by_key: HashMap<Arc<SeriesKey>, SeriesId>,
-    by_id: HashMap<SeriesId, Arc<SeriesKey>>,
+    by_id: HashMap<SeriesId, Box<[u8]>>,
+    by_key: HashTable<SeriesId>,
+    hasher: std::hash::RandomState,
     next_id: SeriesId,
     /// Series whose key is not yet in a durable WAL record: every append
     /// that writes them carries their key until one such append succeeds.
     undurable: HashSet<SeriesId>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("series", &self.by_id.len())
+            .field("next_id", &self.next_id)
+            .finish()
+    }
+}
+
+/// Hashes the pieces of a key, in the order of its encoded form.
+fn hash_key(state: &std::hash::RandomState, key: &SeriesKey) -> u64 {
+    let mut h = state.build_hasher();
+    h.write(key.name().as_bytes());
+    h.write_u8(0);
+    for (k, v) in key.labels() {
+        h.write(k.as_bytes());
+        h.write_u8(0);
+        h.write(v.as_bytes());
+        h.write_u8(0);
+    }
+    h.finish()
+}
+
+/// Hashes an encoded key the same way [`hash_key`] hashes the decoded one.
+fn hash_encoded(state: &std::hash::RandomState, bytes: &[u8]) -> u64 {
+    let mut h = state.build_hasher();
+    let body = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+    for piece in body.split(|&b| b == 0) {
+        h.write(piece);
+        h.write_u8(0);
+    }
+    h.finish()
+}
+
+/// True when `bytes` is the encoded form of `key`, without allocating.
+fn encoded_eq(bytes: &[u8], key: &SeriesKey) -> bool {
+    let mut rest = bytes;
+    let mut take = |s: &str| -> bool {
+        let n = s.len();
+        if rest.len() > n && &rest[..n] == s.as_bytes() && rest[n] == 0 {
+            rest = &rest[n + 1..];
+            true
+        } else {
+            false
+        }
+    };
+    if !take(key.name()) {
+        return false;
+    }
+    for (k, v) in key.labels() {
+        if !take(k) || !take(v) {
+            return false;
+        }
+    }
+    rest.is_empty()
 }
 
 impl Catalog {
@@ -27,11 +91,22 @@ impl Catalog {
     }
 
     pub fn get(&self, key: &SeriesKey) -> Option<SeriesId> {
-        self.by_key.get(key).copied()
+        let h = hash_key(&self.hasher, key);
+        self.by_key
+            .find(h, |id| encoded_eq(&self.by_id[id], key))
+            .copied()
     }
 
-    pub fn key(&self, id: SeriesId) -> Option<&Arc<SeriesKey>> {
-        self.by_id.get(&id)
+    /// The key of a series.
+    pub fn key(&self, id: SeriesId) -> Option<SeriesKey> {
+        self.by_id
+            .get(&id)
+            .map(|b| SeriesKey::from_bytes(b).expect("catalog holds only valid keys"))
+    }
+
+    /// The encoded key of a series, as the WAL and segments store it.
+    pub fn key_bytes(&self, id: SeriesId) -> Option<&[u8]> {
+        self.by_id.get(&id).map(|b| &b[..])
     }
 
     /// Registers a key with a fresh id; its key must go into the WAL.
@@ -41,6 +116,33 @@ impl Catalog {
         self.insert(id, key);
         self.undurable.insert(id);
         id
+    }
+
+    /// Registers a key under an id read back from disk.
+    pub fn insert(&mut self, id: SeriesId, key: SeriesKey) {
+        if self.by_id.contains_key(&id) {
+            return;
+        }
+        if let Some(old) = self.get(&key) {
+            self.remove(old);
+        }
+        let h = hash_key(&self.hasher, &key);
+        self.by_id.insert(id, key.to_bytes().into_boxed_slice());
+        let (by_id, hasher) = (&self.by_id, &self.hasher);
+        self.by_key
+            .insert_unique(h, id, |i| hash_encoded(hasher, &by_id[i]));
+        self.next_id = self.next_id.max(id + 1);
+    }
+
+    pub fn remove(&mut self, id: SeriesId) {
+        self.undurable.remove(&id);
+        if let Some(bytes) = self.by_id.get(&id) {
+            let h = hash_encoded(&self.hasher, bytes);
+            if let Ok(entry) = self.by_key.find_entry(h, |i| *i == id) {
+                entry.remove();
+            }
+            self.by_id.remove(&id);
+        }
     }
 
     /// True while no append carrying this series' key has reached the WAL.
@@ -55,21 +157,6 @@ impl Catalog {
         }
     }
 
-    /// Registers a key under an id read back from disk.
-    pub fn insert(&mut self, id: SeriesId, key: SeriesKey) {
-        let key = Arc::new(key);
-        self.by_key.insert(key.clone(), id);
-        self.by_id.insert(id, key);
-        self.next_id = self.next_id.max(id + 1);
-    }
-
-    pub fn remove(&mut self, id: SeriesId) {
-        self.undurable.remove(&id);
-        if let Some(k) = self.by_id.remove(&id) {
-            self.by_key.remove(&k);
-        }
-    }
-
     pub fn next_id(&self) -> SeriesId {
         self.next_id
     }
@@ -80,14 +167,56 @@ impl Catalog {
     }
 
     /// Series whose keys match, ordered by key.
-    pub fn matching(&self, m: &SeriesMatcher) -> Vec<(SeriesId, Arc<SeriesKey>)> {
-        let mut out: Vec<(SeriesId, Arc<SeriesKey>)> = self
+    pub fn matching(&self, m: &SeriesMatcher) -> Vec<(SeriesId, SeriesKey)> {
+        let mut out: Vec<(SeriesId, SeriesKey)> = self
             .by_id
             .iter()
+            .map(|(id, b)| (*id, SeriesKey::from_bytes(b).expect("valid key")))
             .filter(|(_, k)| m.matches(k))
-            .map(|(id, k)| (*id, k.clone()))
             .collect();
         out.sort_by(|a, b| a.1.cmp(&b.1));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_keys_both_ways_and_forgets_removed_ones() {
+        let mut c = Catalog::new(1);
+        let a = SeriesKey::new("loss", [("run", "a")]).unwrap();
+        let b = SeriesKey::new("loss", [("run", "b")]).unwrap();
+        let bare = SeriesKey::named("loss").unwrap();
+        let ia = c.insert_new(a.clone());
+        let ib = c.insert_new(b.clone());
+        assert_ne!(ia, ib);
+        assert_eq!(c.get(&a), Some(ia));
+        assert_eq!(c.get(&b), Some(ib));
+        assert_eq!(c.get(&bare), None);
+        assert_eq!(c.key(ib), Some(b.clone()));
+        assert!(c.is_undurable(ia));
+        c.mark_durable(&[ia]);
+        assert!(!c.is_undurable(ia));
+        c.remove(ia);
+        assert_eq!(c.get(&a), None);
+        assert_eq!(c.get(&b), Some(ib));
+        assert_eq!(c.len(), 1);
+        let again = c.insert_new(a.clone());
+        assert!(again > ib, "ids are never reused");
+        let m = SeriesMatcher::any().name_eq("loss");
+        assert_eq!(c.matching(&m).len(), 2);
+    }
+
+    #[test]
+    fn encoded_comparison_is_exact() {
+        let k = SeriesKey::new("a", [("b", "c")]).unwrap();
+        assert!(encoded_eq(&k.to_bytes(), &k));
+        let other = SeriesKey::new("a", [("b", "cd")]).unwrap();
+        assert!(!encoded_eq(&other.to_bytes(), &k));
+        assert!(!encoded_eq(&k.to_bytes(), &other));
+        let s = std::hash::RandomState::new();
+        assert_eq!(hash_key(&s, &k), hash_encoded(&s, &k.to_bytes()));
     }
 }

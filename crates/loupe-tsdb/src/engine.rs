@@ -21,6 +21,7 @@ use crate::catalog::Catalog;
 use crate::head::HeadMap;
 use crate::manifest::Manifest;
 use crate::metrics::EngineMetrics;
+use crate::page_cache::PageCache;
 use crate::segment::{Segment, segment_path};
 use crate::types::TsdbOptions;
 use crate::wal::{self, WalFile, WalRecord, decode_record, read_frames};
@@ -67,6 +68,7 @@ pub(crate) struct Inner {
     pub closed: AtomicBool,
     pub flush_signal: (Mutex<bool>, Condvar),
     pub open_report: OpenReport,
+    pub page_cache: Arc<PageCache>,
     _lock_file: File,
 }
 
@@ -136,17 +138,21 @@ impl Tsdb {
         };
         remove_unlisted_segments(&seg_dir, &manifest)?;
 
+        let page_cache = Arc::new(PageCache::new(opts.page_cache_bytes));
         let mut catalog = Catalog::new(manifest.next_series_id);
         let mut segments = Vec::new();
         for &id in &manifest.segments {
             let path = segment_path(&seg_dir, id);
-            match Segment::open(&path, id) {
-                Ok(seg) => {
-                    for (sid, key) in seg.keys() {
-                        catalog.insert(*sid, key.clone());
+            match Segment::open_with_cache(&path, id, page_cache.clone()) {
+                Ok(seg) => match seg.keys() {
+                    Ok(keys) => {
+                        for (sid, key) in keys {
+                            catalog.insert(sid, key);
+                        }
+                        segments.push(Arc::new(seg));
                     }
-                    segments.push(Arc::new(seg));
-                }
+                    Err(e) => report.damaged.push(e),
+                },
                 // Keep the file and its place in the manifest: it may be
                 // repairable, and the other segments stay readable.
                 Err(e) => report.damaged.push(e),
@@ -223,6 +229,7 @@ impl Tsdb {
             closed: AtomicBool::new(false),
             flush_signal: (Mutex::new(false), Condvar::new()),
             open_report: report,
+            page_cache,
             _lock_file: lock_file,
             opts,
         });

@@ -17,6 +17,7 @@ mod head;
 pub mod m4;
 mod manifest;
 mod metrics;
+mod page_cache;
 pub mod segment;
 mod types;
 pub mod wal;

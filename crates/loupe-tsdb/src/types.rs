@@ -49,8 +49,8 @@ pub struct TsdbOptions {
     pub max_chunk_points: usize,
     /// Segments are merged once there are more than this many.
     pub max_segments: usize,
-    /// Decoded-column cache size, in opened series chunks.
-    pub chunk_cache_entries: usize,
+    /// Bytes of decoded pages kept for repeated reads (0 disables the cache).
+    pub page_cache_bytes: u64,
     /// Start a background thread that flushes the head when it is full.
     pub background_flush: bool,
 }
@@ -63,7 +63,7 @@ impl Default for TsdbOptions {
             page_points: 512,
             max_chunk_points: 1 << 24,
             max_segments: 8,
-            chunk_cache_entries: 4096,
+            page_cache_bytes: 64 << 20,
             background_flush: true,
         }
     }

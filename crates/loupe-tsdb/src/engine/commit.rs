@@ -58,10 +58,10 @@ impl Tsdb {
         let ids = resolve_ids(inner, &batch)?;
         let payload = {
             let catalog = inner.catalog.read();
-            let defs: Vec<(SeriesId, &loupe_model::SeriesKey)> = ids
+            let defs: Vec<(SeriesId, &[u8])> = ids
                 .iter()
                 .filter(|(_, new)| *new)
-                .map(|(id, _)| (*id, catalog.key(*id).expect("just inserted").as_ref()))
+                .map(|(id, _)| (*id, catalog.key_bytes(*id).expect("just inserted")))
                 .collect();
             let series: Vec<(SeriesId, &crate::types::SeriesWrite)> = ids
                 .iter()

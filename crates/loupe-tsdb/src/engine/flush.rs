@@ -3,7 +3,7 @@
 //! drop old data. Every change is published by replacing the manifest, so a
 //! crash at any point leaves the previous state or the new one.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use loupe_model::SeriesMatcher;
@@ -195,7 +195,7 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
     {
         let catalog = inner.catalog.read();
         for id in ids {
-            let Some(key) = catalog.key(id).cloned() else {
+            let Some(key) = catalog.key(id) else {
                 continue; // deleted meanwhile
             };
             let points = merged_head_points(&frozen, id);
@@ -215,7 +215,11 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
         let path = segment_path(&inner.seg_dir, seg_id);
         writer.finish(&path)?;
         fsutil::sync_dir(&inner.seg_dir)?;
-        new_segment = Some(Arc::new(Segment::open(&path, seg_id)?));
+        new_segment = Some(Arc::new(Segment::open_with_cache(
+            &path,
+            seg_id,
+            inner.page_cache.clone(),
+        )?));
     }
     // Publish.
     {
@@ -331,21 +335,18 @@ pub(crate) fn rewrite_segments(
     if old.is_empty() {
         return Ok(());
     }
-    let mut ids: BTreeSet<SeriesId> = BTreeSet::new();
+    let mut keys: BTreeMap<SeriesId, loupe_model::SeriesKey> = BTreeMap::new();
     for s in &old {
-        ids.extend(s.keys().iter().map(|(id, _)| *id));
-    }
-    let mut keys: HashMap<SeriesId, loupe_model::SeriesKey> = HashMap::new();
-    for s in &old {
-        for (id, k) in s.keys() {
-            keys.insert(*id, k.clone());
+        for (id, k) in s.keys()? {
+            keys.insert(id, k);
         }
     }
+    let ids: Vec<SeriesId> = keys.keys().copied().collect();
     let mut writer = SegmentWriter::new(inner.opts.page_points, inner.opts.max_chunk_points);
     for id in ids {
         let mut parts = Vec::new();
         for s in &old {
-            for &c in s.chunks_of(id) {
+            for c in s.chunks_of(id) {
                 parts.push(s.read_chunk(c)?);
             }
         }
@@ -368,7 +369,11 @@ pub(crate) fn rewrite_segments(
         let path = segment_path(&inner.seg_dir, seg_id);
         writer.finish(&path)?;
         fsutil::sync_dir(&inner.seg_dir)?;
-        Some(Arc::new(Segment::open(&path, seg_id)?))
+        Some(Arc::new(Segment::open_with_cache(
+            &path,
+            seg_id,
+            inner.page_cache.clone(),
+        )?))
     };
     let old_ids: Vec<u64> = old.iter().map(|s| s.id()).collect();
     {

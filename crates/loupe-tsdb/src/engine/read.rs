@@ -73,7 +73,7 @@ struct SeriesSources {
 fn sources_of(v: &Version, id: SeriesId) -> SeriesSources {
     let mut sources = Vec::new();
     for seg in &v.segments {
-        for &c in seg.chunks_of(id) {
+        for c in seg.chunks_of(id) {
             sources.push(Source::Chunk(seg.clone(), c));
         }
     }
@@ -130,10 +130,7 @@ impl Tsdb {
             .read()
             .matching(matcher)
             .into_iter()
-            .map(|(id, key)| SeriesInfo {
-                id,
-                key: (*key).clone(),
-            })
+            .map(|(id, key)| SeriesInfo { id, key })
             .collect()
     }
 
@@ -334,6 +331,19 @@ fn sort_by_time(p: &mut Points) {
 }
 
 fn add_points(m4: &mut M4Downsampler, axis: XAxis, steps: &[i64], times: &[i64], values: &[f64]) {
+    let xs = match axis {
+        XAxis::Step => steps,
+        XAxis::Time => times,
+    };
+    let skip = if axis == XAxis::Step {
+        xs.partition_point(|&x| x == NO_STEP)
+    } else {
+        0
+    };
+    if xs[skip..].is_sorted() {
+        m4.add_sorted(&xs[skip..], &values[skip..]);
+        return;
+    }
     match axis {
         XAxis::Step => {
             for i in 0..values.len() {
@@ -424,22 +434,29 @@ fn m4_chunk(seg: &Segment, c: u32, axis: XAxis, m4: &mut M4Downsampler) -> Resul
         |p: usize, m4: &mut M4Downsampler, first_last_step: Option<(i64, i64)>| -> Result<()> {
             xs.clear();
             ys.clear();
-            cols.values.decode_page(p, &mut ys)?;
+            seg.decode_page_cached(c, 2, &mut cols.values, p, &mut ys)?;
             match axis {
                 XAxis::Step => match first_last_step {
                     // Consecutive steps need no decoding.
                     Some((a, b)) if a != NO_STEP && (b - a) as usize + 1 == ys.len() => {
                         xs.extend(a..=b);
                     }
-                    _ => cols.steps.decode_page(p, &mut xs)?,
+                    _ => seg.decode_page_cached(c, 0, &mut cols.steps, p, &mut xs)?,
                 },
-                XAxis::Time => cols.times.decode_page(p, &mut xs)?,
+                XAxis::Time => seg.decode_page_cached(c, 1, &mut cols.times, p, &mut xs)?,
             }
-            for i in 0..ys.len() {
-                if axis == XAxis::Step && xs[i] == NO_STEP {
-                    continue;
+            // Unstepped points (NO_STEP) sort first and are not on the step axis.
+            let skip = if axis == XAxis::Step {
+                xs.partition_point(|&x| x == NO_STEP)
+            } else {
+                0
+            };
+            if xs[skip..].is_sorted() {
+                m4.add_sorted(&xs[skip..], &ys[skip..]);
+            } else {
+                for i in skip..ys.len() {
+                    m4.add(xs[i], ys[i]);
                 }
-                m4.add(xs[i], ys[i]);
             }
             Ok(())
         };

@@ -1,6 +1,5 @@
 //! Opens a segment file and reads its chunks.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,8 +10,9 @@ use memmap2::Mmap;
 
 use super::stats::{ChunkSummary, PageStats};
 use super::{BlobRef, FLAG_HAS_STATS, FLAG_HAS_STEPS, FLAG_TIMES_SORTED, FOOTER_MAGIC, MAGIC};
-use crate::codec::PagedReader;
 use crate::codec::bytes::ByteReader;
+use crate::codec::{ColumnValue, PagedReader};
+use crate::page_cache::PageCache;
 use crate::types::{Points, SeriesId};
 use crate::{Error, Result};
 
@@ -58,10 +58,12 @@ pub struct Segment {
     id: u64,
     path: PathBuf,
     map: Mmap,
+    /// Sorted by series id (the writer adds series in id order), so a
+    /// series' chunks are found by binary search without a per-series map.
     entries: Vec<ChunkEntry>,
-    by_series: HashMap<SeriesId, Vec<u32>>,
-    keys: Vec<(SeriesId, SeriesKey)>,
+    index_range: std::ops::Range<usize>,
     size: u64,
+    cache: Arc<PageCache>,
 }
 
 impl std::fmt::Debug for Segment {
@@ -85,6 +87,11 @@ impl Segment {
     /// Maps the file and checks its footer and index. Chunk data is checked
     /// against its checksum the first time it is read.
     pub fn open(path: &Path, id: u64) -> Result<Self> {
+        Self::open_with_cache(path, id, Arc::new(PageCache::new(0)))
+    }
+
+    /// Like [`Segment::open`], sharing a cache of decoded pages.
+    pub fn open_with_cache(path: &Path, id: u64, cache: Arc<PageCache>) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
         // Safety: segment files are immutable once published and never
         // truncated; a removed file stays mapped until the last reader drops it.
@@ -115,20 +122,35 @@ impl Segment {
         if crc32c::crc32c(index) != index_crc {
             return Err(corrupt("index fails its checksum".into()));
         }
-        let (entries, keys) =
+        let entries =
             parse_index(index, index_offset as u64).map_err(|e| corrupt(format!("index: {e}")))?;
-        let mut by_series: HashMap<SeriesId, Vec<u32>> = HashMap::new();
-        for (i, e) in entries.iter().enumerate() {
-            by_series.entry(e.series).or_default().push(i as u32);
+        if !entries.is_sorted_by_key(|e| e.series) {
+            return Err(corrupt("index entries are not in series order".into()));
+        }
+        let index_range = index_offset..index_offset + index_len;
+        // The index is parsed; let the kernel drop its pages until a rewrite
+        // reads the keys again, so idle series cost only their entries.
+        // Safety: a read-only, file-backed mapping; dropped pages are read
+        // back from the file on the next access.
+        let page = 4096;
+        let start = index_range.start.div_ceil(page) * page;
+        if index_range.end > start {
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    index_range.end - start,
+                )
+            };
         }
         Ok(Segment {
             id,
             path: path.to_path_buf(),
             map,
             entries,
-            by_series,
-            keys,
+            index_range,
             size,
+            cache,
         })
     }
 
@@ -144,9 +166,10 @@ impl Segment {
         self.size
     }
 
-    /// The series keys this segment holds chunks for.
-    pub fn keys(&self) -> &[(SeriesId, SeriesKey)] {
-        &self.keys
+    /// The series keys this segment holds chunks for, read from its index.
+    pub fn keys(&self) -> Result<Vec<(SeriesId, SeriesKey)>> {
+        let index = &self.map[self.index_range.clone()];
+        parse_keys(index).map_err(|e| Error::corrupt(&self.path, format!("index: {e}")))
     }
 
     pub fn entries(&self) -> &[ChunkEntry] {
@@ -154,12 +177,14 @@ impl Segment {
     }
 
     /// The chunks of one series, in identity order.
-    pub fn chunks_of(&self, id: SeriesId) -> &[u32] {
-        self.by_series.get(&id).map(Vec::as_slice).unwrap_or(&[])
+    pub fn chunks_of(&self, id: SeriesId) -> std::ops::Range<u32> {
+        let lo = self.entries.partition_point(|e| e.series < id);
+        let hi = lo + self.entries[lo..].partition_point(|e| e.series == id);
+        lo as u32..hi as u32
     }
 
     pub fn contains(&self, id: SeriesId) -> bool {
-        self.by_series.contains_key(&id)
+        !self.chunks_of(id).is_empty()
     }
 
     pub fn entry(&self, chunk: u32) -> &ChunkEntry {
@@ -219,6 +244,28 @@ impl Segment {
         })
     }
 
+    /// Appends page `page` of a column to `out`, from the page cache when it
+    /// holds it. `column` is 0 for steps, 1 for times, 2 for values.
+    pub fn decode_page_cached<T: ColumnValue>(
+        &self,
+        chunk: u32,
+        column: u8,
+        reader: &mut PagedReader<'_, T>,
+        page: usize,
+        out: &mut Vec<T>,
+    ) -> Result<()> {
+        let key = (self.id, chunk, column, page as u32);
+        if let Some(bits) = self.cache.get(&key) {
+            out.extend(bits.iter().map(|b| T::from_bits64(*b)));
+            return Ok(());
+        }
+        let start = out.len();
+        self.wrap(chunk, reader.decode_page(page, out))?;
+        let bits: Arc<[u64]> = out[start..].iter().map(|v| v.to_bits64()).collect();
+        self.cache.insert(key, bits);
+        Ok(())
+    }
+
     /// The page roll-ups of a chunk, decoded once and kept.
     pub fn page_stats(&self, chunk: u32) -> Result<Option<Arc<PageStats>>> {
         let e = &self.entries[chunk as usize];
@@ -251,16 +298,15 @@ impl Segment {
     }
 }
 
-type ParsedIndex = (Vec<ChunkEntry>, Vec<(SeriesId, SeriesKey)>);
-
-fn parse_index(index: &[u8], data_end: u64) -> Result<ParsedIndex> {
+fn parse_index(index: &[u8], data_end: u64) -> Result<Vec<ChunkEntry>> {
     let mut r = ByteReader::new(index);
     let n = r.count("chunk entries", 100)?;
     let mut entries = Vec::with_capacity(n);
-    let mut keys: Vec<(SeriesId, SeriesKey)> = Vec::new();
     for _ in 0..n {
         let series = r.u64("series id")?;
         let key_bytes = r.bytes("series key")?;
+        SeriesKey::from_bytes(key_bytes)
+            .map_err(|e| Error::Codec(format!("series {series}: {e}")))?;
         let count = r.u32("point count")?;
         let flags = r.u8("flags")?;
         let page_points = r.u32("page size")?;
@@ -277,11 +323,6 @@ fn parse_index(index: &[u8], data_end: u64) -> Result<ParsedIndex> {
                 )));
             }
         }
-        if keys.last().map(|(id, _)| *id) != Some(series) {
-            let key = SeriesKey::from_bytes(key_bytes)
-                .map_err(|e| Error::Codec(format!("series {series}: {e}")))?;
-            keys.push((series, key));
-        }
         entries.push(ChunkEntry {
             series,
             count,
@@ -296,5 +337,24 @@ fn parse_index(index: &[u8], data_end: u64) -> Result<ParsedIndex> {
     if r.remaining() != 0 {
         return Err(Error::Codec("bytes after the last index entry".into()));
     }
-    Ok((entries, keys))
+    Ok(entries)
+}
+
+/// The distinct (series, key) pairs of an index already checked by [`parse_index`].
+fn parse_keys(index: &[u8]) -> Result<Vec<(SeriesId, SeriesKey)>> {
+    let mut r = ByteReader::new(index);
+    let n = r.count("chunk entries", 100)?;
+    let mut keys: Vec<(SeriesId, SeriesKey)> = Vec::new();
+    for _ in 0..n {
+        let series = r.u64("series id")?;
+        let key_bytes = r.bytes("series key")?;
+        // count, flags, page size, summary (12 x 8), four blob refs (4 x 16)
+        r.take(4 + 1 + 4 + 96 + 64, "index entry")?;
+        if keys.last().map(|(id, _)| *id) != Some(series) {
+            let key = SeriesKey::from_bytes(key_bytes)
+                .map_err(|e| Error::Codec(format!("series {series}: {e}")))?;
+            keys.push((series, key));
+        }
+    }
+    Ok(keys)
 }

@@ -38,10 +38,8 @@ pub enum WalRecord {
 
 /// Encodes an append: the definitions of series new in this batch, then each
 /// series' columns.
-pub fn encode_append(
-    defs: &[(SeriesId, &SeriesKey)],
-    series: &[(SeriesId, &SeriesWrite)],
-) -> Vec<u8> {
+/// Keys are given in their encoded form ([`SeriesKey::to_bytes`]).
+pub fn encode_append(defs: &[(SeriesId, &[u8])], series: &[(SeriesId, &SeriesWrite)]) -> Vec<u8> {
     let bytes: usize =
         series.iter().map(|(_, s)| 13 + s.len() * 24).sum::<usize>() + defs.len() * 64 + 16;
     let mut out = Vec::with_capacity(bytes);
@@ -49,7 +47,7 @@ pub fn encode_append(
     out.put_u32(defs.len() as u32);
     for (id, key) in defs {
         out.put_u64(*id);
-        out.put_bytes(&key.to_bytes());
+        out.put_bytes(key);
     }
     out.put_u32(series.len() as u32);
     for (id, s) in series {
@@ -157,7 +155,7 @@ mod tests {
             vec![f64::NAN, -0.0],
         );
         let w2 = SeriesWrite::new(k2.clone(), None, vec![5], vec![1.5]);
-        let p = encode_append(&[(7, &k1)], &[(7, &w1), (9, &w2)]);
+        let p = encode_append(&[(7, &k1.to_bytes())], &[(7, &w1), (9, &w2)]);
         let WalRecord::Append { defs, series } = decode_record(&p).unwrap();
         assert_eq!(defs, vec![(7, k1)]);
         assert_eq!(series[0].steps, vec![1, 2]);

@@ -134,6 +134,15 @@ impl Tsdb {
             .collect()
     }
 
+    /// Checks the checksum of every chunk of every segment; returns the damage.
+    pub fn verify(&self) -> Vec<Error> {
+        self.snapshot()
+            .segments
+            .iter()
+            .flat_map(|s| s.verify())
+            .collect()
+    }
+
     /// Number of series known.
     pub fn series_count(&self) -> usize {
         self.inner.catalog.read().len()

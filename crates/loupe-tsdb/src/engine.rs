@@ -295,7 +295,19 @@ fn background_flusher(inner: Arc<Inner>) {
         if inner.closed.load(Ordering::SeqCst) {
             return;
         }
-        let active_points = inner.version.read().active.points();
+        let (active_points, segments) = {
+            let v = inner.version.read();
+            (v.active.points(), v.segments.len())
+        };
+        // Segments left over by a compaction that a crash interrupted are
+        // merged here, not only after the next flush.
+        if segments > inner.opts.max_segments.max(1) {
+            let _f = inner.flush_lock.lock();
+            if let Err(e) = flush::rewrite_segments(&inner, |_, _| flush::RewriteAction::Keep, true)
+            {
+                inner.metrics.record_flush_error(&e);
+            }
+        }
         if active_points >= db_flush_points
             && let Err(e) = flush::flush_inner(&inner)
         {

@@ -1,7 +1,7 @@
 //! One open WAL file being appended to.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::FRAME_HEADER;
@@ -95,10 +95,13 @@ impl WalFile {
                 Ok(())
             }
             Err(err) => {
-                // Cut the partial frames away; later appends must not follow them.
+                // Cut the partial frames away and move the write position
+                // back with them: later frames must follow the last good one
+                // directly, never a gap or a fragment.
                 let cut = self
                     .file
                     .set_len(self.good_len)
+                    .and_then(|()| self.file.seek(SeekFrom::Start(self.good_len)).map(|_| ()))
                     .and_then(|()| self.file.sync_all());
                 match cut {
                     Ok(()) => Err(AppendError::Failed(err)),

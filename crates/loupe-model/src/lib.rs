@@ -2,9 +2,11 @@
 //! may depend on it, and it depends on none of them.
 
 mod matcher;
+mod run;
 mod series;
 
 pub use matcher::{LabelMatch, SeriesMatcher};
+pub use run::{LogLevel, LogRecord, LogStream, Role, Run, RunStatus, SeriesSummary, UnknownStatus};
 pub use series::{
     KeyDecodeError, KeyError, MAX_LABEL_BYTES, MAX_LABELS, MAX_NAME_BYTES, SeriesKey,
 };

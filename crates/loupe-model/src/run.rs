@@ -1,0 +1,263 @@
+//! Runs, log records and access roles: the shapes the API, store and SDK share.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Failed,
+    Crashed,
+    Killed,
+    /// Stopped sending heartbeats for longer than the server's lost timeout.
+    Lost,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Running,
+        RunStatus::Finished,
+        RunStatus::Failed,
+        RunStatus::Crashed,
+        RunStatus::Killed,
+        RunStatus::Lost,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Failed => "failed",
+            RunStatus::Crashed => "crashed",
+            RunStatus::Killed => "killed",
+            RunStatus::Lost => "lost",
+        }
+    }
+
+    /// True for states a run does not leave by itself.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Running | RunStatus::Lost)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown status name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown run status {0:?}: expected running, finished, failed, crashed, killed or lost")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for RunStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
+/// Last, smallest and largest value of one series of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SeriesSummary {
+    pub last: f64,
+    pub min: f64,
+    pub max: f64,
+    pub count: u64,
+    pub last_step: Option<i64>,
+}
+
+/// A training or evaluation run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub project: String,
+    pub name: String,
+    /// The distributed job this run is one rank of.
+    pub group: Option<String>,
+    pub rank: Option<u32>,
+    pub world_size: Option<u32>,
+    pub tags: Vec<String>,
+    pub config: serde_json::Value,
+    pub status: RunStatus,
+    pub host: Option<String>,
+    pub command: Option<String>,
+    pub git_commit: Option<String>,
+    pub notes: Option<String>,
+    /// Unix seconds.
+    pub start_time: f64,
+    pub heartbeat_time: f64,
+    pub end_time: Option<f64>,
+    pub exit_code: Option<i32>,
+    /// Per series name: last/min/max.
+    pub summary: BTreeMap<String, SeriesSummary>,
+    /// How many times the run was resumed under the same id.
+    pub resumes: u32,
+}
+
+/// Which output a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    App,
+}
+
+impl LogStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::App => "app",
+        }
+    }
+}
+
+impl FromStr for LogStream {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stdout" => Ok(LogStream::Stdout),
+            "stderr" => Ok(LogStream::Stderr),
+            "app" => Ok(LogStream::App),
+            other => Err(format!(
+                "unknown stream {other:?}: expected stdout, stderr or app"
+            )),
+        }
+    }
+}
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warning => "warning",
+            LogLevel::Error => "error",
+            LogLevel::Critical => "critical",
+        }
+    }
+}
+
+impl FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "debug" | "trace" => Ok(LogLevel::Debug),
+            "info" => Ok(LogLevel::Info),
+            "warning" | "warn" => Ok(LogLevel::Warning),
+            "error" => Ok(LogLevel::Error),
+            "critical" | "fatal" => Ok(LogLevel::Critical),
+            other => Err(format!(
+                "unknown level {other:?}: expected debug, info, warning, error or critical"
+            )),
+        }
+    }
+}
+
+/// One log line of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Unix seconds.
+    pub time: f64,
+    pub stream: LogStream,
+    pub level: LogLevel,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// What a token may do, within its project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Write metrics, logs and run updates.
+    Ingest,
+    /// Read everything in the project.
+    Read,
+    /// Everything, including deletion and tokens.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Read => "read",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// True when this role may do what `needed` allows.
+    pub fn allows(self, needed: Role) -> bool {
+        match needed {
+            Role::Admin => self == Role::Admin,
+            Role::Read => matches!(self, Role::Read | Role::Admin),
+            Role::Ingest => matches!(self, Role::Ingest | Role::Admin),
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ingest" => Ok(Role::Ingest),
+            "read" => Ok(Role::Read),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "unknown role {other:?}: expected ingest, read or admin"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for s in RunStatus::ALL {
+            assert_eq!(s.as_str().parse::<RunStatus>().unwrap(), s);
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        assert!("bogus".parse::<RunStatus>().is_err());
+        assert_eq!("WARN".parse::<LogLevel>().unwrap(), LogLevel::Warning);
+        assert!("x".parse::<LogStream>().is_err());
+    }
+
+    #[test]
+    fn roles_nest() {
+        assert!(Role::Admin.allows(Role::Read));
+        assert!(Role::Admin.allows(Role::Ingest));
+        assert!(!Role::Read.allows(Role::Ingest));
+        assert!(!Role::Ingest.allows(Role::Read));
+        assert!(!Role::Read.allows(Role::Admin));
+    }
+}

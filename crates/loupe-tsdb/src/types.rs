@@ -199,6 +199,10 @@ pub struct Summary {
     pub last_step: i64,
     pub first_time: i64,
     pub last_time: i64,
+    /// Earliest and latest time of any point (differs from first/last
+    /// time when a resumed run re-logged steps).
+    pub min_time: i64,
+    pub max_time: i64,
     /// Value of the point with the highest step (or time, for unstepped series).
     pub last: f64,
     pub first: f64,

@@ -3,7 +3,8 @@
 //!
 //! The log is a sequence of files `wal/{id:016}.wal`. A flush starts a new
 //! file; files whose content is in a segment are deleted once the manifest
-//! says so. Each frame is `u32 len, u32 crc32c(payload), payload`.
+//! says so. Each frame is `"LPWF", u32 len, u32 crc32c(len ‖ payload), payload`:
+//! the marker lets replay find the next frame after damage in one pass.
 
 pub mod file;
 pub mod record;
@@ -11,12 +12,15 @@ mod replay;
 
 pub use file::WalFile;
 pub use record::{ReplayedSeries, WalRecord, decode_record, encode_append};
-pub use replay::{ReplayOutcome, frame, read_frames};
+pub use replay::{ReplayOutcome, frame, frame_into, read_frames};
 
 use std::path::{Path, PathBuf};
 
 /// Bytes of frame header before each payload.
-pub const FRAME_HEADER: usize = 8;
+pub const FRAME_HEADER: usize = 12;
+
+/// Marks the start of every frame.
+pub const FRAME_MAGIC: [u8; 4] = *b"LPWF";
 
 /// The path of WAL file `id` under `dir`.
 pub fn wal_path(dir: &Path, id: u64) -> PathBuf {

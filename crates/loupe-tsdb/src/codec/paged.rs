@@ -159,8 +159,8 @@ impl<'a, T: ColumnValue> PagedReader<'a, T> {
             }
             KIND_PCO => {
                 let page_points = r.u32("page size")? as usize;
-                if page_points == 0 {
-                    return Err(Error::Codec("page size 0".into()));
+                if page_points == 0 || page_points > MAX_COLUMN_VALUES {
+                    return Err(Error::Codec(format!("page size {page_points}")));
                 }
                 let n_pages = r.count("page count", 4)?;
                 if n_pages != n.div_ceil(page_points) {
@@ -299,7 +299,8 @@ impl<'a, T: ColumnValue> PagedReader<'a, T> {
         }
         let first_page = range.start / self.page_points;
         let last_page = (range.end - 1) / self.page_points;
-        let mut buf = Vec::with_capacity((last_page - first_page + 1) * self.page_points);
+        let mut buf =
+            Vec::with_capacity(((last_page - first_page + 1) * self.page_points).min(self.n));
         for p in first_page..=last_page {
             self.decode_page(p, &mut buf)?;
         }

@@ -279,6 +279,8 @@ impl Tsdb {
                         last_step: s.last_step,
                         first_time: s.first_time,
                         last_time: s.last_time,
+                        min_time: s.min_time,
+                        max_time: s.max_time,
                         last: s.last,
                         first: s.first,
                     }
@@ -568,7 +570,12 @@ fn summarize_columns(steps: &[i64], times: &[i64], values: &[f64]) -> Option<Sum
         }
     }
     let n = values.len();
+    let (min_time, max_time) = times
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(a, b), &t| (a.min(t), b.max(t)));
     Some(Summary {
+        min_time,
+        max_time,
         count: n as u64,
         min,
         max,
@@ -604,6 +611,8 @@ fn combine(a: Summary, b: Summary) -> Summary {
         last_step: b.last_step,
         first_time: a.first_time,
         last_time: b.last_time,
+        min_time: a.min_time.min(b.min_time),
+        max_time: a.max_time.max(b.max_time),
         last: b.last,
         first: a.first,
     }

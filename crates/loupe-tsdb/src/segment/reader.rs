@@ -310,14 +310,17 @@ fn parse_index(index: &[u8], data_end: u64) -> Result<Vec<ChunkEntry>> {
         let count = r.u32("point count")?;
         let flags = r.u8("flags")?;
         let page_points = r.u32("page size")?;
-        if page_points == 0 {
-            return Err(Error::Codec("page size 0".into()));
+        if page_points == 0 || page_points as usize > crate::codec::paged::MAX_COLUMN_VALUES {
+            return Err(Error::Codec(format!("page size {page_points}")));
+        }
+        if count as usize > crate::codec::paged::MAX_COLUMN_VALUES {
+            return Err(Error::Codec(format!("chunk of {count} points")));
         }
         let summary = ChunkSummary::read(&mut r)?;
         let mut blobs = [BlobRef::default(); 4];
         for b in blobs.iter_mut() {
             *b = BlobRef::read(&mut r)?;
-            if b.offset + b.len as u64 > data_end {
+            if b.offset.checked_add(b.len as u64).is_none_or(|end| end > data_end) {
                 return Err(Error::Codec(format!(
                     "chunk of series {series} points past the data"
                 )));

@@ -8,7 +8,7 @@
 use loupe_model::NO_STEP;
 
 use crate::codec::bytes::{ByteReader, ByteWriter};
-use crate::codec::{decode_paged, encode_paged};
+use crate::codec::{PagedReader, encode_paged};
 use crate::types::Points;
 use crate::{Error, Result};
 
@@ -123,7 +123,8 @@ impl PageStats {
         }
         let mut ints: Vec<Vec<i64>> = Vec::with_capacity(10);
         for _ in 0..10 {
-            let c = decode_paged::<i64>(r.bytes("roll-up column")?)?;
+            // The expected length bounds what a damaged column can allocate.
+            let c = PagedReader::<i64>::with_len(r.bytes("roll-up column")?, pages)?.decode_all()?;
             if c.len() != pages {
                 return Err(Error::Codec("roll-up column length".into()));
             }
@@ -131,7 +132,7 @@ impl PageStats {
         }
         let mut floats: Vec<Vec<f64>> = Vec::with_capacity(5);
         for _ in 0..5 {
-            let c = decode_paged::<f64>(r.bytes("roll-up column")?)?;
+            let c = PagedReader::<f64>::with_len(r.bytes("roll-up column")?, pages)?.decode_all()?;
             if c.len() != pages {
                 return Err(Error::Codec("roll-up column length".into()));
             }

@@ -62,11 +62,7 @@ impl WalFile {
     pub fn append(&mut self, payloads: &[&[u8]], sync: bool) -> Result<(), AppendError> {
         self.frame_buf.clear();
         for p in payloads {
-            self.frame_buf
-                .extend_from_slice(&(p.len() as u32).to_le_bytes());
-            self.frame_buf
-                .extend_from_slice(&crc32c::crc32c(p).to_le_bytes());
-            self.frame_buf.extend_from_slice(p);
+            super::frame_into(&mut self.frame_buf, p);
         }
         debug_assert!(
             payloads

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::FRAME_HEADER;
+use super::{FRAME_HEADER, FRAME_MAGIC};
 use crate::Error;
 
 /// What reading one WAL file found.
@@ -20,93 +20,99 @@ pub struct ReplayOutcome {
 /// Frames `payload` as the WAL stores it.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + FRAME_HEADER);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    frame_into(&mut out, payload);
     out
+}
+
+/// Appends the frame of `payload` to `out`.
+pub fn frame_into(out: &mut Vec<u8>, payload: &[u8]) {
+    let len = (payload.len() as u32).to_le_bytes();
+    out.extend_from_slice(&FRAME_MAGIC);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&frame_crc(&len, payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+fn frame_crc(len: &[u8; 4], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(len), payload)
+}
+
+/// The frame at `pos`, if a whole, checksummed one starts there.
+fn frame_at(bytes: &[u8], pos: usize) -> FrameAt<'_> {
+    if bytes.len() - pos < FRAME_HEADER {
+        return FrameAt::Truncated;
+    }
+    if bytes[pos..pos + 4] != FRAME_MAGIC {
+        return FrameAt::Bad;
+    }
+    let len: [u8; 4] = bytes[pos + 4..pos + 8].try_into().expect("4 bytes");
+    let crc = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().expect("4 bytes"));
+    let start = pos + FRAME_HEADER;
+    let Some(end) = start.checked_add(u32::from_le_bytes(len) as usize) else {
+        return FrameAt::Bad;
+    };
+    if end > bytes.len() {
+        return FrameAt::Truncated;
+    }
+    let payload = &bytes[start..end];
+    if frame_crc(&len, payload) == crc {
+        FrameAt::Good(payload, end)
+    } else {
+        FrameAt::Bad
+    }
+}
+
+enum FrameAt<'a> {
+    Good(&'a [u8], usize),
+    /// Runs past the end of the file.
+    Truncated,
+    /// No marker, or a checksum mismatch.
+    Bad,
 }
 
 /// Splits a WAL file's bytes into checked frames.
 ///
-/// A frame that runs past the end of the file, or a bad last frame, is a torn
-/// tail. A bad frame followed by good ones is damage: it is reported with the
-/// file's name, skipped when the next frame can be found, and everything that
-/// can be read is returned.
+/// A frame cut short by the end of the file, or a bad frame with nothing
+/// good after it, is a torn tail. A bad frame followed by good ones is
+/// damage: it is reported with the file's name and skipped — the next frame
+/// is found by its marker, in one pass — and everything readable is returned.
 pub fn read_frames(path: &Path, bytes: &[u8]) -> ReplayOutcome {
     let mut out = ReplayOutcome::default();
     let mut pos = 0usize;
     while pos < bytes.len() {
-        if bytes.len() - pos < FRAME_HEADER {
-            out.torn_tail = true;
-            break;
-        }
-        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
-        let start = pos + FRAME_HEADER;
-        let end = start.saturating_add(len);
-        if end > bytes.len() {
-            // Either the last write was cut short, or the length itself is
-            // damaged; look for a later good frame to tell them apart.
-            match find_next_frame(bytes, pos + 1) {
+        match frame_at(bytes, pos) {
+            FrameAt::Good(payload, end) => {
+                out.payloads.push((pos as u64, payload.to_vec()));
+                pos = end;
+            }
+            FrameAt::Truncated | FrameAt::Bad => match find_next_frame(bytes, pos + 1) {
                 Some(next) => {
                     out.damaged.push(Error::corrupt(
                         path,
-                        format!("frame at byte {pos} has a damaged length; skipped to byte {next}"),
+                        format!("frame at byte {pos} is damaged; skipped {} bytes to the next frame", next - pos),
                     ));
                     pos = next;
-                    continue;
                 }
                 None => {
+                    // Nothing good follows: the write a crash interrupted.
                     out.torn_tail = true;
                     break;
                 }
-            }
-        }
-        let payload = &bytes[start..end];
-        if crc32c::crc32c(payload) == crc {
-            out.payloads.push((pos as u64, payload.to_vec()));
-            pos = end;
-            continue;
-        }
-        if end == bytes.len() {
-            out.torn_tail = true;
-            break;
-        }
-        match find_next_frame(bytes, end).or_else(|| find_next_frame(bytes, pos + 1)) {
-            Some(next) => {
-                out.damaged.push(Error::corrupt(
-                    path,
-                    format!("frame at byte {pos} ({len} bytes) fails its checksum; skipped"),
-                ));
-                pos = next;
-            }
-            None => {
-                out.damaged.push(Error::corrupt(
-                    path,
-                    format!(
-                        "frame at byte {pos} fails its checksum; the {} bytes after it are unreadable",
-                        bytes.len() - pos
-                    ),
-                ));
-                break;
-            }
+            },
         }
     }
     out
 }
 
-/// The offset of the first position at or after `from` where a frame with a
-/// valid checksum starts, if any. Only used on damaged files.
+/// The first position at or after `from` where a whole, checksummed frame
+/// starts. Only candidates carrying the frame marker are checked, so a scan
+/// over a damaged file stays linear.
 fn find_next_frame(bytes: &[u8], from: usize) -> Option<usize> {
     let mut pos = from;
     while pos + FRAME_HEADER <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
-        let start = pos + FRAME_HEADER;
-        if len > 0
-            && start + len <= bytes.len()
-            && crc32c::crc32c(&bytes[start..start + len]) == crc
-        {
+        let rel = bytes[pos..].windows(4).position(|w| w == FRAME_MAGIC)?;
+        pos += rel;
+        if let FrameAt::Good(..) = frame_at(bytes, pos) {
             return Some(pos);
         }
         pos += 1;
@@ -147,12 +153,29 @@ mod tests {
     }
 
     #[test]
+    fn resync_after_damage_is_linear() {
+        // Many large frames and a damaged first one: finding the next frame
+        // must not checksum from every byte offset.
+        let big = vec![7u8; 1 << 20];
+        let mut b = Vec::new();
+        for _ in 0..32 {
+            b.extend(frame(&big));
+        }
+        b[5] ^= 0xff;
+        let t = std::time::Instant::now();
+        let out = read_frames(Path::new("w.wal"), &b);
+        assert_eq!(out.payloads.len(), 31);
+        assert_eq!(out.damaged.len(), 1);
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[test]
     fn damaged_length_is_reported() {
         let mut b = frame(b"first-frame");
         let second = b.len();
         b.extend(frame(b"second-frame"));
         b.extend(frame(b"third-frame"));
-        b[second + 3] = 0x7f; // huge length
+        b[second + 7] = 0x7f; // huge length
         let out = read_frames(Path::new("w.wal"), &b);
         assert_eq!(out.payloads.len(), 2);
         assert_eq!(out.damaged.len(), 1);

@@ -7,10 +7,12 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use loupe_tsdb::SeriesWrite;
-use loupe_tsdb::wal::{WalRecord, decode_record, encode_append, frame, read_frames};
+use loupe_tsdb::wal::{
+    FRAME_HEADER, FRAME_MAGIC, WalRecord, decode_record, encode_append, frame, read_frames,
+};
 
 /// Frame header: u32 length, u32 crc32c.
-const HEADER: usize = 8;
+const HEADER: usize = FRAME_HEADER;
 
 fuzz_target!(|data: &[u8]| {
     // 1. The input as a whole WAL file.
@@ -48,14 +50,15 @@ fn check_frames(data: &[u8]) {
         assert!(*offset >= next_free, "frames overlap or go backwards");
         let start = *offset as usize;
         let header = &data[start..start + HEADER];
-        let len = u32::from_le_bytes(header[..4].try_into().unwrap()) as usize;
-        let crc = u32::from_le_bytes(header[4..].try_into().unwrap());
+        assert_eq!(header[..4], FRAME_MAGIC, "a frame starts with its marker");
+        let len = u32::from_le_bytes(header[4..8].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(header[8..12].try_into().unwrap());
         assert_eq!(len, payload.len());
         assert_eq!(
             &data[start + HEADER..start + HEADER + len],
             payload.as_slice()
         );
-        assert_eq!(crc32c::crc32c(payload), crc);
+        assert_eq!(crc32c::crc32c_append(crc32c::crc32c(&header[4..8]), payload), crc);
         next_free = (start + HEADER + len) as u64;
         check_record(payload);
     }

@@ -320,7 +320,10 @@ fn parse_index(index: &[u8], data_end: u64) -> Result<Vec<ChunkEntry>> {
         let mut blobs = [BlobRef::default(); 4];
         for b in blobs.iter_mut() {
             *b = BlobRef::read(&mut r)?;
-            if b.offset.checked_add(b.len as u64).is_none_or(|end| end > data_end) {
+            if b.offset
+                .checked_add(b.len as u64)
+                .is_none_or(|end| end > data_end)
+            {
                 return Err(Error::Codec(format!(
                     "chunk of series {series} points past the data"
                 )));

@@ -124,7 +124,8 @@ impl PageStats {
         let mut ints: Vec<Vec<i64>> = Vec::with_capacity(10);
         for _ in 0..10 {
             // The expected length bounds what a damaged column can allocate.
-            let c = PagedReader::<i64>::with_len(r.bytes("roll-up column")?, pages)?.decode_all()?;
+            let c =
+                PagedReader::<i64>::with_len(r.bytes("roll-up column")?, pages)?.decode_all()?;
             if c.len() != pages {
                 return Err(Error::Codec("roll-up column length".into()));
             }
@@ -132,7 +133,8 @@ impl PageStats {
         }
         let mut floats: Vec<Vec<f64>> = Vec::with_capacity(5);
         for _ in 0..5 {
-            let c = PagedReader::<f64>::with_len(r.bytes("roll-up column")?, pages)?.decode_all()?;
+            let c =
+                PagedReader::<f64>::with_len(r.bytes("roll-up column")?, pages)?.decode_all()?;
             if c.len() != pages {
                 return Err(Error::Codec("roll-up column length".into()));
             }

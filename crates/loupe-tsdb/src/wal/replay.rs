@@ -85,20 +85,22 @@ pub fn read_frames(path: &Path, bytes: &[u8]) -> ReplayOutcome {
                 out.payloads.push((pos as u64, payload.to_vec()));
                 pos = end;
             }
-            FrameAt::Truncated | FrameAt::Bad => match find_next_frame(bytes, pos + 1) {
-                Some(next) => {
-                    out.damaged.push(Error::corrupt(
+            FrameAt::Truncated | FrameAt::Bad => {
+                match find_next_frame(bytes, pos + 1) {
+                    Some(next) => {
+                        out.damaged.push(Error::corrupt(
                         path,
                         format!("frame at byte {pos} is damaged; skipped {} bytes to the next frame", next - pos),
                     ));
-                    pos = next;
+                        pos = next;
+                    }
+                    None => {
+                        // Nothing good follows: the write a crash interrupted.
+                        out.torn_tail = true;
+                        break;
+                    }
                 }
-                None => {
-                    // Nothing good follows: the write a crash interrupted.
-                    out.torn_tail = true;
-                    break;
-                }
-            },
+            }
         }
     }
     out

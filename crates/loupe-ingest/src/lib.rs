@@ -1,0 +1,34 @@
+//! Loupe's ingest decoders: the bytes of an HTTP request in, model types
+//! out. Pure decoding and validation: no IO, no clock (the caller passes
+//! "now"), no knowledge of runs or storage.
+//!
+//! A request goes through two steps:
+//! 1. [`decode_body`]: `Content-Encoding` (identity, gzip, zstd) → bytes,
+//!    capped at [`Limits::max_body_bytes`] while decompressing.
+//! 2. A JSON decoder: [`decode_metrics`], [`decode_external_metrics`] or
+//!    [`decode_logs`]. A bad batch is refused whole; the [`DecodeError`]
+//!    names the first problem by JSON path, e.g.
+//!    `series[2].value[17]: expected a number or "NaN", "Infinity", "-Infinity", found "nan"`.
+//!
+//! Both errors carry a stable `code()` and the `http_status()` to answer
+//! with. The formats are described on each decoder's module.
+
+mod body;
+mod error;
+mod fast;
+mod json;
+mod limits;
+mod logs;
+mod metrics;
+
+pub use body::{ContentEncoding, decode_body};
+pub use error::{BodyError, DecodeError, DecodeErrorKind};
+pub use json::MAX_TIME_SECONDS;
+pub use limits::Limits;
+pub use logs::decode_logs;
+/// Results of this crate: a [`DecodeError`] unless said otherwise.
+pub type Result<T, E = DecodeError> = std::result::Result<T, E>;
+
+pub use metrics::{
+    MetricBatch, RESERVED_LABELS, SeriesColumns, decode_external_metrics, decode_metrics,
+};

@@ -1,0 +1,45 @@
+//! The one error type of this crate.
+
+/// What can go wrong in the metadata store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The thing named does not exist (or is not visible in the scope asked).
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+
+    /// The caller's input is malformed; the message names what and why.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+
+    /// The request is well formed but clashes with what is stored, e.g. resuming
+    /// a run id that belongs to another project.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
+    /// The database file was written by a newer Loupe with a schema this build
+    /// does not know; opening it anyway could corrupt it.
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+
+    /// Stored bytes that do not decode (e.g. a config column that is not JSON).
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn not_found(what: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            what,
+            id: id.into(),
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+}

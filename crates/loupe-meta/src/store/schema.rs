@@ -1,0 +1,170 @@
+//! The schema and its migrations, versioned by SQLite's `user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] takes the schema from version `i` to `i + 1`
+//! and runs in one transaction together with the version bump, so a crash
+//! mid-migration leaves the previous version intact.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// Version 1.
+///
+/// Design notes:
+/// - Runs have an integer `rid` (never reused: AUTOINCREMENT) next to their
+///   public text `id`; summaries, tags and logs key on `rid`.
+/// - A log line's rowid is `rid << 32 | seq`. The FTS index is keyed by the
+///   same rowid, so a per-run search is an FTS5 rowid *range* and SQLite
+///   seeks straight to that run's part of every doclist instead of
+///   filtering all runs' matches. The `log` b-tree is clustered the same
+///   way: a run's lines are contiguous, in seq order.
+/// - Log time filters use `log_block`: the time range of every block of
+///   4096 consecutive lines. A query reads only the seq range whose blocks
+///   overlap its window. Lines are mostly in time order, so that range is
+///   tight; out-of-order lines only widen it, never drop a line. A time
+///   index proper would cost ~20 bytes a line and still need a sort.
+/// - `run_summary` is separate from `run` with an index per statistic, so
+///   "sort 10k runs by their last loss" walks an index instead of sorting.
+/// - `run.search` holds the lowercased name, id and group: SQLite's `lower()`
+///   and `LIKE` fold ASCII only, Rust folds all of Unicode.
+const V1: &str = r#"
+CREATE TABLE project (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    created  REAL NOT NULL
+) STRICT;
+
+CREATE TABLE run (
+    rid             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    project         INTEGER NOT NULL REFERENCES project(id),
+    name            TEXT NOT NULL,
+    grp             TEXT,
+    rank            INTEGER,
+    world_size      INTEGER,
+    tags            TEXT NOT NULL,            -- JSON array, in the caller's order
+    config          TEXT NOT NULL,            -- JSON object
+    status          TEXT NOT NULL,
+    host            TEXT,
+    command         TEXT,
+    git_commit      TEXT,
+    notes           TEXT,
+    start_time      REAL NOT NULL,
+    heartbeat_time  REAL NOT NULL,
+    end_time        REAL,
+    exit_code       INTEGER,
+    resumes         INTEGER NOT NULL DEFAULT 0,
+    resume_step     INTEGER,                  -- step the latest resume started from
+    search          TEXT NOT NULL,            -- lowercased name \n id \n group
+    log_seq         INTEGER NOT NULL DEFAULT 0 -- last log seq handed out
+) STRICT;
+CREATE INDEX run_start      ON run(start_time);
+CREATE INDEX run_project    ON run(project, start_time);
+CREATE INDEX run_name       ON run(name);
+CREATE INDEX run_status     ON run(status, heartbeat_time);
+CREATE INDEX run_heartbeat  ON run(heartbeat_time);
+
+CREATE TABLE run_tag (
+    tag  TEXT NOT NULL,
+    run  INTEGER NOT NULL REFERENCES run(rid) ON DELETE CASCADE,
+    PRIMARY KEY (tag, run)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX run_tag_run ON run_tag(run);
+
+CREATE TABLE run_summary (
+    run        INTEGER NOT NULL REFERENCES run(rid) ON DELETE CASCADE,
+    series     TEXT NOT NULL,
+    last       REAL,                          -- NULL when NaN (SQLite stores NaN as NULL)
+    min        REAL,
+    max        REAL,
+    count      INTEGER NOT NULL,
+    last_step  INTEGER,
+    PRIMARY KEY (run, series)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX run_summary_last ON run_summary(series, last);
+CREATE INDEX run_summary_min  ON run_summary(series, min);
+CREATE INDEX run_summary_max  ON run_summary(series, max);
+
+CREATE TABLE log (
+    id      INTEGER PRIMARY KEY,              -- run.rid << 32 | seq
+    time    REAL NOT NULL,
+    stream  INTEGER NOT NULL,                 -- 0 stdout, 1 stderr, 2 app
+    level   INTEGER NOT NULL,                 -- 0 debug .. 4 critical
+    text    TEXT NOT NULL,
+    attrs   TEXT                              -- JSON object, NULL when empty
+) STRICT;
+
+-- Warnings and worse, by level then line: "errors only" in a run of a
+-- million lines reads a few index entries per level instead of every line.
+-- Partial, so the common info/debug lines cost no index space.
+CREATE INDEX log_level ON log(level, id) WHERE level >= 2;
+
+-- Time range of each block of 4096 lines (seq >> 12) of a run.
+CREATE TABLE log_block (
+    run       INTEGER NOT NULL REFERENCES run(rid) ON DELETE CASCADE,
+    block     INTEGER NOT NULL,
+    min_time  REAL NOT NULL,
+    max_time  REAL NOT NULL,
+    PRIMARY KEY (run, block)
+) STRICT, WITHOUT ROWID;
+
+-- External content: the text is stored once, in `log`; the triggers keep
+-- the index in step (log lines are never updated, only inserted and deleted).
+CREATE VIRTUAL TABLE log_fts USING fts5(
+    text,
+    content = 'log',
+    content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER log_fts_insert AFTER INSERT ON log BEGIN
+    INSERT INTO log_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER log_fts_delete AFTER DELETE ON log BEGIN
+    INSERT INTO log_fts(log_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER log_fts_update AFTER UPDATE OF text ON log BEGIN
+    INSERT INTO log_fts(log_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO log_fts(rowid, text) VALUES (new.id, new.text);
+END;
+
+CREATE TABLE token (
+    id         TEXT PRIMARY KEY,              -- the non-secret prefix embedded in the token
+    project    INTEGER NOT NULL REFERENCES project(id),
+    role       TEXT NOT NULL,
+    label      TEXT NOT NULL,
+    hash       BLOB NOT NULL,                 -- SHA-256 of the whole token; never the token
+    created    REAL NOT NULL,
+    last_used  REAL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX token_project ON token(project);
+"#;
+
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        // The version is read inside the exclusive transaction, so two
+        // processes opening a new file at once cannot both apply a step.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if found < 0 {
+            return Err(Error::Corrupt(format!("negative schema version {found}")));
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[found as usize])?;
+        // PRAGMA takes no parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", found + 1))?;
+        tx.commit()?;
+    }
+}

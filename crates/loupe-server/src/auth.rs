@@ -1,0 +1,82 @@
+//! Who is asking: a bearer token resolved to a project and a role.
+//!
+//! Tokens are checked by the metadata store, which keeps only their SHA-256
+//! and compares in constant time. A token sees only its own project: another
+//! project's runs answer 404, exactly as if they did not exist.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use loupe_model::Role;
+
+use crate::error::ApiError;
+use crate::state::{AuthMode, ServerMetrics, SharedState};
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `None`: every project (open mode).
+    pub project: Option<String>,
+    pub role: Role,
+}
+
+impl Principal {
+    /// Fails unless the caller's role allows `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        if self.role.allows(needed) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this token's role ({}) does not allow this ({} needed)",
+                self.role.as_str(),
+                needed.as_str()
+            )))
+        }
+    }
+
+    /// True when the caller may see `project`.
+    pub fn sees(&self, project: &str) -> bool {
+        self.project.as_deref().is_none_or(|p| p == project)
+    }
+}
+
+impl FromRequestParts<SharedState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, ApiError> {
+        if state.auth == AuthMode::Open {
+            return Ok(Principal {
+                project: None,
+                role: Role::Admin,
+            });
+        }
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+            ServerMetrics::add(&state.metrics.auth_failures, 1);
+            tracing::warn!(path = %parts.uri.path(), "request without a bearer token refused");
+            return Err(ApiError::unauthorized(
+                "this server requires a token: send `Authorization: Bearer <token>` (create one with `loupe token create`)",
+            ));
+        };
+        let meta = state.clone();
+        let secret = secret.trim().to_string();
+        let found = tokio::task::spawn_blocking(move || meta.meta.verify_token(&secret))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        match found {
+            Some(t) => Ok(Principal {
+                project: Some(t.project),
+                role: t.role,
+            }),
+            None => {
+                ServerMetrics::add(&state.metrics.auth_failures, 1);
+                // Never log the token itself.
+                tracing::warn!(path = %parts.uri.path(), "request with an unknown or revoked token refused");
+                Err(ApiError::unauthorized("unknown or revoked token"))
+            }
+        }
+    }
+}

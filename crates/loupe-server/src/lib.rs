@@ -1,0 +1,195 @@
+//! Loupe's HTTP server: the one API that the SDK, CLI, UI and tests use,
+//! over the embedded store (time series in `loupe-tsdb`, everything else in
+//! SQLite via `loupe-meta`).
+//!
+//! Handlers live in [`routes`] and only translate; the stores own the rules.
+
+pub mod auth;
+pub mod error;
+pub mod live;
+pub mod routes;
+pub mod state;
+pub mod summary;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use loupe_ingest::Limits;
+use loupe_meta::{MetaStore, RunPatch};
+use loupe_tsdb::{Tsdb, TsdbOptions};
+
+pub use state::{AppState, AuthMode, SharedState};
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Require tokens even on a loopback address.
+    pub require_auth: bool,
+    /// Serve a non-loopback address without tokens (loudly warned about).
+    pub insecure_no_auth: bool,
+    pub limits: Limits,
+    /// A running run without a heartbeat for this long becomes `lost`.
+    pub lost_after: Duration,
+    pub tsdb: TsdbOptions,
+}
+
+impl ServerConfig {
+    pub fn new(addr: SocketAddr, data_dir: PathBuf) -> Self {
+        Self {
+            addr,
+            data_dir,
+            require_auth: false,
+            insecure_no_auth: false,
+            limits: Limits::default(),
+            lost_after: Duration::from_secs(600),
+            tsdb: TsdbOptions::default(),
+        }
+    }
+
+    /// Tokens are needed unless the server listens only on loopback, or the
+    /// operator turned them off explicitly.
+    pub fn auth_mode(&self) -> AuthMode {
+        if self.require_auth {
+            AuthMode::Tokens
+        } else if self.addr.ip().is_loopback() || self.insecure_no_auth {
+            AuthMode::Open
+        } else {
+            AuthMode::Tokens
+        }
+    }
+}
+
+/// Why the server could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("opening the time-series store: {0}")]
+    Tsdb(#[from] loupe_tsdb::Error),
+    #[error("opening the metadata store: {0}")]
+    Meta(#[from] loupe_meta::Error),
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The stores of a data directory: `DIR/tsdb` and `DIR/meta.sqlite`.
+pub fn open_stores(cfg: &ServerConfig) -> Result<(Tsdb, MetaStore), ServerError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| ServerError::Bind {
+        addr: cfg.addr,
+        source: e,
+    })?;
+    let tsdb = Tsdb::open(cfg.data_dir.join("tsdb"), cfg.tsdb.clone())?;
+    let meta = MetaStore::open(&cfg.data_dir.join("meta.sqlite"), Default::default())?;
+    Ok((tsdb, meta))
+}
+
+/// Binds, serves until `shutdown` resolves, then flushes everything.
+/// `on_ready` receives the bound address (useful with port 0).
+pub async fn serve(
+    cfg: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(SocketAddr) + Send,
+) -> Result<(), ServerError> {
+    let auth = cfg.auth_mode();
+    if auth == AuthMode::Open && !cfg.addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %cfg.addr,
+            "AUTHENTICATION IS OFF on a non-loopback address (--insecure-no-auth): anyone who can reach this port can read and write everything"
+        );
+    }
+    let (tsdb, meta) = open_stores(&cfg)?;
+    let report = tsdb.open_report();
+    if !report.damaged.is_empty() {
+        for d in &report.damaged {
+            tracing::error!("damaged data found on open: {d}");
+        }
+    }
+    let state: SharedState = Arc::new(AppState {
+        tsdb: tsdb.clone(),
+        meta,
+        limits: cfg.limits.clone(),
+        auth,
+        live: Default::default(),
+        summaries: Default::default(),
+        metrics: Default::default(),
+        lost_after: cfg.lost_after,
+        started: std::time::Instant::now(),
+    });
+    let listener =
+        tokio::net::TcpListener::bind(cfg.addr)
+            .await
+            .map_err(|e| ServerError::Bind {
+                addr: cfg.addr,
+                source: e,
+            })?;
+    let local = listener.local_addr().map_err(ServerError::Serve)?;
+    tracing::info!(addr = %local, auth = ?auth, data = %cfg.data_dir.display(), "loupe serve listening");
+    let background = tokio::spawn(background_tasks(state.clone()));
+    on_ready(local);
+    let app = routes::router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)?;
+    background.abort();
+    flush_summaries(&state);
+    let t = state.tsdb.clone();
+    tokio::task::spawn_blocking(move || t.close())
+        .await
+        .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+    tracing::info!("loupe serve stopped; everything flushed");
+    Ok(())
+}
+
+/// Writes the accumulated run summaries (and the heartbeat they imply).
+fn flush_summaries(st: &SharedState) {
+    for (run, items) in st.summaries.take() {
+        let patch = RunPatch {
+            summary: Some(items.clone()),
+            heartbeat: true,
+            ..Default::default()
+        };
+        match st.meta.update_run(&run, patch) {
+            Ok(_) => {}
+            Err(loupe_meta::Error::NotFound { .. }) => {} // deleted meanwhile
+            Err(e) => {
+                tracing::warn!(run = %run, "could not store run summary, will retry: {e}");
+                st.summaries.restore(&run, items);
+            }
+        }
+    }
+}
+
+async fn background_tasks(st: SharedState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut lost_check = 0u32;
+    loop {
+        tick.tick().await;
+        let s = st.clone();
+        let _ = tokio::task::spawn_blocking(move || flush_summaries(&s)).await;
+        lost_check += 1;
+        if lost_check >= 5 {
+            lost_check = 0;
+            let s = st.clone();
+            let timeout = st.lost_after.as_secs_f64();
+            let lost = tokio::task::spawn_blocking(move || {
+                s.meta.mark_lost_runs(routes::now_s(), timeout)
+            })
+            .await;
+            if let Ok(Ok(ids)) = lost {
+                for id in ids {
+                    st.live
+                        .publish(&id, "status", serde_json::json!({"status": "lost"}));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Live updates: what `GET /api/v1/live` streams as Server-Sent Events.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// One event about one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveEvent {
+    pub run: String,
+    /// `points`, `logs` or `status`.
+    pub kind: &'static str,
+    pub data: serde_json::Value,
+}
+
+/// Fans events out to every connected client.
+pub struct LiveHub {
+    tx: broadcast::Sender<LiveEvent>,
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        // A slow client that falls this far behind is told so and skips ahead;
+        // it never slows ingestion down.
+        let (tx, _) = broadcast::channel(4096);
+        Self { tx }
+    }
+}
+
+impl LiveHub {
+    pub fn publish(&self, run: &str, kind: &'static str, data: serde_json::Value) {
+        // No subscribers is fine.
+        let _ = self.tx.send(LiveEvent {
+            run: run.to_string(),
+            kind,
+            data,
+        });
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.tx.subscribe()
+    }
+
+    pub fn subscribers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}

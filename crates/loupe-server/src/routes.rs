@@ -1,0 +1,69 @@
+//! The HTTP API. Each module is one resource; handlers translate between
+//! HTTP and the stores and hold no business logic of their own.
+
+pub mod logs;
+pub mod metrics;
+pub mod runs;
+pub mod series;
+pub mod system;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::state::SharedState;
+
+/// Unix time now, in seconds and nanoseconds.
+pub fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// A JSON number, or the string the API uses for a non-finite value.
+pub fn json_value(v: f64) -> serde_json::Value {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "Infinity".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Infinity".into()
+    } else {
+        serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into)
+    }
+}
+
+pub fn router(state: SharedState) -> Router {
+    let body_limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::prometheus_metrics))
+        .route("/api/v1/openapi.json", get(system::openapi))
+        .route("/api/v1/projects", get(runs::list_projects))
+        .route("/api/v1/runs", post(runs::create_run).get(runs::list_runs))
+        .route(
+            "/api/v1/runs/{id}",
+            get(runs::get_run)
+                .patch(runs::patch_run)
+                .delete(runs::delete_run),
+        )
+        .route("/api/v1/runs/{id}/metrics", post(metrics::post_run_metrics))
+        .route("/api/v1/runs/{id}/series", get(series::list_series))
+        .route("/api/v1/runs/{id}/series/data", get(series::series_data))
+        .route(
+            "/api/v1/runs/{id}/logs",
+            post(logs::post_logs).get(logs::get_logs),
+        )
+        .route("/api/v1/metrics", post(metrics::post_external_metrics))
+        .route("/api/v1/live", get(logs::live))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}

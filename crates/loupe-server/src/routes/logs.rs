@@ -1,0 +1,174 @@
+//! Log records of a run, and the live event stream.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use loupe_meta::LogQuery;
+use loupe_model::{LogLevel, LogStream, Role};
+use serde::Deserialize;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use super::metrics::{Accepted, decoded_body};
+use super::now_ns;
+use super::runs::{blocking, meta_err, visible_run};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{ServerMetrics, SharedState};
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/logs",
+    request_body(content = Object, description = r#"{"records":[{"time":…,"stream":"stdout","level":"info","text":"…"}]}"#),
+    responses((status = 200, body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn post_logs(
+    State(st): State<SharedState>,
+    who: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Accepted>> {
+    who.require(Role::Ingest)?;
+    visible_run(&st, &who, &id).await?;
+    let raw = decoded_body(&st, &headers, body)?;
+    let records = loupe_ingest::decode_logs(&raw, now_ns(), &st.limits).map_err(|e| {
+        ServerMetrics::add(&st.metrics.rejected_requests, 1);
+        ApiError::from(e)
+    })?;
+    let n = records.len() as u64;
+    let s2 = st.clone();
+    let id2 = id.clone();
+    let (first_seq, records) = blocking(move || {
+        let seq = s2.meta.append_logs(&id2, &records).map_err(meta_err)?;
+        Ok((seq, records))
+    })
+    .await?;
+    ServerMetrics::add(&st.metrics.log_records_ingested, n);
+    // Live clients get the lines themselves, at most a screenful per event.
+    let tail: Vec<serde_json::Value> = records
+        .iter()
+        .enumerate()
+        .rev()
+        .take(200)
+        .rev()
+        .map(|(i, r)| {
+            serde_json::json!({"seq": first_seq + i as u64, "time": r.time, "stream": r.stream, "level": r.level, "text": r.text})
+        })
+        .collect();
+    st.live.publish(
+        &id,
+        "logs",
+        serde_json::json!({"count": n, "records": tail}),
+    );
+    Ok(Json(Accepted { accepted: n }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogParams {
+    /// Full-text search (words; quotes for a phrase).
+    pub q: Option<String>,
+    /// Minimum level: debug, info, warning, error, critical.
+    pub level: Option<String>,
+    pub stream: Option<String>,
+    /// Unix seconds.
+    pub from: Option<f64>,
+    pub to: Option<f64>,
+    pub limit: Option<usize>,
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}/logs", params(LogParams), responses((status = 200, body = Object)))]
+pub async fn get_logs(
+    State(st): State<SharedState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Query(p): Query<LogParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    who.require(Role::Read)?;
+    visible_run(&st, &who, &id).await?;
+    ServerMetrics::add(&st.metrics.query_requests, 1);
+    let bad = |e: String| ApiError::bad_request("invalid_request", e);
+    let q = LogQuery {
+        q: p.q,
+        level: p
+            .level
+            .map(|l| l.parse::<LogLevel>())
+            .transpose()
+            .map_err(bad)?,
+        stream: p
+            .stream
+            .map(|s| s.parse::<LogStream>())
+            .transpose()
+            .map_err(bad)?,
+        from: p.from,
+        to: p.to,
+        limit: p.limit,
+        cursor: p
+            .cursor
+            .map(|c| c.parse::<u64>())
+            .transpose()
+            .map_err(|_| {
+                ApiError::bad_request("invalid_request", "cursor: not one this server gave")
+            })?,
+        order: Default::default(),
+    };
+    let s2 = st.clone();
+    let page = blocking(move || s2.meta.query_logs(&id, q).map_err(meta_err)).await?;
+    let records: Vec<serde_json::Value> = page
+        .records
+        .iter()
+        .map(|(seq, r)| {
+            serde_json::json!({"seq": seq, "time": r.time, "stream": r.stream, "level": r.level, "text": r.text, "attributes": r.attributes})
+        })
+        .collect();
+    Ok(Json(
+        serde_json::json!({"records": records, "next_cursor": page.next_cursor}),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LiveParams {
+    /// Only events of this run (all visible runs when absent).
+    pub run: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/live", params(LiveParams),
+    responses((status = 200, description = "text/event-stream of `points`, `logs` and `status` events")))]
+pub async fn live(
+    State(st): State<SharedState>,
+    who: Principal,
+    Query(p): Query<LiveParams>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    who.require(Role::Read)?;
+    if let Some(run) = &p.run {
+        visible_run(&st, &who, run).await?;
+    }
+    // A token scoped to a project must name a run: events carry no project.
+    if p.run.is_none() && who.project.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "run: required with a project-scoped token",
+        ));
+    }
+    let rx = st.live.subscribe();
+    let filter = p.run;
+    let stream = BroadcastStream::new(rx).filter_map(move |item| match item {
+        Ok(ev) => {
+            if filter.as_deref().is_some_and(|r| r != ev.run) {
+                return None;
+            }
+            let data = serde_json::json!({"run": ev.run, "data": ev.data});
+            Some(Ok(Event::default().event(ev.kind).data(data.to_string())))
+        }
+        Err(BroadcastStreamRecvError::Lagged(n)) => Some(Ok(Event::default()
+            .event("lagged")
+            .data(format!("{{\"skipped\":{n}}}")))),
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

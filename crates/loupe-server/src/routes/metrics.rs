@@ -1,0 +1,157 @@
+//! Ingest of numeric series: a run's columnar batches, and series outside runs.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use loupe_model::{Role, SeriesKey};
+use loupe_tsdb::{SeriesWrite, WriteBatch};
+use serde::{Deserialize, Serialize};
+
+use super::now_ns;
+use super::runs::{blocking, visible_run};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{ServerMetrics, SharedState};
+use crate::summary;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// Points (or records) written durably.
+    pub accepted: u64,
+}
+
+/// The raw body, or the API's error when it is over the size limit.
+pub fn raw_body(st: &SharedState, body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|e| {
+        ServerMetrics::add(&st.metrics.rejected_requests, 1);
+        let status = e.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "invalid_request"
+        };
+        ApiError::new(status, code, format!("body: {}", e.body_text()))
+    })
+}
+
+/// Undoes the declared `Content-Encoding`, within the size limit.
+pub fn decoded_body(
+    st: &SharedState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Vec<u8>> {
+    let body = raw_body(st, body)?;
+    let enc = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    loupe_ingest::decode_body(&body, enc, &st.limits)
+        .map(|b| b.into_owned())
+        .map_err(|e| {
+            ServerMetrics::add(&st.metrics.rejected_requests, 1);
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            ApiError::new(status, e.code(), e.to_string())
+        })
+}
+
+fn reject(st: &SharedState, e: loupe_ingest::DecodeError) -> ApiError {
+    ServerMetrics::add(&st.metrics.rejected_requests, 1);
+    e.into()
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/metrics",
+    request_body(content = Object, description = r#"{"series":[{"name":"train/loss","step":[…],"time":[…],"value":[…]}]}; gzip or zstd bodies accepted"#),
+    responses((status = 200, body = Accepted), (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+pub async fn post_run_metrics(
+    State(st): State<SharedState>,
+    who: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Accepted>> {
+    who.require(Role::Ingest)?;
+    visible_run(&st, &who, &id).await?;
+    let raw = decoded_body(&st, &headers, body)?;
+    let batch =
+        loupe_ingest::decode_metrics(&raw, now_ns(), &st.limits).map_err(|e| reject(&st, e))?;
+    let mut wb = WriteBatch::new();
+    let mut sums = Vec::with_capacity(batch.series.len());
+    for (i, s) in batch.series.into_iter().enumerate() {
+        let key = SeriesKey::new(s.name.clone(), [("run", id.as_str())]).map_err(|e| {
+            ServerMetrics::add(&st.metrics.rejected_requests, 1);
+            ApiError::bad_request("invalid_batch", format!("series[{i}].name: {e}"))
+        })?;
+        if let Some(sum) = summary::of_points(s.steps.as_deref(), &s.values) {
+            sums.push((s.name, sum));
+        }
+        wb.push(SeriesWrite::new(key, s.steps, s.times_ns, s.values));
+    }
+    let points = wb.points() as u64;
+    let s2 = st.clone();
+    blocking(move || s2.tsdb.append(wb).map_err(ApiError::from)).await?;
+    ServerMetrics::add(&st.metrics.points_ingested, points);
+    ServerMetrics::add(&st.metrics.ingest_requests, 1);
+    let mut live = serde_json::Map::new();
+    for (name, sum) in sums {
+        live.insert(
+            name.clone(),
+            serde_json::json!({"count": sum.count, "last_step": sum.last_step, "last": super::json_value(sum.last)}),
+        );
+        st.summaries.add(&id, &name, sum);
+    }
+    st.live
+        .publish(&id, "points", serde_json::Value::Object(live));
+    Ok(Json(Accepted { accepted: points }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExternalParams {
+    /// The project the series belong to (defaults to the token's, or `default`).
+    pub project: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/metrics", params(ExternalParams),
+    request_body(content = Object, description = r#"{"series":[{"name":"gpu/util","labels":{"host":"n1"},"time":[…],"value":[…]}]}"#),
+    responses((status = 200, body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
+pub async fn post_external_metrics(
+    State(st): State<SharedState>,
+    who: Principal,
+    Query(p): Query<ExternalParams>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Accepted>> {
+    who.require(Role::Ingest)?;
+    let project = match (p.project, &who.project) {
+        (Some(p), Some(mine)) if &p != mine => {
+            return Err(ApiError::forbidden(format!(
+                "this token belongs to project {mine:?}, not {p:?}"
+            )));
+        }
+        (Some(p), _) => p,
+        (None, Some(mine)) => mine.clone(),
+        (None, None) => "default".into(),
+    };
+    let raw = decoded_body(&st, &headers, body)?;
+    let series = loupe_ingest::decode_external_metrics(&raw, now_ns(), &st.limits)
+        .map_err(|e| reject(&st, e))?;
+    let mut wb = WriteBatch::new();
+    for (i, (key, cols)) in series.into_iter().enumerate() {
+        let mut labels: Vec<(String, String)> = key.labels().to_vec();
+        labels.push(("project".into(), project.clone()));
+        let key = SeriesKey::new(key.name(), labels)
+            .map_err(|e| ApiError::bad_request("invalid_batch", format!("series[{i}]: {e}")))?;
+        wb.push(SeriesWrite::new(
+            key,
+            cols.steps,
+            cols.times_ns,
+            cols.values,
+        ));
+    }
+    let points = wb.points() as u64;
+    let s2 = st.clone();
+    blocking(move || s2.tsdb.append(wb).map_err(ApiError::from)).await?;
+    ServerMetrics::add(&st.metrics.points_ingested, points);
+    ServerMetrics::add(&st.metrics.ingest_requests, 1);
+    Ok(Json(Accepted { accepted: points }))
+}

@@ -1,0 +1,185 @@
+//! Reading a run's series: the list with summaries, and the data, raw or M4.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use loupe_model::{NO_STEP, Role, SeriesKey, SeriesMatcher};
+use loupe_tsdb::XAxis;
+use serde::Deserialize;
+
+use super::json_value;
+use super::runs::{blocking, visible_run};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::{ServerMetrics, SharedState};
+
+fn opt_step(s: i64) -> serde_json::Value {
+    if s == NO_STEP {
+        serde_json::Value::Null
+    } else {
+        s.into()
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}/series", responses((status = 200, body = Object)))]
+pub async fn list_series(
+    State(st): State<SharedState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    who.require(Role::Read)?;
+    visible_run(&st, &who, &id).await?;
+    let s2 = st.clone();
+    let out = blocking(move || {
+        let mut out = Vec::new();
+        for info in s2.tsdb.series(&SeriesMatcher::any().label_eq("run", &id)) {
+            if let Some(s) = s2.tsdb.summary(&info.key).map_err(ApiError::from)? {
+                out.push(serde_json::json!({
+                    "name": info.key.name(),
+                    "count": s.count,
+                    "first_step": opt_step(s.first_step),
+                    "last_step": opt_step(s.last_step),
+                    "first_time": s.first_time as f64 / 1e9,
+                    "last_time": s.last_time as f64 / 1e9,
+                    "last": json_value(s.last),
+                    "min": json_value(s.min),
+                    "max": json_value(s.max),
+                }));
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "series": out })))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DataParams {
+    /// The series name, e.g. `train/loss`.
+    pub name: String,
+    /// `step` (default) or `time` (Unix seconds).
+    pub x: Option<String>,
+    pub from: Option<f64>,
+    pub to: Option<f64>,
+    /// Chart width in pixels: at most 4 × width points come back (M4).
+    pub width: Option<u32>,
+    /// Without `width`: points per page (default 10000, at most 100000).
+    pub limit: Option<usize>,
+    /// Without `width`: the `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/runs/{id}/series/data", params(DataParams), responses((status = 200, body = Object)))]
+pub async fn series_data(
+    State(st): State<SharedState>,
+    who: Principal,
+    Path(id): Path<String>,
+    Query(p): Query<DataParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    who.require(Role::Read)?;
+    visible_run(&st, &who, &id).await?;
+    ServerMetrics::add(&st.metrics.query_requests, 1);
+    let axis = match p.x.as_deref().unwrap_or("step") {
+        "step" => XAxis::Step,
+        "time" => XAxis::Time,
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("x={other:?}: expected step or time"),
+            ));
+        }
+    };
+    let key = SeriesKey::new(p.name.clone(), [("run", id.as_str())])
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("name: {e}")))?;
+    let to_x = |v: f64| -> i64 {
+        match axis {
+            XAxis::Step => v.round().clamp(i64::MIN as f64 + 1.0, i64::MAX as f64) as i64,
+            XAxis::Time => (v * 1e9).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+        }
+    };
+    let mut from = p.from.map(to_x).unwrap_or(i64::MIN + 1);
+    let to = p.to.map(to_x).unwrap_or(i64::MAX);
+    if let Some(c) = &p.cursor {
+        from = c.parse::<i64>().map_err(|_| {
+            ApiError::bad_request("invalid_request", "cursor: not one this server gave")
+        })?;
+    }
+    if from > to {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("from ({from}) is after to ({to})"),
+        ));
+    }
+    let out_x = move |x: i64| -> serde_json::Value {
+        match axis {
+            XAxis::Step => x.into(),
+            XAxis::Time => json_value(x as f64 / 1e9),
+        }
+    };
+    let width = p.width;
+    let limit = p.limit.unwrap_or(10_000).clamp(1, 100_000);
+    let s2 = st.clone();
+    let body = blocking(move || {
+        if let Some(width) = width {
+            if width == 0 || width > 100_000 {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "width: 1 to 100000",
+                ));
+            }
+            // An open range means the series' own extent, so columns span the data.
+            let (mut lo, mut hi) = (from, to);
+            if (lo == i64::MIN + 1 || hi == i64::MAX)
+                && let Some(s) = s2.tsdb.summary(&key).map_err(ApiError::from)?
+            {
+                let (a, b) = match axis {
+                    XAxis::Step => (s.first_step, s.last_step),
+                    XAxis::Time => (s.min_time, s.max_time),
+                };
+                if lo == i64::MIN + 1 && a != NO_STEP {
+                    lo = a;
+                }
+                if hi == i64::MAX && b != NO_STEP {
+                    hi = b;
+                }
+            }
+            if lo > hi {
+                return Ok(serde_json::json!({"x": [], "y": [], "count": 0, "downsampled": false}));
+            }
+            let m = s2
+                .tsdb
+                .m4(&key, axis, lo, hi, width)
+                .map_err(ApiError::from)?;
+            Ok(serde_json::json!({
+                "x": m.x.iter().map(|&x| out_x(x)).collect::<Vec<_>>(),
+                "y": m.y.iter().map(|&y| json_value(y)).collect::<Vec<_>>(),
+                "count": m.count,
+                "downsampled": m.downsampled,
+            }))
+        } else {
+            let pts = s2
+                .tsdb
+                .read_range(&key, axis, from, to, Some(limit + 1))
+                .map_err(ApiError::from)?;
+            let more = pts.len() > limit;
+            let n = pts.len().min(limit);
+            let xs: Vec<i64> = (0..n).map(|i| pts.x(axis, i)).collect();
+            let next = if more {
+                Some((xs[n - 1] + 1).to_string())
+            } else {
+                None
+            };
+            Ok(serde_json::json!({
+                "x": xs.iter().map(|&x| out_x(x)).collect::<Vec<_>>(),
+                "y": pts.values[..n].iter().map(|&y| json_value(y)).collect::<Vec<_>>(),
+                "count": n,
+                "downsampled": false,
+                "next_cursor": next,
+                // Raw pages carry every coordinate exactly, for export.
+                "step": pts.steps[..n].iter().map(|&s| opt_step(s)).collect::<Vec<_>>(),
+                "time_ns": pts.times[..n].to_vec(),
+            }))
+        }
+    })
+    .await?;
+    Ok(Json(body))
+}

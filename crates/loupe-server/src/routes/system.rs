@@ -1,0 +1,157 @@
+//! Health, Loupe's own metrics, and the OpenAPI document.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+use crate::state::SharedState;
+
+/// The SQLite file and its WAL.
+fn sqlite_bytes(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        total += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+    }
+    total
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Object)))]
+pub async fn healthz(State(st): State<SharedState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "status": "ok",
+        "uptime_s": st.started.elapsed().as_secs_f64(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+/// Loupe's own metrics in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain")))]
+pub async fn prometheus_metrics(State(st): State<SharedState>) -> impl IntoResponse {
+    let t = st.tsdb.stats();
+    let m = &st.metrics;
+    let mut out = String::with_capacity(4096);
+    let mut counter = |name: &str, help: &str, v: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    };
+    counter(
+        "loupe_ingest_points_total",
+        "Points written durably.",
+        m.points_ingested.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_ingest_log_records_total",
+        "Log records written durably.",
+        m.log_records_ingested.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_ingest_requests_total",
+        "Accepted metric ingest requests.",
+        m.ingest_requests.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_rejected_requests_total",
+        "Ingest requests refused as malformed or too large.",
+        m.rejected_requests.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_auth_failures_total",
+        "Requests refused for a missing or bad token.",
+        m.auth_failures.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_query_requests_total",
+        "Series and log queries served.",
+        m.query_requests.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_tsdb_flushes_total",
+        "Head flushes to segment files.",
+        t.flushes as f64,
+    );
+    counter(
+        "loupe_tsdb_flush_errors_total",
+        "Failed flushes (retried).",
+        t.flush_errors as f64,
+    );
+    let mut gauge = |name: &str, help: &str, v: f64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    };
+    gauge(
+        "loupe_tsdb_series",
+        "Series known to the engine.",
+        t.series as f64,
+    );
+    gauge(
+        "loupe_tsdb_head_points",
+        "Points in memory, waiting for a flush (the ingest queue).",
+        t.head_points as f64,
+    );
+    gauge("loupe_tsdb_segments", "Segment files.", t.segments as f64);
+    gauge(
+        "loupe_live_subscribers",
+        "Connected live-update clients.",
+        st.live.subscribers() as f64,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP loupe_store_bytes Bytes on disk by part.\n# TYPE loupe_store_bytes gauge\nloupe_store_bytes{{part=\"segments\"}} {}\nloupe_store_bytes{{part=\"wal\"}} {}\nloupe_store_bytes{{part=\"sqlite\"}} {}",
+        t.segment_bytes,
+        t.wal_bytes,
+        sqlite_bytes(st.meta.path())
+    );
+    let _ = writeln!(
+        out,
+        "# HELP loupe_wal_fsync_seconds WAL fsync latency.\n# TYPE loupe_wal_fsync_seconds histogram"
+    );
+    for (le, c) in &t.fsync_buckets {
+        let _ = writeln!(out, "loupe_wal_fsync_seconds_bucket{{le=\"{le}\"}} {c}");
+    }
+    let _ = writeln!(
+        out,
+        "loupe_wal_fsync_seconds_bucket{{le=\"+Inf\"}} {}\nloupe_wal_fsync_seconds_sum {}\nloupe_wal_fsync_seconds_count {}",
+        t.fsyncs, t.fsync_seconds_sum, t.fsyncs
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Loupe API",
+        description = "Runs, metrics, logs and live updates of Loupe, observability for AI training and serving."
+    ),
+    paths(
+        healthz,
+        prometheus_metrics,
+        crate::routes::runs::create_run,
+        crate::routes::runs::list_runs,
+        crate::routes::runs::get_run,
+        crate::routes::runs::patch_run,
+        crate::routes::runs::delete_run,
+        crate::routes::runs::list_projects,
+        crate::routes::metrics::post_run_metrics,
+        crate::routes::metrics::post_external_metrics,
+        crate::routes::series::list_series,
+        crate::routes::series::series_data,
+        crate::routes::logs::post_logs,
+        crate::routes::logs::get_logs,
+        crate::routes::logs::live,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, body = Object)))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

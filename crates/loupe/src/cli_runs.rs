@@ -1,0 +1,308 @@
+//! `loupe runs`, `loupe show`, `loupe logs`, `loupe export`: the API from a terminal.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::client::{Client, ServerArgs};
+
+#[derive(clap::Args)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long)]
+    pub project: Option<String>,
+    /// running, finished, failed, crashed, killed, lost (comma-separated).
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Text in the name, id or group.
+    #[arg(short, long)]
+    pub q: Option<String>,
+    /// e.g. `-start_time`, `name`, `summary.train/loss.last`.
+    #[arg(long)]
+    pub sort: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn age(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        7200..=172_799 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+pub fn runs(a: RunsArgs) -> Result<()> {
+    let c = Client::new(&a.server);
+    let mut q = vec![("limit", a.limit.to_string())];
+    for (k, v) in [
+        ("project", &a.project),
+        ("status", &a.status),
+        ("tag", &a.tag),
+        ("q", &a.q),
+        ("sort", &a.sort),
+    ] {
+        if let Some(v) = v {
+            q.push((k, v.clone()));
+        }
+    }
+    let body = c.get("/api/v1/runs", &q)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+        return Ok(());
+    }
+    let runs = body["runs"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<10} {:<24} {:<10} {:<12} {:>8} {:<20}",
+        "ID", "NAME", "STATUS", "PROJECT", "AGE", "LOSS (last)"
+    );
+    for r in &runs {
+        let loss = r["summary"]
+            .as_object()
+            .and_then(|m| m.iter().find(|(k, _)| k.ends_with("loss")))
+            .map(|(k, v)| format!("{k}={}", v["last"]))
+            .unwrap_or_default();
+        println!(
+            "{:<10} {:<24} {:<10} {:<12} {:>8} {:<20}",
+            r["id"].as_str().unwrap_or(""),
+            r["name"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(24)
+                .collect::<String>(),
+            r["status"].as_str().unwrap_or(""),
+            r["project"].as_str().unwrap_or(""),
+            age(now() - r["start_time"].as_f64().unwrap_or(0.0)),
+            loss
+        );
+    }
+    if runs.is_empty() {
+        println!("(no runs)");
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    pub run: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn show(a: ShowArgs) -> Result<()> {
+    let c = Client::new(&a.server);
+    let run = c.get(&format!("/api/v1/runs/{}", a.run), &[])?;
+    let series = c.get(&format!("/api/v1/runs/{}/series", a.run), &[])?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"run": run, "series": series["series"]})
+            )?
+        );
+        return Ok(());
+    }
+    println!(
+        "{} ({})  {}  project {}",
+        run["name"].as_str().unwrap_or(""),
+        run["id"].as_str().unwrap_or(""),
+        run["status"].as_str().unwrap_or(""),
+        run["project"].as_str().unwrap_or("")
+    );
+    for k in [
+        "group",
+        "host",
+        "command",
+        "git_commit",
+        "rank",
+        "world_size",
+        "exit_code",
+    ] {
+        if !run[k].is_null() {
+            println!("  {k:<11} {}", run[k]);
+        }
+    }
+    if run["config"].as_object().is_some_and(|m| !m.is_empty()) {
+        println!("  config      {}", run["config"]);
+    }
+    println!(
+        "\n{:<36} {:>10} {:>10} {:>14} {:>14} {:>14}",
+        "SERIES", "POINTS", "LAST STEP", "LAST", "MIN", "MAX"
+    );
+    for s in series["series"].as_array().cloned().unwrap_or_default() {
+        println!(
+            "{:<36} {:>10} {:>10} {:>14} {:>14} {:>14}",
+            s["name"].as_str().unwrap_or(""),
+            s["count"],
+            s["last_step"],
+            s["last"].to_string(),
+            s["min"].to_string(),
+            s["max"].to_string()
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    pub run: String,
+    /// Full-text search.
+    #[arg(short, long)]
+    pub q: Option<String>,
+    /// Minimum level.
+    #[arg(long)]
+    pub level: Option<String>,
+    /// Keep printing new lines.
+    #[arg(short, long)]
+    pub follow: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn logs(a: LogsArgs) -> Result<()> {
+    let c = Client::new(&a.server);
+    let mut cursor: Option<String> = None;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut q = vec![("limit", "1000".to_string())];
+        if let Some(v) = &a.q {
+            q.push(("q", v.clone()));
+        }
+        if let Some(v) = &a.level {
+            q.push(("level", v.clone()));
+        }
+        if let Some(v) = &cursor {
+            q.push(("cursor", v.clone()));
+        }
+        let page = c.get(&format!("/api/v1/runs/{}/logs", a.run), &q)?;
+        for r in page["records"].as_array().cloned().unwrap_or_default() {
+            if a.json {
+                writeln!(out, "{r}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>14.3} {:<6} {:<8} {}",
+                    r["time"].as_f64().unwrap_or(0.0),
+                    r["stream"].as_str().unwrap_or(""),
+                    r["level"].as_str().unwrap_or(""),
+                    r["text"].as_str().unwrap_or("")
+                )?;
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None if a.follow => {
+                out.flush()?;
+                std::thread::sleep(Duration::from_millis(500));
+                // Keep the position of the last line read, if the server gave one.
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    pub run: String,
+    /// csv or jsonl.
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+    /// Write here instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// Writes every point of every series of a run, exactly: values are printed
+/// in their shortest form that parses back to the same f64.
+pub fn export(a: ExportArgs) -> Result<()> {
+    if a.format != "csv" && a.format != "jsonl" {
+        bail!("--format {:?}: expected csv or jsonl", a.format);
+    }
+    let c = Client::new(&a.server);
+    let series = c.get(&format!("/api/v1/runs/{}/series", a.run), &[])?;
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    if a.format == "csv" {
+        writeln!(out, "series,step,time_ns,value")?;
+    }
+    for s in series["series"].as_array().cloned().unwrap_or_default() {
+        let name = s["name"].as_str().unwrap_or("").to_string();
+        // Stepped series page by step (with times); others by time.
+        let stepped = !s["last_step"].is_null();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = vec![("name", name.clone()), ("limit", "100000".into())];
+            q.push(("x", if stepped { "step" } else { "time" }.into()));
+            if let Some(cur) = &cursor {
+                q.push(("cursor", cur.clone()));
+            }
+            let page = c.get(&format!("/api/v1/runs/{}/series/data", a.run), &q)?;
+            let ys = page["y"].as_array().cloned().unwrap_or_default();
+            let steps = page["step"].as_array().cloned().unwrap_or_default();
+            let times = page["time_ns"].as_array().cloned().unwrap_or_default();
+            if steps.len() != ys.len() || times.len() != ys.len() {
+                bail!("the server's page for {name} lacks step/time columns (too old a server?)");
+            }
+            for ((st, t), y) in steps.iter().zip(&times).zip(&ys) {
+                let step = if st.is_null() {
+                    String::new()
+                } else {
+                    st.to_string()
+                };
+                let time = t.to_string();
+                let value = match y {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if a.format == "csv" {
+                    let quoted = if name.contains(',') || name.contains('"') {
+                        format!("\"{}\"", name.replace('"', "\"\""))
+                    } else {
+                        name.clone()
+                    };
+                    writeln!(out, "{quoted},{step},{time},{value}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"series": name, "step": st, "time_ns": t, "value": y})
+                    )?;
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(n) => cursor = Some(n.to_string()),
+                None => break,
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

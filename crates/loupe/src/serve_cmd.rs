@@ -1,0 +1,98 @@
+//! `loupe serve`: the HTTP API over the embedded store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+/// Where data lives unless `--data` says otherwise: `$LOUPE_DATA`, else
+/// `$XDG_DATA_HOME/loupe`, else `~/.local/share/loupe`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("LOUPE_DATA") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("loupe");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ".".into());
+    home.join(".local/share/loupe")
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Data directory (default: $LOUPE_DATA, $XDG_DATA_HOME/loupe or ~/.local/share/loupe).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Address to listen on. Tokens are required on any non-loopback address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub addr: SocketAddr,
+    /// Require tokens even on loopback.
+    #[arg(long)]
+    pub require_auth: bool,
+    /// DANGEROUS: serve a non-loopback address without tokens.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Seconds without a heartbeat before a running run is marked lost.
+    #[arg(long, default_value_t = 600)]
+    pub lost_after: u64,
+    /// Largest request body accepted, in MiB (after decompression).
+    #[arg(long, default_value_t = 64)]
+    pub max_body_mib: usize,
+    /// Most series in one metrics request.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_series_per_request: usize,
+    /// always, group (default) or never.
+    #[arg(long, default_value = "group")]
+    pub fsync: String,
+}
+
+pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
+    let mut cfg =
+        loupe_server::ServerConfig::new(a.addr, a.data.clone().unwrap_or_else(default_data_dir));
+    cfg.require_auth = a.require_auth;
+    cfg.insecure_no_auth = a.insecure_no_auth;
+    cfg.lost_after = Duration::from_secs(a.lost_after);
+    cfg.limits.max_body_bytes = a.max_body_mib << 20;
+    cfg.limits.max_series_per_request = a.max_series_per_request;
+    cfg.tsdb.fsync = a.fsync.parse().context("--fsync")?;
+    Ok(cfg)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests and flushing");
+}
+
+pub fn run(a: ServeArgs) -> Result<()> {
+    let cfg = config(&a)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        loupe_server::serve(cfg, shutdown_signal(), |addr| {
+            // Scripts and tests read this line to find the port.
+            println!("loupe serve listening on http://{addr}");
+        })
+        .await
+    })?;
+    Ok(())
+}

@@ -19,7 +19,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use super::metrics::{Accepted, decoded_body};
 use super::now_ns;
-use super::runs::{blocking, meta_err, visible_run};
+use super::runs::{blocking, check_visible, meta_err};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{ServerMetrics, SharedState};
@@ -35,7 +35,7 @@ pub async fn post_logs(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     who.require(Role::Ingest)?;
-    visible_run(&st, &who, &id).await?;
+    check_visible(&st, &who, &id).await?;
     let raw = decoded_body(&st, &headers, body)?;
     let records = loupe_ingest::decode_logs(&raw, now_ns(), &st.limits).map_err(|e| {
         ServerMetrics::add(&st.metrics.rejected_requests, 1);
@@ -91,7 +91,7 @@ pub async fn get_logs(
     Query(p): Query<LogParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
-    visible_run(&st, &who, &id).await?;
+    check_visible(&st, &who, &id).await?;
     ServerMetrics::add(&st.metrics.query_requests, 1);
     let bad = |e: String| ApiError::bad_request("invalid_request", e);
     let q = LogQuery {
@@ -147,7 +147,7 @@ pub async fn live(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     who.require(Role::Read)?;
     if let Some(run) = &p.run {
-        visible_run(&st, &who, run).await?;
+        check_visible(&st, &who, run).await?;
     }
     // A token scoped to a project must name a run: events carry no project.
     if p.run.is_none() && who.project.is_some() {

@@ -10,7 +10,7 @@ use loupe_tsdb::{SeriesWrite, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use super::now_ns;
-use super::runs::{blocking, visible_run};
+use super::runs::{blocking, check_visible};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{ServerMetrics, SharedState};
@@ -71,25 +71,32 @@ pub async fn post_run_metrics(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     who.require(Role::Ingest)?;
-    visible_run(&st, &who, &id).await?;
+    check_visible(&st, &who, &id).await?;
     let raw = decoded_body(&st, &headers, body)?;
-    let batch =
-        loupe_ingest::decode_metrics(&raw, now_ns(), &st.limits).map_err(|e| reject(&st, e))?;
-    let mut wb = WriteBatch::new();
-    let mut sums = Vec::with_capacity(batch.series.len());
-    for (i, s) in batch.series.into_iter().enumerate() {
-        let key = SeriesKey::new(s.name.clone(), [("run", id.as_str())]).map_err(|e| {
-            ServerMetrics::add(&st.metrics.rejected_requests, 1);
-            ApiError::bad_request("invalid_batch", format!("series[{i}].name: {e}"))
-        })?;
-        if let Some(sum) = summary::of_points(s.steps.as_deref(), &s.values) {
-            sums.push((s.name, sum));
-        }
-        wb.push(SeriesWrite::new(key, s.steps, s.times_ns, s.values));
-    }
-    let points = wb.points() as u64;
+    // Decoding is CPU work proportional to the body: off the async threads,
+    // together with the durable append.
     let s2 = st.clone();
-    blocking(move || s2.tsdb.append(wb).map_err(ApiError::from)).await?;
+    let run = id.clone();
+    let (points, sums) = blocking(move || {
+        let batch =
+            loupe_ingest::decode_metrics(&raw, now_ns(), &s2.limits).map_err(|e| reject(&s2, e))?;
+        let mut wb = WriteBatch::new();
+        let mut sums = Vec::with_capacity(batch.series.len());
+        for (i, s) in batch.series.into_iter().enumerate() {
+            let key = SeriesKey::new(s.name.clone(), [("run", run.as_str())]).map_err(|e| {
+                ServerMetrics::add(&s2.metrics.rejected_requests, 1);
+                ApiError::bad_request("invalid_batch", format!("series[{i}].name: {e}"))
+            })?;
+            if let Some(sum) = summary::of_points(s.steps.as_deref(), &s.values) {
+                sums.push((s.name, sum));
+            }
+            wb.push(SeriesWrite::new(key, s.steps, s.times_ns, s.values));
+        }
+        let points = wb.points() as u64;
+        s2.tsdb.append(wb).map_err(ApiError::from)?;
+        Ok((points, sums))
+    })
+    .await?;
     ServerMetrics::add(&st.metrics.points_ingested, points);
     ServerMetrics::add(&st.metrics.ingest_requests, 1);
     let mut live = serde_json::Map::new();

@@ -47,6 +47,23 @@ pub fn meta_err(e: loupe_meta::Error) -> ApiError {
     }
 }
 
+/// Checks that the run exists and the caller may see it (404 otherwise),
+/// reading only its project: the cheap check for the ingest and read paths.
+pub async fn check_visible(st: &SharedState, who: &Principal, id: &str) -> ApiResult<()> {
+    let s = st.clone();
+    let id2 = id.to_string();
+    let project = blocking(move || match s.meta.run_project(&id2) {
+        Ok(p) => Ok(Some(p)),
+        Err(loupe_meta::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(meta_err(e)),
+    })
+    .await?;
+    match project {
+        Some(p) if who.sees(&p) => Ok(()),
+        _ => Err(ApiError::not_found("run", id)),
+    }
+}
+
 /// The run, if it exists and the caller may see it; 404 otherwise.
 pub async fn visible_run(st: &SharedState, who: &Principal, id: &str) -> ApiResult<Run> {
     let s = st.clone();

@@ -7,7 +7,7 @@ use loupe_tsdb::XAxis;
 use serde::Deserialize;
 
 use super::json_value;
-use super::runs::{blocking, visible_run};
+use super::runs::{blocking, check_visible};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::state::{ServerMetrics, SharedState};
@@ -27,7 +27,7 @@ pub async fn list_series(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
-    visible_run(&st, &who, &id).await?;
+    check_visible(&st, &who, &id).await?;
     let s2 = st.clone();
     let out = blocking(move || {
         let mut out = Vec::new();
@@ -76,7 +76,7 @@ pub async fn series_data(
     Query(p): Query<DataParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
-    visible_run(&st, &who, &id).await?;
+    check_visible(&st, &who, &id).await?;
     ServerMetrics::add(&st.metrics.query_requests, 1);
     let axis = match p.x.as_deref().unwrap_or("step") {
         "step" => XAxis::Step,

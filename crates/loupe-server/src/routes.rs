@@ -63,6 +63,8 @@ pub fn router(state: SharedState) -> Router {
             post(logs::post_logs).get(logs::get_logs),
         )
         .route("/api/v1/metrics", post(metrics::post_external_metrics))
+        .route("/api/v1/metrics/series", get(series::list_external_series))
+        .route("/api/v1/metrics/data", get(series::external_series_data))
         .route("/api/v1/live", get(logs::live))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

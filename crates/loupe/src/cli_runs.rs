@@ -198,6 +198,10 @@ pub fn logs(a: LogsArgs) -> Result<()> {
         }
         let page = c.get(&format!("/api/v1/runs/{}/logs", a.run), &q)?;
         for r in page["records"].as_array().cloned().unwrap_or_default() {
+            if let Some(seq) = r["seq"].as_u64() {
+                // Lines after the last one shown, for the next page or the tail.
+                cursor = Some(seq.to_string());
+            }
             if a.json {
                 writeln!(out, "{r}")?;
             } else {
@@ -211,14 +215,12 @@ pub fn logs(a: LogsArgs) -> Result<()> {
                 )?;
             }
         }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None if a.follow => {
-                out.flush()?;
-                std::thread::sleep(Duration::from_millis(500));
-                // Keep the position of the last line read, if the server gave one.
+        if page["next_cursor"].is_null() {
+            if !a.follow {
+                return Ok(());
             }
-            None => return Ok(()),
+            out.flush()?;
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
 }

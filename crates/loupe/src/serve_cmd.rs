@@ -44,6 +44,18 @@ pub struct ServeArgs {
     /// Most series in one metrics request.
     #[arg(long, default_value_t = 10_000)]
     pub max_series_per_request: usize,
+    /// Most points in one metrics request.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub max_points_per_request: usize,
+    /// Deepest JSON nesting accepted in a request body.
+    #[arg(long, default_value_t = 64)]
+    pub max_json_depth: usize,
+    /// Most log records in one request.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_log_records_per_request: usize,
+    /// Longest log line accepted, in bytes.
+    #[arg(long, default_value_t = 65_536)]
+    pub max_log_text_bytes: usize,
     /// always, group (default) or never.
     #[arg(long, default_value = "group")]
     pub fsync: String,
@@ -57,6 +69,10 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
     cfg.lost_after = Duration::from_secs(a.lost_after);
     cfg.limits.max_body_bytes = a.max_body_mib << 20;
     cfg.limits.max_series_per_request = a.max_series_per_request;
+    cfg.limits.max_points_per_request = a.max_points_per_request;
+    cfg.limits.max_json_depth = a.max_json_depth;
+    cfg.limits.max_log_records_per_request = a.max_log_records_per_request;
+    cfg.limits.max_log_text_bytes = a.max_log_text_bytes;
     cfg.tsdb.fsync = a.fsync.parse().context("--fsync")?;
     Ok(cfg)
 }

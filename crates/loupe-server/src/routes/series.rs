@@ -52,11 +52,21 @@ pub async fn list_series(
     Ok(Json(serde_json::json!({ "series": out })))
 }
 
+/// Run series are drawn by step; series outside runs have only times.
+fn default_axis(key: &SeriesKey) -> &'static str {
+    if key.label("run").is_some() {
+        "step"
+    } else {
+        "time"
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct DataParams {
     /// The series name, e.g. `train/loss`.
     pub name: String,
-    /// `step` (default) or `time` (Unix seconds).
+    /// `step` (the default for run series) or `time` (Unix seconds; the
+    /// default for series outside runs).
     pub x: Option<String>,
     pub from: Option<f64>,
     pub to: Option<f64>,
@@ -77,8 +87,19 @@ pub async fn series_data(
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
     check_visible(&st, &who, &id).await?;
+    let key = SeriesKey::new(p.name.clone(), [("run", id.as_str())])
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("name: {e}")))?;
+    series_data_of(st, key, p).await
+}
+
+/// The data of one series: M4 with `width`, raw pages without.
+pub async fn series_data_of(
+    st: SharedState,
+    key: SeriesKey,
+    p: DataParams,
+) -> ApiResult<Json<serde_json::Value>> {
     ServerMetrics::add(&st.metrics.query_requests, 1);
-    let axis = match p.x.as_deref().unwrap_or("step") {
+    let axis = match p.x.as_deref().unwrap_or(default_axis(&key)) {
         "step" => XAxis::Step,
         "time" => XAxis::Time,
         other => {
@@ -88,8 +109,6 @@ pub async fn series_data(
             ));
         }
     };
-    let key = SeriesKey::new(p.name.clone(), [("run", id.as_str())])
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("name: {e}")))?;
     let to_x = |v: f64| -> i64 {
         match axis {
             XAxis::Step => v.round().clamp(i64::MIN as f64 + 1.0, i64::MAX as f64) as i64,
@@ -182,4 +201,115 @@ pub async fn series_data(
     })
     .await?;
     Ok(Json(body))
+}
+
+/// Splits `label.<name>=<value>` query pairs from the others.
+fn label_pairs(q: &[(String, String)]) -> Vec<(String, String)> {
+    q.iter()
+        .filter_map(|(k, v)| k.strip_prefix("label.").map(|l| (l.to_string(), v.clone())))
+        .collect()
+}
+
+fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn project_of(who: &Principal, asked: Option<&str>) -> ApiResult<String> {
+    match (asked, &who.project) {
+        (Some(p), Some(mine)) if p != mine => Err(ApiError::not_found("project", p)),
+        (Some(p), _) => Ok(p.to_string()),
+        (None, Some(mine)) => Ok(mine.clone()),
+        (None, None) => Ok("default".into()),
+    }
+}
+
+/// Series outside runs (host, GPU and scraped metrics) of a project, with
+/// summaries. Filters: `name`, `prefix`, and `label.<name>=<value>`.
+#[utoipa::path(get, path = "/api/v1/metrics/series",
+    params(("project" = Option<String>, Query), ("name" = Option<String>, Query), ("prefix" = Option<String>, Query)),
+    responses((status = 200, body = Object)))]
+pub async fn list_external_series(
+    State(st): State<SharedState>,
+    who: Principal,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    who.require(Role::Read)?;
+    let project = project_of(&who, param(&q, "project"))?;
+    let mut m = SeriesMatcher::any().label_eq("project", project);
+    if let Some(n) = param(&q, "name") {
+        m = m.name_eq(n);
+    }
+    if let Some(p) = param(&q, "prefix") {
+        m = m.name_prefix(p);
+    }
+    for (k, v) in label_pairs(&q) {
+        m = m.label_eq(k, v);
+    }
+    let s2 = st.clone();
+    let out = blocking(move || {
+        let mut out = Vec::new();
+        for info in s2.tsdb.series(&m).into_iter().take(10_000) {
+            let labels: serde_json::Map<String, serde_json::Value> = info
+                .key
+                .labels()
+                .iter()
+                .filter(|(k, _)| k != "project")
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
+            if let Some(s) = s2.tsdb.summary(&info.key).map_err(ApiError::from)? {
+                out.push(serde_json::json!({
+                    "name": info.key.name(),
+                    "labels": labels,
+                    "count": s.count,
+                    "first_time": s.min_time as f64 / 1e9,
+                    "last_time": s.max_time as f64 / 1e9,
+                    "last": json_value(s.last),
+                    "min": json_value(s.min),
+                    "max": json_value(s.max),
+                }));
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({ "series": out })))
+}
+
+/// The data of one series outside runs, named by `name` and every label as
+/// `label.<name>=<value>`; the other parameters are those of a run series.
+#[utoipa::path(get, path = "/api/v1/metrics/data",
+    params(("name" = String, Query), ("project" = Option<String>, Query), ("x" = Option<String>, Query),
+           ("from" = Option<f64>, Query), ("to" = Option<f64>, Query), ("width" = Option<u32>, Query),
+           ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Object)))]
+pub async fn external_series_data(
+    State(st): State<SharedState>,
+    who: Principal,
+    Query(q): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    who.require(Role::Read)?;
+    let project = project_of(&who, param(&q, "project"))?;
+    let bad = |m: String| ApiError::bad_request("invalid_request", m);
+    let name = param(&q, "name").ok_or_else(|| bad("name: required".into()))?;
+    let mut labels = label_pairs(&q);
+    labels.push(("project".into(), project));
+    let key = SeriesKey::new(name, labels).map_err(|e| bad(format!("series: {e}")))?;
+    let num = |k: &str| -> ApiResult<Option<f64>> {
+        param(&q, k)
+            .map(|v| {
+                v.parse::<f64>()
+                    .map_err(|_| bad(format!("{k}: not a number")))
+            })
+            .transpose()
+    };
+    let p = DataParams {
+        name: name.to_string(),
+        x: param(&q, "x").map(str::to_string),
+        from: num("from")?,
+        to: num("to")?,
+        width: num("width")?.map(|w| w as u32),
+        limit: num("limit")?.map(|l| l as usize),
+        cursor: param(&q, "cursor").map(str::to_string),
+    };
+    series_data_of(st, key, p).await
 }

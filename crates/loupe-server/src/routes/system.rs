@@ -143,6 +143,8 @@ pub async fn prometheus_metrics(State(st): State<SharedState>) -> impl IntoRespo
         crate::routes::metrics::post_external_metrics,
         crate::routes::series::list_series,
         crate::routes::series::series_data,
+        crate::routes::series::list_external_series,
+        crate::routes::series::external_series_data,
         crate::routes::logs::post_logs,
         crate::routes::logs::get_logs,
         crate::routes::logs::live,

@@ -599,3 +599,41 @@ fn many_writers_and_readers_at_once_with_flushes() {
     assert!(st.segments <= 4);
     assert!(st.fsyncs <= st.appends, "group commit shares fsyncs");
 }
+
+#[test]
+fn constant_columns_page_like_their_siblings() {
+    // A constant learning rate, an all-NaN series and shared constant times:
+    // every column of a chunk must page alike for range and M4 reads.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(dir.path(), opts()).unwrap();
+    let lr = key("train/lr", "c");
+    let nan = key("train/loss", "c");
+    let same_time = key("train/acc", "c");
+    let n = 1000i64;
+    db.append(batch(vec![
+        stepped(&lr, 0..n, |_| 0.001),
+        stepped(&nan, 0..n, |_| f64::NAN),
+        SeriesWrite::new(
+            same_time.clone(),
+            Some((0..n).collect()),
+            vec![7; n as usize],
+            (0..n).map(noise).collect(),
+        ),
+    ]))
+    .unwrap();
+    db.flush().unwrap();
+    for k in [&lr, &nan, &same_time] {
+        let r = db.read_range(k, XAxis::Step, 100, 899, None).unwrap();
+        assert_eq!(r.len(), 800, "{k}");
+        let m = db.m4(k, XAxis::Step, 0, n - 1, 7).unwrap();
+        assert_eq!(m.count, n as u64, "{k}");
+        let t = db
+            .read_range(k, XAxis::Time, i64::MIN, i64::MAX, None)
+            .unwrap();
+        assert_eq!(t.len(), n as usize, "{k}");
+    }
+    assert_eq!(
+        db.read_range(&lr, XAxis::Step, 0, n, None).unwrap().values,
+        vec![0.001; n as usize]
+    );
+}

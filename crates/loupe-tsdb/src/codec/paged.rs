@@ -9,7 +9,7 @@
 //! ```text
 //! u8  kind        0 = empty, 1 = constant, 2 = pcodec pages
 //! u32 n           number of values
-//! kind 1: u64     the value's bits
+//! kind 1: u32 page_points, u64 the value's bits
 //! kind 2: u32 page_points, u32 n_pages, u32 page_end[n_pages],
 //!         bytes meta (pcodec file header + chunk meta), page bytes…
 //! ```
@@ -79,6 +79,8 @@ pub fn encode_paged<T: ColumnValue>(values: &[T], page_points: usize) -> Vec<u8>
     if values.iter().all(|v| v.to_bits64() == first) {
         out.put_u8(KIND_CONSTANT);
         out.put_u32(values.len() as u32);
+        // Kept so a constant column pages exactly like its siblings in a chunk.
+        out.put_u32(page_points.max(1) as u32);
         out.put_u64(first);
         return out;
     }
@@ -150,10 +152,14 @@ impl<'a, T: ColumnValue> PagedReader<'a, T> {
                 })
             }
             KIND_CONSTANT => {
+                let page_points = r.u32("page size")? as usize;
+                if page_points == 0 || page_points > MAX_COLUMN_VALUES {
+                    return Err(Error::Codec(format!("page size {page_points}")));
+                }
                 let v = T::from_bits64(r.u64("constant value")?);
                 Ok(Self {
                     n,
-                    page_points: n.max(1),
+                    page_points,
                     body: Body::Constant(v),
                 })
             }
@@ -361,8 +367,14 @@ mod tests {
     #[test]
     fn constant_and_empty() {
         let c = encode_paged(&[i64::MIN; 1000], 256);
-        assert!(c.len() < 16);
+        assert!(c.len() < 20);
         assert_eq!(decode_paged::<i64>(&c).unwrap(), vec![i64::MIN; 1000]);
+        // A constant column pages like any other of the same page size.
+        let mut r = PagedReader::<i64>::new(&c).unwrap();
+        assert_eq!(r.n_pages(), 4);
+        let mut page = Vec::new();
+        r.decode_page(3, &mut page).unwrap();
+        assert_eq!(page.len(), 1000 - 768);
         let e = encode_paged::<f64>(&[], 256);
         assert!(decode_paged::<f64>(&e).unwrap().is_empty());
     }

@@ -123,10 +123,9 @@ fn check_json(body: &[u8], limits: &Limits) {
                     .all(|(k, _)| !RESERVED_LABELS.contains(&k.as_str())),
                 "a reserved label got through: {key:?}"
             );
-            // KNOWN ISSUE (reported): the decoder allows MAX_LABELS labels,
-            // and the server adds `project`, so a key with exactly
-            // MAX_LABELS labels is refused by the server after decoding.
-            if key.labels().len() < MAX_LABELS {
+            // The decoder leaves room for the `project` label the server adds.
+            assert!(key.labels().len() < MAX_LABELS, "room for `project`");
+            {
                 let mut labels = key.labels().to_vec();
                 labels.push(("project".into(), "p".into()));
                 SeriesKey::new(key.name(), labels).expect("the server's external key");

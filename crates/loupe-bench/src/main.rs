@@ -3,6 +3,7 @@
 mod codecs;
 mod corpus;
 mod engine_benches;
+mod http_benches;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,18 @@ enum Cmd {
     Reopen(engine_benches::ReopenArgs),
     /// Resident memory per idle series.
     Memory(engine_benches::MemoryArgs),
+    /// HTTP: durable ingest of JSON columnar batches into a real `loupe serve`.
+    HttpIngest(http_benches::HttpIngestArgs),
+    /// HTTP: M4 series queries (width 2000) on 1M and 10M points.
+    HttpQuery(http_benches::HttpQueryArgs),
+    /// HTTP: the runs table sorted by a summary statistic over 10k runs.
+    RunsList(http_benches::RunsListArgs),
+    /// HTTP: full-text search of 1M log lines in one run.
+    LogSearch(http_benches::LogSearchArgs),
+    /// HTTP: the server's resident memory, idle and after seeding 10k runs.
+    IdleRss(http_benches::IdleRssArgs),
+    /// HTTP: every HTTP benchmark in turn, with a summary.
+    HttpAll(http_benches::HttpAllArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +51,11 @@ fn main() -> anyhow::Result<()> {
         Cmd::M4(args) => engine_benches::m4(&args),
         Cmd::Reopen(args) => engine_benches::reopen(&args),
         Cmd::Memory(args) => engine_benches::memory(&args),
+        Cmd::HttpIngest(args) => http_benches::http_ingest(&args).map(drop),
+        Cmd::HttpQuery(args) => http_benches::http_query(&args).map(drop),
+        Cmd::RunsList(args) => http_benches::runs_list(&args).map(drop),
+        Cmd::LogSearch(args) => http_benches::log_search(&args).map(drop),
+        Cmd::IdleRss(args) => http_benches::idle_rss(&args).map(drop),
+        Cmd::HttpAll(args) => http_benches::http_all(&args),
     }
 }

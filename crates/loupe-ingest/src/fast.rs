@@ -396,7 +396,11 @@ impl<'a> Scanner<'a, '_> {
             None => vec![self.now_ns; n],
         };
         let key = if self.external {
-            Some(SeriesKey::new(name, labels.unwrap_or_default()).ok()?)
+            let labels = labels.unwrap_or_default();
+            if labels.len() > crate::metrics::MAX_EXTERNAL_LABELS {
+                return None; // the precise path words the error
+            }
+            Some(SeriesKey::new(name, labels).ok()?)
         } else {
             None
         };

@@ -30,5 +30,6 @@ pub use logs::decode_logs;
 pub type Result<T, E = DecodeError> = std::result::Result<T, E>;
 
 pub use metrics::{
-    MetricBatch, RESERVED_LABELS, SeriesColumns, decode_external_metrics, decode_metrics,
+    MAX_EXTERNAL_LABELS, MetricBatch, RESERVED_LABELS, SeriesColumns, decode_external_metrics,
+    decode_metrics,
 };

@@ -122,6 +122,10 @@ pub(crate) fn parse_batch(
 /// Label names the server sets from the request's route and token.
 pub const RESERVED_LABELS: [&str; 2] = ["run", "project"];
 
+/// Labels a series outside runs may carry: one fewer than a series key
+/// holds, since the server adds `project`.
+pub const MAX_EXTERNAL_LABELS: usize = MAX_LABELS - 1;
+
 /// A decoded series; the key is built for external series only.
 pub(crate) type Parsed = (Option<SeriesKey>, SeriesColumns);
 
@@ -667,10 +671,12 @@ impl<'de> Visitor<'de> for LabelsSeed<'_, '_> {
         ctx.enter(DEPTH_FIELD)?;
         let mut labels = Vec::new();
         while let Some(name) = map.next_key::<String>()? {
-            if labels.len() == MAX_LABELS {
+            if labels.len() == MAX_EXTERNAL_LABELS {
                 return Err(ctx.fail(
                     DecodeErrorKind::LimitExceeded,
-                    format_args!("more than {MAX_LABELS} labels, over the limit of {MAX_LABELS}"),
+                    format_args!(
+                        "more than {MAX_EXTERNAL_LABELS} labels, over the limit of {MAX_EXTERNAL_LABELS} (the server adds `project`)"
+                    ),
                 ));
             }
             let checked = check_label_name(ctx, &name);

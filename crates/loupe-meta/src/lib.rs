@@ -21,7 +21,7 @@ pub use logs::{DEFAULT_LOG_LIMIT, LogOrder, LogPage, LogQuery, MAX_LOG_LIMIT};
 pub use projects::ProjectInfo;
 pub use runs::{
     DEFAULT_RUN_LIMIT, MAX_RUN_LIMIT, NewRun, RunPage, RunPatch, RunQuery, RunSort, SortKey,
-    SummaryStat,
+    SummaryStat, SummaryUpdate,
 };
 pub use store::{MetaOptions, MetaStore};
 pub use tokens::TokenInfo;

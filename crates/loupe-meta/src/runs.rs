@@ -48,6 +48,15 @@ pub struct NewRun {
     pub start_time: Option<f64>,
 }
 
+/// New summaries for one run's series, and whether fresh points showed the
+/// run is alive.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SummaryUpdate {
+    pub run: String,
+    pub summary: BTreeMap<String, SeriesSummary>,
+    pub alive: bool,
+}
+
 /// A change to a run; `None` / empty fields leave things as they are.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
@@ -129,6 +138,38 @@ impl MetaStore {
             .query_row([id], |r| r.get(0))
             .optional()?
             .ok_or_else(|| Error::not_found("run", id))
+        })
+    }
+
+    /// Replaces the stored summaries of the given runs' series (others stay)
+    /// and renews the heartbeat of the runs marked alive (reviving lost
+    /// ones), all in one transaction: how the server writes the summaries it
+    /// recomputed from the time-series engine, once a second, with one fsync.
+    /// Runs that no longer exist are skipped and returned.
+    pub fn store_summaries(&self, items: &[SummaryUpdate]) -> Result<Vec<String>> {
+        let now = now();
+        self.write(|tx| {
+            let mut missing = Vec::new();
+            for u in items {
+                let rid: Option<i64> = tx
+                    .prepare_cached("SELECT rid FROM run WHERE id = ?1")?
+                    .query_row([&u.run], |r| r.get(0))
+                    .optional()?;
+                let Some(rid) = rid else {
+                    missing.push(u.run.clone());
+                    continue;
+                };
+                upsert_summary(tx, rid, &u.summary)?;
+                if u.alive {
+                    tx.prepare_cached(
+                        "UPDATE run SET heartbeat_time = ?2,
+                             status = CASE status WHEN 'lost' THEN 'running' ELSE status END
+                         WHERE rid = ?1",
+                    )?
+                    .execute(params![rid, now])?;
+                }
+            }
+            Ok(missing)
         })
     }
 

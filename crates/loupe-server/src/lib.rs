@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loupe_ingest::Limits;
-use loupe_meta::{MetaStore, RunPatch};
+use loupe_meta::MetaStore;
 use loupe_tsdb::{Tsdb, TsdbOptions};
 
 pub use state::{AppState, AuthMode, SharedState};
@@ -132,6 +132,8 @@ pub async fn serve(
             })?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
     tracing::info!(addr = %local, auth = ?auth, data = %cfg.data_dir.display(), "loupe serve listening");
+    // Summaries a crash cut off before they reached SQLite are rebuilt.
+    state.summaries.mark_all(&state.tsdb);
     let background = tokio::spawn(background_tasks(state.clone()));
     on_ready(local);
     let app = routes::router(state.clone());
@@ -149,21 +151,38 @@ pub async fn serve(
     Ok(())
 }
 
-/// Writes the accumulated run summaries (and the heartbeat they imply).
+/// Writes the summaries of the series marked dirty, computed from the
+/// engine, in one transaction. Runs that received points get a heartbeat too
+/// (fresh points mean the run is alive); summaries rebuilt at start do not
+/// touch status.
 fn flush_summaries(st: &SharedState) {
-    for (run, items) in st.summaries.take() {
-        let patch = RunPatch {
-            summary: Some(items.clone()),
-            heartbeat: true,
-            ..Default::default()
-        };
-        match st.meta.update_run(&run, patch) {
-            Ok(_) => {}
-            Err(loupe_meta::Error::NotFound { .. }) => {} // deleted meanwhile
-            Err(e) => {
-                tracing::warn!(run = %run, "could not store run summary, will retry: {e}");
-                st.summaries.restore(&run, items);
+    let mut updates = Vec::new();
+    let mut pending = Vec::new();
+    for (run, series) in st.summaries.take() {
+        match summary::compute(&st.tsdb, &run, &series) {
+            Ok(items) => {
+                let alive = st.summaries.take_alive(&run);
+                updates.push(loupe_meta::SummaryUpdate {
+                    run: run.clone(),
+                    summary: items,
+                    alive,
+                });
+                pending.push((run, series));
             }
+            Err(e) => {
+                tracing::warn!(run = %run, "could not compute run summary, will retry: {e}");
+                st.summaries.restore(&run, series);
+            }
+        }
+    }
+    if updates.is_empty() {
+        return;
+    }
+    // Deleted runs come back as missing and are simply dropped.
+    if let Err(e) = st.meta.store_summaries(&updates) {
+        tracing::warn!("could not store run summaries, will retry: {e}");
+        for (run, series) in pending {
+            st.summaries.restore(&run, series);
         }
     }
 }

@@ -66,6 +66,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/metrics/series", get(series::list_external_series))
         .route("/api/v1/metrics/data", get(series::external_series_data))
         .route("/api/v1/live", get(logs::live))
+        .fallback(crate::error::no_route)
+        .method_not_allowed_fallback(crate::error::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

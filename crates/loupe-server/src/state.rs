@@ -16,7 +16,7 @@ use crate::summary::SummaryBuffer;
 pub enum AuthMode {
     /// No token needed: the default on a loopback address.
     Open,
-    /// Every request but `/healthz` needs a valid token.
+    /// Every request but `/healthz` and `/api/v1/openapi.json` needs a valid token.
     Tokens,
 }
 

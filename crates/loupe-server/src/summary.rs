@@ -1,122 +1,142 @@
-//! Run summaries (last/min/max per series) kept current as points arrive.
+//! Run summaries (last/min/max/count per series), kept current as points arrive.
 //!
-//! The time-series engine holds the truth; the summary is what the runs
-//! table sorts and filters on. It is accumulated in memory per request and
-//! written to the SQLite store in batches, off the ingest path, so a metrics
-//! request costs one fsync (the WAL's), not two.
+//! The time-series engine holds the truth; the summary is the copy in SQLite
+//! that the runs table sorts and filters on. Ingest requests only mark a
+//! run's series dirty; about once a second the dirty summaries are computed
+//! from the engine (so they cover every point, rewinds included) and written
+//! in one update per run, off the ingest path: a metrics request costs one
+//! fsync (the WAL's), not two. At start every run's summaries are recomputed,
+//! which repairs what a crash cut off between the two.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use loupe_model::SeriesSummary;
+use loupe_model::{NO_STEP, SeriesKey, SeriesMatcher, SeriesSummary};
+use loupe_tsdb::Tsdb;
 use parking_lot::Mutex;
 
+/// Which series of which runs changed since their summaries were written.
 #[derive(Default)]
 pub struct SummaryBuffer {
-    pending: Mutex<HashMap<String, BTreeMap<String, SeriesSummary>>>,
-}
-
-/// Merges `next` (newer points) into `acc`.
-pub fn merge(acc: &mut SeriesSummary, next: &SeriesSummary) {
-    let pick = |a: f64, b: f64, smaller: bool| {
-        if a.is_nan() {
-            b
-        } else if b.is_nan() {
-            a
-        } else if smaller {
-            a.min(b)
-        } else {
-            a.max(b)
-        }
-    };
-    acc.min = pick(acc.min, next.min, true);
-    acc.max = pick(acc.max, next.max, false);
-    acc.count += next.count;
-    let newer = match (acc.last_step, next.last_step) {
-        (Some(a), Some(b)) => b >= a,
-        _ => true,
-    };
-    if newer {
-        acc.last = next.last;
-        acc.last_step = next.last_step;
-    }
-}
-
-/// The summary of one series' new points.
-pub fn of_points(steps: Option<&[i64]>, values: &[f64]) -> Option<SeriesSummary> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut s = SeriesSummary {
-        last: f64::NAN,
-        min: f64::NAN,
-        max: f64::NAN,
-        count: values.len() as u64,
-        last_step: None,
-    };
-    for &v in values {
-        if !v.is_nan() {
-            if s.min.is_nan() || v < s.min {
-                s.min = v;
-            }
-            if s.max.is_nan() || v > s.max {
-                s.max = v;
-            }
-        }
-    }
-    match steps {
-        Some(st) => {
-            let i = (0..st.len())
-                .max_by_key(|&i| (st[i], i))
-                .expect("non-empty");
-            s.last = values[i];
-            s.last_step = Some(st[i]);
-        }
-        None => s.last = values[values.len() - 1],
-    }
-    Some(s)
+    dirty: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// Runs that received points since the last heartbeat written for them.
+    alive: Mutex<BTreeSet<String>>,
 }
 
 impl SummaryBuffer {
-    pub fn add(&self, run: &str, series: &str, s: SeriesSummary) {
-        let mut p = self.pending.lock();
-        let entry = p.entry(run.to_string()).or_default();
-        match entry.get_mut(series) {
-            Some(acc) => merge(acc, &s),
-            None => {
-                entry.insert(series.to_string(), s);
+    /// Notes new points for a run's series (and that the run is alive).
+    pub fn mark(&self, run: &str, series: &str) {
+        self.mark_stale(run, series);
+        self.alive.lock().insert(run.to_string());
+    }
+
+    /// Notes that a series' stored summary may be stale, saying nothing of
+    /// the run's liveness.
+    fn mark_stale(&self, run: &str, series: &str) {
+        self.dirty
+            .lock()
+            .entry(run.to_string())
+            .or_default()
+            .insert(series.to_string());
+    }
+
+    /// True once after points arrived for `run`.
+    pub fn take_alive(&self, run: &str) -> bool {
+        self.alive.lock().remove(run)
+    }
+
+    /// Marks every series of every run in the engine.
+    pub fn mark_all(&self, tsdb: &Tsdb) {
+        let m = SeriesMatcher::any().with(loupe_model::LabelMatch::Exists {
+            label: "run".into(),
+        });
+        for info in tsdb.series(&m) {
+            if let Some(run) = info.key.label("run") {
+                self.mark_stale(run, info.key.name());
             }
         }
     }
 
-    /// Everything accumulated since the last call.
-    pub fn take(&self) -> HashMap<String, BTreeMap<String, SeriesSummary>> {
-        std::mem::take(&mut *self.pending.lock())
+    /// Everything marked since the last call.
+    pub fn take(&self) -> HashMap<String, BTreeSet<String>> {
+        std::mem::take(&mut *self.dirty.lock())
     }
 
     /// Puts back what could not be written.
-    pub fn restore(&self, run: &str, items: BTreeMap<String, SeriesSummary>) {
-        for (k, v) in items {
-            self.add(run, &k, v);
+    pub fn restore(&self, run: &str, series: BTreeSet<String>) {
+        let mut d = self.dirty.lock();
+        d.entry(run.to_string()).or_default().extend(series);
+    }
+}
+
+/// The summaries of a run's series, computed from the engine.
+pub fn compute(
+    tsdb: &Tsdb,
+    run: &str,
+    series: &BTreeSet<String>,
+) -> Result<BTreeMap<String, SeriesSummary>, loupe_tsdb::Error> {
+    let mut out = BTreeMap::new();
+    for name in series {
+        let Ok(key) = SeriesKey::new(name.as_str(), [("run", run)]) else {
+            continue;
+        };
+        if let Some(s) = tsdb.summary(&key)? {
+            out.insert(
+                name.clone(),
+                SeriesSummary {
+                    last: s.last,
+                    min: s.min,
+                    max: s.max,
+                    count: s.count,
+                    last_step: (s.last_step != NO_STEP).then_some(s.last_step),
+                },
+            );
         }
     }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loupe_tsdb::{SeriesWrite, TsdbOptions, WriteBatch};
 
     #[test]
-    fn merges_extremes_and_keeps_the_latest_step() {
-        let a = of_points(Some(&[1, 2, 3]), &[3.0, f64::NAN, 1.0]).unwrap();
+    fn summaries_cover_every_point_and_rewinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(
+            dir.path(),
+            TsdbOptions {
+                background_flush: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let k = SeriesKey::new("loss", [("run", "r")]).unwrap();
+        let w = |steps: Vec<i64>, values: Vec<f64>| WriteBatch {
+            series: vec![SeriesWrite::new(
+                k.clone(),
+                Some(steps.clone()),
+                steps.iter().map(|s| s * 10).collect(),
+                values,
+            )],
+        };
+        db.append(w(vec![0, 1, 2], vec![3.0, 0.1, 0.2])).unwrap();
+        db.flush().unwrap();
+        db.append(w(vec![3], vec![5.0])).unwrap();
+        let buf = SummaryBuffer::default();
+        buf.mark("r", "loss");
+        let taken = buf.take();
+        let s = compute(&db, "r", &taken["r"]).unwrap()["loss"];
         assert_eq!(
-            (a.min, a.max, a.last, a.last_step),
-            (1.0, 3.0, 1.0, Some(3))
+            (s.min, s.max, s.count, s.last, s.last_step),
+            (0.1, 5.0, 4, 5.0, Some(3))
         );
-        let mut acc = a;
-        merge(&mut acc, &of_points(Some(&[4, 5]), &[0.5, 9.0]).unwrap());
-        assert_eq!((acc.min, acc.max, acc.last, acc.count), (0.5, 9.0, 9.0, 5));
-        // A rewind: older steps do not replace the last value.
-        merge(&mut acc, &of_points(Some(&[2]), &[7.0]).unwrap());
-        assert_eq!(acc.last, 9.0);
+        // Resume from step 1 with new values: newest write wins.
+        db.append(w(vec![1], vec![9.0])).unwrap();
+        let s = compute(&db, "r", &taken["r"]).unwrap()["loss"];
+        assert_eq!((s.min, s.max, s.count), (0.2, 9.0, 4));
+        assert!(buf.take().is_empty());
+        buf.mark_all(&db);
+        assert!(buf.take()["r"].contains("loss"));
     }
 }

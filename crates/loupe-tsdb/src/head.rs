@@ -8,7 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use loupe_model::NO_STEP;
 use parking_lot::{Mutex, RwLock};
 
+use crate::segment::PageStats;
 use crate::types::{Points, SeriesId};
+
+/// Points per roll-up block of a head series: the same granularity as a
+/// segment page, so M4 reads treat both alike.
+pub const HEAD_BLOCK: usize = 512;
 
 /// The points of one series held in memory.
 #[derive(Debug)]
@@ -21,6 +26,17 @@ pub struct SeriesHead {
     pub max_identity: (bool, i64),
     /// Still in strictly increasing identity order (no rewinds, no repeats).
     sorted_unique: bool,
+    /// Times never decreased.
+    times_sorted: bool,
+    pub min_time: i64,
+    pub max_time: i64,
+    /// Roll-ups of each complete block of [`HEAD_BLOCK`] points, kept while
+    /// the head is `sorted_unique` (a read of an unsorted head merges anyway).
+    blocks: PageStats,
+    /// Running count/min/max/sum of the values, NaN ignored for min/max.
+    run_min: f64,
+    run_max: f64,
+    run_sum: f64,
 }
 
 impl Default for SeriesHead {
@@ -32,6 +48,13 @@ impl Default for SeriesHead {
             min_identity: (true, i64::MAX),
             max_identity: (false, i64::MIN),
             sorted_unique: true,
+            times_sorted: true,
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+            blocks: PageStats::default(),
+            run_min: f64::NAN,
+            run_max: f64::NAN,
+            run_sum: 0.0,
         }
     }
 }
@@ -48,12 +71,29 @@ impl SeriesHead {
     pub fn append(&mut self, steps: Option<&[i64]>, times: &[i64], values: &[f64]) {
         for i in 0..values.len() {
             let id = identity(steps.map_or(NO_STEP, |s| s[i]), times[i]);
-            if self.sorted_unique && !(self.values.is_empty() && i == 0) && id <= self.max_identity
-            {
+            let first = self.values.is_empty() && i == 0;
+            if self.sorted_unique && !first && id <= self.max_identity {
                 self.sorted_unique = false;
+            }
+            if self.times_sorted && !first && times[i] < self.max_time {
+                self.times_sorted = false;
             }
             self.min_identity = self.min_identity.min(id);
             self.max_identity = self.max_identity.max(id);
+            self.min_time = self.min_time.min(times[i]);
+            self.max_time = self.max_time.max(times[i]);
+            let v = values[i];
+            if !v.is_nan() {
+                if self.run_min.is_nan() || v < self.run_min {
+                    self.run_min = v;
+                }
+                if self.run_max.is_nan() || v > self.run_max {
+                    self.run_max = v;
+                }
+            }
+            if v.is_finite() {
+                self.run_sum += v;
+            }
         }
         match steps {
             Some(s) => self.steps.extend_from_slice(s),
@@ -61,6 +101,31 @@ impl SeriesHead {
         }
         self.times.extend_from_slice(times);
         self.values.extend_from_slice(values);
+        if self.sorted_unique {
+            while (self.blocks.pages() + 1) * HEAD_BLOCK <= self.len() {
+                let a = self.blocks.pages() * HEAD_BLOCK;
+                let b = a + HEAD_BLOCK;
+                self.blocks
+                    .push_page(&self.steps[a..b], &self.times[a..b], &self.values[a..b]);
+            }
+        } else if self.blocks.pages() > 0 {
+            self.blocks.clear();
+        }
+    }
+
+    pub fn times_sorted(&self) -> bool {
+        self.times_sorted
+    }
+
+    /// Roll-ups of the complete blocks, when the head is sorted.
+    pub fn blocks(&self) -> Option<&PageStats> {
+        self.sorted_unique.then_some(&self.blocks)
+    }
+
+    /// Count, min, max (NaN ignored) and sum of finite values of every point
+    /// held, kept as points arrive; meaningful as a summary when sorted.
+    pub fn running_stats(&self) -> (u64, f64, f64, f64) {
+        (self.len() as u64, self.run_min, self.run_max, self.run_sum)
     }
 
     /// The points sorted by identity (step, or time for unstepped points),

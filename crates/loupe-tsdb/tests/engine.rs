@@ -637,3 +637,65 @@ fn constant_columns_page_like_their_siblings() {
         vec![0.001; n as usize]
     );
 }
+
+#[test]
+fn m4_over_a_large_head_matches_a_naive_reduction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(dir.path(), opts()).unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    let k = key("train/loss", "head");
+    // Many appends of odd sizes, so blocks complete across appends; no flush.
+    let mut step = 0i64;
+    for _ in 0..40 {
+        let n = rng.gen_range(1..700);
+        let steps: Vec<i64> = (0..n)
+            .map(|_| {
+                step += rng.gen_range(1..3);
+                step
+            })
+            .collect();
+        let times: Vec<i64> = steps.iter().map(|s| s * 1000).collect();
+        let values: Vec<f64> = (0..n)
+            .map(|_| {
+                if rng.gen_bool(0.01) {
+                    f64::NAN
+                } else {
+                    rng.r#gen::<f64>()
+                }
+            })
+            .collect();
+        db.append(batch(vec![SeriesWrite::new(
+            k.clone(),
+            Some(steps),
+            times,
+            values,
+        )]))
+        .unwrap();
+    }
+    let all = db.read_all(&k).unwrap();
+    assert!(all.len() > 5 * 512);
+    for _ in 0..40 {
+        let axis = if rng.gen_bool(0.5) {
+            XAxis::Step
+        } else {
+            XAxis::Time
+        };
+        let (lo, hi) = (all.x(axis, 0), all.x(axis, all.len() - 1));
+        let a = rng.gen_range(lo - 5..hi);
+        let b = rng.gen_range(a..hi + 5);
+        let width = rng.gen_range(1..200);
+        let got = db.m4(&k, axis, a, b, width).unwrap();
+        let (xs, ys, count) = naive_m4(&all, axis, a, b, width);
+        assert_eq!(got.count, count);
+        for x in xs {
+            assert!(got.x.contains(&x));
+        }
+        let got_bits: Vec<u64> = got.y.iter().map(|y| y.to_bits()).collect();
+        for y in ys {
+            assert!(got_bits.contains(&y));
+        }
+    }
+    let s = db.summary(&k).unwrap().unwrap();
+    assert_eq!(s.count as usize, all.len());
+    assert_eq!(s.last_step, *all.steps.last().unwrap());
+}

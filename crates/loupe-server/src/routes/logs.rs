@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
@@ -21,7 +21,7 @@ use super::metrics::{Accepted, decoded_body};
 use super::now_ns;
 use super::runs::{blocking, check_visible, meta_err};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::{ServerMetrics, SharedState};
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/logs",
@@ -88,7 +88,7 @@ pub async fn get_logs(
     State(st): State<SharedState>,
     who: Principal,
     Path(id): Path<String>,
-    Query(p): Query<LogParams>,
+    ApiQuery(p): ApiQuery<LogParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
     check_visible(&st, &who, &id).await?;
@@ -128,7 +128,7 @@ pub async fn get_logs(
         })
         .collect();
     Ok(Json(
-        serde_json::json!({"records": records, "next_cursor": page.next_cursor}),
+        serde_json::json!({"records": records, "next_cursor": page.next_cursor.map(|c| c.to_string())}),
     ))
 }
 
@@ -143,7 +143,7 @@ pub struct LiveParams {
 pub async fn live(
     State(st): State<SharedState>,
     who: Principal,
-    Query(p): Query<LiveParams>,
+    ApiQuery(p): ApiQuery<LiveParams>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     who.require(Role::Read)?;
     if let Some(run) = &p.run {

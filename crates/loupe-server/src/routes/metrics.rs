@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use loupe_model::{Role, SeriesKey};
 use loupe_tsdb::{SeriesWrite, WriteBatch};
@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::now_ns;
 use super::runs::{blocking, check_visible};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::{ServerMetrics, SharedState};
-use crate::summary;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Accepted {
@@ -55,6 +54,32 @@ pub fn decoded_body(
         })
 }
 
+/// Count, last step and last value of a request's points, for live clients.
+struct LiveSummary {
+    count: u64,
+    last_step: Option<i64>,
+    last: f64,
+}
+
+fn live_summary(steps: Option<&[i64]>, values: &[f64]) -> Option<LiveSummary> {
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let (last_step, last) = match steps {
+        Some(st) => {
+            let i = (0..n).max_by_key(|&i| (st[i], i)).expect("non-empty");
+            (Some(st[i]), values[i])
+        }
+        None => (None, values[n - 1]),
+    };
+    Some(LiveSummary {
+        count: n as u64,
+        last_step,
+        last,
+    })
+}
+
 fn reject(st: &SharedState, e: loupe_ingest::DecodeError) -> ApiError {
     ServerMetrics::add(&st.metrics.rejected_requests, 1);
     e.into()
@@ -87,7 +112,7 @@ pub async fn post_run_metrics(
                 ServerMetrics::add(&s2.metrics.rejected_requests, 1);
                 ApiError::bad_request("invalid_batch", format!("series[{i}].name: {e}"))
             })?;
-            if let Some(sum) = summary::of_points(s.steps.as_deref(), &s.values) {
+            if let Some(sum) = live_summary(s.steps.as_deref(), &s.values) {
                 sums.push((s.name, sum));
             }
             wb.push(SeriesWrite::new(key, s.steps, s.times_ns, s.values));
@@ -105,7 +130,7 @@ pub async fn post_run_metrics(
             name.clone(),
             serde_json::json!({"count": sum.count, "last_step": sum.last_step, "last": super::json_value(sum.last)}),
         );
-        st.summaries.add(&id, &name, sum);
+        st.summaries.mark(&id, &name);
     }
     st.live
         .publish(&id, "points", serde_json::Value::Object(live));
@@ -124,7 +149,7 @@ pub struct ExternalParams {
 pub async fn post_external_metrics(
     State(st): State<SharedState>,
     who: Principal,
-    Query(p): Query<ExternalParams>,
+    ApiQuery(p): ApiQuery<ExternalParams>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {

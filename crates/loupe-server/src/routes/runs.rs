@@ -2,14 +2,14 @@
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use loupe_meta::{NewRun, RunPatch, RunQuery};
 use loupe_model::{Role, Run, RunStatus, SeriesMatcher};
 use serde::Deserialize;
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::SharedState;
 
 /// Runs a blocking store call off the async executor.
@@ -188,7 +188,7 @@ pub struct ListParams {
 pub async fn list_runs(
     State(st): State<SharedState>,
     who: Principal,
-    Query(p): Query<ListParams>,
+    ApiQuery(p): ApiQuery<ListParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
     let project = match (&p.project, &who.project) {

@@ -1,7 +1,7 @@
 //! Reading a run's series: the list with summaries, and the data, raw or M4.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use loupe_model::{NO_STEP, Role, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::json_value;
 use super::runs::{blocking, check_visible};
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::{ServerMetrics, SharedState};
 
 fn opt_step(s: i64) -> serde_json::Value {
@@ -83,7 +83,7 @@ pub async fn series_data(
     State(st): State<SharedState>,
     who: Principal,
     Path(id): Path<String>,
-    Query(p): Query<DataParams>,
+    ApiQuery(p): ApiQuery<DataParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
     check_visible(&st, &who, &id).await?;
@@ -117,10 +117,14 @@ pub async fn series_data_of(
     };
     let mut from = p.from.map(to_x).unwrap_or(i64::MIN + 1);
     let to = p.to.map(to_x).unwrap_or(i64::MAX);
+    // A cursor is `x:skip`: resume at x, past the first `skip` points there
+    // (several points can share a time).
+    let mut skip = 0usize;
     if let Some(c) = &p.cursor {
-        from = c.parse::<i64>().map_err(|_| {
-            ApiError::bad_request("invalid_request", "cursor: not one this server gave")
-        })?;
+        let bad = || ApiError::bad_request("invalid_request", "cursor: not one this server gave");
+        let (x, k) = c.split_once(':').ok_or_else(bad)?;
+        from = x.parse::<i64>().map_err(|_| bad())?;
+        skip = k.parse::<usize>().map_err(|_| bad())?;
     }
     if from > to {
         return Err(ApiError::bad_request(
@@ -177,25 +181,36 @@ pub async fn series_data_of(
         } else {
             let pts = s2
                 .tsdb
-                .read_range(&key, axis, from, to, Some(limit + 1))
+                .read_range(&key, axis, from, to, Some(skip + limit + 1))
                 .map_err(ApiError::from)?;
-            let more = pts.len() > limit;
-            let n = pts.len().min(limit);
-            let xs: Vec<i64> = (0..n).map(|i| pts.x(axis, i)).collect();
+            // Skip the points at `from` the previous page already returned.
+            let start = (0..pts.len().min(skip))
+                .take_while(|&i| pts.x(axis, i) == from)
+                .count();
+            let avail = pts.len() - start;
+            let more = avail > limit;
+            let n = avail.min(limit);
+            let range = start..start + n;
+            let xs: Vec<i64> = range.clone().map(|i| pts.x(axis, i)).collect();
             let next = if more {
-                Some((xs[n - 1] + 1).to_string())
+                let last = xs[n - 1];
+                let mut at_last = xs.iter().rev().take_while(|&&x| x == last).count();
+                if last == from {
+                    at_last += start;
+                }
+                Some(format!("{last}:{at_last}"))
             } else {
                 None
             };
             Ok(serde_json::json!({
                 "x": xs.iter().map(|&x| out_x(x)).collect::<Vec<_>>(),
-                "y": pts.values[..n].iter().map(|&y| json_value(y)).collect::<Vec<_>>(),
+                "y": pts.values[range.clone()].iter().map(|&y| json_value(y)).collect::<Vec<_>>(),
                 "count": n,
                 "downsampled": false,
                 "next_cursor": next,
                 // Raw pages carry every coordinate exactly, for export.
-                "step": pts.steps[..n].iter().map(|&s| opt_step(s)).collect::<Vec<_>>(),
-                "time_ns": pts.times[..n].to_vec(),
+                "step": pts.steps[range.clone()].iter().map(|&s| opt_step(s)).collect::<Vec<_>>(),
+                "time_ns": pts.times[range].to_vec(),
             }))
         }
     })
@@ -231,7 +246,7 @@ fn project_of(who: &Principal, asked: Option<&str>) -> ApiResult<String> {
 pub async fn list_external_series(
     State(st): State<SharedState>,
     who: Principal,
-    Query(q): Query<Vec<(String, String)>>,
+    ApiQuery(q): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
     let project = project_of(&who, param(&q, "project"))?;
@@ -285,7 +300,7 @@ pub async fn list_external_series(
 pub async fn external_series_data(
     State(st): State<SharedState>,
     who: Principal,
-    Query(q): Query<Vec<(String, String)>>,
+    ApiQuery(q): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
     let project = project_of(&who, param(&q, "project"))?;

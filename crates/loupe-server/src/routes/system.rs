@@ -33,7 +33,10 @@ pub async fn healthz(State(st): State<SharedState>) -> Json<serde_json::Value> {
 
 /// Loupe's own metrics in the Prometheus text format.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain")))]
-pub async fn prometheus_metrics(State(st): State<SharedState>) -> impl IntoResponse {
+pub async fn prometheus_metrics(
+    State(st): State<SharedState>,
+    _who: crate::auth::Principal,
+) -> impl IntoResponse {
     let t = st.tsdb.stats();
     let m = &st.metrics;
     let mut out = String::with_capacity(4096);
@@ -133,6 +136,7 @@ pub async fn prometheus_metrics(State(st): State<SharedState>) -> impl IntoRespo
     paths(
         healthz,
         prometheus_metrics,
+        openapi,
         crate::routes::runs::create_run,
         crate::routes::runs::list_runs,
         crate::routes::runs::get_run,

@@ -19,9 +19,9 @@ use parking_lot::Mutex;
 use super::Tsdb;
 use super::Version;
 use super::flush::merge_newest_wins;
-use crate::head::{SeriesHead, identity};
+use crate::head::{HEAD_BLOCK, SeriesHead, identity};
 use crate::m4::{M4Downsampler, M4Result, XY};
-use crate::segment::Segment;
+use crate::segment::{PageStats, Segment};
 use crate::types::{Points, SeriesId, SeriesInfo, Summary, XAxis};
 use crate::{Error, Result};
 
@@ -241,10 +241,7 @@ impl Tsdb {
             for src in &ss.sources {
                 match src {
                     Source::Chunk(seg, c) => m4_chunk(seg, *c, axis, &mut m4)?,
-                    Source::Head(h) => {
-                        let h = h.lock();
-                        add_points(&mut m4, axis, &h.steps, &h.times, &h.values);
-                    }
+                    Source::Head(h) => m4_head(&h.lock(), axis, &mut m4)?,
                 }
             }
         } else {
@@ -286,10 +283,26 @@ impl Tsdb {
                     }
                 }
                 Source::Head(h) => {
+                    // Sorted (the sources are disjoint): O(1) from running stats.
                     let h = h.lock();
-                    match summarize_columns(&h.steps, &h.times, &h.values) {
-                        Some(s) => s,
-                        None => continue,
+                    let n = h.len();
+                    if n == 0 {
+                        continue;
+                    }
+                    let (count, min, max, sum) = h.running_stats();
+                    Summary {
+                        count,
+                        min,
+                        max,
+                        sum,
+                        first_step: h.steps[0],
+                        last_step: h.steps[n - 1],
+                        first_time: h.times[0],
+                        last_time: h.times[n - 1],
+                        min_time: h.min_time,
+                        max_time: h.max_time,
+                        last: h.values[n - 1],
+                        first: h.values[0],
                     }
                 }
             };
@@ -475,71 +488,101 @@ fn m4_chunk(seg: &Segment, c: u32, axis: XAxis, m4: &mut M4Downsampler) -> Resul
         .as_ref()
         .filter(|_| axis == XAxis::Step || e.times_sorted());
     match usable {
-        Some(stats) => {
-            let n_pages = stats.pages();
-            // Pages are in x order: skip straight to the first one in range.
-            let (mut lo, mut hi) = (0, n_pages);
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                if page_x(stats, axis, mid).1 < m4.from() {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            let start = lo;
-            for p in start..n_pages {
-                let (x0, x1) = page_x(stats, axis, p);
-                if x0 > m4.to() {
-                    break;
-                }
-                let whole = x0 != NO_STEP && x0 >= m4.from() && x1 <= m4.to();
-                if whole && m4.column(x0) == m4.column(x1) {
-                    let n = if p + 1 == n_pages {
-                        e.count as usize - p * page_points
-                    } else {
-                        page_points
-                    };
-                    let (min_x, max_x, first_x, last_x) = match axis {
-                        XAxis::Step => (stats.min_step_x[p], stats.max_step_x[p], x0, x1),
-                        XAxis::Time => (
-                            stats.min_time_x[p],
-                            stats.max_time_x[p],
-                            stats.first_time[p],
-                            stats.last_time[p],
-                        ),
-                    };
-                    m4.add_summary(
-                        n as u64,
-                        XY {
-                            x: first_x,
-                            y: stats.first[p],
-                        },
-                        XY {
-                            x: last_x,
-                            y: stats.last[p],
-                        },
-                        XY {
-                            x: min_x,
-                            y: stats.min[p],
-                        },
-                        XY {
-                            x: max_x,
-                            y: stats.max[p],
-                        },
-                    );
-                } else {
-                    let fl = (axis == XAxis::Step).then_some((x0, x1));
-                    decode_page(p, m4, fl)?;
-                }
-            }
-        }
+        Some(stats) => m4_pages(stats, e.count as usize, page_points, axis, m4, decode_page),
         None => {
             for p in 0..n_value_pages {
                 decode_page(p, m4, None)?;
             }
+            Ok(())
         }
     }
+}
+
+/// Walks pages in x order: a page inside one pixel column goes in by its
+/// roll-up, any other page through `decode_page` (which gets the page's first
+/// and last step on the step axis). Shared by segment chunks and heads.
+fn m4_pages(
+    stats: &PageStats,
+    count: usize,
+    page_points: usize,
+    axis: XAxis,
+    m4: &mut M4Downsampler,
+    mut decode_page: impl FnMut(usize, &mut M4Downsampler, Option<(i64, i64)>) -> Result<()>,
+) -> Result<()> {
+    let n_pages = stats.pages();
+    // Pages are in x order: skip straight to the first one in range.
+    let (mut lo, mut hi) = (0, n_pages);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if page_x(stats, axis, mid).1 < m4.from() {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    for p in lo..n_pages {
+        let (x0, x1) = page_x(stats, axis, p);
+        if x0 > m4.to() {
+            break;
+        }
+        let whole = x0 != NO_STEP && x0 >= m4.from() && x1 <= m4.to();
+        if whole && m4.column(x0) == m4.column(x1) {
+            let n = (count - p * page_points).min(page_points);
+            let (min_x, max_x, first_x, last_x) = match axis {
+                XAxis::Step => (stats.min_step_x[p], stats.max_step_x[p], x0, x1),
+                XAxis::Time => (
+                    stats.min_time_x[p],
+                    stats.max_time_x[p],
+                    stats.first_time[p],
+                    stats.last_time[p],
+                ),
+            };
+            let xy = |x, y| XY { x, y };
+            m4.add_summary(
+                n as u64,
+                xy(first_x, stats.first[p]),
+                xy(last_x, stats.last[p]),
+                xy(min_x, stats.min[p]),
+                xy(max_x, stats.max[p]),
+            );
+        } else {
+            let fl = (axis == XAxis::Step).then_some((x0, x1));
+            decode_page(p, m4, fl)?;
+        }
+    }
+    Ok(())
+}
+
+/// Feeds a sorted head to the downsampler: complete blocks by their
+/// roll-ups where they fall inside one column, the rest point by point.
+fn m4_head(h: &SeriesHead, axis: XAxis, m4: &mut M4Downsampler) -> Result<()> {
+    let blocks = match h.blocks() {
+        Some(b) if axis == XAxis::Step || h.times_sorted() => b,
+        _ => {
+            add_points(m4, axis, &h.steps, &h.times, &h.values);
+            return Ok(());
+        }
+    };
+    let covered = blocks.pages() * HEAD_BLOCK;
+    m4_pages(blocks, covered, HEAD_BLOCK, axis, m4, |p, m4, _| {
+        let r = p * HEAD_BLOCK..(p + 1) * HEAD_BLOCK;
+        add_points(
+            m4,
+            axis,
+            &h.steps[r.clone()],
+            &h.times[r.clone()],
+            &h.values[r],
+        );
+        Ok(())
+    })?;
+    let tail = covered..h.len();
+    add_points(
+        m4,
+        axis,
+        &h.steps[tail.clone()],
+        &h.times[tail.clone()],
+        &h.values[tail],
+    );
     Ok(())
 }
 

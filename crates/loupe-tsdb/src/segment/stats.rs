@@ -44,41 +44,57 @@ impl PageStats {
         let mut start = 0;
         while start < n {
             let end = (start + page_points).min(n);
-            let (mut lo, mut hi) = (start, start);
-            let (mut tmin, mut tmax) = (i64::MAX, i64::MIN);
-            let mut sum = 0.0;
-            for i in start..end {
-                let v = points.values[i];
-                if v.total_cmp(&points.values[lo]).is_lt() {
-                    lo = i;
-                }
-                if v.total_cmp(&points.values[hi]).is_gt() {
-                    hi = i;
-                }
-                if v.is_finite() {
-                    sum += v;
-                }
-                tmin = tmin.min(points.times[i]);
-                tmax = tmax.max(points.times[i]);
-            }
-            s.first_step.push(points.steps[start]);
-            s.last_step.push(points.steps[end - 1]);
-            s.first_time.push(points.times[start]);
-            s.last_time.push(points.times[end - 1]);
-            s.min_time.push(tmin);
-            s.max_time.push(tmax);
-            s.min_step_x.push(points.steps[lo]);
-            s.min_time_x.push(points.times[lo]);
-            s.max_step_x.push(points.steps[hi]);
-            s.max_time_x.push(points.times[hi]);
-            s.first.push(points.values[start]);
-            s.last.push(points.values[end - 1]);
-            s.min.push(points.values[lo]);
-            s.max.push(points.values[hi]);
-            s.sum.push(sum);
+            s.push_page(
+                &points.steps[start..end],
+                &points.times[start..end],
+                &points.values[start..end],
+            );
             start = end;
         }
         s
+    }
+
+    /// Appends the roll-up of one page given as column slices (non-empty).
+    pub fn push_page(&mut self, steps: &[i64], times: &[i64], values: &[f64]) {
+        let n = values.len();
+        debug_assert!(n > 0 && steps.len() == n && times.len() == n);
+        let (mut lo, mut hi) = (0, 0);
+        let (mut tmin, mut tmax) = (i64::MAX, i64::MIN);
+        let mut sum = 0.0;
+        for i in 0..n {
+            let v = values[i];
+            if v.total_cmp(&values[lo]).is_lt() {
+                lo = i;
+            }
+            if v.total_cmp(&values[hi]).is_gt() {
+                hi = i;
+            }
+            if v.is_finite() {
+                sum += v;
+            }
+            tmin = tmin.min(times[i]);
+            tmax = tmax.max(times[i]);
+        }
+        self.first_step.push(steps[0]);
+        self.last_step.push(steps[n - 1]);
+        self.first_time.push(times[0]);
+        self.last_time.push(times[n - 1]);
+        self.min_time.push(tmin);
+        self.max_time.push(tmax);
+        self.min_step_x.push(steps[lo]);
+        self.min_time_x.push(times[lo]);
+        self.max_step_x.push(steps[hi]);
+        self.max_time_x.push(times[hi]);
+        self.first.push(values[0]);
+        self.last.push(values[n - 1]);
+        self.min.push(values[lo]);
+        self.max.push(values[hi]);
+        self.sum.push(sum);
+    }
+
+    /// Forgets every page.
+    pub fn clear(&mut self) {
+        *self = PageStats::default();
     }
 
     fn int_columns(&self) -> [&Vec<i64>; 10] {

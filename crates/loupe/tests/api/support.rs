@@ -177,6 +177,20 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // If the test process dies without dropping us (a timeout, a
+        // signal), the server must not outlive it.
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe; nothing else runs between
+            // fork and exec here.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("spawning loupe serve");
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -332,23 +346,36 @@ impl Resp {
 
 /// Every error answer is `{"error":{"code","message"}}` with a JSON content type.
 pub fn assert_error_shape(r: &Resp) {
-    assert!(
-        r.content_type.starts_with("application/json"),
-        "HTTP {} error has content type {:?}, not JSON; body: {:?}",
-        r.status,
-        r.content_type,
-        truncate(&r.text(), 300)
-    );
-    let v = r.json();
+    if let Err(msg) = error_shape(r) {
+        panic!("{msg}");
+    }
+}
+
+/// Like [`assert_error_shape`], as a result.
+pub fn error_shape(r: &Resp) -> Result<(), String> {
+    if !r.content_type.starts_with("application/json") {
+        return Err(format!(
+            "HTTP {} error has content type {:?}, not JSON; body: {:?}",
+            r.status,
+            r.content_type,
+            truncate(&r.text(), 300)
+        ));
+    }
+    let v: Value = serde_json::from_slice(&r.body).map_err(|e| {
+        format!(
+            "HTTP {} error body is not JSON ({e}): {:?}",
+            r.status,
+            truncate(&r.text(), 300)
+        )
+    })?;
     let e = &v["error"];
-    assert!(
-        e["code"].as_str().is_some_and(|c| !c.is_empty()),
-        "error body lacks error.code: {v}"
-    );
-    assert!(
-        e["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "error body lacks error.message: {v}"
-    );
+    if e["code"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("error body lacks error.code: {v}"));
+    }
+    if e["message"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("error body lacks error.message: {v}"));
+    }
+    Ok(())
 }
 
 pub fn truncate(s: &str, n: usize) -> &str {
@@ -445,6 +472,15 @@ impl Api {
             req = req.query(*k, *v);
         }
         Self::finish(req.call())
+    }
+
+    /// GET with extra headers (and this client's token, if any).
+    pub fn get_h(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.auth(self.agent.get(self.url(path)));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::finish(req.call()).unwrap_or_else(|e| panic!("GET {path}: {e}"))
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -701,12 +737,10 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 
 /// A sample's value in Prometheus text (`name` includes any labels).
 pub fn prom_sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (n, v) = l.rsplit_once(' ')?;
-            (n == name).then(|| v.parse::<f64>().ok()).flatten()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (n, v) = l.rsplit_once(' ')?;
+        (n == name).then(|| v.parse::<f64>().ok()).flatten()
+    })
 }
 
 /// A small deterministic PRNG (splitmix64), so failures reproduce.

@@ -1,0 +1,23 @@
+//! End-to-end tests of Loupe's HTTP API and CLI against the real `loupe`
+//! binary: each test starts `loupe serve` on a free port over its own
+//! temporary data directory (see `support.rs`).
+//!
+//! Run with `cargo test --release -p loupe --test api`. Environment:
+//! `LOUPE_API_CRASH_ROUNDS` (crash test rounds, default 5),
+//! `LOUPE_API_VERBOSE` (echo the servers' stderr).
+//!
+//! Some tests began as reproductions of bugs found while writing the suite
+//! (constant columns after a flush, summaries across flushes and crashes,
+//! time paging with shared timestamps, framework errors); all are fixed.
+
+mod support;
+
+mod auth;
+mod concurrency;
+mod crash;
+mod errors;
+mod live;
+mod logs;
+mod metrics;
+mod runs;
+mod system;

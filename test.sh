@@ -24,3 +24,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test "${scope[@]}" --release "$@"
 fi
+
+# The Python SDK's tests run against the real `loupe serve` binary; only
+# when the whole suite runs (no package or filter was given).
+if [[ $# -eq 0 ]]; then
+    cargo build --release -p loupe
+    python3 -m pytest python/tests -q
+fi

@@ -67,14 +67,59 @@ impl FromStr for RunStatus {
     }
 }
 
-/// Last, smallest and largest value of one series of a run.
+/// Last, smallest and largest value of one series of a run. In JSON,
+/// non-finite values are the strings "NaN", "Infinity" and "-Infinity", as
+/// everywhere in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SeriesSummary {
+    #[serde(with = "nonfinite")]
     pub last: f64,
+    #[serde(with = "nonfinite")]
     pub min: f64,
+    #[serde(with = "nonfinite")]
     pub max: f64,
     pub count: u64,
     pub last_step: Option<i64>,
+}
+
+/// Serde for f64 that writes NaN and ±Inf as the API's strings.
+pub mod nonfinite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_str("NaN")
+        } else if *v == f64::INFINITY {
+            s.serialize_str("Infinity")
+        } else if *v == f64::NEG_INFINITY {
+            s.serialize_str("-Infinity")
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum N {
+            Num(f64),
+            Text(String),
+            Null(()),
+        }
+        match N::deserialize(d)? {
+            N::Num(v) => Ok(v),
+            // Older writers (and SQLite's NULL) meant "no value".
+            N::Null(()) => Ok(f64::NAN),
+            N::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "Infinity" | "+Infinity" => Ok(f64::INFINITY),
+                "-Infinity" => Ok(f64::NEG_INFINITY),
+                other => Err(serde::de::Error::custom(format!(
+                    "expected a number or \"NaN\", \"Infinity\", \"-Infinity\", found {other:?}"
+                ))),
+            },
+        }
+    }
 }
 
 /// A training or evaluation run.
@@ -250,6 +295,34 @@ mod tests {
         assert!("bogus".parse::<RunStatus>().is_err());
         assert_eq!("WARN".parse::<LogLevel>().unwrap(), LogLevel::Warning);
         assert!("x".parse::<LogStream>().is_err());
+    }
+
+    #[test]
+    fn summaries_write_non_finite_values_as_strings() {
+        let s = SeriesSummary {
+            last: f64::NAN,
+            min: f64::NEG_INFINITY,
+            max: 2.5,
+            count: 3,
+            last_step: Some(7),
+        };
+        let j = serde_json::to_string(&s).unwrap();
+        assert!(
+            j.contains(r#""last":"NaN""#) && j.contains(r#""min":"-Infinity""#),
+            "{j}"
+        );
+        let back: SeriesSummary = serde_json::from_str(&j).unwrap();
+        assert!(back.last.is_nan());
+        assert_eq!(
+            (back.min, back.max, back.count),
+            (f64::NEG_INFINITY, 2.5, 3)
+        );
+        assert!(
+            serde_json::from_str::<SeriesSummary>(
+                r#"{"last":"nan","min":1,"max":1,"count":1,"last_step":null}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

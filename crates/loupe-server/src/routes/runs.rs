@@ -1,7 +1,8 @@
 //! Runs: create or resume, list, read, update, delete.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use loupe_meta::{NewRun, RunPatch, RunQuery};
@@ -22,16 +23,40 @@ pub async fn blocking<T: Send + 'static>(
 }
 
 /// A JSON request body, or the API's error naming what is wrong with it.
-pub fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    body.map(|Json(v)| v).map_err(|e| {
+///
+/// Any `Content-Type` is accepted (`curl -d` sends a form type): the body is
+/// JSON by contract, as on the ingest endpoints.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<T> {
+    let body = body.map_err(|e| {
         let status = e.status();
-        let code = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            _ => "invalid_request",
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "invalid_request"
         };
         ApiError::new(status, code, format!("body: {}", e.body_text()))
-    })
+    })?;
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Not JSON at all: 400; JSON of the wrong shape: 422. The message
+        // names the field (`tags: invalid type: …`).
+        let status = match e.inner().classify() {
+            serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let path = e.path().to_string();
+        let place = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::new(status, "invalid_request", format!("{place}: {}", e.inner()))
+    })?;
+    de.end()
+        .map_err(|e| ApiError::bad_request("invalid_request", format!("body: {e}")))?;
+    Ok(value)
 }
 
 pub fn meta_err(e: loupe_meta::Error) -> ApiError {
@@ -100,6 +125,57 @@ pub struct CreateRun {
     pub notes: Option<String>,
     /// Resuming from a checkpoint at this step.
     pub resume_step: Option<i64>,
+    /// When the run started (Unix seconds), for runs uploaded later from a
+    /// client's spool; the server's clock otherwise.
+    pub start_time: Option<f64>,
+}
+
+/// A number, or one of the strings the API uses for non-finite values.
+fn number_or_special<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        Num(f64),
+        Text(String),
+    }
+    match N::deserialize(d)? {
+        N::Num(v) => Ok(v),
+        N::Text(t) => match t.as_str() {
+            "NaN" => Ok(f64::NAN),
+            "Infinity" | "+Infinity" => Ok(f64::INFINITY),
+            "-Infinity" => Ok(f64::NEG_INFINITY),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a number or \"NaN\", \"Infinity\", \"-Infinity\", found {other:?}"
+            ))),
+        },
+    }
+}
+
+/// One series' summary as a client sends it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct SummaryIn {
+    #[serde(deserialize_with = "number_or_special")]
+    pub last: f64,
+    #[serde(deserialize_with = "number_or_special")]
+    pub min: f64,
+    #[serde(deserialize_with = "number_or_special")]
+    pub max: f64,
+    #[serde(default)]
+    pub count: u64,
+    #[serde(default)]
+    pub last_step: Option<i64>,
+}
+
+impl SummaryIn {
+    fn into_summary(self) -> loupe_model::SeriesSummary {
+        loupe_model::SeriesSummary {
+            last: self.last,
+            min: self.min,
+            max: self.max,
+            count: self.count,
+            last_step: self.last_step,
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/runs", request_body = CreateRun,
@@ -107,10 +183,10 @@ pub struct CreateRun {
 pub async fn create_run(
     State(st): State<SharedState>,
     who: Principal,
-    req: Result<Json<CreateRun>, JsonRejection>,
+    req: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     who.require(Role::Ingest)?;
-    let req = json_body(req)?;
+    let req: CreateRun = json_body(req)?;
     let project = match (&req.project, &who.project) {
         (Some(p), Some(mine)) if p != mine => {
             return Err(ApiError::forbidden(format!(
@@ -151,7 +227,7 @@ pub async fn create_run(
         git_commit: req.git_commit,
         notes: req.notes,
         resume_step: req.resume_step,
-        start_time: None,
+        start_time: req.start_time,
     };
     let s = st.clone();
     let (run, created) =
@@ -247,8 +323,12 @@ pub struct PatchRun {
     /// Merged into the run's config (objects deep-merged).
     #[schema(value_type = Object)]
     pub config: Option<serde_json::Value>,
+    /// Per series: `{"last","min","max","count","last_step"}`; values are
+    /// numbers or "NaN", "Infinity", "-Infinity".
     #[schema(value_type = Object)]
-    pub summary: Option<std::collections::BTreeMap<String, loupe_model::SeriesSummary>>,
+    pub summary: Option<std::collections::BTreeMap<String, SummaryIn>>,
+    /// Rename the run.
+    pub name: Option<String>,
     pub tags: Option<Vec<String>>,
     /// Just say "still alive".
     #[serde(default)]
@@ -263,16 +343,21 @@ pub async fn patch_run(
     State(st): State<SharedState>,
     who: Principal,
     Path(id): Path<String>,
-    req: Result<Json<PatchRun>, JsonRejection>,
+    req: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Run>> {
     who.require(Role::Ingest)?;
-    let req = json_body(req)?;
-    visible_run(&st, &who, &id).await?;
+    let req: PatchRun = json_body(req)?;
+    check_visible(&st, &who, &id).await?;
+    let summary = req.summary.map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (k, v.into_summary()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    });
     let patch = RunPatch {
-        name: None,
+        name: req.name,
         status: req.status,
         config_merge: req.config,
-        summary: req.summary,
+        summary,
         tags: req.tags,
         heartbeat: req.heartbeat,
         exit_code: req.exit_code,

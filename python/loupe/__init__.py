@@ -1,0 +1,121 @@
+"""Loupe's Python SDK: log metrics, console output and run metadata from a
+training job to a Loupe server.
+
+The common W&B calls work unchanged (``import loupe as wandb``)::
+
+    import loupe
+    run = loupe.init(project="vision", config={"lr": 3e-4})
+    for step in range(1000):
+        loupe.log({"train/loss": loss, "lr": lr})
+    loupe.finish()
+
+Logging never raises and never waits on the network: points go to columnar
+buffers; a background thread sends them, and spools them to disk while the
+server cannot be reached. Standard library only.
+"""
+
+__version__ = "0.1.0"
+
+from ._api import alert, finish, flush, init, log, log_text  # noqa: E402
+from ._run import Config, DisabledRun, LoupeWarning, Run, Summary  # noqa: E402
+
+#: The current run (None before ``init`` and after ``finish``).
+run = None
+#: The current run's config; before ``init``, a config that ``init`` takes over.
+config = Config(None)
+#: The current run's summary.
+summary = Summary(None)
+
+
+class _Unsupported:
+    """W&B media types (Image, Table, Histogram…): accepted so that code
+    written for W&B runs; ``log`` drops them with a warning, since Loupe
+    stores numbers."""
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self):
+        return "<loupe.%s (not stored)>" % type(self).__name__
+
+
+class Image(_Unsupported):
+    pass
+
+
+class Table(_Unsupported):
+    pass
+
+
+class Histogram(_Unsupported):
+    pass
+
+
+class Video(_Unsupported):
+    pass
+
+
+class Audio(_Unsupported):
+    pass
+
+
+class Html(_Unsupported):
+    pass
+
+
+class Object3D(_Unsupported):
+    pass
+
+
+class AlertLevel:
+    INFO = "info"
+    WARN = "warning"
+    ERROR = "error"
+
+
+def login(*args, **kwargs):
+    """W&B's login: Loupe reads LOUPE_SERVER and LOUPE_TOKEN instead."""
+    return True
+
+
+def watch(*args, **kwargs):
+    return None
+
+
+def define_metric(*args, **kwargs):
+    return None
+
+
+def save(*args, **kwargs):
+    return False
+
+
+__all__ = [
+    "init",
+    "log",
+    "finish",
+    "alert",
+    "log_text",
+    "flush",
+    "run",
+    "config",
+    "summary",
+    "Run",
+    "Config",
+    "Summary",
+    "DisabledRun",
+    "LoupeWarning",
+    "AlertLevel",
+    "Image",
+    "Table",
+    "Histogram",
+    "Video",
+    "Audio",
+    "Html",
+    "Object3D",
+    "login",
+    "watch",
+    "define_metric",
+    "save",
+]

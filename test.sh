@@ -29,5 +29,5 @@ fi
 # when the whole suite runs (no package or filter was given).
 if [[ $# -eq 0 ]]; then
     cargo build --release -p loupe
-    python3 -m pytest python/tests -q
+    LOUPE_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/loupe" python3 -m pytest python/tests -q
 fi

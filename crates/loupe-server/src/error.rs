@@ -137,3 +137,14 @@ pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> A
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
+
+/// A request body axum could not read (over the size limit, or cut off).
+pub fn body_rejection(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    let status = e.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "body_too_large"
+    } else {
+        "invalid_request"
+    };
+    ApiError::new(status, code, format!("body: {}", e.body_text()))
+}

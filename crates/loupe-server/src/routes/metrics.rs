@@ -25,13 +25,7 @@ pub struct Accepted {
 pub fn raw_body(st: &SharedState, body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
     body.map_err(|e| {
         ServerMetrics::add(&st.metrics.rejected_requests, 1);
-        let status = e.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
-        } else {
-            "invalid_request"
-        };
-        ApiError::new(status, code, format!("body: {}", e.body_text()))
+        crate::error::body_rejection(e)
     })
 }
 

@@ -29,15 +29,7 @@ pub async fn blocking<T: Send + 'static>(
 pub fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<T> {
-    let body = body.map_err(|e| {
-        let status = e.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body_too_large"
-        } else {
-            "invalid_request"
-        };
-        ApiError::new(status, code, format!("body: {}", e.body_text()))
-    })?;
+    let body = body.map_err(crate::error::body_rejection)?;
     let mut de = serde_json::Deserializer::from_slice(&body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         // Not JSON at all: 400; JSON of the wrong shape: 422. The message
@@ -130,35 +122,14 @@ pub struct CreateRun {
     pub start_time: Option<f64>,
 }
 
-/// A number, or one of the strings the API uses for non-finite values.
-fn number_or_special<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Num(f64),
-        Text(String),
-    }
-    match N::deserialize(d)? {
-        N::Num(v) => Ok(v),
-        N::Text(t) => match t.as_str() {
-            "NaN" => Ok(f64::NAN),
-            "Infinity" | "+Infinity" => Ok(f64::INFINITY),
-            "-Infinity" => Ok(f64::NEG_INFINITY),
-            other => Err(serde::de::Error::custom(format!(
-                "expected a number or \"NaN\", \"Infinity\", \"-Infinity\", found {other:?}"
-            ))),
-        },
-    }
-}
-
 /// One series' summary as a client sends it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SummaryIn {
-    #[serde(deserialize_with = "number_or_special")]
+    #[serde(deserialize_with = "loupe_model::nonfinite::deserialize")]
     pub last: f64,
-    #[serde(deserialize_with = "number_or_special")]
+    #[serde(deserialize_with = "loupe_model::nonfinite::deserialize")]
     pub min: f64,
-    #[serde(deserialize_with = "number_or_special")]
+    #[serde(deserialize_with = "loupe_model::nonfinite::deserialize")]
     pub max: f64,
     #[serde(default)]
     pub count: u64,

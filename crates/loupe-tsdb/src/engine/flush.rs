@@ -42,13 +42,7 @@ impl Tsdb {
     pub fn delete_series(&self, matcher: &SeriesMatcher) -> Result<usize> {
         let inner = &*self.inner;
         let _structure = inner.structure.write();
-        let doomed: BTreeSet<SeriesId> = inner
-            .catalog
-            .read()
-            .matching(matcher)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let doomed = matching_ids(inner, matcher);
         if doomed.is_empty() {
             return Ok(0);
         }
@@ -79,13 +73,7 @@ impl Tsdb {
     pub fn retain(&self, matcher: &SeriesMatcher, cutoff_ns: i64) -> Result<RetentionReport> {
         let inner = &*self.inner;
         let _structure = inner.structure.write();
-        let matched: BTreeSet<SeriesId> = inner
-            .catalog
-            .read()
-            .matching(matcher)
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+        let matched = matching_ids(inner, matcher);
         let mut report = RetentionReport {
             series_matched: matched.len(),
             bytes_before: self.disk_bytes(),
@@ -133,6 +121,16 @@ impl Tsdb {
     pub fn disk_bytes(&self) -> u64 {
         fsutil::dir_size(&self.inner.seg_dir) + fsutil::dir_size(&self.inner.wal_dir)
     }
+}
+
+fn matching_ids(inner: &Inner, matcher: &SeriesMatcher) -> BTreeSet<SeriesId> {
+    inner
+        .catalog
+        .read()
+        .matching(matcher)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
 }
 
 pub(crate) enum RewriteAction {

@@ -174,7 +174,7 @@ impl MetaStore {
     }
 
     /// The step the run's latest resume started from, if one was given.
-    // TODO(loupe-model): move into `Run` as `resume_step: Option<i64>`.
+    // Kept beside `Run` rather than in it: the shared model type has no field for it yet.
     pub fn run_resume_step(&self, id: &str) -> Result<Option<i64>> {
         self.read(|tx| {
             tx.query_row("SELECT resume_step FROM run WHERE id = ?1", [id], |r| {

@@ -1055,6 +1055,28 @@ const RUN_METRICS: [&str; 5] = [
 ];
 
 /// Runs whose `train/loss` summary passes `ok` (pages through all runs).
+/// Seconds until all `runs` runs have a `train/loss` summary that passes
+/// `ok` (summaries reach SQLite about once a second); fails after 300 s.
+fn wait_for_summaries(
+    ag: &ureq::Agent,
+    srv: &Server,
+    runs: usize,
+    ok: impl Fn(&Value) -> bool + Copy,
+    what: &str,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    loop {
+        let n = runs_with_summary(ag, srv, ok)?;
+        if n == runs {
+            return Ok(t.elapsed().as_secs_f64());
+        }
+        if t.elapsed() > Duration::from_secs(300) {
+            bail!("only {n} of {runs} runs {what} after 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn runs_with_summary(
     ag: &ureq::Agent,
     srv: &Server,
@@ -1152,21 +1174,7 @@ fn runs_list_inner(a: &RunsListArgs) -> anyhow::Result<RunsListFigures> {
     })?;
     let seed_s = t.elapsed().as_secs_f64();
     // Summaries reach SQLite about once a second, off the ingest path.
-    let t = Instant::now();
-    loop {
-        let n = runs_with_summary(&ag, &srv, |_| true)?;
-        if n == a.runs {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(300) {
-            bail!(
-                "only {n} of {} runs have a train/loss summary after 300 s",
-                a.runs
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let flush_s = t.elapsed().as_secs_f64();
+    let flush_s = wait_for_summaries(&ag, &srv, a.runs, |_| true, "have a train/loss summary")?;
     println!(
         "runs-list: created {} runs with 3-5 metrics of {} points each in {:.1} s ({:.0} runs/s, 2 requests each, {} threads); all summaries listed {:.1} s later",
         a.runs,
@@ -1208,21 +1216,13 @@ fn runs_list_inner(a: &RunsListArgs) -> anyhow::Result<RunsListFigures> {
         Ok(())
     })?;
     let burst_post_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    loop {
-        let n = runs_with_summary(&ag, &srv, |l| l["last_step"].as_i64() == Some(burst_step))?;
-        if n == a.runs {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(300) {
-            bail!(
-                "only {n} of {} summaries show the burst after 300 s",
-                a.runs
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let burst_lag_s = t.elapsed().as_secs_f64();
+    let burst_lag_s = wait_for_summaries(
+        &ag,
+        &srv,
+        a.runs,
+        |l| l["last_step"].as_i64() == Some(burst_step),
+        "show the burst",
+    )?;
     println!(
         "runs-list: burst of one train/loss point to each of the {} runs posted in {:.1} s ({:.0} requests/s); every summary current {:.1} s after the last post",
         a.runs,

@@ -33,23 +33,38 @@ pub async fn list_series(
         let mut out = Vec::new();
         for info in s2.tsdb.series(&SeriesMatcher::any().label_eq("run", &id)) {
             if let Some(s) = s2.tsdb.summary(&info.key).map_err(ApiError::from)? {
-                out.push(serde_json::json!({
-                    "name": info.key.name(),
-                    "count": s.count,
-                    "first_step": opt_step(s.first_step),
-                    "last_step": opt_step(s.last_step),
-                    "first_time": s.first_time as f64 / 1e9,
-                    "last_time": s.last_time as f64 / 1e9,
-                    "last": json_value(s.last),
-                    "min": json_value(s.min),
-                    "max": json_value(s.max),
-                }));
+                let entry = series_entry(&info.key, &s, (s.first_time, s.last_time));
+                out.push(serde_json::Value::Object(entry));
             }
         }
         Ok(out)
     })
     .await?;
     Ok(Json(serde_json::json!({ "series": out })))
+}
+
+/// One series in a listing: its name, point count, step and time extent
+/// (`times`, in ns), and last/min/max.
+fn series_entry(
+    key: &SeriesKey,
+    s: &loupe_tsdb::Summary,
+    times: (i64, i64),
+) -> serde_json::Map<String, serde_json::Value> {
+    let v = serde_json::json!({
+        "name": key.name(),
+        "count": s.count,
+        "first_step": opt_step(s.first_step),
+        "last_step": opt_step(s.last_step),
+        "first_time": times.0 as f64 / 1e9,
+        "last_time": times.1 as f64 / 1e9,
+        "last": json_value(s.last),
+        "min": json_value(s.min),
+        "max": json_value(s.max),
+    });
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("a JSON object literal"),
+    }
 }
 
 /// Run series are drawn by step; series outside runs have only times.
@@ -272,16 +287,9 @@ pub async fn list_external_series(
                 .map(|(k, v)| (k.clone(), v.clone().into()))
                 .collect();
             if let Some(s) = s2.tsdb.summary(&info.key).map_err(ApiError::from)? {
-                out.push(serde_json::json!({
-                    "name": info.key.name(),
-                    "labels": labels,
-                    "count": s.count,
-                    "first_time": s.min_time as f64 / 1e9,
-                    "last_time": s.max_time as f64 / 1e9,
-                    "last": json_value(s.last),
-                    "min": json_value(s.min),
-                    "max": json_value(s.max),
-                }));
+                let mut entry = series_entry(&info.key, &s, (s.min_time, s.max_time));
+                entry.insert("labels".into(), labels.into());
+                out.push(serde_json::Value::Object(entry));
             }
         }
         Ok(out)

@@ -29,5 +29,8 @@ fi
 # when the whole suite runs (no package or filter was given).
 if [[ $# -eq 0 ]]; then
     cargo build --release -p loupe
+    # On a fresh machine pytest may be missing; PyPI has it.
+    python3 -c 'import pytest' 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check pytest
     LOUPE_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/loupe" python3 -m pytest python/tests -q
 fi

@@ -74,11 +74,48 @@ pub(crate) fn rowid_range(rid: i64) -> (i64, i64) {
     (lo, lo | MAX_SEQ as i64)
 }
 
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_BATCH_KEY_BYTES: usize = 128;
+
+fn validate_batch_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= MAX_BATCH_KEY_BYTES
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "idempotency key {key:?} must be 1-{MAX_BATCH_KEY_BYTES} characters of A-Z, a-z, 0-9, '_', '-', '.', ':'"
+        )))
+    }
+}
+
 impl MetaStore {
     /// Appends lines to a run in one transaction, durable on return, and
     /// returns the first line's seq (seqs are consecutive, from 1 per run).
     /// With no records, returns the seq the next line will get.
     pub fn append_logs(&self, run_id: &str, records: &[LogRecord]) -> Result<u64> {
+        Ok(self
+            .append_logs_once(run_id, None, records)?
+            .expect("without a key a batch is never a duplicate"))
+    }
+
+    /// [`append_logs`](Self::append_logs), stored at most once per
+    /// `idempotency_key` (1–128 bytes of `[A-Za-z0-9_.:-]`): a batch whose key
+    /// the run already has returns `None` and stores nothing. The key is
+    /// recorded in the same transaction as the lines, so "stored" and
+    /// "remembered" cannot disagree after a crash.
+    pub fn append_logs_once(
+        &self,
+        run_id: &str,
+        idempotency_key: Option<&str>,
+        records: &[LogRecord],
+    ) -> Result<Option<u64>> {
+        if let Some(key) = idempotency_key {
+            validate_batch_key(key)?;
+        }
         for (i, rec) in records.iter().enumerate() {
             validate::finite(&format!("log record {i}: time"), rec.time)?;
         }
@@ -89,11 +126,19 @@ impl MetaStore {
                     .then(|| serde_json::to_string(&r.attributes).expect("strings encode"))
             })
             .collect();
-        if records.is_empty() {
-            return self.read(|tx| Ok(run_seq(tx, run_id)?.1 + 1));
+        if records.is_empty() && idempotency_key.is_none() {
+            return self.read(|tx| Ok(Some(run_seq(tx, run_id)?.1 + 1)));
         }
         self.write(|tx| {
             let (rid, last) = run_seq(tx, run_id)?;
+            if let Some(key) = idempotency_key {
+                let fresh = tx
+                    .prepare_cached("INSERT OR IGNORE INTO log_batch (run, key) VALUES (?1, ?2)")?
+                    .execute(params![rid, key])?;
+                if fresh == 0 {
+                    return Ok(None);
+                }
+            }
             let first = last + 1;
             let end = last + records.len() as u64;
             if end > MAX_SEQ {
@@ -121,7 +166,7 @@ impl MetaStore {
                 "UPDATE run SET log_seq = ?2 WHERE rid = ?1",
                 params![rid, end as i64],
             )?;
-            Ok(first)
+            Ok(Some(first))
         })
     }
 

@@ -41,6 +41,8 @@ pub struct NewRun {
     pub command: Option<String>,
     pub git_commit: Option<String>,
     pub notes: Option<String>,
+    pub cwd: Option<String>,
+    pub git_dirty: Option<bool>,
     /// The step a resumed run restarts from (its checkpoint's step).
     pub resume_step: Option<i64>,
     /// Unix seconds; `None` is now. Ignored on resume (a run keeps its
@@ -79,6 +81,7 @@ pub struct RunPatch {
     /// Kept only while the run is in a terminal status.
     pub end_time: Option<f64>,
     pub notes: Option<String>,
+    pub failure: Option<loupe_model::RunFailure>,
 }
 
 impl MetaStore {
@@ -235,9 +238,13 @@ impl MetaStore {
                 None => row.tags.clone(),
             };
             let notes = patch.notes.clone().or(row.notes.clone());
+            let failure = match &patch.failure {
+                Some(f) => Some(serde_json::to_string(f).expect("plain data encodes")),
+                None => row.failure.clone(),
+            };
             tx.execute(
                 "UPDATE run SET status = ?2, heartbeat_time = ?3, end_time = ?4, exit_code = ?5,
-                     config = ?6, name = ?7, tags = ?8, notes = ?9, search = ?10
+                     config = ?6, name = ?7, tags = ?8, notes = ?9, search = ?10, failure = ?11
                  WHERE rid = ?1",
                 params![
                     row.rid,
@@ -250,6 +257,7 @@ impl MetaStore {
                     tags_json,
                     notes,
                     search_text(&name, id, row.group.as_deref()),
+                    failure,
                 ],
             )?;
             if let Some(summary) = &patch.summary {
@@ -340,6 +348,7 @@ fn check_new(mut new: NewRun) -> Result<NewRun> {
         ("command", &new.command),
         ("git_commit", &new.git_commit),
         ("notes", &new.notes),
+        ("cwd", &new.cwd),
     ] {
         if let Some(v) = v {
             validate::text(what, v)?;
@@ -392,6 +401,11 @@ fn check_patch(mut patch: RunPatch) -> Result<RunPatch> {
     if let Some(notes) = &patch.notes {
         validate::text("notes", notes)?;
     }
+    if let Some(f) = &patch.failure {
+        // Bounded like any free text, measured as the JSON it is stored as.
+        let encoded = serde_json::to_string(f).expect("plain data encodes");
+        validate::text("failure", &encoded)?;
+    }
     Ok(patch)
 }
 
@@ -405,8 +419,10 @@ fn insert(tx: &Connection, project: i64, id: &str, new: &NewRun, now: f64) -> Re
     let start = new.start_time.unwrap_or(now);
     tx.execute(
         "INSERT INTO run (id, project, name, grp, rank, world_size, tags, config, status,
-             host, command, git_commit, notes, start_time, heartbeat_time, resume_step, search)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             host, command, git_commit, notes, start_time, heartbeat_time, resume_step, search,
+             cwd, git_dirty)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'running', ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+             ?17, ?18)",
         params![
             id,
             project,
@@ -424,6 +440,8 @@ fn insert(tx: &Connection, project: i64, id: &str, new: &NewRun, now: f64) -> Re
             now,
             new.resume_step,
             search_text(&name, id, new.group.as_deref()),
+            new.cwd,
+            new.git_dirty,
         ],
     )?;
     let rid = tx.last_insert_rowid();
@@ -461,7 +479,8 @@ fn resume(tx: &Connection, rid: i64, new: &NewRun, now: f64) -> Result<()> {
              name = ?4, grp = ?5, rank = ?6, world_size = ?7, tags = ?8, config = ?9,
              host = coalesce(?10, host), command = coalesce(?11, command),
              git_commit = coalesce(?12, git_commit), notes = coalesce(?13, notes),
-             search = ?14
+             search = ?14, cwd = coalesce(?15, cwd), git_dirty = coalesce(?16, git_dirty),
+             failure = NULL
          WHERE rid = ?1",
         params![
             rid,
@@ -478,6 +497,8 @@ fn resume(tx: &Connection, rid: i64, new: &NewRun, now: f64) -> Result<()> {
             new.git_commit,
             new.notes,
             search_text(&name, &row.id, group.as_deref()),
+            new.cwd,
+            new.git_dirty,
         ],
     )?;
     Ok(())
@@ -578,9 +599,10 @@ fn parse_status(s: &str) -> Result<RunStatus> {
 /// Columns read into a [`RunRow`], in order; `r` is `run`, `p` is `project`.
 pub(crate) const RUN_COLUMNS: &str = "r.rid, r.id, p.name, r.name, r.grp, r.rank, r.world_size, \
      r.tags, r.config, r.status, r.host, r.command, r.git_commit, r.notes, r.start_time, \
-     r.heartbeat_time, r.end_time, r.exit_code, r.resumes";
+     r.heartbeat_time, r.end_time, r.exit_code, r.resumes, r.cwd, r.git_dirty, r.failure, \
+     r.health, r.open_incidents";
 /// How many columns [`RUN_COLUMNS`] has: the index of the first extra one.
-pub(crate) const RUN_COLUMN_COUNT: usize = 19;
+pub(crate) const RUN_COLUMN_COUNT: usize = 24;
 
 /// A `run` row as stored, before its JSON and enums are decoded.
 pub(crate) struct RunRow {
@@ -603,6 +625,11 @@ pub(crate) struct RunRow {
     end_time: Option<f64>,
     exit_code: Option<i64>,
     resumes: i64,
+    cwd: Option<String>,
+    git_dirty: Option<bool>,
+    failure: Option<String>,
+    health: Option<f64>,
+    open_incidents: i64,
 }
 
 impl RunRow {
@@ -627,6 +654,11 @@ impl RunRow {
             end_time: r.get(16)?,
             exit_code: r.get(17)?,
             resumes: r.get(18)?,
+            cwd: r.get(19)?,
+            git_dirty: r.get(20)?,
+            failure: r.get(21)?,
+            health: r.get(22)?,
+            open_incidents: r.get(23)?,
         })
     }
 
@@ -639,6 +671,14 @@ impl RunRow {
         };
         let tags: Vec<String> = serde_json::from_str(&self.tags)
             .map_err(|e| Error::Corrupt(format!("run {}: stored tags: {e}", self.id)))?;
+        let failure = self
+            .failure
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| Error::Corrupt(format!("run {}: stored failure: {e}", self.id)))?;
+        let open_incidents = u32::try_from(self.open_incidents)
+            .map_err(|_| corrupt("open_incidents", self.open_incidents))?;
         Ok(Run {
             rank: small("rank", self.rank)?,
             world_size: small("world_size", self.world_size)?,
@@ -662,6 +702,11 @@ impl RunRow {
             heartbeat_time: self.heartbeat_time,
             end_time: self.end_time,
             summary: BTreeMap::new(),
+            failure,
+            open_incidents,
+            cwd: self.cwd,
+            git_dirty: self.git_dirty,
+            health: self.health,
         })
     }
 }

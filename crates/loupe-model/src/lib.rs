@@ -7,7 +7,8 @@ mod series;
 
 pub use matcher::{LabelMatch, SeriesMatcher};
 pub use run::{
-    LogLevel, LogRecord, LogStream, Role, Run, RunStatus, SeriesSummary, UnknownStatus, nonfinite,
+    LogLevel, LogRecord, LogStream, Role, Run, RunFailure, RunStatus, SeriesSummary, UnknownStatus,
+    nonfinite,
 };
 pub use series::{
     KeyDecodeError, KeyError, MAX_LABEL_BYTES, MAX_LABELS, MAX_NAME_BYTES, SeriesKey,

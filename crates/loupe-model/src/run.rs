@@ -148,6 +148,37 @@ pub struct Run {
     pub summary: BTreeMap<String, SeriesSummary>,
     /// How many times the run was resumed under the same id.
     pub resumes: u32,
+    /// The working directory the run was started in (`loupe run`).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Whether the git work tree had uncommitted changes at start.
+    #[serde(default)]
+    pub git_dirty: Option<bool>,
+    /// Why the run ended badly, when it did and the client could tell.
+    #[serde(default)]
+    pub failure: Option<RunFailure>,
+    /// The latest health score (0–100), once diagnosis has judged the run.
+    #[serde(default)]
+    pub health: Option<f64>,
+    /// Incidents of this run that are open now.
+    #[serde(default)]
+    pub open_incidents: u32,
+}
+
+/// What a client saw when its run failed: the exception of the last
+/// traceback, the signal that killed the process, the end of its stderr.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunFailure {
+    #[serde(default)]
+    pub exception_type: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub signal: Option<i32>,
+    #[serde(default)]
+    pub stderr_tail: Vec<String>,
+    #[serde(default)]
+    pub traceback: Option<String>,
 }
 
 /// Which output a log line came from.

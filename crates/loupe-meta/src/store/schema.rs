@@ -139,7 +139,52 @@ CREATE TABLE token (
 CREATE INDEX token_project ON token(project);
 "#;
 
-const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: what `loupe run` and diagnosis add to a run, log-batch
+/// idempotency keys, and incidents.
+///
+/// - `run.failure` is the JSON of [`loupe_model::RunFailure`]; `health` the
+///   latest score and `open_incidents` a counter kept by the incident
+///   writes, so the runs table shows both without a join.
+/// - `log_batch` remembers the `Idempotency-Key` of every stored log batch
+///   of a run: a client that resends a batch whose answer it lost gets it
+///   acknowledged, not stored twice. Keyed by `(run, key)`, no rowid.
+/// - `incident` keeps the whole incident as JSON (`body`) beside the columns
+///   that listings filter on; an incident's causes and evidence are only
+///   ever read whole.
+const V2: &str = r#"
+ALTER TABLE run ADD COLUMN cwd TEXT;
+ALTER TABLE run ADD COLUMN git_dirty INTEGER;
+ALTER TABLE run ADD COLUMN failure TEXT;
+ALTER TABLE run ADD COLUMN health REAL;
+ALTER TABLE run ADD COLUMN health_detail TEXT;
+ALTER TABLE run ADD COLUMN open_incidents INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE log_batch (
+    run   INTEGER NOT NULL REFERENCES run(rid) ON DELETE CASCADE,
+    key   TEXT NOT NULL,
+    PRIMARY KEY (run, key)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE incident (
+    iid       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id        TEXT NOT NULL UNIQUE,
+    project   INTEGER NOT NULL REFERENCES project(id),
+    run       INTEGER REFERENCES run(rid) ON DELETE CASCADE,
+    grp       TEXT,
+    host      TEXT,
+    state     TEXT NOT NULL,                  -- open | resolved
+    severity  TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    opened    REAL NOT NULL,
+    updated   REAL NOT NULL,
+    body      TEXT NOT NULL                   -- the incident as JSON
+) STRICT;
+CREATE INDEX incident_run     ON incident(run, opened);
+CREATE INDEX incident_project ON incident(project, state, opened);
+CREATE INDEX incident_host    ON incident(host, state) WHERE host IS NOT NULL;
+"#;
+
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -166,5 +211,41 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
         // PRAGMA takes no parameters; the value is our own integer.
         tx.execute_batch(&format!("PRAGMA user_version = {}", found + 1))?;
         tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file written by version 1 opens under the current version with its
+    /// runs intact and the new columns at their defaults.
+    #[test]
+    fn version_1_files_migrate_in_place() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        conn.execute_batch(
+            "INSERT INTO project (id, name, created) VALUES (1, 'p', 0);
+             INSERT INTO run (id, project, name, tags, config, status, start_time,
+                              heartbeat_time, search)
+             VALUES ('r1', 1, 'old run', '[]', '{}', 'finished', 1, 2, 'old run');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let (name, open, failure): (String, i64, Option<String>) = conn
+            .query_row(
+                "SELECT name, open_incidents, failure FROM run WHERE id = 'r1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((name.as_str(), open, failure), ("old run", 0, None));
+        conn.execute("INSERT INTO log_batch (run, key) VALUES (1, 'k')", [])
+            .unwrap();
     }
 }

@@ -61,6 +61,8 @@ fn create_keeps_every_given_field() {
         notes: Some("baseline".into()),
         resume_step: None,
         start_time: Some(1_700_000_000.5),
+        cwd: Some("/srv/train".into()),
+        git_dirty: Some(false),
     };
     let (run, created) = t.store.create_or_resume_run(new).unwrap();
     assert!(created);
@@ -68,6 +70,8 @@ fn create_keeps_every_given_field() {
     assert_eq!(run.name, "Llama 7B pretrain");
     assert_eq!(run.group.as_deref(), Some("job-42"));
     assert_eq!((run.rank, run.world_size), (Some(0), Some(8)));
+    assert_eq!(run.cwd.as_deref(), Some("/srv/train"));
+    assert_eq!(run.git_dirty, Some(false));
     // Repeats dropped, order kept.
     assert_eq!(run.tags, vec!["pretrain", "7b"]);
     assert_eq!(run.config, json!({"lr": 3e-4, "model": {"layers": 32}}));

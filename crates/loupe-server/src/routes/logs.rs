@@ -24,6 +24,9 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::{ServerMetrics, SharedState};
 
+/// A batch sent with an `Idempotency-Key` header (1–128 characters of
+/// `[A-Za-z0-9_.:-]`) is stored once per run and key; resending it answers
+/// `{"accepted": 0, "duplicate": true}`.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/logs",
     request_body(content = Object, description = r#"{"records":[{"time":…,"stream":"stdout","level":"info","text":"…"}]}"#),
     responses((status = 200, body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
@@ -41,14 +44,37 @@ pub async fn post_logs(
         ServerMetrics::add(&st.metrics.rejected_requests, 1);
         ApiError::from(e)
     })?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_request",
+                        "the Idempotency-Key header is not ASCII text",
+                    )
+                })?
+                .to_string(),
+        ),
+    };
     let n = records.len() as u64;
     let s2 = st.clone();
     let id2 = id.clone();
     let (first_seq, records) = blocking(move || {
-        let seq = s2.meta.append_logs(&id2, &records).map_err(meta_err)?;
+        let seq = s2
+            .meta
+            .append_logs_once(&id2, key.as_deref(), &records)
+            .map_err(meta_err)?;
         Ok((seq, records))
     })
     .await?;
+    let Some(first_seq) = first_seq else {
+        // Stored before under this key: the client lost our answer.
+        return Ok(Json(Accepted {
+            accepted: 0,
+            duplicate: true,
+        }));
+    };
     ServerMetrics::add(&st.metrics.log_records_ingested, n);
     // Live clients get the lines themselves, at most a screenful per event.
     let tail: Vec<serde_json::Value> = records
@@ -66,7 +92,10 @@ pub async fn post_logs(
         "logs",
         serde_json::json!({"count": n, "records": tail}),
     );
-    Ok(Json(Accepted { accepted: n }))
+    Ok(Json(Accepted {
+        accepted: n,
+        duplicate: false,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -19,6 +19,9 @@ use crate::state::{ServerMetrics, SharedState};
 pub struct Accepted {
     /// Points (or records) written durably.
     pub accepted: u64,
+    /// The batch's `Idempotency-Key` was seen before: nothing was stored again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 /// The raw body, or the API's error when it is over the size limit.
@@ -128,7 +131,10 @@ pub async fn post_run_metrics(
     }
     st.live
         .publish(&id, "points", serde_json::Value::Object(live));
-    Ok(Json(Accepted { accepted: points }))
+    Ok(Json(Accepted {
+        accepted: points,
+        duplicate: false,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -179,5 +185,8 @@ pub async fn post_external_metrics(
     blocking(move || s2.tsdb.append(wb).map_err(ApiError::from)).await?;
     ServerMetrics::add(&st.metrics.points_ingested, points);
     ServerMetrics::add(&st.metrics.ingest_requests, 1);
-    Ok(Json(Accepted { accepted: points }))
+    Ok(Json(Accepted {
+        accepted: points,
+        duplicate: false,
+    }))
 }

@@ -120,6 +120,10 @@ pub struct CreateRun {
     /// When the run started (Unix seconds), for runs uploaded later from a
     /// client's spool; the server's clock otherwise.
     pub start_time: Option<f64>,
+    /// The working directory the command was started in.
+    pub cwd: Option<String>,
+    /// Whether the git work tree had uncommitted changes.
+    pub git_dirty: Option<bool>,
 }
 
 /// One series' summary as a client sends it.
@@ -199,6 +203,8 @@ pub async fn create_run(
         notes: req.notes,
         resume_step: req.resume_step,
         start_time: req.start_time,
+        cwd: req.cwd,
+        git_dirty: req.git_dirty,
     };
     let s = st.clone();
     let (run, created) =
@@ -307,6 +313,9 @@ pub struct PatchRun {
     pub exit_code: Option<i32>,
     pub end_time: Option<f64>,
     pub notes: Option<String>,
+    /// Why the run failed: `{"exception_type","message","signal","stderr_tail","traceback"}`.
+    #[schema(value_type = Object)]
+    pub failure: Option<loupe_model::RunFailure>,
 }
 
 #[utoipa::path(patch, path = "/api/v1/runs/{id}", request_body = PatchRun, responses((status = 200, body = Object)))]
@@ -334,6 +343,7 @@ pub async fn patch_run(
         exit_code: req.exit_code,
         end_time: req.end_time,
         notes: req.notes,
+        failure: req.failure,
     };
     let s = st.clone();
     let id2 = id.clone();

@@ -395,3 +395,43 @@ fn cli_logs_prints_every_line_past_one_page() {
         lines.len()
     );
 }
+
+/// A log batch resent under the same `Idempotency-Key` (the client lost the
+/// first answer) is acknowledged and not stored twice; another key is a
+/// new batch; a bad key is refused with a message that names it.
+#[test]
+fn idempotency_key_stores_a_batch_once() {
+    let server = Server::start();
+    let api = server.api();
+    let run = api
+        .post_json("/api/v1/runs", &json!({"name": "idem"}))
+        .expect(201);
+    let id = run["id"].as_str().unwrap();
+    let path = format!("/api/v1/runs/{id}/logs");
+    let body = json!({"records": [{"text": "first line"}, {"text": "second line"}]});
+    let raw = serde_json::to_vec(&body).unwrap();
+    let key = [("Idempotency-Key", "sdk:abc:1")];
+    let first = api.post_raw(&path, &raw, &key).expect(200);
+    assert_eq!(first["accepted"], 2);
+    assert!(first.get("duplicate").is_none(), "{first}");
+    let again = api.post_raw(&path, &raw, &key).expect(200);
+    assert_eq!(again["accepted"], 0);
+    assert_eq!(again["duplicate"], true);
+    let other = api
+        .post_raw(&path, &raw, &[("Idempotency-Key", "sdk:abc:2")])
+        .expect(200);
+    assert_eq!(other["accepted"], 2);
+    let page = api.get(&path).expect(200);
+    let texts: Vec<&str> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["first line", "second line", "first line", "second line"]
+    );
+    api.post_raw(&path, &raw, &[("Idempotency-Key", "has space")])
+        .expect_error(400, "idempotency key");
+}

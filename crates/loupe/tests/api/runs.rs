@@ -428,3 +428,45 @@ fn run_summary_accumulates_across_flushes() {
     });
     assert_eq!(order, vec!["acc", "other"]);
 }
+
+/// What `loupe run` records beyond the basics — working directory, git
+/// dirty flag, and why the run failed — is stored and read back; a resume
+/// clears the old failure.
+#[test]
+fn run_records_cwd_git_state_and_failure() {
+    let server = Server::start();
+    let api = server.api();
+    let run = api
+        .post_json(
+            "/api/v1/runs",
+            &json!({"name": "wrapped", "cwd": "/home/me/proj", "git_dirty": true, "git_commit": "abc123"}),
+        )
+        .expect(201);
+    let id = run["id"].as_str().unwrap().to_string();
+    assert_eq!(run["cwd"], "/home/me/proj");
+    assert_eq!(run["git_dirty"], true);
+    assert!(run["failure"].is_null());
+    assert_eq!(run["open_incidents"], 0);
+    let failure = json!({
+        "exception_type": "ValueError",
+        "message": "bad shape (3, 4)",
+        "signal": null,
+        "stderr_tail": ["Traceback (most recent call last):", "ValueError: bad shape (3, 4)"],
+        "traceback": "Traceback (most recent call last):\n  File \"train.py\", line 3\nValueError: bad shape (3, 4)"
+    });
+    let patched = api
+        .patch_json(
+            &format!("/api/v1/runs/{id}"),
+            &json!({"status": "failed", "exit_code": 1, "failure": failure}),
+        )
+        .expect(200);
+    assert_eq!(patched["failure"], failure);
+    let read = api.get(&format!("/api/v1/runs/{id}")).expect(200);
+    assert_eq!(read["failure"], failure);
+    assert_eq!(read["status"], "failed");
+    let resumed = api
+        .post_json("/api/v1/runs", &json!({"id": id, "name": "wrapped"}))
+        .expect(200);
+    assert!(resumed["failure"].is_null(), "{resumed}");
+    assert_eq!(resumed["cwd"], "/home/me/proj");
+}

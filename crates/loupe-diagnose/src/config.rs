@@ -1,0 +1,299 @@
+//! Settings of every detector and of the correlator, with the defaults a
+//! training run needs. Every field has a default, so a settings file names
+//! only what it changes (`{"spike": {"z": 8}}`).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DiagnoseConfig {
+    pub spike: SpikeConfig,
+    pub shift: ShiftConfig,
+    pub trend: TrendConfig,
+    pub divergence: DivergenceConfig,
+    pub plateau: PlateauConfig,
+    pub stall: StallConfig,
+    pub silence: SilenceConfig,
+    pub cohort: CohortConfig,
+    pub gpu: GpuConfig,
+    pub incident: IncidentConfig,
+    /// At most this many series are watched at once; the least recently
+    /// updated are forgotten beyond it (their state, not their data).
+    pub max_series: usize,
+}
+
+impl Default for DiagnoseConfig {
+    fn default() -> Self {
+        DiagnoseConfig {
+            spike: SpikeConfig::default(),
+            shift: ShiftConfig::default(),
+            trend: TrendConfig::default(),
+            divergence: DivergenceConfig::default(),
+            plateau: PlateauConfig::default(),
+            stall: StallConfig::default(),
+            silence: SilenceConfig::default(),
+            cohort: CohortConfig::default(),
+            gpu: GpuConfig::default(),
+            incident: IncidentConfig::default(),
+            max_series: 200_000,
+        }
+    }
+}
+
+/// Spikes: a point whose robust z-score against the rolling median and MAD
+/// of the last `window` points is at least `z`. Losses and gradient norms
+/// must also be `relative` above the median (a statistically odd but tiny
+/// blip on a very smooth loss is not a spike).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpikeConfig {
+    pub enabled: bool,
+    pub window: usize,
+    pub min_points: usize,
+    pub z: f64,
+    pub loss_relative: f64,
+    pub grad_norm_relative: f64,
+    /// Series of no known kind need a larger deviation.
+    pub other_z: f64,
+    /// Points after a reported spike during which the series reports no other.
+    pub cooldown_points: u32,
+}
+
+impl Default for SpikeConfig {
+    fn default() -> Self {
+        SpikeConfig {
+            enabled: true,
+            window: 64,
+            min_points: 30,
+            z: 6.0,
+            loss_relative: 0.15,
+            grad_norm_relative: 1.0,
+            other_z: 12.0,
+            cooldown_points: 3,
+        }
+    }
+}
+
+/// Level shifts (two-sided CUSUM on robust z-scores, reported in the
+/// direction that is bad for the series). `min_relative` is the smallest
+/// shift worth reporting, as a fraction of the baseline level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShiftConfig {
+    pub enabled: bool,
+    pub window: usize,
+    pub min_points: usize,
+    pub k: f64,
+    pub h: f64,
+    pub min_relative: f64,
+    /// After this many points away from the old level, the new level is
+    /// accepted as normal.
+    pub accept_after: u32,
+    /// While shifted, the finding is repeated every this many points.
+    pub repeat_points: u32,
+}
+
+impl Default for ShiftConfig {
+    fn default() -> Self {
+        ShiftConfig {
+            enabled: true,
+            window: 64,
+            min_points: 30,
+            k: 0.5,
+            h: 20.0,
+            min_relative: 0.15,
+            accept_after: 600,
+            repeat_points: 20,
+        }
+    }
+}
+
+/// Steady growth of memory or disk towards its limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrendConfig {
+    pub enabled: bool,
+    pub min_points: usize,
+    /// Points the regression covers.
+    pub window: usize,
+    pub min_r2: f64,
+    /// Growth over the regression's span, as a fraction of the level.
+    pub min_growth: f64,
+    /// Report only when the limit would be reached within this many seconds
+    /// (when the limit is known).
+    pub horizon_s: f64,
+    /// Critical when the limit is this close.
+    pub critical_eta_s: f64,
+    pub repeat_points: u32,
+}
+
+impl Default for TrendConfig {
+    fn default() -> Self {
+        TrendConfig {
+            enabled: true,
+            min_points: 100,
+            window: 100,
+            min_r2: 0.85,
+            min_growth: 0.05,
+            horizon_s: 24.0 * 3600.0,
+            critical_eta_s: 3600.0,
+            repeat_points: 30,
+        }
+    }
+}
+
+/// A loss whose smoothed value climbs `rise` (relative) above its best.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DivergenceConfig {
+    pub enabled: bool,
+    pub min_points: usize,
+    pub alpha: f64,
+    pub rise: f64,
+}
+
+impl Default for DivergenceConfig {
+    fn default() -> Self {
+        DivergenceConfig {
+            enabled: true,
+            min_points: 50,
+            alpha: 0.05,
+            rise: 0.5,
+        }
+    }
+}
+
+/// A loss that improved less than `min_improvement` over `window` points
+/// (information for the health score; never an incident by itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlateauConfig {
+    pub enabled: bool,
+    pub window: u32,
+    pub min_improvement: f64,
+}
+
+impl Default for PlateauConfig {
+    fn default() -> Self {
+        PlateauConfig {
+            enabled: true,
+            window: 2000,
+            min_improvement: 0.005,
+        }
+    }
+}
+
+/// A run whose step has not advanced for `factor` times its usual step
+/// interval (and at least `min_seconds`) while it still reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StallConfig {
+    pub enabled: bool,
+    pub factor: f64,
+    pub min_seconds: f64,
+    /// Steps needed before the interval is trusted.
+    pub min_steps: u32,
+}
+
+impl Default for StallConfig {
+    fn default() -> Self {
+        StallConfig {
+            enabled: true,
+            factor: 10.0,
+            min_seconds: 30.0,
+            min_steps: 20,
+        }
+    }
+}
+
+/// A series that stopped arriving for `factor` times its usual interval
+/// (and at least `min_seconds`) while its run or host keeps reporting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SilenceConfig {
+    pub enabled: bool,
+    pub factor: f64,
+    pub min_seconds: f64,
+    pub min_points: u32,
+}
+
+impl Default for SilenceConfig {
+    fn default() -> Self {
+        SilenceConfig {
+            enabled: true,
+            factor: 20.0,
+            min_seconds: 60.0,
+            min_points: 20,
+        }
+    }
+}
+
+/// Members of a group compared with each other at the same time: one that
+/// stays `relative` worse than the group's median for `persist` checks in
+/// a row (and is a robust outlier) is flagged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CohortConfig {
+    pub enabled: bool,
+    pub relative: f64,
+    pub min_members: usize,
+    pub persist: u32,
+    /// Points averaged per member for a comparison.
+    pub recent_points: usize,
+}
+
+impl Default for CohortConfig {
+    fn default() -> Self {
+        CohortConfig {
+            enabled: true,
+            relative: 0.15,
+            min_members: 3,
+            persist: 3,
+            recent_points: 8,
+        }
+    }
+}
+
+/// Physical limits of GPUs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GpuConfig {
+    pub max_temperature_c: f64,
+    pub temperature_points: u32,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        GpuConfig {
+            max_temperature_c: 85.0,
+            temperature_points: 3,
+        }
+    }
+}
+
+/// How findings become incidents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentConfig {
+    /// A finding joins an open incident of the same run or job when it
+    /// comes at most this long after the incident's latest evidence.
+    pub join_window_s: f64,
+    /// An incident with no new evidence for this long is resolved.
+    pub resolve_after_s: f64,
+    /// When an incident opens, minor findings of this recent past join it
+    /// as evidence (a grad-norm spike just before a loss spike).
+    pub lookback_s: f64,
+    /// Evidence items kept per incident.
+    pub max_evidence: usize,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        IncidentConfig {
+            join_window_s: 120.0,
+            resolve_after_s: 180.0,
+            lookback_s: 120.0,
+            max_evidence: 40,
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Streaming detectors of one series. [`SeriesDetector`] picks the
+//! detectors a series gets from its [`SeriesRole`] and feeds them each
+//! point: O(1) or O(log window) work per point, bounded state.
+//!
+//! Run-level detectors that need a clock (stalls, silences) and group-level
+//! ones (cohort outliers) live in [`crate::diagnoser`], which owns the
+//! runs and groups.
+
+mod divergence;
+pub(crate) mod rolling;
+mod shift;
+mod spike;
+mod trend;
+
+pub use trend::human_duration;
+
+use crate::Severity;
+use crate::config::DiagnoseConfig;
+use crate::finding::{Direction, FindingKind, SeriesRole};
+
+/// A detector's output before the caller adds scope, series, time and step.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Raw {
+    pub kind: FindingKind,
+    pub value: Option<f64>,
+    pub expected: Option<f64>,
+    pub direction: Option<Direction>,
+    pub score: f64,
+    pub severity: Severity,
+    pub detail: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+/// NVML clock-throttle reasons that mean "slowed down by heat or
+/// hardware": SW/HW thermal slowdown, HW slowdown, power brake.
+const THERMAL_THROTTLE_MASK: u64 = 0x08 | 0x20 | 0x40 | 0x80;
+
+/// Every detector one series has.
+#[derive(Debug, Clone)]
+pub(crate) struct SeriesDetector {
+    pub role: SeriesRole,
+    spike: Option<spike::SpikeDetector>,
+    shift: Option<shift::ShiftDetector>,
+    trend: Option<trend::TrendDetector>,
+    loss: Option<divergence::LossTrendDetector>,
+    nonfinite_cooldown: u32,
+    over_limit_points: u32,
+    last_counter: Option<f64>,
+    pub last_step: Option<i64>,
+    pub points: u64,
+}
+
+/// Points between two reports of non-finite values in one series.
+const NONFINITE_REPEAT: u32 = 200;
+
+impl SeriesDetector {
+    pub(crate) fn new(role: SeriesRole, cfg: &DiagnoseConfig) -> Self {
+        use SeriesRole::*;
+        let spike = (cfg.spike.enabled
+            && matches!(role, Loss | GradNorm | Latency | Errors | Other))
+        .then(|| spike::SpikeDetector::new(&cfg.spike));
+        let shift = (cfg.shift.enabled
+            && matches!(
+                role,
+                Throughput | StepTime | GpuUtilization | CpuPercent | Latency | Errors | GpuClock
+            ))
+        .then(|| shift::ShiftDetector::new(&cfg.shift));
+        let trend = (cfg.trend.enabled
+            && matches!(role, GpuMemory | HostMemory | ProcessMemory | DiskUsage))
+        .then(trend::TrendDetector::default);
+        let loss = (matches!(role, Loss)).then(divergence::LossTrendDetector::default);
+        SeriesDetector {
+            role,
+            spike,
+            shift,
+            trend,
+            loss,
+            nonfinite_cooldown: 0,
+            over_limit_points: 0,
+            last_counter: None,
+            last_step: None,
+            points: 0,
+        }
+    }
+
+    /// Forgets what was learnt: the run went back to an earlier step (a
+    /// restart from a checkpoint), so the old window would call the
+    /// replayed values spikes.
+    pub(crate) fn reset(&mut self) {
+        if let Some(d) = &mut self.spike {
+            d.reset();
+        }
+        if let Some(d) = &mut self.shift {
+            d.reset();
+        }
+        if let Some(d) = &mut self.trend {
+            d.reset();
+        }
+        if let Some(d) = &mut self.loss {
+            d.reset();
+        }
+        self.over_limit_points = 0;
+    }
+
+    /// Feeds one point; findings go to `out`. `limit` is the ceiling of a
+    /// memory or disk series when known (its total).
+    pub(crate) fn observe(
+        &mut self,
+        step: Option<i64>,
+        time: f64,
+        x: f64,
+        limit: Option<f64>,
+        cfg: &DiagnoseConfig,
+        out: &mut Vec<Raw>,
+    ) {
+        if let (Some(s), Some(prev)) = (step, self.last_step)
+            && s < prev
+        {
+            self.reset();
+        }
+        if step.is_some() {
+            self.last_step = step;
+        }
+        self.points += 1;
+        if !x.is_finite() {
+            if self.nonfinite_cooldown == 0 {
+                let severity = match self.role {
+                    SeriesRole::Loss => Severity::Critical,
+                    SeriesRole::GradNorm | SeriesRole::Throughput | SeriesRole::StepTime => {
+                        Severity::Warning
+                    }
+                    _ => Severity::Info,
+                };
+                out.push(Raw {
+                    kind: FindingKind::NonFinite,
+                    value: Some(x),
+                    expected: None,
+                    direction: None,
+                    score: 1.0,
+                    severity,
+                    detail: format!("the value is {}", fmt_nonfinite(x)),
+                    attributes: vec![],
+                });
+                self.nonfinite_cooldown = NONFINITE_REPEAT;
+            } else {
+                self.nonfinite_cooldown -= 1;
+            }
+            return;
+        }
+        self.nonfinite_cooldown = self.nonfinite_cooldown.saturating_sub(1);
+        if let Some(d) = &mut self.spike
+            && let Some(r) = d.observe(self.role, x, &cfg.spike)
+        {
+            out.push(r);
+        }
+        if let Some(d) = &mut self.shift
+            && let Some(bad) = self.role.bad_direction()
+            && let Some(mut r) = d.observe(x, bad, &cfg.shift)
+        {
+            // Utilisation, clocks and CPU move for many healthy reasons
+            // (eval, checkpointing): evidence for a cause, never an
+            // incident alone.
+            if matches!(
+                self.role,
+                SeriesRole::CpuPercent | SeriesRole::GpuUtilization | SeriesRole::GpuClock
+            ) {
+                r.severity = Severity::Info;
+            }
+            out.push(r);
+        }
+        if let Some(d) = &mut self.trend
+            && let Some(r) = d.observe(time, x, limit, &cfg.trend)
+        {
+            out.push(r);
+        }
+        if let Some(d) = &mut self.loss
+            && let Some(r) = d.observe(x, &cfg.divergence, &cfg.plateau)
+        {
+            out.push(r);
+        }
+        self.physical_limits(x, cfg, out);
+    }
+
+    /// Fixed limits of hardware: temperature, ECC counters, Xid codes,
+    /// thermal throttling.
+    fn physical_limits(&mut self, x: f64, cfg: &DiagnoseConfig, out: &mut Vec<Raw>) {
+        match self.role {
+            SeriesRole::GpuTemperature => {
+                if x >= cfg.gpu.max_temperature_c {
+                    self.over_limit_points += 1;
+                    if self.over_limit_points == cfg.gpu.temperature_points.max(1) {
+                        out.push(threshold(
+                            x,
+                            cfg.gpu.max_temperature_c,
+                            Severity::Warning,
+                            format!("{x:.0} °C, at or above {:.0} °C", cfg.gpu.max_temperature_c),
+                        ));
+                    }
+                } else {
+                    self.over_limit_points = 0;
+                }
+            }
+            SeriesRole::GpuEccErrors => {
+                // A counter: any increase is news (the first value is a baseline).
+                if let Some(prev) = self.last_counter
+                    && x > prev
+                {
+                    out.push(threshold(
+                        x,
+                        prev,
+                        Severity::Critical,
+                        format!("ECC error count rose from {prev:.0} to {x:.0}"),
+                    ));
+                }
+                self.last_counter = Some(x);
+            }
+            SeriesRole::GpuXid if x > 0.0 => {
+                let mut r = threshold(x, 0.0, Severity::Critical, format!("Xid {x:.0} reported"));
+                r.attributes.push(("code".into(), format!("{x:.0}")));
+                out.push(r);
+            }
+            SeriesRole::GpuThrottle => {
+                let bits = if x >= 0.0 && x < u64::MAX as f64 {
+                    x as u64
+                } else {
+                    0
+                };
+                // A bitmask series or one 0/1 series per reason.
+                if bits & THERMAL_THROTTLE_MASK != 0 || (x == 1.0 && self.points > 0) {
+                    if self.over_limit_points == 0 {
+                        let mut r = threshold(
+                            x,
+                            0.0,
+                            Severity::Info,
+                            format!("clocks throttled (reasons 0x{bits:x})"),
+                        );
+                        r.kind = FindingKind::Threshold;
+                        out.push(r);
+                    }
+                    self.over_limit_points = (self.over_limit_points + 1) % 30;
+                } else {
+                    self.over_limit_points = 0;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn threshold(x: f64, limit: f64, severity: Severity, detail: String) -> Raw {
+    Raw {
+        kind: FindingKind::Threshold,
+        value: Some(x),
+        expected: Some(limit),
+        direction: Some(Direction::Up),
+        score: 0.8,
+        severity,
+        detail,
+        attributes: vec![],
+    }
+}
+
+fn fmt_nonfinite(x: f64) -> &'static str {
+    if x.is_nan() {
+        "NaN"
+    } else if x > 0.0 {
+        "+Infinity"
+    } else {
+        "-Infinity"
+    }
+}

@@ -1,0 +1,858 @@
+//! The front door: points, log lines and clock ticks in; incidents out.
+//!
+//! One `Diagnoser` holds the detector state of every watched series, the
+//! per-run step tracking (stalls), the groups (cohorts), the log scanners
+//! and the correlator. It is single-threaded by design: the server runs it
+//! on its own thread, fed through a bounded queue, so ingestion never waits
+//! for it.
+
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
+use loupe_model::{LogLevel, LogStream};
+
+use crate::Severity;
+use crate::config::DiagnoseConfig;
+use crate::detect::{Raw, SeriesDetector};
+use crate::finding::{Direction, Finding, FindingKind, LogRef, Scope, SeriesRole};
+use crate::health::{self, Health, HealthSignals};
+use crate::incident::{Correlator, Incident, IncidentState, RunContext};
+use crate::logsig::{LogScanner, LogSignatureKind};
+
+/// What the diagnoser needs to know about a run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunInfo {
+    pub id: String,
+    pub project: Option<String>,
+    pub group: Option<String>,
+    pub rank: Option<u32>,
+    pub host: Option<String>,
+    /// Mixed precision with a loss scaler (fp16), from the run's config.
+    pub fp16: bool,
+}
+
+impl RunInfo {
+    /// Reads `fp16` from a config: `fp16: true`, `mixed_precision: "fp16"`,
+    /// `precision: "16-mixed"`, `dtype: "float16"`, at the top level or one
+    /// level down.
+    pub fn fp16_from_config(config: &serde_json::Value) -> bool {
+        fn check(v: &serde_json::Value) -> bool {
+            let Some(obj) = v.as_object() else {
+                return false;
+            };
+            obj.iter().any(|(k, v)| {
+                let k = k.to_ascii_lowercase();
+                match v {
+                    serde_json::Value::Bool(b) => *b && k == "fp16",
+                    serde_json::Value::String(s) => {
+                        let s = s.to_ascii_lowercase();
+                        matches!(
+                            k.as_str(),
+                            "mixed_precision" | "precision" | "dtype" | "amp_dtype"
+                        ) && (s == "fp16"
+                            || s == "16"
+                            || s == "16-mixed"
+                            || s == "float16"
+                            || s == "half")
+                    }
+                    serde_json::Value::Object(_) => false,
+                    _ => false,
+                }
+            })
+        }
+        check(config) || config.as_object().is_some_and(|o| o.values().any(check))
+    }
+}
+
+/// Counters for the server's /metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DiagnoseStats {
+    pub points: u64,
+    pub log_lines: u64,
+    pub findings: u64,
+    pub series_watched: u64,
+    /// Series not watched because `max_series` was reached.
+    pub series_refused: u64,
+}
+
+#[derive(Debug)]
+struct SeriesState {
+    det: SeriesDetector,
+    last_time: f64,
+    last_arrival: f64,
+    /// EWMA of the data-time gap between points.
+    interval: Option<f64>,
+    n: u32,
+    silent: bool,
+    recent: VecDeque<f64>,
+}
+
+const RECENT_KEPT: usize = 16;
+
+#[derive(Debug, Default)]
+struct RunState {
+    info: RunInfo,
+    series: HashMap<Box<str>, SeriesState>,
+    /// Latest totals of memory series, by the name of the "used" series they bound.
+    limits: HashMap<String, f64>,
+    last_step: Option<i64>,
+    last_advance: f64,
+    last_advance_time: f64,
+    step_interval: Option<f64>,
+    steps_seen: u32,
+    last_arrival: f64,
+    stalled: bool,
+    stall_reported: f64,
+    ended: Option<(String, f64)>,
+    lr_last: Option<f64>,
+    lr_peak: f64,
+    signals: HealthSignals,
+    scanner: Option<LogScanner>,
+}
+
+/// A source outside runs: the labels that are not the series' own.
+#[derive(Debug, Default)]
+struct SourceState {
+    scope: Scope,
+    series: HashMap<Box<str>, SeriesState>,
+    limits: HashMap<String, f64>,
+}
+
+pub struct Diagnoser {
+    cfg: DiagnoseConfig,
+    runs: HashMap<String, RunState>,
+    sources: HashMap<String, SourceState>,
+    /// Persistent outlier counts per (group, cohort series, member).
+    cohort_counts: HashMap<(String, String, String), u32>,
+    correlator: Correlator,
+    stats: DiagnoseStats,
+    out: Vec<Raw>,
+}
+
+/// How long an ended run's state is kept (for late data and health).
+const ENDED_KEEP_S: f64 = 600.0;
+
+impl Diagnoser {
+    pub fn new(cfg: DiagnoseConfig, id_prefix: &str) -> Self {
+        let correlator = Correlator::new(cfg.incident.clone(), id_prefix);
+        Diagnoser {
+            cfg,
+            runs: HashMap::new(),
+            sources: HashMap::new(),
+            cohort_counts: HashMap::new(),
+            correlator,
+            stats: DiagnoseStats::default(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &DiagnoseConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> DiagnoseStats {
+        self.stats
+    }
+
+    pub fn knows_run(&self, id: &str) -> bool {
+        self.runs.contains_key(id)
+    }
+
+    /// Registers a run (or updates what is known of it).
+    pub fn register_run(&mut self, info: RunInfo) {
+        self.correlator
+            .set_context(&info.id, RunContext { fp16: info.fp16 });
+        let st = self.runs.entry(info.id.clone()).or_default();
+        st.info = info;
+    }
+
+    /// The run ended with this status (`finished`, `failed`, `crashed`, `killed`).
+    pub fn run_ended(&mut self, run: &str, status: &str, now: f64) {
+        if let Some(st) = self.runs.get_mut(run) {
+            st.ended = Some((status.to_string(), now));
+            if matches!(status, "failed" | "crashed" | "killed") {
+                st.signals.ended_badly = Some(status.to_string());
+            }
+            if let Some(scanner) = st.scanner.as_mut() {
+                let matches = scanner.finish();
+                let scope = scope_of(&st.info);
+                for m in matches {
+                    let f = log_finding(scope.clone(), m, now, 0, "");
+                    self.stats.findings += 1;
+                    self.correlator.add(f, now);
+                }
+            }
+        }
+    }
+
+    /// Renews a run's liveness without data (a heartbeat).
+    pub fn heartbeat(&mut self, run: &str, now: f64) {
+        if let Some(st) = self.runs.get_mut(run) {
+            st.last_arrival = st.last_arrival.max(now);
+        }
+    }
+
+    /// Feeds points of a run's series. `steps` is `None` when the points
+    /// have none; times are Unix seconds; `now` is the diagnoser's clock
+    /// (arrival time live, the data's time in a replay).
+    pub fn observe_run_points(
+        &mut self,
+        run: &str,
+        series: &str,
+        steps: Option<&[i64]>,
+        times: &[f64],
+        values: &[f64],
+        now: f64,
+    ) {
+        let cfg = &self.cfg;
+        let st = self
+            .runs
+            .entry(run.to_string())
+            .or_insert_with(|| RunState {
+                info: RunInfo {
+                    id: run.to_string(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+        st.last_arrival = st.last_arrival.max(now);
+        let role = SeriesRole::of(series);
+        if (role == SeriesRole::GpuMemoryTotal || role == SeriesRole::HostMemoryTotal)
+            && let Some(v) = values.iter().rev().find(|v| v.is_finite())
+        {
+            st.limits.insert(series.replace("total", "used"), *v);
+        }
+        let total_series = self.stats.series_watched;
+        if !st.series.contains_key(series) {
+            if total_series as usize >= cfg.max_series {
+                self.stats.series_refused += 1;
+                return;
+            }
+            self.stats.series_watched += 1;
+            st.series.insert(series.into(), new_series(role, cfg));
+        }
+        let limit = st.limits.get(series).copied();
+        let scope = scope_of(&st.info);
+        let Some(ss) = st.series.get_mut(series) else {
+            return;
+        };
+        let n = values.len().min(times.len());
+        self.stats.points += n as u64;
+        let mut pending: Vec<(usize, Raw)> = Vec::new();
+        for i in 0..n {
+            let step = steps.and_then(|s| s.get(i).copied());
+            let (t, x) = (times[i], values[i]);
+            track_interval(ss, t, now);
+            if role == SeriesRole::LearningRate && x.is_finite() {
+                st.lr_last = Some(x);
+                st.lr_peak = st.lr_peak.max(x);
+            }
+            if let Some(s) = step {
+                match st.last_step {
+                    Some(prev) if s > prev => {
+                        let gap = t - st.last_advance_time;
+                        if st.steps_seen > 0 && gap > 0.0 && gap.is_finite() {
+                            let per_step = gap / (s - prev) as f64;
+                            st.step_interval = Some(match st.step_interval {
+                                None => per_step,
+                                Some(e) => e + 0.1 * (per_step - e),
+                            });
+                        }
+                        st.last_step = Some(s);
+                        st.last_advance = now;
+                        st.last_advance_time = t;
+                        st.steps_seen += 1;
+                        if st.stalled {
+                            st.stalled = false;
+                            st.signals.stalled = false;
+                        }
+                    }
+                    Some(prev) if s < prev => {
+                        // A restart from a checkpoint: step tracking starts over.
+                        st.last_step = Some(s);
+                        st.last_advance = now;
+                        st.last_advance_time = t;
+                    }
+                    None => {
+                        st.last_step = Some(s);
+                        st.last_advance = now;
+                        st.last_advance_time = t;
+                    }
+                    _ => {}
+                }
+            }
+            ss.det.observe(step, t, x, limit, cfg, &mut self.out);
+            for raw in self.out.drain(..) {
+                pending.push((i, raw));
+            }
+        }
+        if ss.recent.len() + n > RECENT_KEPT {
+            let keep = RECENT_KEPT.saturating_sub(n.min(RECENT_KEPT));
+            while ss.recent.len() > keep {
+                ss.recent.pop_front();
+            }
+        }
+        for &x in &values[n.saturating_sub(RECENT_KEPT)..n] {
+            if x.is_finite() {
+                ss.recent.push_back(x);
+            }
+        }
+        for (i, raw) in pending {
+            let step = steps.and_then(|s| s.get(i).copied());
+            let mut f = to_finding(scope.clone(), series, role, step, times[i], raw);
+            if role == SeriesRole::Loss
+                && let Some(lr) = st.lr_last
+                && st.lr_peak > 0.0
+            {
+                f.attributes.insert(
+                    "lr_fraction_of_peak".into(),
+                    format!("{:.3}", lr / st.lr_peak),
+                );
+            }
+            note_signal(&mut st.signals, &f);
+            self.stats.findings += 1;
+            self.correlator.add(f, now);
+        }
+    }
+
+    /// Feeds points of a series outside runs (host, GPU, serving metrics).
+    /// `source` identifies where they come from (its labels other than the
+    /// series' own: `host=h1,gpu=0`); `scope` says which host or service.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_source_points(
+        &mut self,
+        source: &str,
+        scope: Scope,
+        series: &str,
+        times: &[f64],
+        values: &[f64],
+        now: f64,
+    ) {
+        let cfg = &self.cfg;
+        let src = self
+            .sources
+            .entry(source.to_string())
+            .or_insert_with(|| SourceState {
+                scope: scope.clone(),
+                ..Default::default()
+            });
+        let role = SeriesRole::of(series);
+        if (role == SeriesRole::GpuMemoryTotal || role == SeriesRole::HostMemoryTotal)
+            && let Some(v) = values.iter().rev().find(|v| v.is_finite())
+        {
+            src.limits.insert(series.replace("total", "used"), *v);
+        }
+        if !src.series.contains_key(series) {
+            if self.stats.series_watched as usize >= cfg.max_series {
+                self.stats.series_refused += 1;
+                return;
+            }
+            self.stats.series_watched += 1;
+            src.series.insert(series.into(), new_series(role, cfg));
+        }
+        let limit = src.limits.get(series).copied();
+        let Some(ss) = src.series.get_mut(series) else {
+            return;
+        };
+        let n = values.len().min(times.len());
+        self.stats.points += n as u64;
+        let mut pending = Vec::new();
+        for i in 0..n {
+            track_interval(ss, times[i], now);
+            ss.det
+                .observe(None, times[i], values[i], limit, cfg, &mut self.out);
+            for raw in self.out.drain(..) {
+                pending.push((i, raw));
+            }
+        }
+        for &x in &values[n.saturating_sub(RECENT_KEPT)..n] {
+            if x.is_finite() {
+                ss.recent.push_back(x);
+                if ss.recent.len() > RECENT_KEPT {
+                    ss.recent.pop_front();
+                }
+            }
+        }
+        for (i, raw) in pending {
+            let f = to_finding(src.scope.clone(), series, role, None, times[i], raw);
+            self.stats.findings += 1;
+            self.correlator.add(f, now);
+        }
+    }
+
+    /// Feeds one log line of a run.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe_log(
+        &mut self,
+        run: &str,
+        seq: u64,
+        time: f64,
+        stream: LogStream,
+        level: LogLevel,
+        text: &str,
+        now: f64,
+    ) {
+        let st = self
+            .runs
+            .entry(run.to_string())
+            .or_insert_with(|| RunState {
+                info: RunInfo {
+                    id: run.to_string(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            });
+        st.last_arrival = st.last_arrival.max(now);
+        self.stats.log_lines += 1;
+        let scanner = st.scanner.get_or_insert_with(LogScanner::new);
+        let matches = scanner.scan(stream, level, text);
+        if matches.is_empty() {
+            return;
+        }
+        let scope = scope_of(&st.info);
+        for m in matches {
+            let f = log_finding(scope.clone(), m, time, seq, text);
+            note_signal(&mut st.signals, &f);
+            self.stats.findings += 1;
+            self.correlator.add(f, now);
+        }
+    }
+
+    /// Time-driven checks (stalls, silences, cohorts), incident
+    /// resolution; returns the incidents that changed.
+    pub fn tick(&mut self, now: f64) -> Vec<Incident> {
+        self.check_stalls(now);
+        self.check_silences(now);
+        self.check_cohorts(now);
+        let ended: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| {
+                r.ended
+                    .as_ref()
+                    .is_some_and(|(_, t)| now - t > ENDED_KEEP_S)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in ended {
+            if let Some(st) = self.runs.remove(&id) {
+                self.stats.series_watched = self
+                    .stats
+                    .series_watched
+                    .saturating_sub(st.series.len() as u64);
+            }
+            self.correlator.forget_run(&id);
+        }
+        self.correlator.tick(now)
+    }
+
+    /// Resolves every open incident (the end of a replay).
+    pub fn finish(&mut self, now: f64) -> Vec<Incident> {
+        let ids: Vec<String> = self.runs.keys().cloned().collect();
+        for id in ids {
+            if let Some(st) = self.runs.get_mut(&id)
+                && let Some(scanner) = st.scanner.as_mut()
+            {
+                let scope = scope_of(&st.info);
+                for m in scanner.finish() {
+                    let f = log_finding(scope.clone(), m, now, 0, "");
+                    self.correlator.add(f, now);
+                }
+            }
+        }
+        let mut out = self.correlator.tick(now);
+        out.extend(self.correlator.close_all(now));
+        out
+    }
+
+    pub fn open_incidents(&self) -> Vec<&Incident> {
+        self.correlator.open_incidents().collect()
+    }
+
+    /// The run's health now, from its open incidents and signals; `past`
+    /// are its incidents that are no longer held here (resolved).
+    pub fn health(&self, run: &str, past: &[&Incident]) -> Option<Health> {
+        let st = self.runs.get(run)?;
+        let mut incidents: Vec<&Incident> = self
+            .correlator
+            .open_incidents()
+            .filter(|i| i.runs.iter().any(|r| r == run) || i.run.as_deref() == Some(run))
+            .collect();
+        incidents.extend(
+            past.iter()
+                .copied()
+                .filter(|i| i.state == IncidentState::Resolved),
+        );
+        Some(health::score(&incidents, &st.signals))
+    }
+
+    /// Runs whose health may have changed since the last call is not
+    /// tracked; callers recompute for the runs they care about.
+    pub fn runs(&self) -> impl Iterator<Item = &str> {
+        self.runs.keys().map(String::as_str)
+    }
+
+    fn check_stalls(&mut self, now: f64) {
+        if !self.cfg.stall.enabled {
+            return;
+        }
+        let cfg = &self.cfg.stall;
+        for st in self.runs.values_mut() {
+            if st.ended.is_some() || st.steps_seen < cfg.min_steps {
+                continue;
+            }
+            let Some(interval) = st.step_interval else {
+                continue;
+            };
+            let threshold = (cfg.factor * interval).max(cfg.min_seconds);
+            let since = now - st.last_advance;
+            // "The process lives on": something arrived after the last
+            // step, or recently enough (a heartbeat).
+            let alive = st.last_arrival > st.last_advance || now - st.last_arrival < threshold;
+            if since < threshold || !alive {
+                continue;
+            }
+            if st.stalled && now - st.stall_reported < threshold {
+                continue;
+            }
+            st.stalled = true;
+            st.signals.stalled = true;
+            st.stall_reported = now;
+            let mut f = Finding::new(
+                scope_of(&st.info),
+                FindingKind::Stall,
+                SeriesRole::Other,
+                st.last_advance_time + since,
+            );
+            f.step = st.last_step;
+            f.severity = Severity::Warning;
+            f.score = (since / (2.0 * threshold)).clamp(0.5, 1.0);
+            f.detail = format!(
+                "the step has not advanced past {} for {:.0} s (usually {:.2} s per step)",
+                st.last_step.unwrap_or_default(),
+                since,
+                interval
+            );
+            f.attributes.insert(
+                "last_step".into(),
+                st.last_step.unwrap_or_default().to_string(),
+            );
+            f.attributes
+                .insert("stalled_s".into(), format!("{since:.0}"));
+            self.stats.findings += 1;
+            self.correlator.add(f, now);
+        }
+    }
+
+    fn check_silences(&mut self, now: f64) {
+        if !self.cfg.silence.enabled {
+            return;
+        }
+        let cfg = &self.cfg.silence;
+        for st in self.runs.values_mut() {
+            if st.ended.is_some() {
+                continue;
+            }
+            let scope = scope_of(&st.info);
+            for (name, ss) in st.series.iter_mut() {
+                let Some(interval) = ss.interval else {
+                    continue;
+                };
+                if ss.n < cfg.min_points || ss.silent {
+                    continue;
+                }
+                let threshold = (cfg.factor * interval).max(cfg.min_seconds);
+                let quiet = now - ss.last_arrival;
+                // Only while the run itself still reports.
+                if quiet < threshold || now - st.last_arrival > threshold / 2.0 {
+                    continue;
+                }
+                ss.silent = true;
+                let role = ss.det.role;
+                let mut f = Finding::new(scope.clone(), FindingKind::Silence, role, ss.last_time);
+                f.series = Some(name.to_string());
+                f.severity = if matches!(role, SeriesRole::Loss | SeriesRole::Throughput) {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                };
+                f.detail = format!("no points for {quiet:.0} s (usually every {interval:.2} s)");
+                self.stats.findings += 1;
+                self.correlator.add(f, now);
+            }
+        }
+    }
+
+    fn check_cohorts(&mut self, now: f64) {
+        if !self.cfg.cohort.enabled {
+            return;
+        }
+        let cfg = self.cfg.cohort.clone();
+        // group → cohort series → [(member run, member series name, value, role)]
+        let mut groups: HashMap<String, HashMap<String, Vec<CohortMember>>> = HashMap::new();
+        for (id, st) in &self.runs {
+            let Some(group) = &st.info.group else {
+                continue;
+            };
+            if st.ended.is_some() {
+                continue;
+            }
+            for (name, ss) in &st.series {
+                let role = ss.det.role;
+                if !matches!(
+                    role,
+                    SeriesRole::StepTime
+                        | SeriesRole::Throughput
+                        | SeriesRole::GpuTemperature
+                        | SeriesRole::GpuClock
+                        | SeriesRole::GpuUtilization
+                ) || now - ss.last_arrival > 60.0
+                {
+                    continue;
+                }
+                let take = cfg.recent_points.min(ss.recent.len());
+                if take == 0 {
+                    continue;
+                }
+                let v = ss.recent.iter().rev().take(take).sum::<f64>() / take as f64;
+                let key = cohort_key(name);
+                groups
+                    .entry(group.clone())
+                    .or_default()
+                    .entry(key)
+                    .or_default()
+                    .push((id.clone(), name.to_string(), v, role));
+            }
+        }
+        let mut findings = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (group, by_series) in groups {
+            for (key, members) in by_series {
+                if members.len() < cfg.min_members {
+                    continue;
+                }
+                let mut vals: Vec<f64> = members.iter().map(|m| m.2).collect();
+                vals.sort_by(|a, b| a.total_cmp(b));
+                let med = median_sorted(&vals);
+                let mut dev: Vec<f64> = vals.iter().map(|v| (v - med).abs()).collect();
+                dev.sort_by(|a, b| a.total_cmp(b));
+                let mad = median_sorted(&dev);
+                for (run, name, v, role) in members {
+                    let Some(bad) = role.bad_direction() else {
+                        continue;
+                    };
+                    let rel = if med.abs() > 0.0 {
+                        (v - med) / med.abs()
+                    } else {
+                        0.0
+                    };
+                    let worse = match bad {
+                        Direction::Up => rel >= cfg.relative,
+                        Direction::Down => -rel >= cfg.relative,
+                    };
+                    let z_ok = mad == 0.0 || (v - med).abs() / (1.4826 * mad) >= 3.0;
+                    let ck = (group.clone(), key.clone(), run.clone());
+                    seen.insert(ck.clone());
+                    if !(worse && z_ok) {
+                        self.cohort_counts.remove(&ck);
+                        continue;
+                    }
+                    let c = self.cohort_counts.entry(ck).or_insert(0);
+                    *c += 1;
+                    if *c != cfg.persist
+                        && (*c < cfg.persist || !(*c - cfg.persist).is_multiple_of(30))
+                    {
+                        continue;
+                    }
+                    if let Some(st) = self.runs.get(&run) {
+                        let mut f =
+                            Finding::new(scope_of(&st.info), FindingKind::CohortOutlier, role, now);
+                        f.series = Some(name.clone());
+                        f.step = st.last_step;
+                        f.value = Some(v);
+                        f.expected = Some(med);
+                        f.direction = Some(bad);
+                        f.score = (rel.abs() / (2.0 * cfg.relative)).clamp(0.4, 1.0);
+                        f.severity = match role {
+                            SeriesRole::StepTime | SeriesRole::Throughput => Severity::Warning,
+                            _ => Severity::Info,
+                        };
+                        f.time = ss_time(st, &name).unwrap_or(now);
+                        f.detail = format!(
+                            "{name} is {v:.4} against the group's median {med:.4} ({:+.0}%)",
+                            rel * 100.0
+                        );
+                        if let Some(r) = st.info.rank {
+                            f.attributes.insert("rank".into(), r.to_string());
+                        }
+                        findings.push(f);
+                    }
+                }
+            }
+        }
+        self.cohort_counts.retain(|k, _| seen.contains(k));
+        // Minor findings first, so that they are in the lookback when the
+        // outlier that opens the incident arrives in the same tick.
+        findings.sort_by_key(|f| f.severity);
+        for f in findings {
+            self.stats.findings += 1;
+            note_signal_cohort(&mut self.runs, &f);
+            self.correlator.add(f, now);
+        }
+    }
+}
+
+/// A member of a cohort comparison: run, its series name, recent value, role.
+type CohortMember = (String, String, f64, SeriesRole);
+
+fn ss_time(st: &RunState, name: &str) -> Option<f64> {
+    st.series.get(name).map(|s| s.last_time)
+}
+
+fn note_signal_cohort(runs: &mut HashMap<String, RunState>, f: &Finding) {
+    if let Some(run) = &f.scope.run
+        && let Some(st) = runs.get_mut(run)
+    {
+        st.signals.minor_findings += 1;
+    }
+}
+
+/// `gpu/3/temperature` and `gpu/0/temperature` compare as one cohort series.
+fn cohort_key(name: &str) -> String {
+    name.split('/')
+        .map(|part| {
+            if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+                "*"
+            } else {
+                part
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn median_sorted(v: &[f64]) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return 0.0;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn new_series(role: SeriesRole, cfg: &DiagnoseConfig) -> SeriesState {
+    SeriesState {
+        det: SeriesDetector::new(role, cfg),
+        last_time: f64::NAN,
+        last_arrival: 0.0,
+        interval: None,
+        n: 0,
+        silent: false,
+        recent: VecDeque::with_capacity(RECENT_KEPT),
+    }
+}
+
+fn track_interval(ss: &mut SeriesState, t: f64, now: f64) {
+    if ss.last_time.is_finite() {
+        let gap = t - ss.last_time;
+        if gap > 0.0 && gap.is_finite() {
+            ss.interval = Some(match ss.interval {
+                None => gap,
+                Some(e) => e + 0.05 * (gap - e),
+            });
+        }
+    }
+    ss.last_time = t;
+    ss.last_arrival = now;
+    ss.n = ss.n.saturating_add(1);
+    ss.silent = false;
+}
+
+fn scope_of(info: &RunInfo) -> Scope {
+    Scope {
+        project: info.project.clone(),
+        run: Some(info.id.clone()),
+        group: info.group.clone(),
+        rank: info.rank,
+        host: info.host.clone(),
+        service: None,
+    }
+}
+
+fn to_finding(
+    scope: Scope,
+    series: &str,
+    role: SeriesRole,
+    step: Option<i64>,
+    time: f64,
+    raw: Raw,
+) -> Finding {
+    let mut f = Finding::new(scope, raw.kind, role, time);
+    f.series = Some(series.to_string());
+    f.step = step;
+    f.value = raw.value;
+    f.expected = raw.expected;
+    f.direction = raw.direction;
+    f.score = raw.score;
+    f.severity = raw.severity;
+    f.detail = format!("{series}: {}", raw.detail);
+    f.attributes = raw.attributes.into_iter().collect();
+    f
+}
+
+fn log_finding(
+    scope: Scope,
+    m: crate::logsig::LogMatch,
+    time: f64,
+    seq: u64,
+    text: &str,
+) -> Finding {
+    let mut f = Finding::new(scope, FindingKind::Log(m.kind), SeriesRole::Other, time);
+    f.severity = m.severity;
+    f.score = match m.severity {
+        Severity::Critical => 1.0,
+        Severity::Warning => 0.7,
+        Severity::Info => 0.3,
+    };
+    f.detail = m.title;
+    if let Some(r) = m.attributes.get("rank").and_then(|r| r.parse().ok()) {
+        f.scope.rank = f.scope.rank.or(Some(r));
+    }
+    f.attributes = m.attributes;
+    if !text.is_empty() {
+        f.log = Some(LogRef {
+            seq,
+            text: truncate(text, 2000),
+        });
+    }
+    f
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+fn note_signal(s: &mut HealthSignals, f: &Finding) {
+    match (f.kind, f.role) {
+        (FindingKind::NonFinite, SeriesRole::Loss) => s.nonfinite_loss = true,
+        (FindingKind::Log(LogSignatureKind::NanInLogs), _) => s.nonfinite_loss = true,
+        (FindingKind::LevelShift, SeriesRole::Throughput | SeriesRole::StepTime) => {
+            s.throughput_degraded = true
+        }
+        (FindingKind::Plateau, _) => s.plateau = true,
+        _ => {}
+    }
+    if f.severity == Severity::Info {
+        s.minor_findings = s.minor_findings.saturating_add(1);
+    }
+}

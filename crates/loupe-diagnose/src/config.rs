@@ -297,3 +297,96 @@ impl Default for IncidentConfig {
         }
     }
 }
+
+/// A settings file or override that does not fit.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{source_name}: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
+    #[error("override {0:?}: expected KEY=VALUE, e.g. spike.z=8")]
+    BadOverride(String),
+}
+
+impl DiagnoseConfig {
+    /// Reads settings from JSON text; fields not named keep their defaults.
+    /// `source_name` (a file name) goes into the error.
+    pub fn from_json(text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            message: format!("{}: {}", e.path(), e.inner()),
+        })
+    }
+
+    /// Applies `section.field=value` overrides (`spike.z=8`,
+    /// `stall.enabled=false`); the value is JSON, or a string when it is
+    /// not JSON.
+    pub fn with_overrides(self, overrides: &[String]) -> Result<Self, ConfigError> {
+        if overrides.is_empty() {
+            return Ok(self);
+        }
+        let mut v = serde_json::to_value(&self).expect("settings encode");
+        for o in overrides {
+            let (path, value) = o
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
+            let value: serde_json::Value = serde_json::from_str(value.trim())
+                .unwrap_or_else(|_| serde_json::Value::String(value.trim().to_string()));
+            let mut at = &mut v;
+            let parts: Vec<&str> = path.trim().split('.').collect();
+            for (i, p) in parts.iter().enumerate() {
+                let Some(obj) = at.as_object_mut() else {
+                    return Err(ConfigError::BadOverride(o.clone()));
+                };
+                if !obj.contains_key(*p) {
+                    return Err(ConfigError::Invalid {
+                        source_name: o.clone(),
+                        message: format!("no setting {:?}", parts[..=i].join(".")),
+                    });
+                }
+                at = obj.get_mut(*p).expect("checked");
+            }
+            *at = value;
+        }
+        Self::from_json(&v.to_string(), "overrides")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_and_overrides_change_only_what_they_name() {
+        let c = DiagnoseConfig::from_json(r#"{"spike": {"z": 8}}"#, "f.json").unwrap();
+        assert_eq!(c.spike.z, 8.0);
+        assert_eq!(c.spike.window, SpikeConfig::default().window);
+        let c = c
+            .with_overrides(&["stall.min_seconds=12".into(), "shift.enabled=false".into()])
+            .unwrap();
+        assert_eq!(c.stall.min_seconds, 12.0);
+        assert!(!c.shift.enabled);
+        let e = DiagnoseConfig::from_json(r#"{"spike": {"zz": 8}}"#, "f.json").unwrap_err();
+        assert!(
+            e.to_string().contains("f.json") && e.to_string().contains("zz"),
+            "{e}"
+        );
+        let e = DiagnoseConfig::default()
+            .with_overrides(&["spike.nope=1".into()])
+            .unwrap_err();
+        assert!(e.to_string().contains("spike.nope"), "{e}");
+        assert!(
+            DiagnoseConfig::default()
+                .with_overrides(&["spike.z".into()])
+                .is_err()
+        );
+        assert!(
+            DiagnoseConfig::default()
+                .with_overrides(&["spike.z=\"high\"".into()])
+                .is_err()
+        );
+    }
+}

@@ -124,10 +124,33 @@ pub struct Diagnoser {
     sources: HashMap<String, SourceState>,
     /// Persistent outlier counts per (group, cohort series, member).
     cohort_counts: HashMap<(String, String, String), u32>,
-    correlator: Correlator,
-    stats: DiagnoseStats,
+    sink: Sink,
     out: Vec<Raw>,
 }
+
+/// Where findings go: the correlator, the counters, and (offline) a record.
+/// Apart from the rest of the state so it can be borrowed beside a run's.
+struct Sink {
+    correlator: Correlator,
+    stats: DiagnoseStats,
+    /// Every finding, when recording (offline tools); bounded.
+    recorded: Option<Vec<Finding>>,
+}
+
+impl Sink {
+    fn emit(&mut self, f: Finding, now: f64) {
+        self.stats.findings += 1;
+        if let Some(r) = self.recorded.as_mut()
+            && r.len() < MAX_RECORDED
+        {
+            r.push(f.clone());
+        }
+        self.correlator.add(f, now);
+    }
+}
+
+/// Findings kept when recording.
+const MAX_RECORDED: usize = 1_000_000;
 
 /// How long an ended run's state is kept (for late data and health).
 const ENDED_KEEP_S: f64 = 600.0;
@@ -140,10 +163,27 @@ impl Diagnoser {
             runs: HashMap::new(),
             sources: HashMap::new(),
             cohort_counts: HashMap::new(),
-            correlator,
-            stats: DiagnoseStats::default(),
+            sink: Sink {
+                correlator,
+                stats: DiagnoseStats::default(),
+                recorded: None,
+            },
             out: Vec::new(),
         }
+    }
+
+    /// Keeps every finding for [`take_findings`](Self::take_findings) (at
+    /// most a million): what offline tools label rows with.
+    pub fn record_findings(&mut self) {
+        self.sink.recorded.get_or_insert_with(Vec::new);
+    }
+
+    pub fn take_findings(&mut self) -> Vec<Finding> {
+        self.sink
+            .recorded
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn config(&self) -> &DiagnoseConfig {
@@ -151,7 +191,13 @@ impl Diagnoser {
     }
 
     pub fn stats(&self) -> DiagnoseStats {
-        self.stats
+        self.sink.stats
+    }
+
+    /// The time (Unix seconds) of the latest point seen of a run's series.
+    pub fn last_time(&self, run: &str, series: &str) -> Option<f64> {
+        let t = self.runs.get(run)?.series.get(series)?.last_time;
+        t.is_finite().then_some(t)
     }
 
     pub fn knows_run(&self, id: &str) -> bool {
@@ -160,7 +206,8 @@ impl Diagnoser {
 
     /// Registers a run (or updates what is known of it).
     pub fn register_run(&mut self, info: RunInfo) {
-        self.correlator
+        self.sink
+            .correlator
             .set_context(&info.id, RunContext { fp16: info.fp16 });
         let st = self.runs.entry(info.id.clone()).or_default();
         st.info = info;
@@ -178,8 +225,7 @@ impl Diagnoser {
                 let scope = scope_of(&st.info);
                 for m in matches {
                     let f = log_finding(scope.clone(), m, now, 0, "");
-                    self.stats.findings += 1;
-                    self.correlator.add(f, now);
+                    self.sink.emit(f, now);
                 }
             }
         }
@@ -222,13 +268,13 @@ impl Diagnoser {
         {
             st.limits.insert(series.replace("total", "used"), *v);
         }
-        let total_series = self.stats.series_watched;
+        let total_series = self.sink.stats.series_watched;
         if !st.series.contains_key(series) {
             if total_series as usize >= cfg.max_series {
-                self.stats.series_refused += 1;
+                self.sink.stats.series_refused += 1;
                 return;
             }
-            self.stats.series_watched += 1;
+            self.sink.stats.series_watched += 1;
             st.series.insert(series.into(), new_series(role, cfg));
         }
         let limit = st.limits.get(series).copied();
@@ -237,7 +283,7 @@ impl Diagnoser {
             return;
         };
         let n = values.len().min(times.len());
-        self.stats.points += n as u64;
+        self.sink.stats.points += n as u64;
         let mut pending: Vec<(usize, Raw)> = Vec::new();
         for i in 0..n {
             let step = steps.and_then(|s| s.get(i).copied());
@@ -310,8 +356,7 @@ impl Diagnoser {
                 );
             }
             note_signal(&mut st.signals, &f);
-            self.stats.findings += 1;
-            self.correlator.add(f, now);
+            self.sink.emit(f, now);
         }
     }
 
@@ -343,11 +388,11 @@ impl Diagnoser {
             src.limits.insert(series.replace("total", "used"), *v);
         }
         if !src.series.contains_key(series) {
-            if self.stats.series_watched as usize >= cfg.max_series {
-                self.stats.series_refused += 1;
+            if self.sink.stats.series_watched as usize >= cfg.max_series {
+                self.sink.stats.series_refused += 1;
                 return;
             }
-            self.stats.series_watched += 1;
+            self.sink.stats.series_watched += 1;
             src.series.insert(series.into(), new_series(role, cfg));
         }
         let limit = src.limits.get(series).copied();
@@ -355,7 +400,7 @@ impl Diagnoser {
             return;
         };
         let n = values.len().min(times.len());
-        self.stats.points += n as u64;
+        self.sink.stats.points += n as u64;
         let mut pending = Vec::new();
         for i in 0..n {
             track_interval(ss, times[i], now);
@@ -375,8 +420,7 @@ impl Diagnoser {
         }
         for (i, raw) in pending {
             let f = to_finding(src.scope.clone(), series, role, None, times[i], raw);
-            self.stats.findings += 1;
-            self.correlator.add(f, now);
+            self.sink.emit(f, now);
         }
     }
 
@@ -403,7 +447,7 @@ impl Diagnoser {
                 ..Default::default()
             });
         st.last_arrival = st.last_arrival.max(now);
-        self.stats.log_lines += 1;
+        self.sink.stats.log_lines += 1;
         let scanner = st.scanner.get_or_insert_with(LogScanner::new);
         let matches = scanner.scan(stream, level, text);
         if matches.is_empty() {
@@ -413,8 +457,7 @@ impl Diagnoser {
         for m in matches {
             let f = log_finding(scope.clone(), m, time, seq, text);
             note_signal(&mut st.signals, &f);
-            self.stats.findings += 1;
-            self.correlator.add(f, now);
+            self.sink.emit(f, now);
         }
     }
 
@@ -436,14 +479,15 @@ impl Diagnoser {
             .collect();
         for id in ended {
             if let Some(st) = self.runs.remove(&id) {
-                self.stats.series_watched = self
+                self.sink.stats.series_watched = self
+                    .sink
                     .stats
                     .series_watched
                     .saturating_sub(st.series.len() as u64);
             }
-            self.correlator.forget_run(&id);
+            self.sink.correlator.forget_run(&id);
         }
-        self.correlator.tick(now)
+        self.sink.correlator.tick(now)
     }
 
     /// Resolves every open incident (the end of a replay).
@@ -456,17 +500,17 @@ impl Diagnoser {
                 let scope = scope_of(&st.info);
                 for m in scanner.finish() {
                     let f = log_finding(scope.clone(), m, now, 0, "");
-                    self.correlator.add(f, now);
+                    self.sink.correlator.add(f, now);
                 }
             }
         }
-        let mut out = self.correlator.tick(now);
-        out.extend(self.correlator.close_all(now));
+        let mut out = self.sink.correlator.tick(now);
+        out.extend(self.sink.correlator.close_all(now));
         out
     }
 
     pub fn open_incidents(&self) -> Vec<&Incident> {
-        self.correlator.open_incidents().collect()
+        self.sink.correlator.open_incidents().collect()
     }
 
     /// The run's health now, from its open incidents and signals; `past`
@@ -474,6 +518,7 @@ impl Diagnoser {
     pub fn health(&self, run: &str, past: &[&Incident]) -> Option<Health> {
         let st = self.runs.get(run)?;
         let mut incidents: Vec<&Incident> = self
+            .sink
             .correlator
             .open_incidents()
             .filter(|i| i.runs.iter().any(|r| r == run) || i.run.as_deref() == Some(run))
@@ -539,8 +584,7 @@ impl Diagnoser {
             );
             f.attributes
                 .insert("stalled_s".into(), format!("{since:.0}"));
-            self.stats.findings += 1;
-            self.correlator.add(f, now);
+            self.sink.emit(f, now);
         }
     }
 
@@ -577,8 +621,7 @@ impl Diagnoser {
                     Severity::Info
                 };
                 f.detail = format!("no points for {quiet:.0} s (usually every {interval:.2} s)");
-                self.stats.findings += 1;
-                self.correlator.add(f, now);
+                self.sink.emit(f, now);
             }
         }
     }
@@ -695,9 +738,8 @@ impl Diagnoser {
         // outlier that opens the incident arrives in the same tick.
         findings.sort_by_key(|f| f.severity);
         for f in findings {
-            self.stats.findings += 1;
             note_signal_cohort(&mut self.runs, &f);
-            self.correlator.add(f, now);
+            self.sink.emit(f, now);
         }
     }
 }

@@ -25,11 +25,12 @@ pub mod config;
 pub mod detect;
 pub mod finding;
 
-pub use config::DiagnoseConfig;
+pub use config::{ConfigError, DiagnoseConfig};
 pub use finding::{Direction, Finding, FindingKind, LogRef, Scope, SeriesRole};
 pub mod diagnoser;
 pub mod health;
 pub mod incident;
+pub mod offline;
 pub mod scenario;
 
 pub use diagnoser::{DiagnoseStats, Diagnoser, RunInfo};

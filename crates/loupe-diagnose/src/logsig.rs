@@ -297,6 +297,7 @@ impl LogScanner {
             attributes.insert("template_id".to_owned(), a.id.to_string());
             attributes.insert("template".to_owned(), a.template.clone());
             attributes.insert("count".to_owned(), a.count.to_string());
+            attributes.insert("example".to_owned(), a.example);
             if let Some(r) = s.rank {
                 attributes.insert("rank".to_owned(), r.to_owned());
             }

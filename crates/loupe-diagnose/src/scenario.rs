@@ -11,6 +11,8 @@
 
 pub mod quality;
 
+pub use quality::replay;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};

@@ -356,7 +356,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(3))]
+    #![proptest_config(ProptestConfig::with_cases(2))]
 
     /// 100k random error lines: the templates stay within the bound, and
     /// each example stays short.
@@ -386,4 +386,59 @@ proptest! {
         prop_assert!(t.iter().all(|t| t.example.len() <= 512));
         prop_assert!(t.windows(2).all(|w| w[0].count >= w[1].count));
     }
+}
+
+/// torchrun's failure report after a rank was killed: the agent's line and
+/// the report's `Signal 9` line both show the SIGKILL, torchrun's own
+/// traceback is an exception, and the report's banner lines (read as the
+/// exception's message) are not taken as unknown errors.
+#[test]
+fn torchrun_failure_report() {
+    let report = r#"[2024-05-01 12:00:03,123] torch.distributed.elastic.multiprocessing.api: [WARNING] Sending process 1235 closing signal SIGTERM
+[2024-05-01 12:00:03,456] torch.distributed.elastic.multiprocessing.api: [ERROR] failed (exitcode: -9) local_rank: 0 (pid: 1234) of binary: /usr/bin/python
+Traceback (most recent call last):
+  File "/usr/local/bin/torchrun", line 8, in <module>
+    sys.exit(main())
+  File "/usr/local/lib/python3.11/site-packages/torch/distributed/run.py", line 870, in run
+    raise ChildFailedError(
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError: 
+============================================================
+train.py FAILED
+------------------------------------------------------------
+Failures:
+  <NO_OTHER_FAILURES>
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2024-05-01_12:00:03
+  host      : node01
+  rank      : 0 (local_rank: 0)
+  exitcode  : -9 (pid: 1234)
+  error_file: <N/A>
+  traceback : Signal 9 (SIGKILL) received by PID 1234
+============================================================"#;
+    let mut s = LogScanner::new();
+    let mut got = Vec::new();
+    for l in report.lines() {
+        got.extend(s.scan(LogStream::Stderr, LogLevel::Info, l));
+    }
+    got.extend(s.finish());
+    let kinds: Vec<_> = got.iter().map(|m| m.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            LogSignatureKind::OomKiller,
+            LogSignatureKind::PythonException,
+            LogSignatureKind::OomKiller
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(got[0].attributes["rank"], "0");
+    assert_eq!(got[0].attributes["pid"], "1234");
+    assert_eq!(
+        got[1].attributes["exception_type"],
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError"
+    );
+    assert_eq!(got[2].attributes["pid"], "1234");
+    assert!(s.templates().is_empty(), "{:?}", s.templates());
 }

@@ -1,5 +1,6 @@
 //! Loupe's metadata store: projects, runs and their summaries, run logs
-//! with full-text search, and API tokens, in one SQLite file.
+//! with full-text search, diagnosis incidents and health scores, and API
+//! tokens, in one SQLite file.
 //!
 //! The time series themselves live in `loupe-tsdb`; this crate holds
 //! everything that is a row rather than a point. [`MetaStore`] is the one
@@ -9,6 +10,7 @@
 //! writes.
 
 mod error;
+mod incidents;
 mod logs;
 mod projects;
 mod runs;
@@ -17,6 +19,7 @@ mod tokens;
 mod validate;
 
 pub use error::{Error, Result};
+pub use incidents::{IncidentQuery, IncidentRecord, MAX_INCIDENT_LIMIT};
 pub use logs::{DEFAULT_LOG_LIMIT, LogOrder, LogPage, LogQuery, MAX_LOG_LIMIT};
 pub use projects::ProjectInfo;
 pub use runs::{

@@ -5,11 +5,13 @@
 //! Handlers live in [`routes`] and only translate; the stores own the rules.
 
 pub mod auth;
+pub mod diagnosis;
 pub mod error;
 pub mod live;
 pub mod routes;
 pub mod state;
 pub mod summary;
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +37,8 @@ pub struct ServerConfig {
     /// A running run without a heartbeat for this long becomes `lost`.
     pub lost_after: Duration,
     pub tsdb: TsdbOptions,
+    /// Diagnosis settings; `None` turns live diagnosis off.
+    pub diagnose: Option<loupe_diagnose::DiagnoseConfig>,
 }
 
 impl ServerConfig {
@@ -47,6 +51,7 @@ impl ServerConfig {
             limits: Limits::default(),
             lost_after: Duration::from_secs(600),
             tsdb: TsdbOptions::default(),
+            diagnose: Some(loupe_diagnose::DiagnoseConfig::default()),
         }
     }
 
@@ -122,7 +127,9 @@ pub async fn serve(
         metrics: Default::default(),
         lost_after: cfg.lost_after,
         started: std::time::Instant::now(),
+        diagnosis: diagnosis::Diagnosis::new(cfg.diagnose.clone()),
     });
+    state.diagnosis.start(state.clone());
     let listener =
         tokio::net::TcpListener::bind(cfg.addr)
             .await
@@ -143,6 +150,8 @@ pub async fn serve(
         .map_err(ServerError::Serve)?;
     background.abort();
     flush_summaries(&state);
+    let s = state.clone();
+    let _ = tokio::task::spawn_blocking(move || s.diagnosis.shutdown()).await;
     let t = state.tsdb.clone();
     tokio::task::spawn_blocking(move || t.close())
         .await

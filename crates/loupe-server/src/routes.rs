@@ -1,6 +1,7 @@
 //! The HTTP API. Each module is one resource; handlers translate between
 //! HTTP and the stores and hold no business logic of their own.
 
+pub mod incidents;
 pub mod logs;
 pub mod metrics;
 pub mod runs;
@@ -66,7 +67,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/metrics/series", get(series::list_external_series))
         .route("/api/v1/metrics/data", get(series::external_series_data))
         .route("/api/v1/live", get(logs::live))
-        .fallback(crate::error::no_route)
+        .route("/api/v1/incidents", get(incidents::list_incidents))
+        .route("/api/v1/incidents/{id}", get(incidents::get_incident))
+        .route("/api/v1/runs/{id}/incidents", get(incidents::run_incidents))
+        .route("/api/v1/runs/{id}/health", get(incidents::run_health))
+        .fallback(crate::ui::fallback)
         .method_not_allowed_fallback(crate::error::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -8,6 +8,7 @@ use loupe_ingest::Limits;
 use loupe_meta::MetaStore;
 use loupe_tsdb::Tsdb;
 
+use crate::diagnosis::Diagnosis;
 use crate::live::LiveHub;
 use crate::summary::SummaryBuffer;
 
@@ -47,6 +48,7 @@ pub struct AppState {
     pub metrics: ServerMetrics,
     pub lost_after: Duration,
     pub started: std::time::Instant,
+    pub diagnosis: Diagnosis,
 }
 
 pub type SharedState = Arc<AppState>;

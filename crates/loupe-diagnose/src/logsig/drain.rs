@@ -74,6 +74,8 @@ pub(crate) struct Added {
     /// True when the caller should report (a new template, or a count that
     /// reached 10, 100, 1000, …).
     pub report: bool,
+    /// The template's example line when `report` (empty otherwise).
+    pub example: String,
 }
 
 #[derive(Debug)]
@@ -215,12 +217,18 @@ impl Drain {
             self.lru.remove(&c.seen);
             c.seen = tick;
             self.lru.insert(tick, id);
+            let report = should_report(c.count);
             return Some(Added {
                 id,
                 template: render(&c.tokens),
                 count: c.count,
                 new: false,
-                report: should_report(c.count),
+                report,
+                example: if report {
+                    c.example.clone()
+                } else {
+                    String::new()
+                },
             });
         }
 
@@ -245,13 +253,14 @@ impl Drain {
         let id = self.next_id;
         self.next_id += 1;
         let template = render(&tokens);
+        let example = clip(line.trim(), MAX_EXAMPLE_BYTES).to_owned();
         self.clusters.insert(
             id,
             Cluster {
                 tokens,
                 count: 1,
                 seen: tick,
-                example: clip(line.trim(), MAX_EXAMPLE_BYTES).to_owned(),
+                example: example.clone(),
                 leaf: key.clone(),
             },
         );
@@ -263,6 +272,7 @@ impl Drain {
             count: 1,
             new: true,
             report: true,
+            example,
         })
     }
 

@@ -67,10 +67,10 @@ static NCCL_TIMEOUT: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
         r"watchdog caught collective operation timeout|nccl communicator was aborted|",
         r"communicator was aborted on rank|some nccl operations have failed or timed out|",
-        r"processgroupnccl's watchdog got stuck|collective operation timeout"
+        r"processgroupnccl's watchdog got stuck|collective operation timeout|timeout at nccl work"
     ))
 });
-static SEQ_NUM: LazyLock<Regex> = LazyLock::new(|| re(r"seqnum=(\d+)"));
+static SEQ_NUM: LazyLock<Regex> = LazyLock::new(|| re(r"seqnum=(\d+)|timeout at nccl work: (\d+)"));
 static OP_TYPE: LazyLock<Regex> = LazyLock::new(|| re(r"optype=(\w+)"));
 static TIMEOUT_MS: LazyLock<Regex> = LazyLock::new(|| re(r"timeout\(ms\)=(\d+)"));
 static RAN_FOR: LazyLock<Regex> = LazyLock::new(|| re(r"ran for (\d+) milliseconds"));
@@ -130,7 +130,7 @@ static ATTEMPTED_SCALE: LazyLock<Regex> =
 
 static NAN: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
-        r"\b(loss|grad[_ ]?norm)\w*\s*(?:is\s+|=\s*|:\s*|\|\s*)?(?:tensor\()?[-+]?(nan|inf)\b|",
+        r"\b(loss|grad[_ ]?norm)\w*['\x22]?\s*(?:is\s+|=\s*|:\s*|\|\s*)?(?:tensor\()?[-+]?(nan|inf)\b|",
         r"\b(nan) or inf found|\binf or (nan) found|detected (nan)/inf|(nan)/inf (?:detected|found)|",
         r"\b(nan) detected|detected (nan)\b|\bfound (nan)\b|returned (nan) values|",
         r"non-finite loss|loss is not finite|\b(nan) loss\b|\b(nan)s? in (?:the )?(?:loss|grad)"

@@ -90,10 +90,7 @@ impl Text {
     fn push(&mut self, line: &str) {
         let line = clip(line, MAX_LINE_BYTES).to_owned();
         let (lines, bytes) = (MAX_LINES / 2, MAX_BYTES / 2);
-        if self.tail.is_empty()
-            && self.head.len() < lines
-            && self.head_bytes + line.len() < bytes
-        {
+        if self.tail.is_empty() && self.head.len() < lines && self.head_bytes + line.len() < bytes {
             self.head_bytes += line.len() + 1;
             self.head.push(line);
             return;

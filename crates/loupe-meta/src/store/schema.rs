@@ -169,7 +169,6 @@ CREATE TABLE incident (
     iid       INTEGER PRIMARY KEY AUTOINCREMENT,
     id        TEXT NOT NULL UNIQUE,
     project   INTEGER NOT NULL REFERENCES project(id),
-    run       INTEGER REFERENCES run(rid) ON DELETE CASCADE,
     grp       TEXT,
     host      TEXT,
     state     TEXT NOT NULL,                  -- open | resolved
@@ -179,9 +178,16 @@ CREATE TABLE incident (
     updated   REAL NOT NULL,
     body      TEXT NOT NULL                   -- the incident as JSON
 ) STRICT;
-CREATE INDEX incident_run     ON incident(run, opened);
 CREATE INDEX incident_project ON incident(project, state, opened);
 CREATE INDEX incident_host    ON incident(host, state) WHERE host IS NOT NULL;
+
+-- The runs an incident touches (a job's incident touches its ranks).
+CREATE TABLE incident_run (
+    run       INTEGER NOT NULL REFERENCES run(rid) ON DELETE CASCADE,
+    incident  INTEGER NOT NULL REFERENCES incident(iid) ON DELETE CASCADE,
+    PRIMARY KEY (run, incident)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX incident_run_incident ON incident_run(incident);
 "#;
 
 const MIGRATIONS: &[&str] = &[V1, V2];

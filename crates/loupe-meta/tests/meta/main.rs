@@ -3,6 +3,7 @@
 
 mod concurrency;
 mod durability;
+mod incidents;
 mod list;
 mod logs;
 mod runs;

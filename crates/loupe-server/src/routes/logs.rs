@@ -21,6 +21,7 @@ use super::metrics::{Accepted, decoded_body};
 use super::now_ns;
 use super::runs::{blocking, check_visible, meta_err};
 use crate::auth::Principal;
+use crate::diagnosis::DiagInput;
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::{ServerMetrics, SharedState};
 
@@ -76,6 +77,16 @@ pub async fn post_logs(
         }));
     };
     ServerMetrics::add(&st.metrics.log_records_ingested, n);
+    if st.diagnosis.enabled() {
+        st.diagnosis.submit(DiagInput::Logs {
+            run: id.clone(),
+            first_seq,
+            lines: records
+                .iter()
+                .map(|r| (r.time, r.stream, r.level, r.text.clone()))
+                .collect(),
+        });
+    }
     // Live clients get the lines themselves, at most a screenful per event.
     let tail: Vec<serde_json::Value> = records
         .iter()

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::now_ns;
 use super::runs::{blocking, check_visible};
 use crate::auth::Principal;
+use crate::diagnosis::{DiagInput, SeriesIn};
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::{ServerMetrics, SharedState};
 
@@ -77,6 +78,16 @@ fn live_summary(steps: Option<&[i64]>, values: &[f64]) -> Option<LiveSummary> {
     })
 }
 
+/// The diagnoser's copy of a series' columns (times in Unix seconds).
+fn diag_columns(s: &loupe_ingest::SeriesColumns) -> SeriesIn {
+    SeriesIn {
+        name: s.name.clone(),
+        steps: s.steps.clone(),
+        times: s.times_ns.iter().map(|t| *t as f64 / 1e9).collect(),
+        values: s.values.clone(),
+    }
+}
+
 fn reject(st: &SharedState, e: loupe_ingest::DecodeError) -> ApiError {
     ServerMetrics::add(&st.metrics.rejected_requests, 1);
     e.into()
@@ -104,11 +115,16 @@ pub async fn post_run_metrics(
             loupe_ingest::decode_metrics(&raw, now_ns(), &s2.limits).map_err(|e| reject(&s2, e))?;
         let mut wb = WriteBatch::new();
         let mut sums = Vec::with_capacity(batch.series.len());
+        let diagnose = s2.diagnosis.enabled();
+        let mut diag = Vec::new();
         for (i, s) in batch.series.into_iter().enumerate() {
             let key = SeriesKey::new(s.name.clone(), [("run", run.as_str())]).map_err(|e| {
                 ServerMetrics::add(&s2.metrics.rejected_requests, 1);
                 ApiError::bad_request("invalid_batch", format!("series[{i}].name: {e}"))
             })?;
+            if diagnose {
+                diag.push(diag_columns(&s));
+            }
             if let Some(sum) = live_summary(s.steps.as_deref(), &s.values) {
                 sums.push((s.name, sum));
             }
@@ -116,6 +132,13 @@ pub async fn post_run_metrics(
         }
         let points = wb.points() as u64;
         s2.tsdb.append(wb).map_err(ApiError::from)?;
+        // Only what is durable is diagnosed.
+        if diagnose {
+            s2.diagnosis.submit(DiagInput::RunPoints {
+                run: run.clone(),
+                series: diag,
+            });
+        }
         Ok((points, sums))
     })
     .await?;
@@ -168,7 +191,12 @@ pub async fn post_external_metrics(
     let series = loupe_ingest::decode_external_metrics(&raw, now_ns(), &st.limits)
         .map_err(|e| reject(&st, e))?;
     let mut wb = WriteBatch::new();
+    let diagnose = st.diagnosis.enabled();
+    let mut diag = Vec::new();
     for (i, (key, cols)) in series.into_iter().enumerate() {
+        if diagnose {
+            diag.push((key.labels().to_vec(), diag_columns(&cols)));
+        }
         let mut labels: Vec<(String, String)> = key.labels().to_vec();
         labels.push(("project".into(), project.clone()));
         let key = SeriesKey::new(key.name(), labels)
@@ -183,6 +211,12 @@ pub async fn post_external_metrics(
     let points = wb.points() as u64;
     let s2 = st.clone();
     blocking(move || s2.tsdb.append(wb).map_err(ApiError::from)).await?;
+    if diagnose {
+        st.diagnosis.submit(DiagInput::SourcePoints {
+            project,
+            series: diag,
+        });
+    }
     ServerMetrics::add(&st.metrics.points_ingested, points);
     ServerMetrics::add(&st.metrics.ingest_requests, 1);
     Ok(Json(Accepted {

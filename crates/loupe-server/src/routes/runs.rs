@@ -10,6 +10,7 @@ use loupe_model::{Role, Run, RunStatus, SeriesMatcher};
 use serde::Deserialize;
 
 use crate::auth::Principal;
+use crate::diagnosis::DiagInput;
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::state::SharedState;
 
@@ -214,6 +215,12 @@ pub async fn create_run(
         "status",
         serde_json::json!({"status": run.status, "created": created}),
     );
+    if !created {
+        st.diagnosis.submit(DiagInput::Status {
+            run: run.id.clone(),
+            status: run.status,
+        });
+    }
     let code = if created {
         StatusCode::CREATED
     } else {
@@ -351,6 +358,13 @@ pub async fn patch_run(
     if req.status.is_some() {
         st.live
             .publish(&id, "status", serde_json::json!({"status": run.status}));
+        st.diagnosis.submit(DiagInput::Status {
+            run: id.clone(),
+            status: run.status,
+        });
+    } else if req.heartbeat {
+        st.diagnosis
+            .submit(DiagInput::Heartbeat { run: id.clone() });
     }
     Ok(Json(run))
 }

@@ -86,6 +86,32 @@ pub async fn prometheus_metrics(
         "Failed flushes (retried).",
         t.flush_errors as f64,
     );
+    let d = &st.diagnosis.counters;
+    counter(
+        "loupe_diagnosis_batches_total",
+        "Batches handed to diagnosis.",
+        d.submitted.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_diagnosis_dropped_batches_total",
+        "Batches that did not fit in diagnosis' queue (read back from the stores later).",
+        d.dropped.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_diagnosis_points_total",
+        "Points diagnosed.",
+        d.points.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_diagnosis_caught_up_points_total",
+        "Points diagnosis read back from the engine after falling behind.",
+        d.caught_up_points.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        "loupe_diagnosis_findings_total",
+        "Anomalies and log signatures found.",
+        d.findings.load(Ordering::Relaxed) as f64,
+    );
     let mut gauge = |name: &str, help: &str, v: f64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
     };
@@ -100,6 +126,24 @@ pub async fn prometheus_metrics(
         t.head_points as f64,
     );
     gauge("loupe_tsdb_segments", "Segment files.", t.segments as f64);
+    gauge(
+        "loupe_diagnosis_lag_seconds",
+        "How long the latest batch waited for diagnosis.",
+        d.lag_us.load(Ordering::Relaxed) as f64 / 1e6,
+    );
+    gauge(
+        "loupe_diagnosis_backlog_batches",
+        "Batches waiting for diagnosis.",
+        d.submitted
+            .load(Ordering::Relaxed)
+            .saturating_sub(d.processed.load(Ordering::Relaxed) + d.dropped.load(Ordering::Relaxed))
+            as f64,
+    );
+    gauge(
+        "loupe_incidents_open",
+        "Incidents open now.",
+        d.open_incidents.load(Ordering::Relaxed) as f64,
+    );
     gauge(
         "loupe_live_subscribers",
         "Connected live-update clients.",
@@ -152,6 +196,10 @@ pub async fn prometheus_metrics(
         crate::routes::logs::post_logs,
         crate::routes::logs::get_logs,
         crate::routes::logs::live,
+        crate::routes::incidents::list_incidents,
+        crate::routes::incidents::get_incident,
+        crate::routes::incidents::run_incidents,
+        crate::routes::incidents::run_health,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
 )]

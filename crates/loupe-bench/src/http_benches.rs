@@ -1653,3 +1653,83 @@ pub fn http_all(a: &HttpAllArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// Diagnosis delay
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DiagnoseDelayArgs {
+    #[command(flatten)]
+    pub server: ServerOpts,
+    /// Runs, each with one loss spike, measured one after another.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
+}
+
+/// From the acknowledgement of the batch holding a loss spike to the
+/// incident being listed by the API, per run; the target is ≤ 2 s.
+pub fn diagnose_delay(a: &DiagnoseDelayArgs) -> anyhow::Result<Vec<Outcome>> {
+    const TARGET_S: f64 = 2.0;
+    let bd = BenchDir::new(&a.server, "diagnose")?;
+    let srv = bd.start(&a.server)?;
+    let ag = agent();
+    let mut delays = Vec::new();
+    for r in 0..a.runs {
+        let id = create_run(&ag, &srv, json!({"name": format!("delay-{r}")}))?;
+        let t0 = 1_767_225_600.0 + r as f64 * 10_000.0;
+        // 400 calm steps, then a batch whose last point is a spike.
+        for (from, to) in [(0i64, 200i64), (200, 400), (400, 410)] {
+            let steps: Vec<i64> = (from..to).collect();
+            let times: Vec<f64> = steps.iter().map(|s| t0 + *s as f64).collect();
+            let loss: Vec<f64> = steps
+                .iter()
+                .map(|&s| {
+                    let wiggle = ((s * 7919) % 13) as f64 / 13.0 - 0.5;
+                    let l = 2.0 + 4.0 * (-(s as f64) / 300.0).exp() + 0.02 * wiggle;
+                    if s == 409 { l * 2.0 } else { l }
+                })
+                .collect();
+            let body = json!({"series": [{"name": "train/loss", "step": steps, "time": times, "value": loss}]});
+            post(
+                &ag,
+                &srv.url(&format!("/api/v1/runs/{id}/metrics")),
+                body.to_string().as_bytes(),
+                false,
+            )?;
+        }
+        let acked = Instant::now();
+        let url = srv.url(&format!("/api/v1/runs/{id}/incidents"));
+        loop {
+            let v = get_json(&ag, &url)?;
+            if v["incidents"].as_array().is_some_and(|a| !a.is_empty()) {
+                break;
+            }
+            if acked.elapsed() > Duration::from_secs(30) {
+                bail!("no incident 30 s after the spike was acknowledged (run {id})");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        delays.push(acked.elapsed().as_secs_f64());
+    }
+    srv.stop()?;
+    delays.sort_by(|a, b| a.total_cmp(b));
+    let p50 = delays[delays.len() / 2];
+    let max = *delays.last().unwrap_or(&0.0);
+    println!(
+        "diagnose-delay: spike acknowledged → incident listed, {} runs: p50 {:.0} ms, max {:.0} ms",
+        delays.len(),
+        p50 * 1e3,
+        max * 1e3
+    );
+    let o = Outcome::new(
+        "diagnose-delay",
+        max <= TARGET_S,
+        format!(
+            "p50 {:.0} ms, max {:.0} ms (target <= {TARGET_S} s)",
+            p50 * 1e3,
+            max * 1e3
+        ),
+    );
+    report(&o, json!({"delays_s": delays}));
+    Ok(vec![o])
+}

@@ -2,6 +2,7 @@
 
 mod codecs;
 mod corpus;
+mod diagnose_benches;
 mod engine_benches;
 mod http_benches;
 
@@ -40,6 +41,10 @@ enum Cmd {
     IdleRss(http_benches::IdleRssArgs),
     /// HTTP: every HTTP benchmark in turn, with a summary.
     HttpAll(http_benches::HttpAllArgs),
+    /// Diagnosis: detector throughput on one core and the fault-injection suite's quality.
+    Diagnose(diagnose_benches::DiagnoseArgs),
+    /// HTTP: from the acknowledgement of an anomalous point to its incident in the API.
+    DiagnoseDelay(http_benches::DiagnoseDelayArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,5 +62,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::LogSearch(args) => http_benches::log_search(&args).map(drop),
         Cmd::IdleRss(args) => http_benches::idle_rss(&args).map(drop),
         Cmd::HttpAll(args) => http_benches::http_all(&args),
+        Cmd::Diagnose(args) => diagnose_benches::run(&args),
+        Cmd::DiagnoseDelay(args) => http_benches::diagnose_delay(&args).map(drop),
     }
 }

@@ -85,6 +85,9 @@ struct SeriesState {
     n: u32,
     silent: bool,
     recent: VecDeque<f64>,
+    /// The name members of a group are compared under (`gpu/*/temperature`),
+    /// for the series kinds that are compared at all.
+    cohort: Option<Box<str>>,
 }
 
 const RECENT_KEPT: usize = 16;
@@ -122,8 +125,9 @@ pub struct Diagnoser {
     cfg: DiagnoseConfig,
     runs: HashMap<String, RunState>,
     sources: HashMap<String, SourceState>,
-    /// Persistent outlier counts per (group, cohort series, member).
-    cohort_counts: HashMap<(String, String, String), u32>,
+    /// Persistent outlier counts per hash of (group, cohort series, member).
+    cohort_counts: HashMap<u64, u32>,
+    cohort_hasher: hashbrown::DefaultHashBuilder,
     sink: Sink,
     out: Vec<Raw>,
 }
@@ -163,6 +167,7 @@ impl Diagnoser {
             runs: HashMap::new(),
             sources: HashMap::new(),
             cohort_counts: HashMap::new(),
+            cohort_hasher: hashbrown::DefaultHashBuilder::default(),
             sink: Sink {
                 correlator,
                 stats: DiagnoseStats::default(),
@@ -275,10 +280,10 @@ impl Diagnoser {
                 return;
             }
             self.sink.stats.series_watched += 1;
-            st.series.insert(series.into(), new_series(role, cfg));
+            st.series
+                .insert(series.into(), new_series(series, role, cfg));
         }
         let limit = st.limits.get(series).copied();
-        let scope = scope_of(&st.info);
         let Some(ss) = st.series.get_mut(series) else {
             return;
         };
@@ -343,6 +348,10 @@ impl Diagnoser {
                 ss.recent.push_back(x);
             }
         }
+        if pending.is_empty() {
+            return;
+        }
+        let scope = scope_of(&st.info);
         for (i, raw) in pending {
             let step = steps.and_then(|s| s.get(i).copied());
             let mut f = to_finding(scope.clone(), series, role, step, times[i], raw);
@@ -393,7 +402,8 @@ impl Diagnoser {
                 return;
             }
             self.sink.stats.series_watched += 1;
-            src.series.insert(series.into(), new_series(role, cfg));
+            src.series
+                .insert(series.into(), new_series(series, role, cfg));
         }
         let limit = src.limits.get(series).copied();
         let Some(ss) = src.series.get_mut(series) else {
@@ -631,8 +641,8 @@ impl Diagnoser {
             return;
         }
         let cfg = self.cfg.cohort.clone();
-        // group → cohort series → [(member run, member series name, value, role)]
-        let mut groups: HashMap<String, HashMap<String, Vec<CohortMember>>> = HashMap::new();
+        // (group, cohort series, run, series name, recent value, role), borrowed.
+        let mut members: Vec<(&str, &str, &str, &str, f64, SeriesRole)> = Vec::new();
         for (id, st) in &self.runs {
             let Some(group) = &st.info.group else {
                 continue;
@@ -641,16 +651,10 @@ impl Diagnoser {
                 continue;
             }
             for (name, ss) in &st.series {
-                let role = ss.det.role;
-                if !matches!(
-                    role,
-                    SeriesRole::StepTime
-                        | SeriesRole::Throughput
-                        | SeriesRole::GpuTemperature
-                        | SeriesRole::GpuClock
-                        | SeriesRole::GpuUtilization
-                ) || now - ss.last_arrival > 60.0
-                {
+                let Some(key) = ss.cohort.as_deref() else {
+                    continue;
+                };
+                if now - ss.last_arrival > 60.0 {
                     continue;
                 }
                 let take = cfg.recent_points.min(ss.recent.len());
@@ -658,81 +662,78 @@ impl Diagnoser {
                     continue;
                 }
                 let v = ss.recent.iter().rev().take(take).sum::<f64>() / take as f64;
-                let key = cohort_key(name);
-                groups
-                    .entry(group.clone())
-                    .or_default()
-                    .entry(key)
-                    .or_default()
-                    .push((id.clone(), name.to_string(), v, role));
+                members.push((group, key, id, name, v, ss.det.role));
             }
         }
+        members.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        let hasher = self.cohort_hasher.clone();
         let mut findings = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (group, by_series) in groups {
-            for (key, members) in by_series {
-                if members.len() < cfg.min_members {
+        let mut seen = hashbrown::HashSet::new();
+        let mut vals = Vec::new();
+        for cohort in members.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+            if cohort.len() < cfg.min_members {
+                continue;
+            }
+            vals.clear();
+            vals.extend(cohort.iter().map(|m| m.4));
+            vals.sort_unstable_by(|a, b| a.total_cmp(b));
+            let med = median_sorted(&vals);
+            for v in vals.iter_mut() {
+                *v = (*v - med).abs();
+            }
+            vals.sort_unstable_by(|a, b| a.total_cmp(b));
+            let mad = median_sorted(&vals);
+            for &(group, key, run, name, v, role) in cohort {
+                let Some(bad) = role.bad_direction() else {
+                    continue;
+                };
+                let rel = if med.abs() > 0.0 {
+                    (v - med) / med.abs()
+                } else {
+                    0.0
+                };
+                let worse = match bad {
+                    Direction::Up => rel >= cfg.relative,
+                    Direction::Down => -rel >= cfg.relative,
+                };
+                let z_ok = mad == 0.0 || (v - med).abs() / (1.4826 * mad) >= 3.0;
+                if !(worse && z_ok) {
                     continue;
                 }
-                let mut vals: Vec<f64> = members.iter().map(|m| m.2).collect();
-                vals.sort_by(|a, b| a.total_cmp(b));
-                let med = median_sorted(&vals);
-                let mut dev: Vec<f64> = vals.iter().map(|v| (v - med).abs()).collect();
-                dev.sort_by(|a, b| a.total_cmp(b));
-                let mad = median_sorted(&dev);
-                for (run, name, v, role) in members {
-                    let Some(bad) = role.bad_direction() else {
-                        continue;
-                    };
-                    let rel = if med.abs() > 0.0 {
-                        (v - med) / med.abs()
-                    } else {
-                        0.0
-                    };
-                    let worse = match bad {
-                        Direction::Up => rel >= cfg.relative,
-                        Direction::Down => -rel >= cfg.relative,
-                    };
-                    let z_ok = mad == 0.0 || (v - med).abs() / (1.4826 * mad) >= 3.0;
-                    let ck = (group.clone(), key.clone(), run.clone());
-                    seen.insert(ck.clone());
-                    if !(worse && z_ok) {
-                        self.cohort_counts.remove(&ck);
-                        continue;
-                    }
-                    let c = self.cohort_counts.entry(ck).or_insert(0);
-                    *c += 1;
-                    if *c != cfg.persist
-                        && (*c < cfg.persist || !(*c - cfg.persist).is_multiple_of(30))
-                    {
-                        continue;
-                    }
-                    if let Some(st) = self.runs.get(&run) {
-                        let mut f =
-                            Finding::new(scope_of(&st.info), FindingKind::CohortOutlier, role, now);
-                        f.series = Some(name.clone());
-                        f.step = st.last_step;
-                        f.value = Some(v);
-                        f.expected = Some(med);
-                        f.direction = Some(bad);
-                        f.score = (rel.abs() / (2.0 * cfg.relative)).clamp(0.4, 1.0);
-                        f.severity = match role {
-                            SeriesRole::StepTime | SeriesRole::Throughput => Severity::Warning,
-                            _ => Severity::Info,
-                        };
-                        f.time = ss_time(st, &name).unwrap_or(now);
-                        f.detail = format!(
-                            "{name} is {v:.4} against the group's median {med:.4} ({:+.0}%)",
-                            rel * 100.0
-                        );
-                        if let Some(r) = st.info.rank {
-                            f.attributes.insert("rank".into(), r.to_string());
-                        }
-                        findings.push(f);
-                    }
+                let ck = std::hash::BuildHasher::hash_one(&hasher, (group, key, run));
+                seen.insert(ck);
+                let c = self.cohort_counts.entry(ck).or_insert(0);
+                *c += 1;
+                if *c != cfg.persist && (*c < cfg.persist || !(*c - cfg.persist).is_multiple_of(30))
+                {
+                    continue;
                 }
+                let Some(st) = self.runs.get(run) else {
+                    continue;
+                };
+                let mut f = Finding::new(scope_of(&st.info), FindingKind::CohortOutlier, role, now);
+                f.series = Some(name.to_string());
+                f.step = st.last_step;
+                f.value = Some(v);
+                f.expected = Some(med);
+                f.direction = Some(bad);
+                f.score = (rel.abs() / (2.0 * cfg.relative)).clamp(0.4, 1.0);
+                f.severity = match role {
+                    SeriesRole::StepTime | SeriesRole::Throughput => Severity::Warning,
+                    _ => Severity::Info,
+                };
+                f.time = ss_time(st, name).unwrap_or(now);
+                f.detail = format!(
+                    "{name} is {v:.4} against the group's median {med:.4} ({:+.0}%)",
+                    rel * 100.0
+                );
+                if let Some(r) = st.info.rank {
+                    f.attributes.insert("rank".into(), r.to_string());
+                }
+                findings.push(f);
             }
         }
+        // Counts of members that are no longer apart start over.
         self.cohort_counts.retain(|k, _| seen.contains(k));
         // Minor findings first, so that they are in the lookback when the
         // outlier that opens the incident arrives in the same tick.
@@ -743,9 +744,6 @@ impl Diagnoser {
         }
     }
 }
-
-/// A member of a cohort comparison: run, its series name, recent value, role.
-type CohortMember = (String, String, f64, SeriesRole);
 
 fn ss_time(st: &RunState, name: &str) -> Option<f64> {
     st.series.get(name).map(|s| s.last_time)
@@ -785,8 +783,17 @@ fn median_sorted(v: &[f64]) -> f64 {
     }
 }
 
-fn new_series(role: SeriesRole, cfg: &DiagnoseConfig) -> SeriesState {
+fn new_series(name: &str, role: SeriesRole, cfg: &DiagnoseConfig) -> SeriesState {
+    let compared = matches!(
+        role,
+        SeriesRole::StepTime
+            | SeriesRole::Throughput
+            | SeriesRole::GpuTemperature
+            | SeriesRole::GpuClock
+            | SeriesRole::GpuUtilization
+    );
     SeriesState {
+        cohort: compared.then(|| cohort_key(name).into()),
         det: SeriesDetector::new(role, cfg),
         last_time: f64::NAN,
         last_arrival: 0.0,

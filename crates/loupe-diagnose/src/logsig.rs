@@ -15,7 +15,8 @@
 //!    match wins;
 //! 5. an error line that matched nothing goes to the template miner.
 //!
-//! Bounded memory: lines are looked at up to [`MAX_LINE_BYTES`], at most 64
+//! Bounded memory: lines are looked at up to [`MAX_LINE_BYTES`] (a
+//! multi-line text up to [`MAX_RECORD_BYTES`]), at most 64
 //! tracebacks are read at once (200 lines / 16 KiB of text each), at most
 //! [`MAX_TEMPLATES`] templates are kept (the least recently seen goes).
 
@@ -38,6 +39,9 @@ use std::sync::LazyLock;
 pub const MAX_TEMPLATES: usize = 1000;
 /// Bytes of a line that are looked at; the rest of a longer line is ignored.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Bytes of a multi-line text (a record holding a whole traceback) that are
+/// looked at.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Lines and bytes kept of one traceback's text.
 pub const MAX_TRACEBACK_LINES: usize = traceback::MAX_LINES;
 pub const MAX_TRACEBACK_BYTES: usize = traceback::MAX_BYTES;
@@ -204,13 +208,12 @@ impl LogScanner {
     /// line by line.
     pub fn scan(&mut self, stream: LogStream, level: LogLevel, text: &str) -> Vec<LogMatch> {
         let mut out = Vec::new();
-        let text = clip(text, MAX_LINE_BYTES);
         if text.contains('\n') {
-            for line in text.split('\n') {
-                self.scan_line(stream, level, line, &mut out);
+            for line in clip(text, MAX_RECORD_BYTES).split('\n') {
+                self.scan_line(stream, level, clip(line, MAX_LINE_BYTES), &mut out);
             }
         } else {
-            self.scan_line(stream, level, text, &mut out);
+            self.scan_line(stream, level, clip(text, MAX_LINE_BYTES), &mut out);
         }
         out
     }
@@ -302,10 +305,11 @@ impl LogScanner {
                 attributes.insert("rank".to_owned(), r.to_owned());
             }
             let title = if a.new {
-                format!("New error: {}", clip(&a.template, 200))
+                format!("New error: {}", a.template)
             } else {
-                format!("Recurring error (x{}): {}", a.count, clip(&a.template, 200))
+                format!("Recurring error (x{}): {}", a.count, a.template)
             };
+            let title = clip(&title, 240).to_owned();
             out.push(LogMatch {
                 kind: LogSignatureKind::ErrorTemplate,
                 severity: Severity::Warning,

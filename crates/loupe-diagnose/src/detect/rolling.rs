@@ -16,6 +16,9 @@ pub(crate) struct RollingWindow {
     capacity: usize,
     order: VecDeque<f64>,
     sorted: Vec<f64>,
+    /// The MAD as of `pushes_since_mad` pushes ago (see [`Self::mad_every`]).
+    cached_mad: Option<f64>,
+    pushes_since_mad: u32,
 }
 
 impl RollingWindow {
@@ -25,6 +28,8 @@ impl RollingWindow {
             capacity,
             order: VecDeque::with_capacity(capacity),
             sorted: Vec::with_capacity(capacity),
+            cached_mad: None,
+            pushes_since_mad: 0,
         }
     }
 
@@ -50,6 +55,18 @@ impl RollingWindow {
         self.order.push_back(x);
         let at = self.sorted.partition_point(|v| *v < x);
         self.sorted.insert(at, x);
+        self.pushes_since_mad = self.pushes_since_mad.saturating_add(1);
+    }
+
+    /// The MAD, recomputed at most every `every` pushes. The spread of a
+    /// window of 64 moves slowly, and the MAD is the costliest statistic
+    /// here; the median stays exact on every point.
+    pub(crate) fn mad_every(&mut self, every: u32) -> Option<f64> {
+        if self.cached_mad.is_none() || self.pushes_since_mad >= every {
+            self.cached_mad = self.mad();
+            self.pushes_since_mad = 0;
+        }
+        self.cached_mad
     }
 
     pub(crate) fn median(&self) -> Option<f64> {
@@ -104,18 +121,11 @@ impl RollingWindow {
         }
     }
 
-    /// The mean of the most recent `n` values (fewer if the window is shorter).
-    pub(crate) fn recent_mean(&self, n: usize) -> Option<f64> {
-        let n = n.min(self.order.len());
-        if n == 0 {
-            return None;
-        }
-        Some(self.order.iter().rev().take(n).sum::<f64>() / n as f64)
-    }
-
     pub(crate) fn clear(&mut self) {
         self.order.clear();
         self.sorted.clear();
+        self.cached_mad = None;
+        self.pushes_since_mad = 0;
     }
 }
 

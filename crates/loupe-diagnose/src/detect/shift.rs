@@ -11,11 +11,14 @@ use crate::config::ShiftConfig;
 use crate::finding::{Direction, FindingKind};
 
 const MAD_TO_SD: f64 = 1.4826;
+/// Values averaged for the level "now".
+const RECENT: usize = 8;
 
 #[derive(Debug, Clone)]
 pub(crate) struct ShiftDetector {
     baseline: RollingWindow,
-    recent: RollingWindow,
+    /// The last few values, for the level the series is at now.
+    recent: std::collections::VecDeque<f64>,
     up: f64,
     down: f64,
     /// Points since the shift was reported, while it lasts.
@@ -28,7 +31,7 @@ impl ShiftDetector {
     pub(crate) fn new(cfg: &ShiftConfig) -> Self {
         Self {
             baseline: RollingWindow::new(cfg.window),
-            recent: RollingWindow::new(8),
+            recent: std::collections::VecDeque::with_capacity(RECENT + 1),
             up: 0.0,
             down: 0.0,
             shifted_for: None,
@@ -46,7 +49,7 @@ impl ShiftDetector {
         self.frozen = None;
     }
 
-    fn level_and_scale(&self, cfg: &ShiftConfig) -> Option<(f64, f64)> {
+    fn level_and_scale(&mut self, cfg: &ShiftConfig) -> Option<(f64, f64)> {
         if let Some(f) = self.frozen {
             return Some(f);
         }
@@ -54,7 +57,7 @@ impl ShiftDetector {
             return None;
         }
         let med = self.baseline.median()?;
-        let mad = self.baseline.mad()?;
+        let mad = self.baseline.mad_every(8)?;
         // The smallest shift worth reporting is `min_relative` of the
         // level; scale the noise floor so that such a shift is ~3 sd.
         let scale = (MAD_TO_SD * mad)
@@ -66,7 +69,10 @@ impl ShiftDetector {
     /// Observes `x`; `bad` is the direction that hurts (only shifts that way
     /// are reported).
     pub(crate) fn observe(&mut self, x: f64, bad: Direction, cfg: &ShiftConfig) -> Option<Raw> {
-        self.recent.push(x);
+        self.recent.push_back(x);
+        if self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
         let Some((level, scale)) = self.level_and_scale(cfg) else {
             self.baseline.push(x);
             return None;
@@ -74,7 +80,7 @@ impl ShiftDetector {
         let z = (x - level) / scale;
         self.up = (self.up + z - cfg.k).max(0.0);
         self.down = (self.down - z - cfg.k).max(0.0);
-        let recent = self.recent.recent_mean(8).unwrap_or(x);
+        let recent = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
         let relative = if level.abs() > 0.0 {
             (recent - level) / level.abs()
         } else {

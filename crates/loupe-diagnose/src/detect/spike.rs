@@ -31,7 +31,7 @@ impl SpikeDetector {
     pub(crate) fn observe(&mut self, role: SeriesRole, x: f64, cfg: &SpikeConfig) -> Option<Raw> {
         let mut out = None;
         if self.window.len() >= cfg.min_points
-            && let (Some(med), Some(mad)) = (self.window.median(), self.window.mad())
+            && let (Some(med), Some(mad)) = (self.window.median(), self.window.mad_every(4))
         {
             // A floor on the scale: a constant series (MAD 0) would call any
             // change a spike of infinite z.

@@ -427,16 +427,21 @@ fn match_kind(orig: &str, lower: &str) -> Option<LogMatch> {
         return Some(b.done(Kind::LossScaleOverflow, sev, title));
     }
     if let Some(c) = NAN.captures(lower) {
-        let what = group(&c, 1, orig).map(str::to_ascii_lowercase);
-        let value = c
-            .get(2)
-            .map(|m| m.as_str())
-            .or_else(|| (3..c.len()).find_map(|i| c.get(i)).map(|m| m.as_str()))
-            .unwrap_or("nan");
+        let what = group(&c, 1, orig).map(|w| w.to_ascii_lowercase().replace(' ', "_"));
+        // The capture groups after the first hold `nan` or `inf`; the
+        // "non-finite loss" phrasings have none.
+        let value = (2..c.len())
+            .find_map(|i| c.get(i))
+            .map_or("non-finite", |m| m.as_str());
         b.set("value", Some(value)).set("what", what.as_deref());
-        let shown = if value == "inf" { "Inf" } else { "NaN" };
+        let shown = match value {
+            "inf" => "Inf",
+            "nan" => "NaN",
+            _ => "non-finite",
+        };
         let title = match b.get("what") {
             Some(w) => format!("{} is {shown}", capitalise(&w.replace('_', " "))),
+            None if value == "non-finite" => "Non-finite loss reported in the logs".to_owned(),
             None => format!("{shown} reported in the logs"),
         };
         return Some(b.done(Kind::NanInLogs, Severity::Critical, title));
@@ -457,7 +462,7 @@ fn xid(c: &Captures<'_>, orig: &str, lower: &str, b: &mut Builder) -> LogMatch {
             .set("action", Some(i.action));
     }
     if let Some(d) = detail {
-        let dl = c.get(3).map_or("", |m| &lower[m.range()]);
+        let dl = c.get(3).and_then(|m| lower.get(m.range())).unwrap_or("");
         b.set("pid", find1(&XID_PID, dl, d))
             .set(
                 "process",

@@ -100,7 +100,7 @@ impl Text {
         while self.tail.len() > lines || self.tail_bytes > bytes {
             match self.tail.pop_front() {
                 Some(old) => {
-                    self.tail_bytes -= old.len() + 1;
+                    self.tail_bytes = self.tail_bytes.saturating_sub(old.len() + 1);
                     self.dropped += 1;
                 }
                 None => break,

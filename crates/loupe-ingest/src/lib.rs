@@ -18,6 +18,7 @@ mod error;
 mod fast;
 mod json;
 mod limits;
+pub mod line_metrics;
 mod logs;
 mod metrics;
 
@@ -25,6 +26,7 @@ pub use body::{ContentEncoding, decode_body};
 pub use error::{BodyError, DecodeError, DecodeErrorKind};
 pub use json::MAX_TIME_SECONDS;
 pub use limits::Limits;
+pub use line_metrics::{LineMetricExtractor, LineMetrics, PatternError};
 pub use logs::decode_logs;
 /// Results of this crate: a [`DecodeError`] unless said otherwise.
 pub type Result<T, E = DecodeError> = std::result::Result<T, E>;

@@ -199,3 +199,46 @@ impl MetaStore {
         })
     }
 }
+
+/// The health of a job: its ranks' scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupHealth {
+    /// (run id, rank, score) of each judged member, worst first.
+    pub members: Vec<(String, Option<u32>, f64)>,
+    /// Members not judged yet.
+    pub unjudged: usize,
+}
+
+impl MetaStore {
+    /// The health scores of a group's runs in a project.
+    pub fn group_health(&self, project: &str, group: &str) -> Result<GroupHealth> {
+        self.read(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT r.id, r.rank, r.health FROM run r JOIN project p ON p.id = r.project
+                 WHERE p.name = ?1 AND r.grp = ?2",
+            )?;
+            let rows = stmt
+                .query_map(params![project, group], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<f64>>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if rows.is_empty() {
+                return Err(Error::not_found("group", group));
+            }
+            let mut members = Vec::new();
+            let mut unjudged = 0;
+            for (id, rank, health) in rows {
+                match health {
+                    Some(h) => members.push((id, rank.and_then(|r| u32::try_from(r).ok()), h)),
+                    None => unjudged += 1,
+                }
+            }
+            members.sort_by(|a, b| a.2.total_cmp(&b.2));
+            Ok(GroupHealth { members, unjudged })
+        })
+    }
+}

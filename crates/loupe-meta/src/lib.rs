@@ -19,7 +19,7 @@ mod tokens;
 mod validate;
 
 pub use error::{Error, Result};
-pub use incidents::{IncidentQuery, IncidentRecord, MAX_INCIDENT_LIMIT};
+pub use incidents::{GroupHealth, IncidentQuery, IncidentRecord, MAX_INCIDENT_LIMIT};
 pub use logs::{DEFAULT_LOG_LIMIT, LogOrder, LogPage, LogQuery, MAX_LOG_LIMIT};
 pub use projects::ProjectInfo;
 pub use runs::{

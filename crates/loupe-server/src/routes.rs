@@ -71,6 +71,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/incidents/{id}", get(incidents::get_incident))
         .route("/api/v1/runs/{id}/incidents", get(incidents::run_incidents))
         .route("/api/v1/runs/{id}/health", get(incidents::run_health))
+        .route("/api/v1/groups/{group}/health", get(incidents::group_health))
         .fallback(crate::ui::fallback)
         .method_not_allowed_fallback(crate::error::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,10 +1,14 @@
 //! The `loupe` command line.
 
+mod agent_cmd;
 mod cli_runs;
 mod client;
 mod demo;
+mod diagnose_cmd;
+mod run_cmd;
 mod serve_cmd;
 mod store_cmd;
+mod sync_cmd;
 mod token_cmd;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +44,20 @@ enum Cmd {
     /// Inspect and check a data directory of the embedded store.
     #[command(subcommand)]
     Store(store_cmd::StoreCmd),
+    /// Collect this host's CPU, memory, disk, network and GPU metrics and
+    /// send them to the server (buffered on disk while it is away).
+    Agent(agent_cmd::AgentArgs),
+    /// Run a command as a Loupe run: its output, metrics found in it, and
+    /// its process, host and GPU figures (`loupe run -- python train.py`).
+    Run(run_cmd::RunArgs),
+    /// Upload what run directories hold that the server has not taken yet.
+    Sync(sync_cmd::SyncArgs),
+    /// Show a run's incidents (causes, evidence, fixes) and health, or
+    /// diagnose its stored data again with other settings (`--replay`).
+    Diagnose(diagnose_cmd::DiagnoseArgs),
+    /// Score a `timestamp,value` CSV with the streaming detectors: the
+    /// rows come back with `anomaly_score` and `label` columns.
+    Detect(diagnose_cmd::DetectArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,11 +71,16 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Serve(args) => serve_cmd::run(args),
+        Cmd::Diagnose(args) => diagnose_cmd::diagnose(&args),
+        Cmd::Detect(args) => diagnose_cmd::detect(&args),
         Cmd::Runs(args) => cli_runs::runs(args),
         Cmd::Show(args) => cli_runs::show(args),
         Cmd::Logs(args) => cli_runs::logs(args),
         Cmd::Export(args) => cli_runs::export(args),
         Cmd::Token(cmd) => token_cmd::run(cmd),
         Cmd::Store(cmd) => store_cmd::run(cmd),
+        Cmd::Agent(args) => agent_cmd::run(args),
+        Cmd::Run(args) => std::process::exit(run_cmd::run(args)?),
+        Cmd::Sync(args) => std::process::exit(sync_cmd::run(args)?),
     }
 }

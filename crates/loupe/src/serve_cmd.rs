@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// always, group (default) or never.
     #[arg(long, default_value = "group")]
     pub fsync: String,
+    /// Turn live diagnosis off (no incidents, no health scores).
+    #[arg(long)]
+    pub no_diagnose: bool,
+    #[command(flatten)]
+    pub diagnose: crate::diagnose_cmd::DiagnoseSettings,
 }
 
 pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
@@ -74,6 +79,11 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
     cfg.limits.max_log_records_per_request = a.max_log_records_per_request;
     cfg.limits.max_log_text_bytes = a.max_log_text_bytes;
     cfg.tsdb.fsync = a.fsync.parse().context("--fsync")?;
+    cfg.diagnose = if a.no_diagnose {
+        None
+    } else {
+        Some(a.diagnose.load()?)
+    };
     Ok(cfg)
 }
 

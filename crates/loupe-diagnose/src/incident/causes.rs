@@ -23,6 +23,7 @@ pub enum CauseKind {
     HostOutOfMemory,
     HardwareFault,
     ThermalStraggler,
+    GpuOverheating,
     Straggler,
     CollectiveHang,
     NetworkFault,
@@ -49,6 +50,7 @@ impl CauseKind {
             CauseKind::HostOutOfMemory => "host_out_of_memory",
             CauseKind::HardwareFault => "hardware_fault",
             CauseKind::ThermalStraggler => "thermal_straggler",
+            CauseKind::GpuOverheating => "gpu_overheating",
             CauseKind::Straggler => "straggler",
             CauseKind::CollectiveHang => "collective_hang",
             CauseKind::NetworkFault => "network_fault",
@@ -117,6 +119,7 @@ pub(crate) fn rank_causes(findings: &[Finding], ctx: &RunContext) -> Vec<Cause> 
         host_oom(&f),
         hardware(&f),
         thermal_straggler(&f),
+        overheating(&f),
         straggler(&f),
         collective_hang(&f),
         network(&f),
@@ -639,6 +642,33 @@ fn thermal_straggler(f: &Facts) -> Option<Cause> {
             "Check nvidia-smi -q -d PERFORMANCE for the throttle reasons",
         ]),
         evidence: evidence([slow].into_iter().chain(hot)),
+    })
+}
+
+fn overheating(f: &Facts) -> Option<Cause> {
+    let hot: Vec<&Finding> = f
+        .all
+        .iter()
+        .filter(|x| {
+            x.role == SeriesRole::GpuTemperature
+                && matches!(x.kind, FindingKind::Threshold | FindingKind::CohortOutlier)
+        })
+        .collect();
+    let first = *hot.first()?;
+    Some(Cause {
+        kind: CauseKind::GpuOverheating,
+        title: format!("GPU overheating ({})", member_name(first)),
+        score: 0.45,
+        explanation: format!(
+            "{}; hot GPUs throttle their clocks and slow the whole job down.",
+            first.detail
+        ),
+        fixes: strings(&[
+            "Check the node's cooling: fans, airflow, inlet temperature, a failed PSU fan",
+            "Check nvidia-smi -q -d TEMPERATURE,PERFORMANCE for slowdown thresholds and throttle reasons",
+            "Drain the node if it keeps running hot",
+        ]),
+        evidence: evidence(hot),
     })
 }
 

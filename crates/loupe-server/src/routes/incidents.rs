@@ -146,3 +146,44 @@ pub async fn run_health(
         None => serde_json::json!({"score": null, "breakdown": []}),
     }))
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct GroupHealthParams {
+    /// Defaults to the token's project, or `default`.
+    pub project: Option<String>,
+}
+
+/// A job's health: the mean and the worst of its ranks' scores, and each
+/// rank's, worst first.
+#[utoipa::path(get, path = "/api/v1/groups/{group}/health", params(GroupHealthParams),
+    responses((status = 200, description = r#"{"score":…,"worst":…,"members":[{"run","rank","score"}],"unjudged":…}"#, body = Object),
+              (status = 404, body = crate::error::ErrorBody)))]
+pub async fn group_health(
+    State(st): State<SharedState>,
+    who: Principal,
+    Path(group): Path<String>,
+    ApiQuery(p): ApiQuery<GroupHealthParams>,
+) -> ApiResult<Json<serde_json::Value>> {
+    who.require(Role::Read)?;
+    let project = match (p.project, &who.project) {
+        (Some(p), Some(mine)) if &p != mine => return Err(ApiError::not_found("group", &group)),
+        (Some(p), _) => p,
+        (None, Some(mine)) => mine.clone(),
+        (None, None) => "default".into(),
+    };
+    let s = st.clone();
+    let g = blocking(move || s.meta.group_health(&project, &group).map_err(meta_err)).await?;
+    let scores: Vec<f64> = g.members.iter().map(|m| m.2).collect();
+    let mean = (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64);
+    let members: Vec<serde_json::Value> = g
+        .members
+        .iter()
+        .map(|(run, rank, score)| serde_json::json!({"run": run, "rank": rank, "score": score}))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "score": mean,
+        "worst": scores.first(),
+        "members": members,
+        "unjudged": g.unjudged,
+    })))
+}

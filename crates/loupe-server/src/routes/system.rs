@@ -200,6 +200,7 @@ pub async fn prometheus_metrics(
         crate::routes::incidents::get_incident,
         crate::routes::incidents::run_incidents,
         crate::routes::incidents::run_health,
+        crate::routes::incidents::group_health,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
 )]

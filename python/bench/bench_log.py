@@ -1,8 +1,9 @@
 """What logging costs a training loop.
 
-For each tracker (only Loupe for now; peers are functions with the same
-shape, to be added): the average time of one ``log()`` call of a dict of 5
-scalars over N calls (default 20 000 = 100 000 points), measured as the
+For Loupe (online, and offline to the spool only; the peers are in
+bench_peers.py, which reuses this file's rows and server): the average
+time of one ``log()`` call of a dict of 5 scalars over N calls (default
+20 000 = 100 000 points), measured as the
 wall time of the whole loop divided by the calls, so the tracker's own
 background work (serialising, compressing, sending) is in it; then the time
 ``finish()`` takes to get the rest out; then the bytes on disk per point in
@@ -176,7 +177,8 @@ def bench_loupe_offline(rows: List[Dict[str, float]], workdir: str, server_url: 
             "bytes_per_point": dir_bytes(d) / points}
 
 
-# Peers (trackio, wandb offline, tensorboardX, MLflow) go here, same signature.
+# Loupe's own variants. The peers (trackio, wandb offline, tensorboardX, MLflow),
+# side by side with Loupe in one run, are in bench_peers.py.
 TRACKERS: Dict[str, Callable[..., Dict[str, float]]] = {
     "loupe": bench_loupe,
     "loupe-offline": bench_loupe_offline,

@@ -20,8 +20,10 @@ from ._spool import Spool
 
 _logger = logging.getLogger("loupe")
 
-# (kind, body)
-Item = Tuple[str, bytes]
+# (kind, body, idempotency key or None): log batches carry a key from the
+# moment they are made, so every send of one (retries, spool replays) is
+# recognised by the server as the same batch.
+Item = Tuple[str, bytes, Optional[str]]
 
 MERGEABLE = {"metrics": (b'{"series":[', b"]}"), "logs": (b'{"records":[', b"]}")}
 
@@ -42,6 +44,35 @@ def merge_bodies(kind: str, bodies: List[bytes]) -> Optional[bytes]:
         if inner:
             parts.append(inner)
     return head + b",".join(parts) + tail
+
+
+def next_request(entries: list, i: int, max_bytes: int = 8 << 20) -> Tuple[int, str, bytes, Optional[str]]:
+    """Spool entries ``i``..``j-1`` as one request: ``(j, kind, body, key)``.
+
+    Consecutive batches of a mergeable kind are merged into one body, except
+    log batches that carry an idempotency key: each of those goes alone,
+    under its own key, because a merged body's key would change whenever
+    the merge did (a retry that finds more lines in the spool) and the
+    server would store the lines again."""
+    _seq, kind, body, _end, key = entries[i]
+    if key is not None or kind not in MERGEABLE:
+        return i + 1, kind, body, key
+    j = i + 1
+    size = len(body)
+    while (j < len(entries) and entries[j][1] == kind and entries[j][4] is None
+           and size + len(entries[j][2]) < max_bytes):
+        size += len(entries[j][2])
+        j += 1
+    if j - i == 1:
+        return j, kind, body, None
+    merged = merge_bodies(kind, [e[2] for e in entries[i:j]])
+    if merged is None:
+        return i + 1, kind, body, None
+    return j, kind, merged, None
+
+
+def as_item(item: tuple) -> Item:
+    return item if len(item) == 3 else (item[0], item[1], None)  # type: ignore[return-value]
 
 
 class Transport:
@@ -79,9 +110,11 @@ class Transport:
             return "PATCH", "/api/v1/runs/%s" % rid
         return "POST", "/api/v1/runs"
 
-    def request(self, kind: str, body: bytes) -> Tuple[int, bytes]:
+    def request(self, kind: str, body: bytes, key: Optional[str] = None) -> Tuple[int, bytes]:
         method, path = self._target(kind)
         headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
         # The run endpoints read plain JSON; the ingest endpoints take gzip.
         if self.compress and kind in ("metrics", "logs") and len(body) >= 512:
             body = gzip(body)
@@ -89,9 +122,9 @@ class Transport:
         self.sent_requests += 1
         return self.client.request(method, path, body, headers)
 
-    def send(self, kind: str, body: bytes, _depth: int = 0) -> bool:
+    def send(self, kind: str, body: bytes, key: Optional[str] = None, _depth: int = 0) -> bool:
         try:
-            status, data = self.request(kind, body)
+            status, data = self.request(kind, body, key)
         except TransportError as e:
             self._fail(str(e))
             return False
@@ -104,11 +137,11 @@ class Transport:
         if status == 404 and kind != "run" and _depth == 0:
             # The server does not know the run (a fresh data directory, or the
             # create went to the spool): create it, then try once more.
-            if self.create_body is not None and self.send("run", self.create_body, 1):
-                return self.send(kind, body, 1)
+            if self.create_body is not None and self.send("run", self.create_body, None, 1):
+                return self.send(kind, body, key, 1)
             return False
         if status in (400, 413, 415, 422):
-            return self._refused(kind, body, status, data, _depth)
+            return self._refused(kind, body, key, status, data, _depth)
         if status == 404 and kind == "run":
             self._warn_once("run-404", "the server refuses run %s (%s): is the id another project's?" % (
                 self.run_id, _message(data)))
@@ -129,7 +162,7 @@ class Transport:
             self._warned.add(key)
             _logger.warning("loupe: %s", msg)
 
-    def _refused(self, kind: str, body: bytes, status: int, data: bytes, depth: int) -> bool:
+    def _refused(self, kind: str, body: bytes, key: Optional[str], status: int, data: bytes, depth: int) -> bool:
         """The server refused the body as malformed: send what it will take
         (halving the batch to find the bad part) and set the rest aside."""
         if depth > 40:
@@ -163,13 +196,15 @@ class Transport:
             minimal = {k: obj[k] for k in ("id", "project") if k in obj}
             if minimal != obj:
                 self._set_aside(kind, body, status, data)
-                return self.send("run", _dumps(minimal), depth + 1)
+                return self.send("run", _dumps(minimal), None, depth + 1)
             if "project" in minimal:
-                return self.send("run", _dumps({"id": obj["id"]}), depth + 1)
+                return self.send("run", _dumps({"id": obj["id"]}), None, depth + 1)
         if not halves:
             return self._set_aside(kind, body, status, data)
-        for h in halves:
-            if not self.send(kind, h, depth + 1):
+        for n, h in enumerate(halves):
+            # The halves are cut the same way on every try, so their keys
+            # (the batch's, plus .0 or .1) are as stable as the batch's.
+            if not self.send(kind, h, _half_key(key, n), depth + 1):
                 return False
         return True
 
@@ -198,6 +233,12 @@ class Transport:
 
 def _dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _half_key(key: Optional[str], n: int) -> Optional[str]:
+    if key is None or len(key) > 126:
+        return None
+    return "%s.%d" % (key, n)
 
 
 def _message(data: bytes) -> str:
@@ -299,13 +340,14 @@ class Pipeline:
             if final:
                 return
 
-    def submit(self, items: List[Item]) -> None:
+    def submit(self, items: List[tuple]) -> None:
+        items = [as_item(it) for it in items]
         with self._cv:
             try:
                 if self.spool_mode:
                     self._spool_items(items)
                 else:
-                    size = sum(len(b) for _, b in items)
+                    size = sum(len(it[1]) for it in items)
                     slow = self._inflight is not None and time.monotonic() - self._inflight_since > self.slow_after
                     if slow or self._queue_bytes + size > self.max_buffer_bytes:
                         self._enter_spool_mode(None)
@@ -321,15 +363,15 @@ class Pipeline:
                 rest = items[e.done :]
                 if self._queue_bytes < self.max_buffer_bytes:
                     self._queue.extend(rest)
-                    self._queue_bytes += sum(len(b) for _, b in rest)
+                    self._queue_bytes += sum(len(it[1]) for it in rest)
                 else:
                     _logger.warning("loupe: dropped %d batch(es): no server, no disk, memory bound reached", len(rest))
             self._cv.notify_all()
 
     def _spool_items(self, items: List[Item]) -> None:
-        for i, (kind, body) in enumerate(items):
+        for i, (kind, body, key) in enumerate(items):
             try:
-                self.spool.append(kind, body)
+                self.spool.append(kind, body, key)
             except OSError as e:
                 raise _SpoolWriteError(i, e) from None
             self.spooled_batches += 1
@@ -454,23 +496,10 @@ class Pipeline:
             return
         i = 0
         while i < len(entries):
-            seq, kind, body, end = entries[i]
-            j = i + 1
-            if kind in MERGEABLE:
-                size = len(body)
-                while j < len(entries) and entries[j][1] == kind and size + len(entries[j][2]) < (8 << 20):
-                    size += len(entries[j][2])
-                    j += 1
-            if j - i > 1:
-                merged = merge_bodies(kind, [e[2] for e in entries[i:j]])
-                if merged is None:
-                    j = i + 1
-                    merged = body
-            else:
-                merged = body
+            j, kind, merged, key = next_request(entries, i)
             if self._stop:
                 return
-            ok = self.transport.send(kind, merged)
+            ok = self.transport.send(kind, merged, key)
             with self._cv:
                 if not ok:
                     self._schedule_retry()

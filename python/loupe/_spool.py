@@ -8,7 +8,13 @@ sent yet, and the marker saying how far it has been uploaded.
 ``kind`` says where ``body`` goes: ``run`` (POST /api/v1/runs: create or
 resume), ``metrics`` (POST /api/v1/runs/{id}/metrics), ``logs`` (POST
 /api/v1/runs/{id}/logs) or ``patch`` (PATCH /api/v1/runs/{id}). ``body`` is
-the exact request body. ``seq`` grows by one per line.
+the exact request body. ``seq`` grows by one per line. A log batch also has
+``"key"`` (before ``body``): its ``Idempotency-Key``, made when the batch was
+made, so that every send of it — the first, a retry, a replay from this file
+by the SDK or by ``loupe sync`` — carries the same key and the server stores
+its lines once::
+
+    {"kind":"logs","seq":8,"key":"3f9c0a1b2c4d:12","body":{"records":[...]}}
 
 ``acked`` is ``{"seq": N, "offset": B}``: every line up to seq N (ending at
 byte B) was acknowledged by the server. It is replaced atomically (write,
@@ -30,10 +36,11 @@ ACKED = "acked"
 
 KINDS = ("run", "metrics", "logs", "patch")
 
-_LINE = re.compile(rb'^\{"kind":"([a-z]+)","seq":(\d+),"body":')
+_LINE = re.compile(rb'^\{"kind":"([a-z]+)","seq":(\d+),(?:"key":"([A-Za-z0-9_.:-]{1,128})",)?"body":')
+_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
-# (seq, kind, body bytes, offset just past the line)
-Entry = Tuple[int, str, bytes, int]
+# (seq, kind, body bytes, offset just past the line, idempotency key or None)
+Entry = Tuple[int, str, bytes, int, Optional[str]]
 
 
 class SpoolError(Exception):
@@ -42,23 +49,36 @@ class SpoolError(Exception):
 
 def parse_line(line: bytes) -> Optional[Tuple[int, str, bytes]]:
     """(seq, kind, body) of one complete line, or None if it is not one."""
+    r = parse_record(line)
+    return None if r is None else r[:3]
+
+
+def parse_record(line: bytes) -> Optional[Tuple[int, str, bytes, Optional[str]]]:
+    """(seq, kind, body, key) of one complete line, or None if it is not one."""
     m = _LINE.match(line)
     if m is not None and line.endswith(b"}\n"):
         kind = m.group(1).decode("ascii")
         if kind in KINDS:
-            return int(m.group(2)), kind, line[m.end() : -2]
+            key = m.group(3)
+            return int(m.group(2)), kind, line[m.end() : -2], key.decode("ascii") if key else None
     # Written by someone else (or by hand): the slow, general way.
     try:
         obj = json.loads(line)
         kind, seq, body = obj["kind"], obj["seq"], obj["body"]
         if kind not in KINDS or not isinstance(seq, int) or not isinstance(body, dict):
             return None
-        return seq, kind, json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        key = obj.get("key")
+        if not (isinstance(key, str) and _KEY.match(key)):
+            key = None
+        return seq, kind, json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), key
     except Exception:
         return None
 
 
-def format_line(kind: str, seq: int, body: bytes) -> bytes:
+def format_line(kind: str, seq: int, body: bytes, key: Optional[str] = None) -> bytes:
+    if key:
+        return b'{"kind":"%s","seq":%d,"key":"%s","body":%s}\n' % (kind.encode("ascii"), seq, key.encode("ascii"),
+                                                                   body)
     return b'{"kind":"%s","seq":%d,"body":%s}\n' % (kind.encode("ascii"), seq, body)
 
 
@@ -104,14 +124,14 @@ class Spool:
             return
         # The marker's offset does not fit the file: find the line by seq.
         self.acked_seq, self.acked_offset = seq, 0
-        for s, _k, _b, end in self._iter(0):
-            if s > seq:
+        for e in self._iter(0):
+            if e[0] > seq:
                 break
-            self.acked_offset = end
+            self.acked_offset = e[3]
 
     def _seq_at(self, off: int) -> int:
-        for s, _k, _b, _end in self._iter(off, max_entries=1):
-            return s
+        for e in self._iter(off, max_entries=1):
+            return e[0]
         return 1 << 62
 
     def _iter(self, offset: int, max_entries: int = 1 << 62, max_bytes: int = 1 << 62) -> Iterator[Entry]:
@@ -127,14 +147,14 @@ class Spool:
                 if not line.endswith(b"\n"):
                     return
                 pos += len(line)
-                parsed = parse_line(line)
+                parsed = parse_record(line)
                 if parsed is None:
                     # A damaged line costs that line, not the rest.
                     continue
-                seq, kind, body = parsed
+                seq, kind, body, key = parsed
                 n += 1
                 used += len(body)
-                yield seq, kind, body, pos
+                yield seq, kind, body, pos, key
 
     def pending(self) -> bool:
         return self.last_seq > self.acked_seq
@@ -165,10 +185,10 @@ class Spool:
             self._fd = fd
         return self._fd
 
-    def append(self, kind: str, body: bytes) -> int:
+    def append(self, kind: str, body: bytes, key: Optional[str] = None) -> int:
         fd = self._open()
         seq = self.last_seq + 1
-        line = format_line(kind, seq, body)
+        line = format_line(kind, seq, body, key)
         view = memoryview(line)
         try:
             while view:

@@ -18,7 +18,7 @@ from typing import List, Optional, TextIO
 from . import _env
 from ._http import Client
 from ._run import _dumps, _unlock, read_run_json, try_lock
-from ._sender import MERGEABLE, Transport, merge_bodies
+from ._sender import Transport, next_request
 from ._spool import Spool
 
 TERMINAL = ("finished", "failed", "crashed", "killed")
@@ -87,17 +87,9 @@ def sync_dir(
             if not entries:
                 spool.ack(spool.last_seq, spool.size)
                 break
-            seq, kind, body, end = entries[0]
-            j = 1
-            if kind in MERGEABLE:
-                size = len(body)
-                while j < len(entries) and entries[j][1] == kind and size + len(entries[j][2]) < (8 << 20):
-                    size += len(entries[j][2])
-                    j += 1
-            merged = merge_bodies(kind, [e[2] for e in entries[:j]]) if j > 1 else body
-            if merged is None:
-                j, merged = 1, body
-            if transport.send(kind, merged):
+            j, kind, merged, key = next_request(entries, 0)
+            body = entries[0][2]
+            if transport.send(kind, merged, key):
                 last = entries[j - 1]
                 spool.ack(last[0], last[3])
                 counts[kind] += j

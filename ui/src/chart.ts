@@ -1,0 +1,626 @@
+// One chart: a uPlot canvas over one or more lines (a run's series, or the
+// same series of several runs). It asks the server for `width` = its pixel
+// width, so what comes back is M4 (first/last/min/max per pixel column) and
+// every spike that happened is drawn; drag-to-zoom asks again for just that
+// range, at full resolution.
+
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import * as api from "./api";
+import { cssVar, fmtCompact, fmtDuration, fmtNum, fmtTime, h } from "./util";
+
+export type XMode = "step" | "time" | "rel";
+
+export interface ChartLine {
+  label: string;
+  color: string;
+  /** A run's series… */
+  run?: string;
+  name: string;
+  /** …or a series outside runs (host/GPU), which has only times. */
+  host?: { project: string; labels: Record<string, string> };
+  /** Unix seconds subtracted from times for relative time (the run's start). */
+  offset?: number;
+}
+
+export interface Span {
+  start_step: number | null;
+  end_step: number | null;
+  start_time: number;
+  end_time: number | null;
+  severity: string;
+  title: string;
+}
+
+export interface ChartOptions {
+  id: string;
+  title: string;
+  lines: ChartLine[];
+  xMode: XMode;
+  log: boolean;
+  smoothing: number;
+  spans?: Span[];
+  height?: number;
+  /** Start zoomed to this x range (from a shared URL). */
+  zoom?: [number, number] | null;
+  /** Told of every zoom and reset, so the page can keep it in its URL. */
+  onZoom?: (range: [number, number] | null) => void;
+  /** Server-side x range when not zoomed (e.g. a host series over a run's lifetime). */
+  baseRange?: [number, number];
+  /** A click on a point (not a drag): its x in the chart's mode, and the line. */
+  onPick?: (x: number, mode: XMode, line: ChartLine) => void;
+}
+
+/** What a test or the bench can read about a drawn chart. */
+export interface ChartProbe {
+  title: string;
+  width: number;
+  fetches: number;
+  drawnAt: number;
+  zoom: [number, number] | null;
+  nonFinite: number;
+  spans: number;
+  lines: { label: string; run?: string; name: string; points: number; x: number[]; y: number[]; downsampled: boolean }[];
+}
+
+declare global {
+  interface Window {
+    __loupe: {
+      charts: Record<string, ChartProbe>;
+      requests: api.RequestRecord[];
+      navStart: number;
+      tableDrawnAt?: number;
+      tableRows?: number;
+      sortedAt?: number;
+      sortMs?: number;
+    };
+  }
+}
+
+window.__loupe ??= { charts: {}, requests: api.requestLog, navStart: performance.now() };
+
+interface Marker {
+  x: number;
+  kind: "nan" | "inf" | "-inf";
+  line: number;
+}
+
+/** TensorBoard's smoothing: an EMA debiased for its zero start; non-finite values pass through. */
+export function smooth(y: ArrayLike<number>, weight: number): (number | null)[] {
+  const out = new Array<number | null>(y.length);
+  let last = 0;
+  let n = 0;
+  const constant = y.length > 0 && Array.prototype.every.call(y, (v: number) => v === y[0]);
+  for (let i = 0; i < y.length; i++) {
+    const v = y[i];
+    if (!Number.isFinite(v)) {
+      out[i] = null;
+      continue;
+    }
+    if (constant) {
+      out[i] = v;
+      continue;
+    }
+    last = last * weight + (1 - weight) * v;
+    n++;
+    out[i] = last / (1 - Math.pow(weight, n));
+  }
+  return out;
+}
+
+function alpha(color: string, a: number): string {
+  const m = /^#([0-9a-f]{6})$/i.exec(color);
+  if (!m) return color;
+  const n = parseInt(m[1], 16);
+  return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${a})`;
+}
+
+const SEVERITY_FILL: Record<string, string> = {
+  critical: "rgba(255,60,60,0.16)",
+  warning: "rgba(255,170,0,0.16)",
+  info: "rgba(80,140,255,0.13)",
+  anomaly: "rgba(200,80,255,0.14)",
+};
+
+export class Chart {
+  readonly el: HTMLElement;
+  private plotEl: HTMLElement;
+  private legendEl: HTMLElement;
+  private statusEl: HTMLElement;
+  private plot: uPlot | null = null;
+  private data: api.SeriesData[] = [];
+  private markers: Marker[] = [];
+  private zoomRange: [number, number] | null = null;
+  private fetches = 0;
+  private abort: AbortController | null = null;
+  private loaded = false;
+  private width = 0;
+  private resizeObs: ResizeObserver;
+  private downAt: { x: number; y: number } | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private opts: ChartOptions) {
+    this.zoomRange = opts.zoom ?? null;
+    this.plotEl = h("div.chart-plot");
+    this.legendEl = h("div.chart-legend");
+    this.statusEl = h("span.chart-status");
+    const logBtn = h("button.tiny", { title: "Log scale", "aria-pressed": String(opts.log) }, "log");
+    logBtn.addEventListener("click", () => {
+      this.opts.log = !this.opts.log;
+      logBtn.setAttribute("aria-pressed", String(this.opts.log));
+      this.rebuild();
+    });
+    const resetBtn = h("button.tiny", { title: "Reset zoom (or double-click the chart)" }, "reset");
+    resetBtn.addEventListener("click", () => void this.resetZoom());
+    this.el = h(
+      "div.chart",
+      { "data-chart": opts.id },
+      h("div.chart-head", null, h("span.chart-title", { title: opts.title }, opts.title), this.statusEl, logBtn, resetBtn),
+      this.plotEl,
+      this.legendEl,
+    );
+    this.plotEl.style.height = `${opts.height ?? 190}px`;
+    this.resizeObs = new ResizeObserver(() => {
+      const w = Math.floor(this.plotEl.clientWidth);
+      if (!this.plot || w === 0 || Math.abs(w - this.width) < 2) return;
+      this.plot.setSize({ width: w, height: this.plotHeight() });
+      // M4 is per pixel column: a much wider chart asks again.
+      if (w > this.width * 1.25 || w < this.width * 0.6) void this.load();
+      this.width = w;
+    });
+  }
+
+  /** Fetches and draws; the first call is made when the chart scrolls into view. */
+  async load(): Promise<void> {
+    this.loaded = true;
+    this.resizeObs.observe(this.plotEl);
+    await this.fetchAndDraw(this.zoomRange);
+  }
+
+  get isLoaded(): boolean {
+    return this.loaded;
+  }
+
+  setView(p: { xMode?: XMode; smoothing?: number; log?: boolean }): void {
+    const xChanged = p.xMode !== undefined && p.xMode !== this.opts.xMode;
+    Object.assign(this.opts, p);
+    if (!this.loaded) return;
+    if (xChanged) {
+      if (this.zoomRange) this.opts.onZoom?.(null);
+      this.zoomRange = null;
+      void this.fetchAndDraw(null);
+    } else {
+      this.rebuild();
+    }
+  }
+
+  setSpans(spans: Span[]): void {
+    this.opts.spans = spans;
+    const probe = window.__loupe.charts[this.opts.id];
+    if (probe) probe.spans = spans.length;
+    this.plot?.redraw(false, false);
+  }
+
+  /** New points arrived: fetch again (at most once a second) unless zoomed in. */
+  refresh(): void {
+    if (!this.loaded || this.zoomRange || this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      void this.fetchAndDraw(null);
+    }, 1000);
+  }
+
+  async zoom(from: number, to: number): Promise<void> {
+    if (!(to > from)) return;
+    this.zoomRange = [from, to];
+    this.opts.onZoom?.(this.zoomRange);
+    await this.fetchAndDraw(this.zoomRange);
+  }
+
+  async resetZoom(): Promise<void> {
+    if (this.zoomRange) this.opts.onZoom?.(null);
+    this.zoomRange = null;
+    await this.fetchAndDraw(null);
+  }
+
+  destroy(): void {
+    this.abort?.abort();
+    this.resizeObs.disconnect();
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.plot?.destroy();
+    this.plot = null;
+    delete window.__loupe.charts[this.opts.id];
+  }
+
+  private plotHeight(): number {
+    return this.opts.height ?? 190;
+  }
+
+  private serverX(): "step" | "time" {
+    return this.opts.xMode === "step" && !this.opts.lines.some((l) => l.host) ? "step" : "time";
+  }
+
+  private async fetchAndDraw(range: [number, number] | null): Promise<void> {
+    this.abort?.abort();
+    const ac = new AbortController();
+    this.abort = ac;
+    const width = Math.max(50, Math.floor(this.plotEl.clientWidth || 600));
+    this.width = width;
+    const x = this.serverX();
+    const rel = this.opts.xMode === "rel";
+    this.statusEl.textContent = "…";
+    try {
+      const results = await Promise.all(
+        this.opts.lines.map((line) => {
+          const off = rel ? (line.offset ?? 0) : 0;
+          const q: api.DataQuery = { x, width };
+          if (range) {
+            q.from = x === "step" ? Math.floor(range[0]) : range[0] + off;
+            q.to = x === "step" ? Math.ceil(range[1]) : range[1] + off;
+          } else if (this.opts.baseRange) {
+            [q.from, q.to] = this.opts.baseRange;
+          }
+          return line.host
+            ? api.hostSeriesData(line.host.project, line.name, line.host.labels, q, ac.signal)
+            : api.seriesData(line.run ?? "", line.name, q, ac.signal);
+        }),
+      );
+      if (ac.signal.aborted) return;
+      this.fetches++;
+      if (rel) {
+        results.forEach((d, i) => {
+          const off = this.opts.lines[i].offset ?? 0;
+          for (let j = 0; j < d.x.length; j++) d.x[j] -= off;
+        });
+      }
+      this.data = results;
+      const drawn = results.reduce((a, d) => a + d.x.length, 0);
+      this.statusEl.textContent = `${results.some((d) => d.downsampled) ? "M4 · " : ""}${fmtCompact(drawn)} pts${range ? " · zoomed" : ""}`;
+      this.statusEl.title = results.some((d) => d.downsampled)
+        ? "Downsampled on the server to first/last/min/max per pixel column: every extreme is drawn. Drag to zoom to full resolution."
+        : "Every point is drawn.";
+      this.rebuild();
+    } catch (e) {
+      if (ac.signal.aborted) return;
+      this.statusEl.textContent = "error";
+      this.statusEl.title = e instanceof Error ? e.message : String(e);
+    }
+  }
+
+  /** Builds uPlot's aligned data and series from the fetched lines and draws. */
+  private rebuild(): void {
+    if (!this.data.length && !this.loaded) return;
+    const { lines, smoothing, log } = this.opts;
+    const markers: Marker[] = [];
+    const tables: uPlot.AlignedData[] = [];
+    const series: uPlot.Series[] = [{}];
+    const withSmooth = smoothing > 0;
+    this.data.forEach((d, li) => {
+      const n = d.x.length;
+      const y = new Array<number | null>(n);
+      for (let i = 0; i < n; i++) {
+        const v = d.y[i];
+        if (Number.isNaN(v)) markers.push({ x: d.x[i], kind: "nan", line: li });
+        else if (v === Infinity) markers.push({ x: d.x[i], kind: "inf", line: li });
+        else if (v === -Infinity) markers.push({ x: d.x[i], kind: "-inf", line: li });
+        y[i] = Number.isFinite(v) && (!log || v > 0) ? v : null;
+      }
+      const cols: (number | null)[][] = [y];
+      const color = lines[li].color;
+      series.push({
+        label: lines[li].label,
+        stroke: withSmooth ? alpha(color, 0.28) : color,
+        width: withSmooth ? 1 : 1.5,
+        spanGaps: false,
+        points: { show: n < 60 },
+      });
+      if (withSmooth) {
+        cols.push(smooth(d.y, smoothing).map((v) => (v !== null && (!log || v > 0) ? v : null)));
+        series.push({ label: `${lines[li].label} (smoothed)`, stroke: color, width: 1.6, spanGaps: false, points: { show: false } });
+      }
+      tables.push([d.x, ...cols] as uPlot.AlignedData);
+    });
+    this.markers = markers;
+    const aligned: uPlot.AlignedData = tables.length === 1 ? tables[0] : uPlot.join(tables);
+    this.publishProbe();
+
+    const width = Math.max(50, Math.floor(this.plotEl.clientWidth || 600));
+    const fg = cssVar("--fg-muted") || "#888";
+    const grid = cssVar("--grid") || "rgba(128,128,128,0.15)";
+    const mode = this.opts.xMode;
+    const axisFont = "11px system-ui, sans-serif";
+    const opts: uPlot.Options = {
+      width,
+      height: this.plotHeight(),
+      legend: { show: false },
+      padding: [8, 18, 0, 0],
+      cursor: {
+        drag: { x: true, y: false, setScale: false },
+        bind: {
+          dblclick: () => () => {
+            void this.resetZoom();
+            return null;
+          },
+        },
+        points: { size: 6 },
+      },
+      scales: {
+        x: {
+          time: mode === "time",
+          range: this.zoomRange ? () => [this.zoomRange![0], this.zoomRange![1]] : undefined,
+        },
+        y: log ? { distr: 3, log: 10 } : {},
+      },
+      axes: [
+        {
+          stroke: fg,
+          font: axisFont,
+          size: 30,
+          grid: { stroke: grid, width: 1 },
+          ticks: { stroke: grid, width: 1, size: 4 },
+          values: mode === "rel" ? (_u, splits) => splits.map((v) => fmtDuration(v)) : mode === "step" ? (_u, splits) => splits.map((v) => fmtCompact(v)) : undefined,
+        },
+        {
+          stroke: fg,
+          font: axisFont,
+          size: 52,
+          grid: { stroke: grid, width: 1 },
+          ticks: { stroke: grid, width: 1, size: 4 },
+          values: (_u, splits) => splits.map((v) => fmtCompact(v)),
+        },
+      ],
+      series,
+      hooks: {
+        drawClear: [(u) => this.drawSpans(u)],
+        draw: [(u) => this.drawMarkers(u)],
+        setSelect: [
+          (u) => {
+            if (u.select.width < 3) return;
+            const from = u.posToVal(u.select.left, "x");
+            const to = u.posToVal(u.select.left + u.select.width, "x");
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            void this.zoom(from, to);
+          },
+        ],
+        setCursor: [(u) => this.showLegend(u)],
+        ready: [(u) => this.bindPick(u)],
+      },
+    };
+    this.plot?.destroy();
+    this.plotEl.textContent = "";
+    this.plot = new uPlot(opts, aligned, this.plotEl);
+    this.showLegend(this.plot);
+    const probe = window.__loupe.charts[this.opts.id];
+    if (probe) probe.drawnAt = performance.now();
+    this.el.dataset.drawn = String(this.fetches);
+  }
+
+  private publishProbe(): void {
+    window.__loupe.charts[this.opts.id] = {
+      title: this.opts.title,
+      width: this.width,
+      fetches: this.fetches,
+      drawnAt: 0,
+      zoom: this.zoomRange,
+      nonFinite: this.markers.length,
+      spans: this.opts.spans?.length ?? 0,
+      lines: this.data.map((d, i) => ({
+        label: this.opts.lines[i].label,
+        run: this.opts.lines[i].run,
+        name: this.opts.lines[i].name,
+        points: d.x.length,
+        x: d.x,
+        y: d.y,
+        downsampled: d.downsampled,
+      })),
+    };
+  }
+
+  private drawSpans(u: uPlot): void {
+    const spans = this.opts.spans;
+    if (!spans?.length) return;
+    const mode = this.opts.xMode;
+    const off = this.opts.lines[0]?.offset ?? 0;
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    ctx.save();
+    for (const s of spans) {
+      let a: number | null;
+      let b: number | null;
+      if (mode === "step") {
+        a = s.start_step;
+        b = s.end_step ?? s.start_step;
+        if (a === null) continue;
+        if (b === null) b = a;
+      } else {
+        a = s.start_time - (mode === "rel" ? off : 0);
+        b = (s.end_time ?? Date.now() / 1000) - (mode === "rel" ? off : 0);
+      }
+      let x0 = u.valToPos(a, "x", true);
+      let x1 = u.valToPos(b, "x", true);
+      if (x1 - x0 < 3) {
+        x0 -= 1.5;
+        x1 += 1.5;
+      }
+      x0 = Math.max(left, x0);
+      x1 = Math.min(left + width, x1);
+      if (x1 <= x0) continue;
+      ctx.fillStyle = SEVERITY_FILL[s.severity] ?? SEVERITY_FILL.info;
+      ctx.fillRect(x0, top, x1 - x0, height);
+    }
+    ctx.restore();
+  }
+
+  private drawMarkers(u: uPlot): void {
+    if (!this.markers.length) return;
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    const r = 4 * devicePixelRatio;
+    ctx.save();
+    ctx.lineWidth = 1.5 * devicePixelRatio;
+    for (const m of this.markers) {
+      const cx = u.valToPos(m.x, "x", true);
+      if (cx < left - 1 || cx > left + width + 1) continue;
+      ctx.fillStyle = ctx.strokeStyle = m.kind === "nan" ? "#e5484d" : "#f5a623";
+      ctx.beginPath();
+      if (m.kind === "inf") {
+        const y = top + r + 1;
+        ctx.moveTo(cx, y - r);
+        ctx.lineTo(cx + r, y + r);
+        ctx.lineTo(cx - r, y + r);
+        ctx.closePath();
+        ctx.fill();
+      } else if (m.kind === "-inf") {
+        const y = top + height - r - 1;
+        ctx.moveTo(cx, y + r);
+        ctx.lineTo(cx + r, y - r);
+        ctx.lineTo(cx - r, y - r);
+        ctx.closePath();
+        ctx.fill();
+      } else {
+        const y = top + height - r - 2;
+        ctx.moveTo(cx - r, y - r);
+        ctx.lineTo(cx + r, y + r);
+        ctx.moveTo(cx + r, y - r);
+        ctx.lineTo(cx - r, y + r);
+        ctx.stroke();
+        ctx.globalAlpha = 0.25;
+        ctx.beginPath();
+        ctx.moveTo(cx, top);
+        ctx.lineTo(cx, top + height);
+        ctx.stroke();
+        ctx.globalAlpha = 1;
+      }
+    }
+    ctx.restore();
+  }
+
+  private fmtX(v: number): string {
+    if (this.opts.xMode === "time") return fmtTime(v);
+    if (this.opts.xMode === "rel") return `+${fmtDuration(v)}`;
+    return `step ${fmtNum(v)}`;
+  }
+
+  private showLegend(u: uPlot): void {
+    const idx = u.cursor.idx;
+    const lines = this.opts.lines;
+    const per = this.opts.smoothing > 0 ? 2 : 1;
+    this.legendEl.textContent = "";
+    if (idx === null || idx === undefined) {
+      // Not hovering: each line's last value (and the run's name when overlaid).
+      lines.forEach((l, li) => {
+        const y = this.data[li]?.y ?? [];
+        const last = y.length ? y[y.length - 1] : undefined;
+        this.legendEl.append(
+          h("span.lg", null, h("i", { style: `background:${l.color}` }), lines.length > 1 ? `${l.label} ` : "last ", last === undefined ? "" : h("b", null, fmtNum(last))),
+        );
+      });
+      return;
+    }
+    const xv = u.data[0][idx];
+    this.legendEl.append(h("span.lg-x", null, this.fmtX(xv)));
+    lines.forEach((l, li) => {
+      // Aligned data has undefined where a line has no point at this x: show the
+      // line's own nearest point instead, and its non-finite value if it is one.
+      const d = this.data[li];
+      let v: number | null | undefined = u.data[1 + li * per][idx];
+      if (v === null || v === undefined) {
+        const j = nearest(d.x, xv);
+        v = j >= 0 && d.x[j] === xv ? d.y[j] : v;
+      }
+      const sm = per === 2 ? u.data[2 + li * per][idx] : undefined;
+      this.legendEl.append(
+        h(
+          "span.lg",
+          null,
+          h("i", { style: `background:${l.color}` }),
+          lines.length > 1 ? `${l.label} ` : "",
+          h("b", null, v === null || v === undefined ? "–" : fmtNum(v)),
+          sm !== undefined && sm !== null ? h("span.muted", null, ` (smoothed ${fmtNum(sm)})`) : null,
+        ),
+      );
+    });
+  }
+
+  private bindPick(u: uPlot): void {
+    const pick = this.opts.onPick;
+    u.over.addEventListener("mousedown", (e) => {
+      this.downAt = { x: e.clientX, y: e.clientY };
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // A double-click resets the zoom: it must not also count as two picks.
+    u.over.addEventListener("dblclick", () => clearTimeout(timer));
+    u.over.addEventListener("mouseup", (e) => {
+      const d = this.downAt;
+      this.downAt = null;
+      if (!pick || !d || Math.abs(e.clientX - d.x) > 3 || e.detail > 1) {
+        clearTimeout(timer);
+        return;
+      }
+      const idx = u.cursor.idx;
+      const top = u.cursor.top ?? 0;
+      clearTimeout(timer);
+      timer = setTimeout(() => this.pickAt(u, idx, top, pick), 300);
+    });
+  }
+
+  private pickAt(u: uPlot, idx: number | null | undefined, top: number, pick: NonNullable<ChartOptions["onPick"]>): void {
+    if (idx === null || idx === undefined) return;
+    const x = u.data[0][idx];
+    // The line closest to the pointer vertically is the one meant.
+    let best = 0;
+    let bestDist = Infinity;
+    const per = this.opts.smoothing > 0 ? 2 : 1;
+    this.opts.lines.forEach((_l, li) => {
+      const v = u.data[1 + li * per][idx];
+      if (v === null || v === undefined) return;
+      const dist = Math.abs(u.valToPos(v, "y") - top);
+      if (dist < bestDist) {
+        bestDist = dist;
+        best = li;
+      }
+    });
+    pick(x, this.opts.xMode, this.opts.lines[best]);
+  }
+}
+
+/** Index of the value in sorted `xs` closest to `x`. */
+function nearest(xs: number[], x: number): number {
+  let lo = 0;
+  let hi = xs.length - 1;
+  if (hi < 0) return -1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo > 0 && Math.abs(xs[lo - 1] - x) <= Math.abs(xs[lo] - x)) return lo - 1;
+  return lo;
+}
+
+/** Calls `show` once per element the first time it comes near the viewport. */
+export function lazy(): { observe(el: Element, show: () => void): void; disconnect(): void } {
+  const pending = new Map<Element, () => void>();
+  const io = new IntersectionObserver(
+    (entries) => {
+      for (const e of entries) {
+        if (!e.isIntersecting) continue;
+        const f = pending.get(e.target);
+        pending.delete(e.target);
+        io.unobserve(e.target);
+        f?.();
+      }
+    },
+    { rootMargin: "300px 0px" },
+  );
+  return {
+    observe(el, show) {
+      pending.set(el, show);
+      io.observe(el);
+    },
+    disconnect() {
+      io.disconnect();
+      pending.clear();
+    },
+  };
+}

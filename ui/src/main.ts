@@ -1,0 +1,52 @@
+// The app shell: top bar, theme, keyboard, and the router picking a page.
+
+import "./style.css";
+import { compactHeader, renderHelp } from "./shell";
+import * as keys from "./keys";
+import { parse, start, type Cleanup } from "./router";
+import { projectsPage } from "./pages/projects";
+import { runsPage } from "./pages/runs";
+import { runPage } from "./pages/run";
+import { comparePage } from "./pages/compare";
+import { h } from "./util";
+
+const app = document.getElementById("app")!;
+const header = compactHeader();
+const main = h("main", { id: "page" });
+app.append(header.el, main);
+
+let cleanup: Cleanup | void;
+
+function render(): void {
+  if (cleanup) cleanup();
+  cleanup = undefined;
+  keys.pageKeys({});
+  main.replaceChildren();
+  window.__loupe.navStart = performance.now();
+  const route = parse(location);
+  header.setRoute(route);
+  switch (route.name) {
+    case "projects":
+      cleanup = projectsPage(main, route);
+      break;
+    case "runs":
+      keys.setCurrentProject(route.arg);
+      cleanup = runsPage(main, route);
+      break;
+    case "run":
+      cleanup = runPage(main, route);
+      break;
+    case "compare":
+      cleanup = comparePage(main, route);
+      break;
+    default:
+      main.append(h("div.empty", null, h("h2", null, "Nothing here"), h("p", null, "No page at ", h("code", null, route.arg), ". ", h("a", { href: "/" }, "Projects"))));
+  }
+}
+
+keys.install();
+keys.globalKeys({
+  t: () => header.cycleTheme(),
+  "?": () => renderHelp(),
+});
+start(render);

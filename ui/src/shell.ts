@@ -1,0 +1,91 @@
+// The top bar (logo, breadcrumbs, theme switch) and the keyboard help.
+
+import { HELP, setCurrentProject } from "./keys";
+import type { Route } from "./router";
+import { h } from "./util";
+
+type Theme = "auto" | "dark" | "light";
+
+/** Charts read colours from CSS at draw time: they listen for this. */
+export const THEME_EVENT = "loupe-theme";
+
+/** A page that learns its project after loading (a run, a comparison) says so here. */
+export const PROJECT_EVENT = "loupe-project";
+
+export function announceProject(project: string): void {
+  sessionStorage.setItem("loupe.project", project);
+  window.dispatchEvent(new Event(PROJECT_EVENT));
+}
+
+export function compactHeader(): { el: HTMLElement; setRoute(r: Route): void; cycleTheme(): void } {
+  const crumbs = h("nav.crumbs", { "aria-label": "breadcrumbs" });
+  const themeBtn = h("button.ghost", { title: "Theme (t)", "aria-label": "theme" });
+  const current = (): Theme => {
+    const t = localStorage.getItem("loupe.theme");
+    return t === "dark" || t === "light" ? t : "auto";
+  };
+  const apply = (t: Theme) => {
+    if (t === "auto") {
+      localStorage.removeItem("loupe.theme");
+      delete document.documentElement.dataset.theme;
+    } else {
+      localStorage.setItem("loupe.theme", t);
+      document.documentElement.dataset.theme = t;
+    }
+    themeBtn.textContent = t === "auto" ? "◐ auto" : t === "dark" ? "● dark" : "○ light";
+    window.dispatchEvent(new Event(THEME_EVENT));
+  };
+  themeBtn.textContent = current() === "auto" ? "◐ auto" : current() === "dark" ? "● dark" : "○ light";
+  const cycle = () => apply(current() === "auto" ? "dark" : current() === "dark" ? "light" : "auto");
+  themeBtn.addEventListener("click", cycle);
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => window.dispatchEvent(new Event(THEME_EVENT)));
+  const help = h("button.ghost", { title: "Keyboard shortcuts (?)", "aria-label": "help", onclick: () => renderHelp() }, "?");
+  const el = h("header.top", null, h("a.logo", { href: "/", title: "Projects" }, h("span.logo-mark", null, "◎"), "Loupe"), crumbs, h("div.spacer"), themeBtn, help);
+  let last: Route | null = null;
+  window.addEventListener(PROJECT_EVENT, () => last && api.setRoute(last));
+  const api = {
+    el,
+    cycleTheme: cycle,
+    setRoute(r: Route) {
+      last = r;
+      const parts: (HTMLElement | string)[] = [h("a", { href: "/" }, "projects")];
+      const project = r.name === "runs" ? r.arg : sessionStorage.getItem("loupe.project") ?? "";
+      if (r.name === "runs") sessionStorage.setItem("loupe.project", r.arg);
+      if (project && r.name !== "projects") {
+        setCurrentProject(project);
+        parts.push(" / ", h("a", { href: `/p/${encodeURIComponent(project)}` }, project));
+      }
+      if (r.name === "run") parts.push(" / ", h("span.crumb-run", null, r.arg));
+      if (r.name === "compare") parts.push(" / ", "compare");
+      crumbs.replaceChildren(...parts);
+    },
+  };
+  return api;
+}
+
+let helpEl: HTMLElement | null = null;
+
+export function renderHelp(): void {
+  if (helpEl) {
+    helpEl.remove();
+    helpEl = null;
+    return;
+  }
+  const close = () => {
+    helpEl?.remove();
+    helpEl = null;
+  };
+  helpEl = h(
+    "div.modal",
+    { role: "dialog", "aria-label": "keyboard shortcuts", onclick: (e: Event) => e.target === helpEl && close() },
+    h("div.modal-box", null, h("h3", null, "Keyboard"), h("table.kv", null, ...HELP.map(([k, d]) => h("tr", null, h("td", null, h("kbd", null, k)), h("td", null, d)))), h("button", { onclick: close }, "Close")),
+  );
+  document.body.append(helpEl);
+  const esc = (e: KeyboardEvent) => {
+    if (e.key === "Escape") {
+      close();
+      document.removeEventListener("keydown", esc);
+    }
+  };
+  document.addEventListener("keydown", esc);
+}

@@ -1,0 +1,409 @@
+// End-to-end: the embedded UI in headless Chromium against a real
+// `loupe serve`, seeded through the public HTTP API.
+
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { join } from "node:path";
+import { client, launch, rng, screenshotDir, startServer, waitSummaries } from "./lib.mjs";
+
+const P = "e2e";
+const SPIKE_STEP = 654_321;
+const BIG_N = 1_000_000;
+
+let server;
+let api;
+let browser;
+let page;
+let shots;
+
+async function seed() {
+  const rand = rng(7);
+  await api.createRun({
+    id: "big",
+    project: P,
+    name: "big-1m",
+    tags: ["baseline", "long"],
+    config: { lr: 3e-4, batch: 64, optimizer: { name: "adam", beta1: 0.9 }, model: { layers: 24, d_model: 1024 } },
+    host: "node-7",
+    command: "python train.py --lr 3e-4",
+    git_commit: "0123456789abcdef0123",
+  });
+  // A smooth, noisy decay with one spike at a single step.
+  await api.series("big", "train/loss", BIG_N, (i) => (i === SPIKE_STEP ? 1000 : 4 * Math.exp(-i / 200_000) + 0.5 + 0.05 * rand()));
+  await api.series("big", "train/nan", 1000, (i) => (i === 100 || i === 500 ? NaN : i === 700 ? Infinity : Math.sin(i / 50)));
+  const lines = [];
+  for (let i = 0; i < 300; i++) {
+    lines.push({ time: 1_700_000_000 + i, stream: i % 7 === 0 ? "stderr" : "stdout", level: i % 50 === 0 ? "warning" : "info", text: `step ${i * 1000} loss ${(4 * Math.exp(-i / 60)).toFixed(4)}` });
+  }
+  lines.push({ time: 1_700_000_150.5, stream: "stdout", level: "info", text: "checkpoint saved to /ckpt/epoch-3 zebracorn" });
+  lines.push({ time: 1_700_000_151, stream: "stderr", level: "error", text: "CUDA error: an illegal memory access was encountered" });
+  await api.logs("big", lines);
+
+  await api.createRun({ id: "wide", project: P, name: "wide-50", tags: ["wide"], config: { lr: 1e-3, batch: 32 }, host: "node-2" });
+  const names = [
+    ...Array.from({ length: 30 }, (_, i) => `train/m${String(i).padStart(2, "0")}`),
+    ...Array.from({ length: 10 }, (_, i) => `eval/e${i}`),
+    ...Array.from({ length: 5 }, (_, i) => `sys/s${i}`),
+    ...Array.from({ length: 5 }, (_, i) => `gpu/0/g${i}`),
+  ];
+  await api.many("wide", names, 500, (k, i) => Math.cos(i / (10 + k)) + k);
+
+  await api.createRun({ id: "cmp-a", project: P, name: "cmp-a", tags: ["sweep"], config: { lr: 1e-3, batch: 32, optimizer: { name: "adam" }, seed: 1 } });
+  await api.createRun({ id: "cmp-b", project: P, name: "cmp-b", tags: ["sweep"], config: { lr: 3e-3, batch: 64, optimizer: { name: "adam" }, seed: 1 } });
+  await api.many("cmp-a", ["train/loss", "eval/acc"], 2000, (k, i) => (k ? 1 - Math.exp(-i / 400) : 3 * Math.exp(-i / 500) + 0.2));
+  await api.many("cmp-b", ["train/loss", "eval/acc"], 2000, (k, i) => (k ? 0.9 - 0.9 * Math.exp(-i / 300) : 3 * Math.exp(-i / 300) + 0.4));
+
+  for (let i = 0; i < 20; i++) {
+    const id = `sweep-${String(i).padStart(2, "0")}`;
+    await api.createRun({ id, project: P, name: `sweep ${String.fromCharCode(97 + ((i * 7) % 20))}${i}`, tags: ["sweep"], config: { lr: 10 ** -(2 + (i % 4)), batch: 16 * (1 + (i % 3)) } });
+    await api.many(id, ["train/loss"], 50, (_k, s) => 3 - i * 0.1 - s * 0.001);
+  }
+  await api.patch("/api/v1/runs/sweep-03", { status: "finished", end_time: 1_900_000_000 });
+  await waitSummaries(api, P, "train/loss", 23);
+
+  // A two-rank job in its own project.
+  for (const rank of [0, 1]) {
+    await api.createRun({ id: `job-r${rank}`, project: "dist", name: `job rank ${rank}`, group: "job-1", rank, world_size: 2, host: `gpu-node-${rank}` });
+    await api.many(`job-r${rank}`, ["sys/cpu", "gpu/0/util", "gpu/1/util"], 100, (k, i) => 50 + 10 * Math.sin(i / 10 + k + rank));
+  }
+}
+
+/** The probes of charts drawn so far. */
+const probes = () => page.evaluate(() => Object.values(window.__loupe.charts).map((c) => ({ ...c, lines: c.lines.map((l) => ({ ...l, x: undefined, y: undefined })) })));
+
+async function waitCharts(n) {
+  await page.waitForFunction((n) => Object.values(window.__loupe.charts).filter((c) => c.drawnAt > 0).length >= n, n, { timeout: 20_000 });
+}
+
+before(async () => {
+  server = await startServer();
+  api = client(server.base);
+  await seed();
+  browser = await launch();
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.on("pageerror", (e) => console.error("page error:", e));
+  shots = screenshotDir();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+describe("server", () => {
+  test("serves the UI, assets with cache headers, SPA fallback, and JSON 404s under /api", async () => {
+    const index = await fetch(`${server.base}/`);
+    assert.equal(index.status, 200);
+    assert.match(index.headers.get("content-type"), /text\/html/);
+    assert.equal(index.headers.get("cache-control"), "no-cache");
+    const html = await index.text();
+    const asset = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+    assert.ok(asset, "index.html names a hashed script");
+    const js = await fetch(server.base + asset);
+    assert.equal(js.status, 200);
+    assert.match(js.headers.get("content-type"), /javascript/);
+    assert.match(js.headers.get("cache-control"), /immutable/);
+    const deep = await fetch(`${server.base}/r/some-run?tab=logs`);
+    assert.equal(deep.status, 200);
+    assert.match(await deep.text(), /<div id="app">/);
+    const api404 = await fetch(`${server.base}/api/v1/nope`);
+    assert.equal(api404.status, 404);
+    assert.equal((await api404.json()).error.code, "not_found");
+    const missingAsset = await fetch(`${server.base}/assets/missing-123.js`);
+    assert.equal(missingAsset.status, 404);
+  });
+});
+
+describe("ui", () => {
+  test("projects page lists the project", async () => {
+    await page.goto(`${server.base}/`);
+    await page.waitForSelector('[data-project="e2e"]');
+    const text = await page.textContent('[data-project="e2e"]');
+    assert.match(text, /24\s*runs/);
+    await page.screenshot({ path: join(shots, "01-projects.png") });
+  });
+
+  test("runs table lists, filters and sorts", async () => {
+    await page.goto(`${server.base}/p/${P}`);
+    await page.waitForSelector('.runs-table[data-loaded="1"] .vt-row');
+    const names = () => page.$$eval(".vt-row", (rows) => rows.sort((a, b) => a.dataset.index - b.dataset.index).map((r) => r.querySelector("a.run-link")?.textContent));
+    assert.equal((await names()).length, 24);
+    await page.screenshot({ path: join(shots, "02-runs.png") });
+    await page.click('.vt-hcell[data-col="name"]');
+    const asc = await names();
+    assert.deepEqual(asc, [...asc].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase())));
+    assert.match(page.url(), /sort=name/);
+    await page.click('.vt-hcell[data-col="name"]');
+    const desc = await names();
+    assert.deepEqual(desc, [...asc].reverse());
+    // Sorting by a summary metric: lowest last loss first.
+    await page.click('.vt-hcell[data-col="summary.train/loss.last"]');
+    const first = await page.$eval('.vt-row[data-index="0"] a.run-link', (a) => a.textContent);
+    const runs = (await api.get(`/api/v1/runs?project=${P}&limit=100`)).runs.filter((r) => r.summary["train/loss"]);
+    runs.sort((a, b) => a.summary["train/loss"].last - b.summary["train/loss"].last);
+    assert.equal(first, runs[0].name);
+    // An expression filter, applied in the browser.
+    await page.fill("input.filter", "config.lr > 2e-3");
+    await page.waitForFunction(() => /^6 of 24 runs$/.test(document.querySelector(".count").textContent)).catch(async (e) => {
+      throw new Error(`${e.message}: ${await page.textContent(".count")}`);
+    });
+    const filtered = await names();
+    assert.ok(filtered.includes("cmp-b"));
+    await page.fill("input.filter", "loss > 0.45 and loss < 1");
+    await page.waitForFunction(() => /^1 of 24 runs$/.test(document.querySelector(".count").textContent));
+    assert.deepEqual(await names(), ["big-1m"]);
+    await page.fill("input.filter", "");
+    await page.waitForFunction(() => /^24 runs$/.test(document.querySelector(".count").textContent));
+    // j/k and x select; c compares.
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("j");
+    await page.keyboard.press("x");
+    await page.keyboard.press("j");
+    await page.keyboard.press("x");
+    assert.equal(await page.$$eval(".vt-row.selected", (r) => r.length), 2);
+    await page.screenshot({ path: join(shots, "03-runs-selected.png") });
+    await page.keyboard.press("c");
+    await page.waitForURL(/\/compare\?runs=/);
+  });
+
+  test("a run page draws every chart with the expected number of points", async () => {
+    await page.setViewportSize({ width: 1400, height: 6000 });
+    await page.goto(`${server.base}/r/wide`);
+    await waitCharts(50);
+    const ps = await probes();
+    assert.equal(ps.length, 50);
+    for (const p of ps) assert.equal(p.lines[0].points, 500, `${p.title} draws all 500 points`);
+    const groups = await page.$$eval("details.group", (g) => g.map((x) => x.dataset.group));
+    assert.deepEqual(groups, ["train", "eval", "sys", "gpu"]);
+    await page.setViewportSize({ width: 1400, height: 900 });
+    await page.screenshot({ path: join(shots, "04-run-50-charts.png") });
+  });
+
+  test("the single-step spike of a 1M-point series is drawn; zoom re-queries at full resolution", async () => {
+    await page.goto(`${server.base}/r/big`);
+    await waitCharts(2);
+    const loss = await page.evaluate(() => {
+      const c = Object.values(window.__loupe.charts).find((c) => c.title === "train/loss");
+      const l = c.lines[0];
+      const i = l.y.indexOf(1000);
+      return { width: c.width, points: l.points, downsampled: l.downsampled, spikeX: i >= 0 ? l.x[i] : null };
+    });
+    assert.ok(loss.downsampled);
+    assert.ok(loss.points <= 4 * loss.width && loss.points > loss.width, `M4 points ${loss.points} for width ${loss.width}`);
+    assert.equal(loss.spikeX, SPIKE_STEP);
+    await page.screenshot({ path: join(shots, "05-run-big.png") });
+
+    // Drag across the middle of the loss chart.
+    const before = await page.evaluate(() => window.__loupe.requests.length);
+    const over = await page.$('[data-chart="big:train/loss"] .u-over');
+    const box = await over.boundingBox();
+    await page.mouse.move(box.x + box.width * 0.62, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.66, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForFunction(() => Object.values(window.__loupe.charts).find((c) => c.title === "train/loss").zoom !== null && Object.values(window.__loupe.charts).find((c) => c.title === "train/loss").drawnAt > 0);
+    const reqs = await page.evaluate((n) => window.__loupe.requests.slice(n).map((r) => r.url), before);
+    const zoomReq = reqs.find((u) => u.includes("name=train%2Floss") && u.includes("from=") && u.includes("to="));
+    assert.ok(zoomReq, `a zoom request was made: ${reqs.join(" ")}`);
+    const z = await page.evaluate(() => {
+      const c = Object.values(window.__loupe.charts).find((c) => c.title === "train/loss");
+      return { zoom: c.zoom, xs: [c.lines[0].x[0], c.lines[0].x.at(-1)], points: c.lines[0].points };
+    });
+    assert.ok(z.zoom[1] - z.zoom[0] < 60_000, `zoomed range ${z.zoom}`);
+    assert.ok(z.xs[0] >= z.zoom[0] - 1 && z.xs[1] <= z.zoom[1] + 1);
+    await page.screenshot({ path: join(shots, "06-run-big-zoomed.png") });
+    // The zoom is in the URL: opening it again shows the same range.
+    assert.match(page.url(), /z=train%2Floss%3A\d/);
+    await page.goto(page.url());
+    await page.waitForFunction(() => window.__loupe.charts["big:train/loss"]?.drawnAt > 0);
+    assert.deepEqual(await page.evaluate(() => window.__loupe.charts["big:train/loss"].zoom.map(Math.round)), z.zoom.map(Math.round));
+    // Double-click resets the zoom.
+    await page.dblclick('[data-chart="big:train/loss"] .u-over');
+    await page.waitForFunction(() => Object.values(window.__loupe.charts).find((c) => c.title === "train/loss").zoom === null);
+  });
+
+  test("NaN and Inf are drawn as markers", async () => {
+    const nan = await page.evaluate(() => Object.values(window.__loupe.charts).find((c) => c.title === "train/nan"));
+    assert.equal(nan.nonFinite, 3);
+    const el = await page.$('[data-chart="big:train/nan"]');
+    await el.screenshot({ path: join(shots, "07-nan-markers.png") });
+    // The marker colour is on the canvas.
+    const red = await page.$eval('[data-chart="big:train/nan"] canvas', (c) => {
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] > 200 && d[i + 1] < 100 && d[i + 2] < 100) n++;
+      return n;
+    });
+    assert.ok(red > 10, `red marker pixels: ${red}`);
+  });
+
+  test("clicking a chart point opens the logs at that time", async () => {
+    const over = await page.$('[data-chart="big:train/nan"] .u-over');
+    const box = await over.boundingBox();
+    await page.mouse.click(box.x + box.width * 0.5, box.y + box.height * 0.5);
+    await page.waitForURL(/tab=logs/);
+    assert.match(page.url(), /t=\d/);
+    await page.waitForSelector(".log-line");
+  });
+
+  test("log search finds a seeded line", async () => {
+    await page.goto(`${server.base}/r/big?tab=logs`);
+    await page.waitForSelector(".log-line");
+    await page.fill('input[aria-label="search logs"]', "zebracorn");
+    await page.waitForFunction(() => document.querySelectorAll(".log-line").length === 1);
+    const text = await page.textContent(".log-line .log-text");
+    assert.match(text, /checkpoint saved to \/ckpt\/epoch-3 zebracorn/);
+    assert.match(page.url(), /q=zebracorn/);
+    await page.fill('input[aria-label="search logs"]', "");
+    await page.selectOption('select[aria-label="minimum level"]', "error");
+    await page.waitForFunction(() => document.querySelectorAll(".log-line").length === 1);
+    assert.match(await page.textContent(".log-line .log-text"), /CUDA error/);
+    await page.screenshot({ path: join(shots, "08-logs.png") });
+  });
+
+  test("config and diagnosis tabs", async () => {
+    await page.goto(`${server.base}/r/big?tab=config`);
+    await page.waitForSelector(".jt");
+    assert.match(await page.textContent(".config"), /d_model/);
+    await page.screenshot({ path: join(shots, "09-config.png") });
+    await page.click('[data-tab="diagnosis"]');
+    await page.waitForSelector(".diagnosis");
+    // Until the diagnosis endpoints exist, an empty state, not an error.
+    const t = await page.textContent(".diagnosis");
+    assert.ok(/not available|No incidents|health/i.test(t), t);
+    await page.screenshot({ path: join(shots, "10-diagnosis.png") });
+  });
+
+  test("system tab groups a run's sys/ and gpu/ series by device", async () => {
+    await page.goto(`${server.base}/r/wide?tab=system`);
+    await waitCharts(10);
+    const groups = await page.$$eval(".system details.group", (g) => g.map((x) => x.dataset.group));
+    assert.deepEqual(groups, ["host", "GPU 0"]);
+    await page.screenshot({ path: join(shots, "10b-system.png") });
+  });
+
+  test("a distributed run's system tab links the other ranks", async () => {
+    await page.goto(`${server.base}/r/job-r1?tab=system`);
+    await waitCharts(3);
+    const groups = await page.$$eval(".system details.group", (g) => g.map((x) => x.dataset.group));
+    assert.deepEqual(groups, ["host", "GPU 0", "GPU 1"]);
+    assert.equal(await page.textContent(".ranks b"), "rank 1");
+    await page.click('.ranks a:has-text("rank 0")');
+    await page.waitForURL(/\/r\/job-r0\?tab=system/);
+  });
+
+  test("a failed run shows its failure in the header", async () => {
+    await page.route("**/api/v1/runs/big", async (r) => {
+      const res = await r.fetch();
+      const run = await res.json();
+      Object.assign(run, {
+        status: "failed",
+        exit_code: 1,
+        cwd: "/home/ml/proj",
+        git_dirty: true,
+        failure: { exception_type: "torch.OutOfMemoryError", message: "CUDA out of memory. Tried to allocate 2.00 GiB", signal: null, stderr_tail: ["RuntimeError: boom"], traceback: "Traceback (most recent call last):\n  File \"train.py\", line 88, in <module>\n    loss.backward()" },
+      });
+      await r.fulfill({ response: res, json: run });
+    });
+    await page.goto(`${server.base}/r/big?tab=config`);
+    await page.waitForSelector(".failure");
+    assert.match(await page.textContent(".failure summary"), /torch\.OutOfMemoryError: CUDA out of memory/);
+    assert.match(await page.textContent(".run-head"), /\(dirty\)/);
+    assert.match(await page.textContent(".cfg-line"), /lr=3e-4/);
+    assert.equal(await page.textContent(".crumbs"), "projects / e2e / big");
+    await page.screenshot({ path: join(shots, "09b-failed-run.png") });
+    await page.unrouteAll();
+  });
+
+  test("diagnosis shows incidents with ranked causes, evidence and fixes, and spans on charts", async () => {
+    const cuda = (await api.get("/api/v1/runs/big/logs?q=CUDA")).records[0];
+    const incident = {
+      id: "inc-1", project: P, run: "big", group: null, host: "node-7", state: "open", severity: "critical",
+      kind: "loss_spike", title: "Loss spiked 2000× at step 654321", opened: 1_700_000_100, updated: 1_700_000_120, resolved: null,
+      start_time: 1_700_006_543, end_time: 1_700_006_600, start_step: 650_000, end_step: 660_000,
+      causes: [
+        { kind: "data", title: "A corrupt batch", score: 0.35, explanation: "One batch had extreme values.", fixes: ["Skip batches with non-finite inputs"], evidence: [] },
+        { kind: "optimizer", title: "Learning rate too high", score: 0.82, explanation: "The spike follows the warmup's end.", fixes: ["Lower lr to 1e-4", "Enable gradient clipping at 1.0"],
+          evidence: [
+            { kind: "series", run: "big", series: "train/loss", step: 654321, time: 1_700_006_543.21, value: 1000, detail: "2000× the running median" },
+            { kind: "log", run: "big", seq: cuda.seq, time: cuda.time, text: cuda.text },
+          ] },
+      ],
+      anomalies: [{ run: "big", series: "train/loss", detector: "spike", start_step: 654_321, end_step: 654_321, start_time: 1_700_006_543.21, end_time: 1_700_006_543.21, score: 9.5, detail: "z=40" }],
+    };
+    await page.route("**/api/v1/runs/big/incidents", (r) => r.fulfill({ json: { incidents: [incident] } }));
+    await page.route("**/api/v1/runs/big/health", (r) => r.fulfill({ json: { score: 41, breakdown: [{ indicator: "loss_spike", penalty: 40, detail: "an open critical incident" }, { indicator: "throughput", penalty: 19, detail: "step time +20%" }] } }));
+    await page.goto(`${server.base}/r/big`);
+    await page.waitForFunction(() => window.__loupe.charts["big:train/loss"]?.spans === 2);
+    assert.match(await page.textContent('[data-tab="diagnosis"]'), /\(1\)/);
+    await page.screenshot({ path: join(shots, "10c-incident-span.png") });
+    await page.click('[data-tab="diagnosis"]');
+    await page.waitForSelector(".incident");
+    const causes = await page.$$eval(".cause b", (b) => b.map((x) => x.textContent));
+    assert.deepEqual(causes, ["Learning rate too high", "A corrupt batch"]);
+    assert.match(await page.textContent(".diagnosis"), /Enable gradient clipping/);
+    assert.match(await page.textContent(".health-score"), /41/);
+    await page.screenshot({ path: join(shots, "10d-diagnosis-incident.png"), fullPage: true });
+    await page.click('.evidence a[href*="tab=logs"]');
+    await page.waitForSelector(".log-line.at");
+    assert.match(await page.textContent(".log-line.at"), /CUDA error/, await page.textContent(".log-lines"));
+    await page.unrouteAll();
+  });
+
+  test("compare overlays two runs and shows only the config differences", async () => {
+    await page.goto(`${server.base}/compare?runs=cmp-a,cmp-b`);
+    await page.waitForSelector("table.diff");
+    await waitCharts(2);
+    const loss = await page.evaluate(() => {
+      const c = window.__loupe.charts["compare:train/loss"];
+      return { width: c.width, lines: c.lines.map((l) => ({ label: l.label, points: l.points })) };
+    });
+    // Each run's line is what the server's M4 gives at the chart's width.
+    const expected = [];
+    for (const id of ["cmp-a", "cmp-b"]) {
+      const d = await api.get(`/api/v1/runs/${id}/series/data?name=train%2Floss&x=step&width=${loss.width}`);
+      expected.push({ label: id, points: d.x.length });
+    }
+    assert.deepEqual(loss.lines, expected);
+    assert.ok(expected[0].points > loss.width);
+    const keys = await page.$$eval("table.diff tbody tr", (rows) => rows.map((r) => r.dataset.key));
+    assert.deepEqual(keys, ["batch", "lr"]);
+    await page.screenshot({ path: join(shots, "11-compare.png") });
+    await page.selectOption('select[aria-label="align by"]', "rel");
+    await page.waitForFunction(() => window.__loupe.charts["compare:train/loss"]?.fetches >= 2);
+  });
+
+  test("a running run's charts follow new points live (SSE)", async () => {
+    await page.goto(`${server.base}/r/cmp-a?smooth=0.9`);
+    await waitCharts(2);
+    const fetches = await page.evaluate(() => window.__loupe.charts["cmp-a:train/loss"].fetches);
+    await api.post("/api/v1/runs/cmp-a/metrics", { series: [{ name: "train/loss", step: [2500], value: [2.5] }] });
+    await page.waitForFunction((n) => window.__loupe.charts["cmp-a:train/loss"].fetches > n, fetches, { timeout: 10_000 });
+    const lastX = await page.evaluate(() => window.__loupe.charts["cmp-a:train/loss"].lines[0].x.at(-1));
+    assert.equal(lastX, 2500);
+    assert.match(page.url(), /smooth=0.9/);
+    await page.screenshot({ path: join(shots, "12-smoothed-live.png") });
+  });
+
+  test("dark theme", async () => {
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.goto(`${server.base}/r/big`);
+    await waitCharts(2);
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert.equal(bg, "rgb(15, 17, 21)");
+    await page.screenshot({ path: join(shots, "13-run-dark.png") });
+    await page.emulateMedia({ colorScheme: "light" });
+    // The toggle (t) goes auto → dark → light → auto, and sticks across pages.
+    await page.keyboard.press("t");
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "dark");
+    await page.goto(`${server.base}/p/${P}`);
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "dark");
+    await page.keyboard.press("t");
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "light");
+    await page.keyboard.press("t");
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), undefined);
+    // "/" focuses the filter box.
+    await page.keyboard.press("/");
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), "filter runs");
+  });
+});

@@ -772,8 +772,10 @@ fn sample_loop(
     } else {
         heartbeat
     };
+    // The first sample one interval in: at once, the child may not have
+    // exec'd yet, and the tree's CPU figure needs a previous reading anyway.
     let (mut next_sample, mut next_flush, mut next_beat) =
-        (start, start + flush_every, start + first_beat);
+        (start + interval, start + flush_every, start + first_beat);
     let mut values: Vec<(String, f64)> = Vec::with_capacity(64);
     let mut host_samples = Vec::with_capacity(64);
     let (flag, cv) = stop;
@@ -791,7 +793,9 @@ fn sample_loop(
         let now = Instant::now();
         if now >= next_sample {
             values.clear();
-            if let Some(p) = procs.sample() {
+            // No resident memory: the child has exited and is a zombie
+            // until reaped; that is no reading of the program.
+            if let Some(p) = procs.sample().filter(|p| p.rss_bytes > 0) {
                 system::process_series(&p, &mut values);
             }
             host_samples.clear();

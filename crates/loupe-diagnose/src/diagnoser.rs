@@ -847,7 +847,7 @@ fn to_finding(
     f.direction = raw.direction;
     f.score = raw.score;
     f.severity = raw.severity;
-    f.detail = format!("{series}: {}", raw.detail);
+    f.detail = raw.detail;
     f.attributes = raw.attributes.into_iter().collect();
     f
 }

@@ -138,9 +138,46 @@ pub struct JobSpec {
     pub batch_steps: i64,
     /// Generate an LLM service instead of a training job.
     pub service: bool,
+    /// More faults in the same job (beside `fault`), each at its own step.
+    pub faults: Vec<Injected>,
+    /// Every rank stops at this step with this status (a job torn down).
+    pub stop: Option<(i64, String)>,
+}
+
+/// One fault of a job: where, on which rank, for how long (in steps; for a
+/// leak, the steps it takes to fill the GPU).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Injected {
+    pub kind: FaultKind,
+    pub step: i64,
+    pub rank: u32,
+    pub length: i64,
+}
+
+impl Injected {
+    pub fn new(kind: FaultKind, step: i64, rank: u32) -> Self {
+        let length = match kind {
+            FaultKind::InputBound => 300,
+            FaultKind::GpuMemoryLeak => 360,
+            FaultKind::ThermalStraggler => i64::MAX / 4,
+            _ => 0,
+        };
+        Injected { kind, step, rank, length }
+    }
 }
 
 impl JobSpec {
+    /// Every fault of the job: `fault` (if any) and `faults`.
+    pub fn all_faults(&self) -> Vec<Injected> {
+        let mut v: Vec<Injected> = self
+            .fault
+            .map(|k| Injected::new(k, self.fault_step, self.fault_rank))
+            .into_iter()
+            .collect();
+        v.extend(self.faults.iter().copied());
+        v
+    }
+
     pub fn new(name: &str, ranks: u32, steps: i64, seed: u64) -> Self {
         JobSpec {
             name: name.to_string(),
@@ -158,6 +195,8 @@ impl JobSpec {
             restart_at: None,
             batch_steps: 10,
             service: false,
+            faults: Vec::new(),
+            stop: None,
         }
     }
 }
@@ -270,26 +309,26 @@ pub fn generate(spec: &JobSpec) -> Scenario {
             spec.name.clone()
         }
     };
-    let fault_time = spec.start_time + spec.fault_step as f64 * spec.step_seconds;
-    if let Some(kind) = spec.fault {
-        let job_wide = matches!(kind, FaultKind::InputBound | FaultKind::CollectiveHang);
+    let faults = spec.all_faults();
+    for x in &faults {
+        let job_wide = matches!(x.kind, FaultKind::InputBound | FaultKind::CollectiveHang);
         sc.faults.push(Fault {
-            kind,
+            kind: x.kind,
             job: spec.name.clone(),
-            run: (!job_wide || spec.ranks == 1).then(|| run_id(spec.fault_rank)),
+            run: (!job_wide || spec.ranks == 1).then(|| run_id(x.rank)),
             group: group.clone(),
             service: None,
-            start_time: fault_time,
-            start_step: Some(spec.fault_step),
+            start_time: spec.start_time + x.step as f64 * spec.step_seconds,
+            start_step: Some(x.step),
         });
     }
     for rank in 0..spec.ranks {
         let id = run_id(rank);
-        if spec.fault.is_none() {
+        if faults.is_empty() {
             sc.healthy_runs.push(id.clone());
         }
         let mut rng = StdRng::seed_from_u64(spec.seed ^ (rank as u64).wrapping_mul(0x9E37_79B9));
-        let fp16 = spec.fault == Some(FaultKind::Fp16Overflow);
+        let fp16 = faults.iter().any(|x| x.kind == FaultKind::Fp16Overflow);
         let config = serde_json::json!({
             "lr": 3e-4, "warmup_steps": spec.warmup_steps, "batch_size": 32,
             "mixed_precision": if fp16 { "fp16" } else { "bf16" },
@@ -306,7 +345,7 @@ pub fn generate(spec: &JobSpec) -> Scenario {
             },
             config,
         });
-        rank_events(spec, rank, &id, &mut rng, &mut sc.events);
+        rank_events(spec, &faults, rank, &id, &mut rng, &mut sc.events);
     }
     sc.sort();
     sc
@@ -367,7 +406,14 @@ const EVAL: usize = 11;
 const SCALE: usize = 12;
 const XID: usize = 13;
 
-fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut Vec<Event>) {
+fn rank_events(
+    spec: &JobSpec,
+    faults: &[Injected],
+    rank: u32,
+    run: &str,
+    rng: &mut StdRng,
+    out: &mut Vec<Event>,
+) {
     let g = spec.ranks_per_node.max(1);
     let gpu = rank % g;
     let names: Vec<String> = [
@@ -388,10 +434,17 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
     ]
     .into();
     let mut b = Buffers::new(&names);
-    let fault = spec.fault;
-    let f = spec.fault_step;
-    let hit = |k: FaultKind| fault == Some(k) && (rank == spec.fault_rank || spec.ranks == 1);
-    let job_fault = |k: FaultKind| fault == Some(k);
+    let find = |k: FaultKind| faults.iter().find(|x| x.kind == k).copied();
+    // The fault's step when it hits this rank (rank faults)…
+    let hit = |k: FaultKind| {
+        find(k)
+            .filter(|x| x.rank == rank || spec.ranks == 1)
+            .map(|x| x.step)
+    };
+    // …or the whole job.
+    let job_fault = |k: FaultKind| find(k).map(|x| x.step);
+    let fault_rank = |k: FaultKind| find(k).map_or(0, |x| x.rank);
+    let length = |k: FaultKind| find(k).map_or(0, |x| x.length);
     let temp_base = 64.0 + (rank % 7) as f64 * 1.5;
     let peak_lr = 3e-4;
     let mut log =
@@ -419,6 +472,12 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
         out,
     );
     while step < spec.steps {
+        if let Some((at, status)) = &spec.stop
+            && step >= *at
+        {
+            end_status = status.as_str();
+            break;
+        }
         // Healthy restart from a checkpoint: a pause, then 150 steps again.
         if let Some(r) = spec.restart_at
             && step == r
@@ -459,7 +518,7 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
         let mut cpu = 35.0 + 4.0 * nz(rng);
         let mut xid = None;
         // Faults.
-        if hit(FaultKind::LossSpike) {
+        if let Some(f) = hit(FaultKind::LossSpike) {
             if step == f - 1 {
                 grad *= 9.0;
             }
@@ -467,7 +526,7 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
                 loss *= 1.0 + 1.2 * (-((step - f) as f64) / 8.0).exp();
             }
         }
-        if hit(FaultKind::NanDivergence) && step >= f - 40 {
+        if let Some(f) = hit(FaultKind::NanDivergence) && step >= f - 40 {
             grad *= 1.12f64.powi((step - (f - 40)) as i32);
             if step >= f - 15 {
                 loss *= 1.0 + 0.08 * (step - (f - 15)) as f64;
@@ -488,7 +547,7 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
                 break;
             }
         }
-        if hit(FaultKind::Fp16Overflow) && step >= f - 30 {
+        if let Some(f) = hit(FaultKind::Fp16Overflow) && step >= f - 30 {
             if step % 3 == 0 && loss_scale > 1.0 {
                 let next = (loss_scale / 2.0).max(1.0);
                 log(
@@ -510,14 +569,14 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
                 break;
             }
         }
-        if job_fault(FaultKind::InputBound) && (f..f + 300).contains(&step) {
+        if let Some(f) = job_fault(FaultKind::InputBound) && (f..f + length(FaultKind::InputBound)).contains(&step) {
             tps *= 0.55;
             step_time /= 0.55;
             util = 50.0 + 6.0 * nz(rng);
             cpu = 97.0 + 1.5 * nz(rng);
         }
-        if hit(FaultKind::GpuMemoryLeak) && step >= f {
-            leak_bytes += 5.5e7;
+        if let Some(f) = hit(FaultKind::GpuMemoryLeak) && step >= f {
+            leak_bytes += 20e9 / length(FaultKind::GpuMemoryLeak).max(1) as f64;
             mem += leak_bytes;
             if mem >= mem_total * 0.985 {
                 oom_traceback(t, rank, &mut log, out);
@@ -525,21 +584,25 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
                 break;
             }
         }
-        if hit(FaultKind::CudaOom) && step == f {
+        if let Some(f) = hit(FaultKind::CudaOom) && step == f {
             oom_traceback(t, rank, &mut log, out);
             end_status = "failed";
             break;
         }
-        if job_fault(FaultKind::ThermalStraggler) && step >= f {
+        if let Some(f) = job_fault(FaultKind::ThermalStraggler)
+            && (f..f.saturating_add(length(FaultKind::ThermalStraggler))).contains(&step)
+        {
             tps *= 0.8;
-            if rank == spec.fault_rank {
+            if rank == fault_rank(FaultKind::ThermalStraggler) {
                 temp = 89.0 + 0.6 * nz(rng);
                 clock = 1410.0 + 15.0 * nz(rng);
                 step_time *= 1.35;
             }
         }
-        if job_fault(FaultKind::HardwareFault) && step >= f {
-            if rank == spec.fault_rank {
+        if let Some(f) = job_fault(FaultKind::HardwareFault)
+            && step >= f
+        {
+            if rank == fault_rank(FaultKind::HardwareFault) {
                 if step == f {
                     log(
                         t,
@@ -587,19 +650,21 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
                 }
             } else if step >= f + 2 {
                 // The others wait in the next collective, then time out.
-                t = hang(spec, rank, run, step, t, &mut b, &mut log, out, rng);
+                let culprit = fault_rank(FaultKind::HardwareFault);
+                t = hang(culprit, rank, run, step, t, &mut b, &mut log, out, rng);
                 end_status = "failed";
                 break;
             }
         }
-        if job_fault(FaultKind::CollectiveHang)
-            && step >= f + if rank == spec.fault_rank { 0 } else { 1 }
+        if let Some(f) = job_fault(FaultKind::CollectiveHang)
+            && step >= f + if rank == fault_rank(FaultKind::CollectiveHang) { 0 } else { 1 }
         {
-            t = hang(spec, rank, run, step, t, &mut b, &mut log, out, rng);
+            let culprit = fault_rank(FaultKind::CollectiveHang);
+            t = hang(culprit, rank, run, step, t, &mut b, &mut log, out, rng);
             end_status = "failed";
             break;
         }
-        if hit(FaultKind::SoftHang) && step == f {
+        if let Some(f) = hit(FaultKind::SoftHang) && step == f {
             // Telemetry keeps flowing, the step does not.
             for k in 0..150 {
                 let tt = t + k as f64;
@@ -615,7 +680,7 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
             end_status = "killed";
             break;
         }
-        if hit(FaultKind::DiskFull) && step == f {
+        if let Some(f) = hit(FaultKind::DiskFull) && step == f {
             log(
                 t,
                 LogStream::Stdout,
@@ -654,7 +719,7 @@ fn rank_events(spec: &JobSpec, rank: u32, run: &str, rng: &mut StdRng, out: &mut
         if step % 50 == 0 {
             b.push(MEM_TOTAL, step, t, mem_total);
         }
-        if hit(FaultKind::Fp16Overflow) || step % 100 == 0 {
+        if hit(FaultKind::Fp16Overflow).is_some() || step % 100 == 0 {
             b.push(SCALE, step, t, loss_scale);
         }
         if let Some(code) = xid {
@@ -735,7 +800,7 @@ fn oom_traceback(
 
 #[allow(clippy::too_many_arguments)]
 fn hang(
-    spec: &JobSpec,
+    culprit: u32,
     rank: u32,
     run: &str,
     step: i64,
@@ -755,7 +820,7 @@ fn hang(
         if k % 10 == 9 {
             b.flush(run, out);
         }
-        if k == timeout_s && rank != spec.fault_rank {
+        if k == timeout_s && rank != culprit {
             log(
                 tt,
                 LogStream::Stderr,

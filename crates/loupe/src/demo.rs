@@ -1,316 +1,565 @@
-//! `loupe demo`: what the embedded store does, in one command.
+//! `loupe demo`: everything Loupe does, in one command, on a laptop.
 //!
-//! Simulates a training run that logs five scalars per step and a node of
-//! eight GPUs sampled every second, with faults a user would want to see: a
-//! one-step loss spike, a NaN, a resume from a checkpoint that re-logs steps,
-//! and a GPU whose memory creeps up. Everything goes through the engine's
-//! public write path (WAL, group commit, head, flush) and back out through
-//! its reads, and the demo prints what a chart would draw.
+//! Starts `loupe serve` on the embedded store (a fresh data directory, a
+//! free port) in this process, then plays realistic workloads into it
+//! through the public HTTP API, in accelerated time:
+//!
+//! 1. a pre-training job of 8 ranks on 2 nodes (loss, learning rate, grad
+//!    norm, tokens/s, step time, GPU and host metrics, console logs) with
+//!    faults at known steps: a loss spike after a grad-norm spike at the end
+//!    of warm-up, a data-loader stall (input-bound), a rank that turns into
+//!    a thermal straggler, and a GPU memory leak that ends in a CUDA
+//!    out-of-memory crash with its traceback;
+//! 2. a healthy baseline run;
+//! 3. an LLM inference service (latency, time to first token, requests,
+//!    errors) with a burst of errors.
+//!
+//! It prints the UI's address, a progress bar, each incident as diagnosis
+//! finds it (cause and fix), and a summary that checks every injected
+//! fault against what was found. The workloads come from
+//! `loupe_diagnose::scenario`, the generator of the fault-injection suite.
+//!
+//! Time is compressed by `--speed`, so the diagnosis windows that are
+//! measured on the server's clock (joining findings into incidents,
+//! resolving them, stalls) are divided by the same factor: the demo's
+//! server sees an hour of training in six minutes and judges it as an hour.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use loupe_model::{SeriesKey, SeriesMatcher};
-use loupe_tsdb::{SeriesWrite, Tsdb, TsdbOptions, WriteBatch, XAxis};
+use anyhow::{Context, Result, bail};
+use loupe_diagnose::scenario::quality::evaluate;
+use loupe_diagnose::scenario::{Event, FaultKind, Injected, JobSpec, Scenario, generate};
+use loupe_diagnose::{DiagnoseConfig, Incident};
+use serde_json::{Value, json};
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// Training steps to simulate.
-    #[arg(long, default_value_t = 300_000)]
-    steps: i64,
-    /// Data directory (default: a fresh temporary directory, removed afterwards).
+    /// How long the demo plays, in seconds of wall-clock time.
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Simulated seconds per second: 10 plays 10 minutes of training in one.
+    #[arg(long, default_value_t = 10.0)]
+    speed: f64,
+    /// Keep serving afterwards (Ctrl-C to stop) so the UI can be explored.
+    #[arg(long)]
+    follow: bool,
+    /// Where the server listens (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    addr: std::net::SocketAddr,
+    /// Data directory (default: a fresh temporary one, removed at the end
+    /// unless --follow).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Width of the terminal charts, in characters.
-    #[arg(long, default_value_t = 72)]
-    width: u32,
 }
 
-const SPIKE_STEP: i64 = 123_457;
-const NAN_STEP: i64 = 250_001;
-const T0_NS: i64 = 1_764_000_000_000_000_000;
+const PROJECT: &str = "demo";
+const JOB: &str = "pretrain-7b";
+const BASELINE: &str = "baseline-7b";
+const SERVICE: &str = "chat-api";
 
-/// Deterministic noise in [-1, 1) (splitmix64), so every demo draws the same run.
-fn noise(i: u64) -> f64 {
-    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-}
-
-fn loss_at(step: i64, total: i64, life: u64) -> f64 {
-    let base = 2.2 + 8.0 * (-(step as f64) / (total as f64 / 12.0)).exp();
-    let v = base * (1.0 + 0.02 * noise(step as u64 ^ (life << 40)));
-    let v = if step == SPIKE_STEP { v * 6.0 } else { v };
-    let v = if step == NAN_STEP { f64::NAN } else { v };
-    v as f32 as f64
-}
-
-fn training_batch(
-    run: &str,
-    steps: std::ops::Range<i64>,
-    total: i64,
-    life: u64,
-) -> Result<WriteBatch> {
-    let key = |n: &str| SeriesKey::new(n, [("run", run)]);
-    let st: Vec<i64> = steps.clone().collect();
-    let times: Vec<i64> = st
-        .iter()
-        .map(|s| T0_NS + s * 150_000_000 + (life as i64) * 3_600_000_000_000)
-        .collect();
-    let warmup = total / 100;
-    let lr: Vec<f64> = st
-        .iter()
-        .map(|&s| {
-            if s < warmup {
-                3e-4 * (s + 1) as f64 / warmup as f64
-            } else {
-                let f = (s - warmup) as f64 / (total - warmup) as f64;
-                3e-5 + 0.5 * (3e-4 - 3e-5) * (1.0 + (std::f64::consts::PI * f).cos())
-            }
-        })
-        .collect();
-    let mut b = WriteBatch::new();
-    b.push(SeriesWrite::new(
-        key("train/loss")?,
-        Some(st.clone()),
-        times.clone(),
-        st.iter().map(|&s| loss_at(s, total, life)).collect(),
-    ));
-    b.push(SeriesWrite::new(
-        key("train/grad_norm")?,
-        Some(st.clone()),
-        times.clone(),
-        st.iter()
-            .map(|&s| {
-                let g = 1.0 + 0.15 * noise(s as u64 * 7 + life);
-                (if s == SPIKE_STEP - 1 { g * 40.0 } else { g }) as f32 as f64
-            })
-            .collect(),
-    ));
-    b.push(SeriesWrite::new(
-        key("train/lr")?,
-        Some(st.clone()),
-        times.clone(),
-        lr,
-    ));
-    b.push(SeriesWrite::new(
-        key("train/tokens_per_sec")?,
-        Some(st.clone()),
-        times.clone(),
-        st.iter()
-            .map(|&s| 524_288.0 / (0.15 * (1.0 + 0.03 * noise(s as u64 * 13))))
-            .collect(),
-    ));
-    Ok(b)
-}
-
-fn gpu_batch(seconds: std::ops::Range<i64>) -> Result<WriteBatch> {
-    let mut b = WriteBatch::new();
-    let times: Vec<i64> = seconds.clone().map(|s| T0_NS + s * 1_000_000_000).collect();
-    for gpu in 0..8 {
-        let key = |n: &str| SeriesKey::new(n, [("host", "node-0"), ("gpu", &gpu.to_string())]);
-        let util = seconds
-            .clone()
-            .map(|s| (96.0 + 3.0 * noise(s as u64 * 31 + gpu)).round())
-            .collect();
-        let mem = seconds
-            .clone()
-            .map(|s| {
-                let leak = if gpu == 3 { s as f64 * 0.4 } else { 0.0 };
-                (61_000.0 + leak + 50.0 * noise(s as u64 * 17 + gpu)).round()
-            })
-            .collect();
-        b.push(SeriesWrite::new(
-            key("gpu/util")?,
-            None,
-            times.clone(),
-            util,
-        ));
-        b.push(SeriesWrite::new(
-            key("gpu/mem_used_mib")?,
-            None,
-            times.clone(),
-            mem,
-        ));
+pub fn run(a: &DemoArgs) -> Result<()> {
+    if !(a.speed > 0.0 && a.speed <= 1000.0) {
+        bail!("--speed must be in (0, 1000], not {}", a.speed);
     }
-    Ok(b)
-}
-
-/// Draws an M4 result as a one-line chart: each character is a column's max.
-fn sparkline(xs: &[i64], ys: &[f64], from: i64, to: i64, width: u32) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let mut cols: Vec<Option<f64>> = vec![None; width as usize];
-    let mut nan_cols = vec![false; width as usize];
-    let span = (to - from + 1) as f64;
-    for (x, y) in xs.iter().zip(ys) {
-        let c = (((x - from) as f64 / span) * width as f64) as usize;
-        let c = c.min(width as usize - 1);
-        if y.is_nan() {
-            nan_cols[c] = true;
-            continue;
+    if a.duration < 10 {
+        bail!("--duration must be at least 10 seconds");
+    }
+    let temp = tempfile::Builder::new().prefix("loupe-demo-").tempdir()?;
+    let data = a.data.clone().unwrap_or_else(|| temp.path().join("data"));
+    let server = DemoServer::start(a.addr, data.clone(), demo_config(a.speed))?;
+    let base = format!("http://{}", server.addr);
+    println!("loupe serve listening on {base}");
+    println!("Loupe demo: open {base}/ in a browser (project \"{PROJECT}\")");
+    let sim_seconds = a.duration as f64 * a.speed;
+    let t0 = now_s();
+    let scenario = workloads(sim_seconds, t0);
+    println!(
+        "playing {:.0} simulated minutes in {} s: job {JOB} (8 ranks, 2 nodes), run {BASELINE}, service {SERVICE}; {} points",
+        sim_seconds / 60.0,
+        a.duration,
+        scenario.points()
+    );
+    let client = DemoClient::new(&base);
+    client.create_runs(&scenario)?;
+    let mut seen: HashMap<String, String> = HashMap::new();
+    play(&client, &scenario, t0, a.speed, &mut seen)?;
+    // Let diagnosis see the last batches and the time-driven checks run.
+    std::thread::sleep(Duration::from_secs(2));
+    let incidents = client.incidents()?;
+    for i in &incidents {
+        if seen.get(&i.id) != Some(&i.kind) {
+            client.announce(i);
         }
-        cols[c] = Some(cols[c].map_or(*y, |m: f64| m.max(*y)));
     }
-    let finite: Vec<f64> = cols
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
-    let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    cols.iter()
-        .zip(&nan_cols)
-        .map(|(c, nan)| match (c, nan) {
-            (_, true) => '✗',
-            (None, _) => ' ',
-            (Some(v), _) => {
-                let f = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-                BARS[((f * 7.0).round() as usize).min(7)]
-            }
-        })
-        .collect()
-}
-
-/// A number in at most 12 characters: fixed point when readable, else exponent.
-fn num(v: f64) -> String {
-    let a = v.abs();
-    if v == 0.0 || (1e-2..1e6).contains(&a) {
-        format!("{v:.4}")
+    summary(&scenario, &incidents, &client)?;
+    if a.follow {
+        crate::serve_cmd::block_until_signal(|| {
+            // Whoever reads our output may be gone by now: not an error.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "loupe demo finished: {base}/");
+            let _ = writeln!(out, "still serving {base}/ — Ctrl-C to stop");
+            let _ = out.flush();
+        })?;
     } else {
-        format!("{v:.3e}")
+        println!("loupe demo finished: {base}/");
     }
+    server.stop()?;
+    if a.data.is_none() && !a.follow {
+        drop(temp);
+    } else {
+        // Kept: the user may want to look again with `loupe serve --data`.
+        let kept = temp.keep();
+        if a.data.is_none() {
+            let _ = writeln!(std::io::stdout(), "data kept in {}", kept.display());
+        }
+    }
+    Ok(())
 }
 
-pub fn run(args: &DemoArgs) -> Result<()> {
-    let temp;
-    let dir = match &args.data {
-        Some(d) => d.clone(),
-        None => {
-            temp = tempfile::tempdir().context("creating a temporary data directory")?;
-            temp.path().to_path_buf()
-        }
-    };
-    let total = args.steps.max(10_000);
-    println!(
-        "Loupe demo — embedded time-series store in {}",
-        dir.display()
-    );
-    println!(
-        "Simulating a {total}-step training run (5 scalars/step) and 8 GPUs sampled every second.\n"
-    );
-    let db = Tsdb::open(&dir, TsdbOptions::default())?;
-    let started = Instant::now();
-    let per_batch = 256; // about what the SDK sends every 0.5 s on a fast loop
-    let resume_at = total * 9 / 10;
-    let crash_at = resume_at + total / 50;
-    let mut step = 0;
-    let mut last_pct = u64::MAX;
-    while step < crash_at {
-        let end = (step + per_batch).min(crash_at);
-        db.append(training_batch("demo", step..end, total, 0)?)?;
-        let secs = (step as f64 * 0.15) as i64..(end as f64 * 0.15) as i64;
-        if !secs.is_empty() {
-            db.append(gpu_batch(secs)?)?;
-        }
-        step = end;
-        let pct = (step * 100 / total) as u64;
-        if pct / 5 != last_pct / 5 {
-            last_pct = pct;
-            let bar = "█".repeat((pct / 5) as usize);
-            print!("\r  writing  [{bar:<20}] {pct:>3}%  step {step:>8}");
-            use std::io::Write as _;
-            std::io::stdout().flush().ok();
-        }
-    }
-    // The job dies and restarts from the checkpoint at `resume_at`: it logs
-    // those steps again, with a second life's values. Newest write wins.
-    println!(
-        "\n  the job crashes at step {crash_at} and resumes from its checkpoint at step {resume_at}"
-    );
-    let mut step = resume_at;
-    while step < total {
-        let end = (step + per_batch).min(total);
-        db.append(training_batch("demo", step..end, total, 1)?)?;
-        step = end;
-    }
-    let wrote = started.elapsed();
-    let stats = db.stats();
-    db.flush()?;
-    let bytes = db.stats().segment_bytes;
-    println!(
-        "  {} points acknowledged durably in {:.2} s ({:.1} M points/s, {} fsyncs); on disk after flush: {:.2} MB, {:.2} bytes/point\n",
-        stats.points_appended,
-        wrote.as_secs_f64(),
-        stats.points_appended as f64 / wrote.as_secs_f64() / 1e6,
-        stats.fsyncs,
-        bytes as f64 / 1e6,
-        bytes as f64 / stats.points_appended as f64
-    );
+/// The server's diagnosis windows, divided by the demo's speed.
+fn demo_config(speed: f64) -> DiagnoseConfig {
+    let mut c = DiagnoseConfig::default();
+    // Tighter than the defaults even in simulated time: the demo packs
+    // four faults of one job into ten minutes, a real job spreads them out.
+    c.incident.join_window_s = 30.0 / speed;
+    c.incident.resolve_after_s = 60.0 / speed;
+    c.incident.lookback_s = 30.0 / speed;
+    c.stall.min_seconds /= speed;
+    c.silence.min_seconds /= speed;
+    c
+}
 
-    let loss = SeriesKey::new("train/loss", [("run", "demo")])?;
-    let t = Instant::now();
-    let m = db.m4(&loss, XAxis::Step, 0, total - 1, args.width)?;
-    println!(
-        "train/loss by step, M4 at width {} ({} of {} points read back in {:.2} ms; ✗ = NaN):",
-        args.width,
-        m.x.len(),
-        m.count,
-        t.elapsed().as_secs_f64() * 1e3
-    );
-    println!("  {}", sparkline(&m.x, &m.y, 0, total - 1, args.width));
-    let spike =
-        m.x.iter()
-            .zip(&m.y)
-            .find(|(x, _)| **x == SPIKE_STEP)
-            .map(|(_, y)| *y);
-    match spike {
-        Some(y) => {
-            println!("  the one-step spike at step {SPIKE_STEP} (loss {y:.2}) is in the drawn data")
+/// The three workloads, in simulated time from `t0`.
+fn workloads(sim_seconds: f64, t0: f64) -> Scenario {
+    let steps = sim_seconds.floor() as i64;
+    let at = |f: f64| (steps as f64 * f) as i64;
+    let mut job = JobSpec::new(JOB, 8, steps, 42);
+    job.project = PROJECT.into();
+    job.ranks_per_node = 4;
+    job.start_time = t0;
+    job.warmup_steps = at(0.10);
+    job.faults = vec![
+        Injected::new(FaultKind::LossSpike, at(0.10) + 2, 0),
+        Injected {
+            length: at(0.08),
+            ..Injected::new(FaultKind::InputBound, at(0.25), 0)
+        },
+        Injected {
+            length: at(0.12),
+            ..Injected::new(FaultKind::ThermalStraggler, at(0.45), 3)
+        },
+        Injected {
+            length: at(0.30),
+            ..Injected::new(FaultKind::GpuMemoryLeak, at(0.62), 5)
+        },
+    ];
+    // torchrun tears the job down once rank 5 has crashed.
+    job.stop = Some((at(0.62) + at(0.30) + 5, "failed".into()));
+    let mut baseline = JobSpec::new(BASELINE, 1, steps, 7);
+    baseline.project = PROJECT.into();
+    baseline.start_time = t0;
+    baseline.warmup_steps = at(0.10);
+    let mut service = JobSpec::new(SERVICE, 1, steps, 9);
+    service.project = PROJECT.into();
+    service.service = true;
+    service.start_time = t0;
+    service.fault = Some(FaultKind::ServingErrors);
+    service.fault_step = at(0.78);
+    generate(&job)
+        .merge(generate(&baseline))
+        .merge(generate(&service))
+}
+
+/// Sends the events as their simulated time comes, batched per run every
+/// tenth of a second, with a progress bar.
+fn play(
+    client: &DemoClient,
+    sc: &Scenario,
+    t0: f64,
+    speed: f64,
+    seen: &mut HashMap<String, String>,
+) -> Result<()> {
+    let events: Vec<&Event> = sc.events.iter().filter(|e| e.time().is_finite()).collect();
+    let last = events.last().map_or(t0, |e| e.time());
+    let start = Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut next = 0usize;
+    let mut last_poll = Instant::now();
+    let mut last_bar = -1i64;
+    let mut tails: HashMap<String, VecDeque<String>> = HashMap::new();
+    while next < events.len() {
+        let sim_now = t0 + start.elapsed().as_secs_f64() * speed;
+        let mut batch = Batch::default();
+        while next < events.len() && events[next].time() <= sim_now {
+            batch.add(events[next], &mut tails);
+            next += 1;
         }
-        None => println!("  WARNING: the spike at step {SPIKE_STEP} was not in the M4 result"),
-    }
-    let resumed = db.read_range(&loss, XAxis::Step, resume_at, resume_at, None)?;
-    println!(
-        "  step {resume_at} was logged twice (before and after the crash); reads return the newer write: {:.4} (second life: {:.4})\n",
-        resumed.values[0],
-        loss_at(resume_at, total, 1)
-    );
-
-    let mem = SeriesKey::new("gpu/mem_used_mib", [("host", "node-0"), ("gpu", "3")])?;
-    let summary = db.summary(&mem)?.context("gpu 3 memory")?;
-    let (t0, t1) = (summary.first_time, summary.last_time);
-    let m = db.m4(&mem, XAxis::Time, t0, t1, args.width)?;
-    println!("gpu/mem_used_mib{{gpu=\"3\"}} by time — memory creeping up:");
-    println!("  {}\n", sparkline(&m.x, &m.y, t0, t1, args.width));
-
-    println!(
-        "{:<44} {:>9} {:>12} {:>12} {:>12}",
-        "series", "points", "min", "max", "last"
-    );
-    for info in db.series(&SeriesMatcher::any().label_eq("run", "demo")) {
-        if let Some(s) = db.summary(&info.key)? {
-            println!(
-                "{:<44} {:>9} {:>12} {:>12} {:>12}",
-                info.key.to_string(),
-                s.count,
-                num(s.min),
-                num(s.max),
-                num(s.last)
+        client.send(batch)?;
+        if last_poll.elapsed() >= Duration::from_millis(500) {
+            last_poll = Instant::now();
+            for i in client.incidents()? {
+                let changed = seen.get(&i.id) != Some(&i.kind);
+                if changed {
+                    if tty {
+                        eprint!("\r\x1b[K");
+                    }
+                    client.announce(&i);
+                    seen.insert(i.id.clone(), i.kind.clone());
+                }
+            }
+        }
+        let pct = ((sim_now - t0) / (last - t0).max(1.0) * 100.0).clamp(0.0, 100.0);
+        let bar = pct as i64;
+        if tty {
+            let filled = (pct / 5.0) as usize;
+            eprint!(
+                "\r[{}{}] {pct:3.0}%  simulated {}  incidents {}",
+                "#".repeat(filled),
+                ".".repeat(20 - filled.min(20)),
+                clock(sim_now - t0),
+                seen.len()
+            );
+        } else if bar / 10 != last_bar / 10 {
+            eprintln!(
+                "progress {:3}% (simulated {})",
+                bar / 10 * 10,
+                clock(sim_now - t0)
             );
         }
+        last_bar = bar;
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let gpus = db.series(&SeriesMatcher::any().label_eq("host", "node-0"));
-    println!("… and {} GPU series on node-0.", gpus.len());
-    db.close()?;
-    drop(db);
-    let reopened = Tsdb::open(&dir, TsdbOptions::default())?;
-    let back = reopened.summary(&loss)?.context("loss after reopen")?;
+    if tty {
+        eprintln!();
+    }
+    Ok(())
+}
+
+fn clock(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// What one tick sends.
+#[derive(Default)]
+struct Batch {
+    /// Per run: its metric series.
+    metrics: BTreeMap<String, Vec<Value>>,
+    logs: BTreeMap<String, Vec<Value>>,
+    external: Vec<Value>,
+    ended: Vec<(String, String, Option<Value>)>,
+}
+
+impl Batch {
+    fn add(&mut self, e: &Event, tails: &mut HashMap<String, VecDeque<String>>) {
+        match e {
+            Event::Points {
+                run,
+                series,
+                steps,
+                times,
+                values,
+            } => self.metrics.entry(run.clone()).or_default().push(json!({
+                "name": series, "step": steps, "time": times,
+                "value": values.iter().map(|v| num(*v)).collect::<Vec<_>>(),
+            })),
+            Event::SourcePoints {
+                scope,
+                series,
+                times,
+                values,
+                ..
+            } => self.external.push(json!({
+                "name": series,
+                "labels": {"service": scope.service, "host": scope.host},
+                "time": times,
+                "value": values.iter().map(|v| num(*v)).collect::<Vec<_>>(),
+            })),
+            Event::Log {
+                run,
+                time,
+                stream,
+                level,
+                text,
+            } => {
+                if *stream == loupe_model::LogStream::Stderr {
+                    let t = tails.entry(run.clone()).or_default();
+                    t.push_back(text.clone());
+                    if t.len() > 50 {
+                        t.pop_front();
+                    }
+                }
+                self.logs
+                    .entry(run.clone())
+                    .or_default()
+                    .push(json!({"time": time, "stream": stream, "level": level, "text": text}))
+            }
+            Event::RunEnded { run, status, .. } => {
+                let failure = (status != "finished").then(|| {
+                    let tail: Vec<String> = tails
+                        .get(run)
+                        .map(|t| t.iter().cloned().collect())
+                        .unwrap_or_default();
+                    let last = tail
+                        .iter()
+                        .rev()
+                        .find(|l| !l.starts_with(' ') && l.contains(": "));
+                    let (ty, msg) = last
+                        .and_then(|l| l.split_once(": "))
+                        .map(|(a, b)| (Some(a.to_string()), Some(b.to_string())))
+                        .unwrap_or((None, None));
+                    json!({"exception_type": ty, "message": msg, "stderr_tail": tail})
+                });
+                self.ended.push((run.clone(), status.clone(), failure));
+            }
+            Event::RunStarted { .. } => {}
+        }
+    }
+}
+
+fn num(v: f64) -> Value {
+    if v.is_nan() {
+        json!("NaN")
+    } else if v.is_infinite() {
+        json!(if v > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        json!(v)
+    }
+}
+
+struct DemoClient {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl DemoClient {
+    fn new(base: &str) -> Self {
+        DemoClient {
+            base: base.to_string(),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into(),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut resp = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("POST", Some(b)) => self.agent.post(&url).send_json(b),
+            ("PATCH", Some(b)) => self.agent.patch(&url).send_json(b),
+            _ => bail!("unsupported request {method} {path}"),
+        }
+        .with_context(|| format!("{method} {path}"))?;
+        let status = resp.status();
+        let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("{method} {path}: {status}: {}", v["error"]["message"]);
+        }
+        Ok(v)
+    }
+
+    fn create_runs(&self, sc: &Scenario) -> Result<()> {
+        for e in &sc.events {
+            if let Event::RunStarted { info, config } = e {
+                let world = if info.group.is_some() { Some(8) } else { None };
+                self.call(
+                    "POST",
+                    "/api/v1/runs",
+                    Some(&json!({
+                        "id": info.id, "name": info.id, "project": PROJECT,
+                        "group": info.group, "rank": info.rank, "world_size": world,
+                        "host": info.host, "config": config,
+                        "tags": if info.group.is_some() { vec!["pretrain", "7b"] } else { vec!["baseline", "7b"] },
+                        "command": "torchrun --nproc-per-node 4 train.py --config 7b.yaml",
+                    })),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&self, b: Batch) -> Result<()> {
+        for (run, series) in b.metrics {
+            self.call(
+                "POST",
+                &format!("/api/v1/runs/{run}/metrics"),
+                Some(&json!({"series": series})),
+            )?;
+        }
+        for (run, records) in b.logs {
+            self.call(
+                "POST",
+                &format!("/api/v1/runs/{run}/logs"),
+                Some(&json!({"records": records})),
+            )?;
+        }
+        if !b.external.is_empty() {
+            self.call(
+                "POST",
+                &format!("/api/v1/metrics?project={PROJECT}"),
+                Some(&json!({"series": b.external})),
+            )?;
+        }
+        for (run, status, failure) in b.ended {
+            let exit = if status == "finished" { 0 } else { 1 };
+            self.call(
+                "PATCH",
+                &format!("/api/v1/runs/{run}"),
+                Some(&json!({"status": status, "exit_code": exit, "failure": failure})),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn incidents(&self) -> Result<Vec<Incident>> {
+        let v = self.call(
+            "GET",
+            &format!("/api/v1/incidents?project={PROJECT}&limit=1000"),
+            None,
+        )?;
+        let list = v["incidents"].as_array().cloned().unwrap_or_default();
+        Ok(list
+            .into_iter()
+            .filter_map(|i| serde_json::from_value::<Incident>(i).ok())
+            .collect())
+    }
+
+    fn announce(&self, i: &Incident) {
+        let where_ = i
+            .run
+            .clone()
+            .or_else(|| i.group.clone().map(|g| format!("job {g}")))
+            .or_else(|| i.service.clone().map(|s| format!("service {s}")))
+            .unwrap_or_default();
+        let out = &mut std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "⚠ incident [{}] {where_}: {}",
+            i.severity.as_str(),
+            i.title
+        );
+        if let Some(c) = i.causes.first() {
+            let _ = writeln!(out, "    why: {}", c.explanation);
+            if let Some(f) = c.fixes.first() {
+                let _ = writeln!(out, "    try: {f}");
+            }
+        }
+        if let Some(run) = i.runs.first() {
+            let _ = writeln!(out, "    see: {}/runs/{run}", self.base);
+        }
+    }
+}
+
+fn summary(sc: &Scenario, incidents: &[Incident], client: &DemoClient) -> Result<()> {
+    let report = evaluate(sc, incidents);
+    println!("\nsummary: {} incident(s) found", incidents.len());
+    for f in &sc.faults {
+        let expected = f.kind.expected_cause();
+        // The incident that ranks the expected cause best.
+        let found = incidents
+            .iter()
+            .filter(|i| {
+                f.group.is_some() && i.group == f.group
+                    || f.run.as_ref().is_some_and(|r| i.runs.contains(r))
+                    || f.service.is_some() && i.service == f.service
+            })
+            .filter_map(|i| Some((i.causes.iter().position(|c| c.kind == expected)?, i)))
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, i)| i);
+        let mark = match found {
+            Some(i) if i.causes.first().is_some_and(|c| c.kind == expected) => "✓",
+            Some(_) => "~",
+            None => "✗",
+        };
+        println!(
+            "  {mark} {:<18} injected at {} → {}",
+            f.kind.as_str(),
+            f.start_step
+                .map(|s| format!("step {s}"))
+                .unwrap_or_else(|| "its burst".into()),
+            found.map(|i| i.title.as_str()).unwrap_or("not found")
+        );
+    }
+    let base = client.call("GET", &format!("/api/v1/runs/{BASELINE}/incidents"), None)?;
+    let n = base["incidents"].as_array().map_or(0, Vec::len);
     println!(
-        "\nReopened the store: train/loss still has {} points (last {:.4}). Next: `loupe serve` and the web UI (planned).",
-        back.count, back.last
+        "  {} healthy baseline run {BASELINE}: {n} incident(s)",
+        if n == 0 { "✓" } else { "✗" }
+    );
+    println!(
+        "  precision {:.2}, recall {:.2}, true cause first {:.2}",
+        report.precision(),
+        report.recall(),
+        report.top_cause_rate()
     );
     Ok(())
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// `loupe serve` on its own thread and runtime.
+struct DemoServer {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl DemoServer {
+    fn start(addr: std::net::SocketAddr, data: PathBuf, diagnose: DiagnoseConfig) -> Result<Self> {
+        let mut cfg = loupe_server::ServerConfig::new(addr, data);
+        cfg.diagnose = Some(diagnose);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("loupe-demo-server".into())
+            .spawn(move || -> Result<()> {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the async runtime")?;
+                rt.block_on(loupe_server::serve(
+                    cfg,
+                    async move {
+                        let _ = stop_rx.await;
+                    },
+                    move |a| {
+                        let _ = ready_tx.send(a);
+                    },
+                ))?;
+                Ok(())
+            })?;
+        match ready_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => Ok(DemoServer {
+                addr,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Err(_) => match thread.join() {
+                Ok(Err(e)) => Err(e.context("the demo's server did not start")),
+                _ => bail!("the demo's server did not start"),
+            },
+        }
+    }
+
+    fn stop(mut self) -> Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("the demo's server panicked"))??;
+        }
+        Ok(())
+    }
 }

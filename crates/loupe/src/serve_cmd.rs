@@ -64,6 +64,10 @@ pub struct ServeArgs {
     pub no_diagnose: bool,
     #[command(flatten)]
     pub diagnose: crate::diagnose_cmd::DiagnoseSettings,
+    /// Alert rules and channels (TOML; see docs/alerting.md). Built-in
+    /// rules run without it.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
 }
 
 pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
@@ -79,12 +83,34 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
     cfg.limits.max_log_records_per_request = a.max_log_records_per_request;
     cfg.limits.max_log_text_bytes = a.max_log_text_bytes;
     cfg.tsdb.fsync = a.fsync.parse().context("--fsync")?;
+    cfg.alert_rules = a.rules.clone();
     cfg.diagnose = if a.no_diagnose {
         None
     } else {
         Some(a.diagnose.load()?)
     };
     Ok(cfg)
+}
+
+/// Blocks the calling thread until SIGTERM or SIGINT; `on_ready` runs once
+/// both are being caught, so a signal sent after it is never the default,
+/// fatal one.
+pub fn block_until_signal(on_ready: impl FnOnce()) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let mut term = signal(SignalKind::terminate()).context("catching SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("catching SIGINT")?;
+        on_ready();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        Ok(())
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

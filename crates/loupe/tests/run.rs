@@ -187,7 +187,9 @@ fn trainer_dicts_and_tqdm_bars_become_series_and_logs() {
     );
     let rss = points(&api, id, "sys/proc.rss_bytes");
     assert!(
-        !rss.is_empty() && rss.iter().all(|(s, v)| s.is_none() && *v > 1e6),
+        !rss.is_empty()
+            && rss.iter().all(|(s, v)| s.is_none() && *v > 0.0)
+            && rss.iter().any(|(_, v)| *v > 1e6),
         "{rss:?}"
     );
     assert!(
@@ -406,4 +408,37 @@ fn with_the_server_away_everything_waits_for_loupe_sync() {
         &[(Some(1), 0.25), (Some(2), 0.125)],
     );
     assert!(!runs[0].join("pending_patch.json").exists());
+}
+
+#[test]
+fn the_python_sdk_inside_attaches_to_the_same_run() {
+    let server = Server::start();
+    let api = server.api();
+    let dir = tempfile::tempdir().unwrap();
+    let script = "import loupe\nrun = loupe.init()\nrun.log({'sdk/acc': 0.75}, step=3)\nprint('R12 ppl 31.5', flush=True)\nrun.finish()\n";
+    let mut c = loupe_run(
+        &server,
+        dir.path(),
+        &["--metric-pattern", r"^R(?P<step>\d+) ppl (?P<ppl>\S+)$"],
+        script,
+    );
+    c.env(
+        "PYTHONPATH",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../python"),
+    );
+    let out = output(c);
+    assert!(out.status.success(), "{out:?}");
+    // One run: the SDK resumed the one `loupe run` created.
+    let run = the_run(&api);
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(run["status"], "finished");
+    assert_points(&points(&api, id, "sdk/acc"), &[(Some(3), 0.75)]);
+    assert_points(&points(&api, id, "ppl"), &[(Some(12), 31.5)]);
+    // The console was captured once, by `loupe run`.
+    let logs = api.all_logs(id, &[]);
+    assert_eq!(
+        logs.iter().filter(|r| r["text"] == "R12 ppl 31.5").count(),
+        1,
+        "{logs:?}"
+    );
 }

@@ -7,7 +7,6 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::human_duration;
 use crate::finding::{Direction, Finding, FindingKind, SeriesRole};
 use crate::logsig::LogSignatureKind;
 
@@ -439,19 +438,8 @@ fn gpu_leak(f: &Facts) -> Option<Cause> {
     if oom_after.is_some() {
         score += 0.3;
     }
-    let eta = trend
-        .attributes
-        .get("eta_s")
-        .and_then(|v| v.parse::<f64>().ok())
-        .map(|e| {
-            format!(
-                " At that rate it would be full in about {}.",
-                human_duration(e)
-            )
-        })
-        .unwrap_or_default();
     let mut expl = format!(
-        "GPU memory grew step after step ({}), {}.{eta}",
+        "GPU memory grew step after step ({}): {}.",
         where_(trend),
         trend.detail
     );

@@ -83,10 +83,24 @@ impl Correlator {
     pub fn add(&mut self, finding: Finding, now: f64) {
         let key = Key::of(&finding.scope);
         let join_window = self.cfg.join_window_s;
+        // A repeat of something the open incident already holds (a leak
+        // still growing, a straggler still slow) belongs to it however long
+        // it has lasted; anything else joins only within the window.
+        let major = finding.severity >= Severity::Warning;
         if let Some(open) = self.open.get_mut(&key)
-            && now - open.last_evidence <= join_window
+            && (now - open.last_evidence <= join_window
+                || major
+                    && open.findings.iter().any(|g| {
+                        g.kind == finding.kind
+                            && g.series == finding.series
+                            && g.scope.run == finding.scope.run
+                    }))
         {
-            open.last_evidence = now;
+            // Minor findings are evidence, not activity: they never keep an
+            // incident open on their own.
+            if major {
+                open.last_evidence = now;
+            }
             push_bounded(open, finding, self.cfg.max_evidence);
             open.dirty = true;
             return;

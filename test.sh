@@ -33,4 +33,16 @@ if [[ $# -eq 0 ]]; then
     python3 -c 'import pytest' 2>/dev/null \
         || python3 -m pip install --quiet --disable-pip-version-check pytest
     LOUPE_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/loupe" python3 -m pytest python/tests -q
+
+    # The web UI, end to end in headless Chromium against the same binary.
+    if [[ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]]; then
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+        else
+            echo "the UI tests need Chromium: sudo apt-get install chromium (or set CHROMIUM)" >&2
+            exit 1
+        fi
+    fi
+    [[ -d ui/node_modules/playwright-core ]] || (cd ui && npm ci --no-audit --no-fund)
+    LOUPE_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/loupe" ui/tests/run.sh
 fi

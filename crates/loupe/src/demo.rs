@@ -74,7 +74,8 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     println!("loupe serve listening on {base}");
     println!("Loupe demo: open {base}/ in a browser (project \"{PROJECT}\")");
     let sim_seconds = a.duration as f64 * a.speed;
-    let t0 = now_s();
+    // The simulated past ends now, so data and incident times agree at the end.
+    let t0 = now_s() - sim_seconds;
     let scenario = workloads(sim_seconds, t0);
     println!(
         "playing {:.0} simulated minutes in {} s: job {JOB} (8 ranks, 2 nodes), run {BASELINE}, service {SERVICE}; {} points",

@@ -162,7 +162,12 @@ impl Injected {
             FaultKind::ThermalStraggler => i64::MAX / 4,
             _ => 0,
         };
-        Injected { kind, step, rank, length }
+        Injected {
+            kind,
+            step,
+            rank,
+            length,
+        }
     }
 }
 
@@ -526,7 +531,9 @@ fn rank_events(
                 loss *= 1.0 + 1.2 * (-((step - f) as f64) / 8.0).exp();
             }
         }
-        if let Some(f) = hit(FaultKind::NanDivergence) && step >= f - 40 {
+        if let Some(f) = hit(FaultKind::NanDivergence)
+            && step >= f - 40
+        {
             grad *= 1.12f64.powi((step - (f - 40)) as i32);
             if step >= f - 15 {
                 loss *= 1.0 + 0.08 * (step - (f - 15)) as f64;
@@ -547,7 +554,9 @@ fn rank_events(
                 break;
             }
         }
-        if let Some(f) = hit(FaultKind::Fp16Overflow) && step >= f - 30 {
+        if let Some(f) = hit(FaultKind::Fp16Overflow)
+            && step >= f - 30
+        {
             if step % 3 == 0 && loss_scale > 1.0 {
                 let next = (loss_scale / 2.0).max(1.0);
                 log(
@@ -569,13 +578,17 @@ fn rank_events(
                 break;
             }
         }
-        if let Some(f) = job_fault(FaultKind::InputBound) && (f..f + length(FaultKind::InputBound)).contains(&step) {
+        if let Some(f) = job_fault(FaultKind::InputBound)
+            && (f..f + length(FaultKind::InputBound)).contains(&step)
+        {
             tps *= 0.55;
             step_time /= 0.55;
             util = 50.0 + 6.0 * nz(rng);
             cpu = 97.0 + 1.5 * nz(rng);
         }
-        if let Some(f) = hit(FaultKind::GpuMemoryLeak) && step >= f {
+        if let Some(f) = hit(FaultKind::GpuMemoryLeak)
+            && step >= f
+        {
             leak_bytes += 20e9 / length(FaultKind::GpuMemoryLeak).max(1) as f64;
             mem += leak_bytes;
             if mem >= mem_total * 0.985 {
@@ -584,7 +597,9 @@ fn rank_events(
                 break;
             }
         }
-        if let Some(f) = hit(FaultKind::CudaOom) && step == f {
+        if let Some(f) = hit(FaultKind::CudaOom)
+            && step == f
+        {
             oom_traceback(t, rank, &mut log, out);
             end_status = "failed";
             break;
@@ -657,14 +672,21 @@ fn rank_events(
             }
         }
         if let Some(f) = job_fault(FaultKind::CollectiveHang)
-            && step >= f + if rank == fault_rank(FaultKind::CollectiveHang) { 0 } else { 1 }
+            && step
+                >= f + if rank == fault_rank(FaultKind::CollectiveHang) {
+                    0
+                } else {
+                    1
+                }
         {
             let culprit = fault_rank(FaultKind::CollectiveHang);
             t = hang(culprit, rank, run, step, t, &mut b, &mut log, out, rng);
             end_status = "failed";
             break;
         }
-        if let Some(f) = hit(FaultKind::SoftHang) && step == f {
+        if let Some(f) = hit(FaultKind::SoftHang)
+            && step == f
+        {
             // Telemetry keeps flowing, the step does not.
             for k in 0..150 {
                 let tt = t + k as f64;
@@ -680,7 +702,9 @@ fn rank_events(
             end_status = "killed";
             break;
         }
-        if let Some(f) = hit(FaultKind::DiskFull) && step == f {
+        if let Some(f) = hit(FaultKind::DiskFull)
+            && step == f
+        {
             log(
                 t,
                 LogStream::Stdout,

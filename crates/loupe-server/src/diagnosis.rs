@@ -447,6 +447,7 @@ impl Worker {
     }
 
     fn store_incidents(&mut self, changed: &[Incident]) {
+        self.st.alerts.on_incidents(changed);
         let mut records = Vec::with_capacity(changed.len());
         for inc in changed {
             let body = match serde_json::to_string(inc) {

@@ -4,6 +4,7 @@
 //!
 //! Handlers live in [`routes`] and only translate; the stores own the rules.
 
+pub mod alerting;
 pub mod auth;
 pub mod diagnosis;
 pub mod error;
@@ -39,6 +40,9 @@ pub struct ServerConfig {
     pub tsdb: TsdbOptions,
     /// Diagnosis settings; `None` turns live diagnosis off.
     pub diagnose: Option<loupe_diagnose::DiagnoseConfig>,
+    /// The alert rules and channels file (`--rules`); built-in rules run
+    /// without one.
+    pub alert_rules: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -52,6 +56,7 @@ impl ServerConfig {
             lost_after: Duration::from_secs(600),
             tsdb: TsdbOptions::default(),
             diagnose: Some(loupe_diagnose::DiagnoseConfig::default()),
+            alert_rules: None,
         }
     }
 
@@ -83,6 +88,8 @@ pub enum ServerError {
     },
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    #[error("alerting: {0}")]
+    Alerting(#[from] alerting::AlertingError),
 }
 
 /// The stores of a data directory: `DIR/tsdb` and `DIR/meta.sqlite`.
@@ -111,6 +118,7 @@ pub async fn serve(
         );
     }
     let (tsdb, meta) = open_stores(&cfg)?;
+    let alerts = alerting::Alerting::open(&cfg.data_dir, cfg.alert_rules.as_deref(), &meta)?;
     let report = tsdb.open_report();
     if !report.damaged.is_empty() {
         for d in &report.damaged {
@@ -128,6 +136,7 @@ pub async fn serve(
         lost_after: cfg.lost_after,
         started: std::time::Instant::now(),
         diagnosis: diagnosis::Diagnosis::new(cfg.diagnose.clone()),
+        alerts,
     });
     state.diagnosis.start(state.clone());
     let listener =
@@ -142,6 +151,7 @@ pub async fn serve(
     // Summaries a crash cut off before they reached SQLite are rebuilt.
     state.summaries.mark_all(&state.tsdb);
     let background = tokio::spawn(background_tasks(state.clone()));
+    let alert_loop = tokio::spawn(alerting::run(state.clone()));
     on_ready(local);
     let app = routes::router(state.clone());
     axum::serve(listener, app)
@@ -149,6 +159,9 @@ pub async fn serve(
         .await
         .map_err(ServerError::Serve)?;
     background.abort();
+    alert_loop.abort();
+    let s = state.clone();
+    let _ = tokio::task::spawn_blocking(move || s.alerts.shutdown()).await;
     flush_summaries(&state);
     let s = state.clone();
     let _ = tokio::task::spawn_blocking(move || s.diagnosis.shutdown()).await;

@@ -1,6 +1,7 @@
 //! The HTTP API. Each module is one resource; handlers translate between
 //! HTTP and the stores and hold no business logic of their own.
 
+pub mod alerts;
 pub mod incidents;
 pub mod logs;
 pub mod metrics;
@@ -10,7 +11,7 @@ pub mod system;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::state::SharedState;
 
@@ -71,7 +72,21 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/incidents/{id}", get(incidents::get_incident))
         .route("/api/v1/runs/{id}/incidents", get(incidents::run_incidents))
         .route("/api/v1/runs/{id}/health", get(incidents::run_health))
-        .route("/api/v1/groups/{group}/health", get(incidents::group_health))
+        .route(
+            "/api/v1/groups/{group}/health",
+            get(incidents::group_health),
+        )
+        .route(
+            "/api/v1/alerts/rules",
+            get(alerts::list_rules).post(alerts::post_rule),
+        )
+        .route("/api/v1/alerts/rules/{name}", delete(alerts::delete_rule))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route(
+            "/api/v1/silences",
+            get(alerts::list_silences).post(alerts::post_silence),
+        )
+        .route("/api/v1/silences/{id}", delete(alerts::delete_silence))
         .fallback(crate::ui::fallback)
         .method_not_allowed_fallback(crate::error::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -49,6 +49,7 @@ pub struct AppState {
     pub lost_after: Duration,
     pub started: std::time::Instant,
     pub diagnosis: Diagnosis,
+    pub alerts: crate::alerting::Alerting,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -1,6 +1,7 @@
 //! The `loupe` command line.
 
 mod agent_cmd;
+mod alert_cmd;
 mod cli_runs;
 mod client;
 mod demo;
@@ -58,6 +59,12 @@ enum Cmd {
     /// Score a `timestamp,value` CSV with the streaming detectors: the
     /// rows come back with `anomaly_score` and `label` columns.
     Detect(diagnose_cmd::DetectArgs),
+    /// Check an alert rules file (`loupe rules check FILE`).
+    #[command(subcommand)]
+    Rules(alert_cmd::RulesCmd),
+    /// Silence alerts for a while: add, list, rm.
+    #[command(subcommand)]
+    Silence(alert_cmd::SilenceCmd),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,5 +89,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Agent(args) => agent_cmd::run(args),
         Cmd::Run(args) => std::process::exit(run_cmd::run(args)?),
         Cmd::Sync(args) => std::process::exit(sync_cmd::run(args)?),
+        Cmd::Rules(cmd) => std::process::exit(alert_cmd::rules(cmd)?),
+        Cmd::Silence(cmd) => alert_cmd::silence(cmd),
     }
 }

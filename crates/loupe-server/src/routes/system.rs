@@ -168,6 +168,7 @@ pub async fn prometheus_metrics(
         "loupe_wal_fsync_seconds_bucket{{le=\"+Inf\"}} {}\nloupe_wal_fsync_seconds_sum {}\nloupe_wal_fsync_seconds_count {}",
         t.fsyncs, t.fsync_seconds_sum, t.fsyncs
     );
+    out.push_str(&st.alerts.metrics_text());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -201,6 +202,13 @@ pub async fn prometheus_metrics(
         crate::routes::incidents::run_incidents,
         crate::routes::incidents::run_health,
         crate::routes::incidents::group_health,
+        crate::routes::alerts::list_rules,
+        crate::routes::alerts::post_rule,
+        crate::routes::alerts::delete_rule,
+        crate::routes::alerts::list_alerts,
+        crate::routes::alerts::list_silences,
+        crate::routes::alerts::post_silence,
+        crate::routes::alerts::delete_silence,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
 )]

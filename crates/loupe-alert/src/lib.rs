@@ -1,0 +1,35 @@
+//! Loupe's alerting, as pure logic over data the caller reads: the rules
+//! file and its validation ([`rules`]), the alert lifecycle with dedup,
+//! grouping, silences and inhibition ([`engine`]), burn-rate arithmetic
+//! ([`burn`]), notification channels ([`channels`]) and the persisted
+//! delivery queue ([`queue`], [`dispatch`]).
+//!
+//! Nothing here knows HTTP servers or the stores: the server reads series
+//! and runs, hands the engine [`engine::Condition`]s, and queues what the
+//! engine says is due.
+
+pub mod burn;
+pub mod channels;
+pub mod dispatch;
+pub mod duration;
+pub mod engine;
+pub mod error;
+pub mod float;
+pub mod glob;
+pub mod queue;
+pub mod rules;
+pub mod silence;
+
+pub use engine::{Alert, AlertState, Condition, Engine, Notification};
+pub use error::{Error, Result, RulesError};
+pub use loupe_diagnose::Severity;
+pub use rules::{ChannelConfig, Rule, RuleKind, RuleSpec, RulesConfig, Settings};
+pub use silence::Silence;
+
+/// Unix time now, in seconds.
+pub fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -228,6 +228,32 @@ function fixSummary(r: Run): Run {
   return r;
 }
 
+/** POST/DELETE with a JSON body; errors as `get` reports them. */
+export async function send<T>(method: "POST" | "DELETE", path: string, body?: unknown): Promise<T | null> {
+  const u = url(path);
+  const t0 = performance.now();
+  const res = await fetch(u, {
+    method,
+    headers: body === undefined ? { accept: "application/json" } : { accept: "application/json", "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  requestLog.push({ url: `${method} ${u}`, ms: performance.now() - t0, status: res.status });
+  const text = await res.text();
+  if (!res.ok) {
+    let code = "http_error";
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      const b = JSON.parse(text) as { error?: { code?: string; message?: string } };
+      code = b.error?.code ?? code;
+      message = b.error?.message ?? message;
+    } catch {
+      // Not JSON: keep the status line.
+    }
+    throw new ApiError(res.status, code, message);
+  }
+  return text ? (JSON.parse(text) as T) : null;
+}
+
 export async function projects(): Promise<Project[]> {
   return (await get<{ projects: Project[] }>("/projects")).projects;
 }
@@ -395,12 +421,15 @@ export interface LiveHandlers {
   logs?: (run: string, data: { count: number; records: LogRecord[] }) => void;
   status?: (run: string, data: { status: RunStatus }) => void;
   incident?: (run: string, data: Incident) => void;
+  alert?: (run: string, data: Alert) => void;
+  /** The stream is connected (again, after a reconnect). */
+  open?: () => void;
 }
 
 /** Subscribes to `/api/v1/live` (one run, or all); returns the closer. */
 export function live(run: string | null, h: LiveHandlers): () => void {
   const es = new EventSource(url("/live", { run }));
-  const on = <K extends keyof LiveHandlers>(kind: K) => {
+  const on = <K extends Exclude<keyof LiveHandlers, "open">>(kind: K) => {
     const f = h[kind];
     if (!f) return;
     es.addEventListener(kind, (ev) => {
@@ -416,5 +445,126 @@ export function live(run: string | null, h: LiveHandlers): () => void {
   on("logs");
   on("status");
   on("incident");
+  on("alert");
+  if (h.open) es.addEventListener("open", h.open);
   return () => es.close();
+}
+
+export type AlertState = "pending" | "firing" | "resolved";
+export type Severity = "info" | "warning" | "critical";
+
+/** One alert: a rule and a label set through its life (times in Unix seconds). */
+export interface Alert {
+  id: string;
+  rule: string;
+  severity: Severity;
+  state: AlertState;
+  /** The condition's labels plus `alertname` and `severity`. */
+  labels: Record<string, string>;
+  summary: string;
+  value: number | null;
+  series: string | null;
+  active_since: number;
+  fired_at: number | null;
+  resolved_at: number | null;
+  updated: number;
+  last_sent: number | null;
+  silenced_by: string | null;
+  inhibited_by: string | null;
+}
+
+/** A queued notification: `pending` (retrying), `delivered`, or `failed` (given up). */
+export interface Delivery {
+  seq: number;
+  id: string;
+  channel: string;
+  state: "pending" | "delivered" | "failed";
+  attempts: number;
+  created: number;
+  next_attempt: number;
+  delivered: number | null;
+  last_error: string | null;
+  title: string;
+}
+
+export interface ChannelCounts {
+  pending: number;
+  delivered: number;
+  failed: number;
+}
+
+export interface AlertsView {
+  alerts: Alert[];
+  notifications: Delivery[];
+  channels: Record<string, ChannelCounts>;
+}
+
+/** A rule as the rules file or the API gave it; fields depend on `kind`. */
+export interface RuleSpec {
+  name: string;
+  kind: string;
+  severity?: string;
+  for?: string;
+  channels?: string[];
+  summary?: string;
+  expr?: string;
+  labels?: Record<string, string>;
+  states?: string[];
+  min_severity?: string;
+  causes?: string[];
+  project?: string;
+  run?: string;
+  group?: string;
+  errors?: string;
+  total?: string;
+  objective?: number;
+  [k: string]: unknown;
+}
+
+export interface RuleEntry {
+  source: "builtin" | "file" | "api";
+  rule: RuleSpec;
+}
+
+export interface Silence {
+  id: string;
+  matchers: Record<string, string>;
+  starts: number;
+  ends: number;
+  comment: string;
+  created_by: string | null;
+}
+
+function fixAlert(a: Alert): Alert {
+  a.value = a.value === null || a.value === undefined ? null : num(a.value);
+  return a;
+}
+
+export async function alerts(): Promise<AlertsView> {
+  const v = await get<AlertsView>("/alerts");
+  v.alerts.forEach(fixAlert);
+  return v;
+}
+
+export async function alertRules(): Promise<RuleEntry[]> {
+  return (await get<{ rules: RuleEntry[] }>("/alerts/rules")).rules;
+}
+
+export async function silences(): Promise<Silence[]> {
+  return (await get<{ silences: Silence[] }>("/silences")).silences;
+}
+
+export async function createSilence(s: { matchers: Record<string, string>; duration: string; comment: string }): Promise<Silence> {
+  const r = await send<Silence>("POST", "/silences", s);
+  if (!r) throw new ApiError(500, "empty", "the server answered without the silence");
+  return r;
+}
+
+export async function expireSilence(id: string): Promise<void> {
+  await send("DELETE", `/silences/${encodeURIComponent(id)}`);
+}
+
+/** An `alert` live event's alert, with its value made a number. */
+export function liveAlert(a: Alert): Alert {
+  return fixAlert(a);
 }

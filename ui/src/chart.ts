@@ -73,6 +73,8 @@ declare global {
       tableRows?: number;
       sortedAt?: number;
       sortMs?: number;
+      /** How often the header's live alert stream has connected. */
+      liveOpen?: number;
     };
   }
 }

@@ -1,5 +1,5 @@
 // Keyboard navigation. Global keys: `/` search, `g p` projects, `g r` the
-// current project's runs, `t` theme, `?` help. Pages add their own (`j`/`k`,
+// current project's runs, `g a` alerts, `t` theme, `?` help. Pages add their own (`j`/`k`,
 // Enter, `x`, `c`, `1`–`5`) with `pageKeys`.
 
 import { navigate } from "./router";
@@ -20,6 +20,7 @@ export const HELP: [string, string][] = [
   ["1 … 5", "run page tabs: charts, logs, system, config, diagnosis"],
   ["g p", "go to projects"],
   ["g r", "go to this project's runs"],
+  ["g a", "go to alerts"],
   ["t", "switch theme (auto, dark, light)"],
   ["Esc", "leave a text box, close help"],
   ["?", "this help"],
@@ -52,6 +53,7 @@ export function install(): void {
       clearTimeout(prefixTimer);
       if (ev.key === "p") navigate("/");
       else if (ev.key === "r" && currentProject) navigate(`/p/${encodeURIComponent(currentProject)}`);
+      else if (ev.key === "a") navigate("/alerts");
       ev.preventDefault();
       return;
     }

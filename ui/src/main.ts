@@ -8,6 +8,7 @@ import { projectsPage } from "./pages/projects";
 import { runsPage } from "./pages/runs";
 import { runPage } from "./pages/run";
 import { comparePage } from "./pages/compare";
+import { alertsPage } from "./pages/alerts";
 import { h } from "./util";
 
 const app = document.getElementById("app")!;
@@ -38,6 +39,9 @@ function render(): void {
       break;
     case "compare":
       cleanup = comparePage(main, route);
+      break;
+    case "alerts":
+      cleanup = alertsPage(main, route);
       break;
     default:
       main.append(h("div.empty", null, h("h2", null, "Nothing here"), h("p", null, "No page at ", h("code", null, route.arg), ". ", h("a", { href: "/" }, "Projects"))));

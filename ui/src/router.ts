@@ -3,7 +3,7 @@
 // (no re-render); links and `navigate` render a new page.
 
 export interface Route {
-  name: "projects" | "runs" | "run" | "compare" | "notfound";
+  name: "projects" | "runs" | "run" | "compare" | "alerts" | "notfound";
   /** The path's parameter: a project or a run id. */
   arg: string;
   query: URLSearchParams;
@@ -19,6 +19,7 @@ export function parse(loc: Location | URL): Route {
   if (parts[0] === "p" && parts.length === 2) return { name: "runs", arg: parts[1], query };
   if (parts[0] === "r" && parts.length === 2) return { name: "run", arg: parts[1], query };
   if (parts[0] === "compare" && parts.length === 1) return { name: "compare", arg: "", query };
+  if (parts[0] === "alerts" && parts.length === 1) return { name: "alerts", arg: "", query };
   return { name: "notfound", arg: loc.pathname, query };
 }
 
@@ -26,6 +27,7 @@ export const paths = {
   projects: () => "/",
   runs: (project: string) => `/p/${encodeURIComponent(project)}`,
   run: (id: string, q?: Record<string, string>) => withQuery(`/r/${encodeURIComponent(id)}`, q),
+  alerts: (q?: Record<string, string>) => withQuery("/alerts", q),
   compare: (ids: string[], q?: Record<string, string>) => withQuery("/compare", { runs: ids.join(","), ...q }),
 };
 

@@ -1,7 +1,8 @@
-// The top bar (logo, breadcrumbs, theme switch) and the keyboard help.
+// The top bar (logo, breadcrumbs, alerts link, theme switch) and the keyboard help.
 
 import { HELP, setCurrentProject } from "./keys";
 import type { Route } from "./router";
+import { alertBadge } from "./notify";
 import { h } from "./util";
 
 type Theme = "auto" | "dark" | "light";
@@ -40,7 +41,7 @@ export function compactHeader(): { el: HTMLElement; setRoute(r: Route): void; cy
   themeBtn.addEventListener("click", cycle);
   matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => window.dispatchEvent(new Event(THEME_EVENT)));
   const help = h("button.ghost", { title: "Keyboard shortcuts (?)", "aria-label": "help", onclick: () => renderHelp() }, "?");
-  const el = h("header.top", null, h("a.logo", { href: "/", title: "Projects" }, h("span.logo-mark", null, "◎"), "Loupe"), crumbs, h("div.spacer"), themeBtn, help);
+  const el = h("header.top", null, h("a.logo", { href: "/", title: "Projects" }, h("span.logo-mark", null, "◎"), "Loupe"), crumbs, alertBadge(), h("div.spacer"), themeBtn, help);
   let last: Route | null = null;
   window.addEventListener(PROJECT_EVENT, () => last && api.setRoute(last));
   const api = {
@@ -51,12 +52,13 @@ export function compactHeader(): { el: HTMLElement; setRoute(r: Route): void; cy
       const parts: (HTMLElement | string)[] = [h("a", { href: "/" }, "projects")];
       const project = r.name === "runs" ? r.arg : sessionStorage.getItem("loupe.project") ?? "";
       if (r.name === "runs") sessionStorage.setItem("loupe.project", r.arg);
-      if (project && r.name !== "projects") {
+      if (project && r.name !== "projects" && r.name !== "alerts") {
         setCurrentProject(project);
         parts.push(" / ", h("a", { href: `/p/${encodeURIComponent(project)}` }, project));
       }
       if (r.name === "run") parts.push(" / ", h("span.crumb-run", null, r.arg));
       if (r.name === "compare") parts.push(" / ", "compare");
+      if (r.name === "alerts") parts.push(" / ", "alerts");
       crumbs.replaceChildren(...parts);
     },
   };

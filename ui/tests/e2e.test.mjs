@@ -3,6 +3,9 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { createServer } from "node:http";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { client, launch, rng, screenshotDir, startServer, waitSummaries } from "./lib.mjs";
 
@@ -15,6 +18,58 @@ let api;
 let browser;
 let page;
 let shots;
+let hooks;
+let rulesDir;
+/** Bodies the test's webhook receiver got, by path. */
+const received = { "/ok": [], "/broken": [] };
+
+/**
+ * Alerting for the alerts tests: a threshold rule on `train/loss`, and two
+ * webhook channels on a receiver in this process: `/ok` answers 200,
+ * `/broken` answers 400, which the server gives up at once (a failure the
+ * UI must show). The seeded e2e data is from 2023, too old for threshold
+ * rules (they skip series silent for 10 minutes), so nothing fires until
+ * the alerts tests send fresh points.
+ */
+async function alertingSetup() {
+  hooks = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      received[req.url]?.push(body);
+      res.writeHead(req.url === "/ok" ? 200 : 400, { "content-type": "text/plain" });
+      res.end(req.url === "/ok" ? "ok" : "bad request: this receiver always refuses");
+    });
+  });
+  await new Promise((r) => hooks.listen(0, "127.0.0.1", r));
+  const port = hooks.address().port;
+  rulesDir = mkdtempSync(join(tmpdir(), "loupe-ui-rules-"));
+  const file = join(rulesDir, "alerts.toml");
+  writeFileSync(
+    file,
+    `[settings]
+evaluation_interval = "1s"
+group_by = ["run"]
+
+[[channels]]
+name = "hook-ok"
+type = "webhook"
+url = "http://127.0.0.1:${port}/ok"
+
+[[channels]]
+name = "hook-broken"
+type = "webhook"
+url = "http://127.0.0.1:${port}/broken"
+
+[[rules]]
+name = "loss-high"
+kind = "threshold"
+expr = "train/loss > 5"
+severity = "critical"
+`,
+  );
+  return file;
+}
 
 async function seed() {
   const rand = rng(7);
@@ -76,7 +131,7 @@ async function waitCharts(n) {
 }
 
 before(async () => {
-  server = await startServer();
+  server = await startServer({ args: ["--rules", await alertingSetup()] });
   api = client(server.base);
   await seed();
   browser = await launch();
@@ -88,6 +143,8 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.stop();
+  hooks?.close();
+  if (rulesDir) rmSync(rulesDir, { recursive: true, force: true });
 });
 
 describe("server", () => {
@@ -405,5 +462,125 @@ describe("ui", () => {
     // "/" focuses the filter box.
     await page.keyboard.press("/");
     assert.equal(await page.evaluate(() => document.activeElement.getAttribute("aria-label")), "filter runs");
+  });
+});
+
+describe("alerts", () => {
+  const A = "alerting";
+  /** Points stamped now, so threshold rules see them as fresh. */
+  const hot = async (id, values) => {
+    await api.createRun({ id, project: A, name: id });
+    const now = Date.now() / 1000;
+    await api.post(`/api/v1/runs/${id}/metrics`, {
+      series: [{ name: "train/loss", step: values.map((_, i) => i), time: values.map((_, i) => now - values.length + i + 1), value: values }],
+    });
+  };
+  const firing = async () => (await api.get("/api/v1/alerts")).alerts.filter((a) => a.rule === "loss-high" && a.state === "firing");
+  async function until(f, what, ms = 15_000) {
+    const t0 = Date.now();
+    for (;;) {
+      const v = await f();
+      if (v) return v;
+      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  test("the alerts page shows a firing threshold alert, its deliveries (failures too) and the rules", async () => {
+    await hot("hot-1", [1, 2, 9.5]);
+    await until(async () => (await firing()).some((a) => a.labels.run === "hot-1"), "loss-high to fire on hot-1");
+    // One notification per channel: the good one delivered, the broken one given up.
+    await until(async () => {
+      const ch = (await api.get("/api/v1/alerts")).channels;
+      return ch["hook-ok"]?.delivered >= 1 && ch["hook-broken"]?.failed >= 1;
+    }, "deliveries");
+    assert.match(received["/ok"][0], /loss-high/);
+
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.goto(`${server.base}/`);
+    await page.click("a.alerts-link");
+    await page.waitForURL(/\/alerts$/);
+    const row = 'tr[data-state="firing"]:has-text("loss-high")';
+    await page.waitForSelector(row);
+    assert.equal(await page.textContent(`${row} .badge`), "firing");
+    assert.equal(await page.textContent(`${row} .sev`), "critical");
+    assert.match(await page.textContent(`${row} td.summary`), /train\/loss = 9\.5 in run hot-1/);
+    assert.equal(await page.getAttribute(`${row} a[href^="/r/"]`, "href"), "/r/hot-1");
+    await page.waitForFunction(() => document.querySelector(".alert-count")?.textContent === "1");
+    assert.equal(await page.textContent(".crumbs"), "projects / alerts");
+    // Delivery: per-channel counts with the failure visible, and its error.
+    await page.waitForSelector('tr[data-channel="hook-broken"] td.bad');
+    assert.equal(await page.textContent('tr[data-channel="hook-broken"] td.bad'), "1");
+    assert.match(await page.textContent(".deliv-warn"), /1 notification could not be delivered/);
+    assert.match(await page.textContent('tr[data-outcome="failed"] .note-err'), /400/);
+    assert.equal(await page.textContent('tr[data-outcome="delivered"] td:nth-child(2)'), "hook-ok");
+    // Rules: the file's rule and the built-ins, with their sources.
+    await page.waitForSelector('tr[data-rule="loss-high"]');
+    assert.equal(await page.textContent('tr[data-rule="loss-high"] .badge'), "file");
+    assert.match(await page.textContent('tr[data-rule="loss-high"] code'), /train\/loss > 5/);
+    assert.equal(await page.textContent('tr[data-rule="builtin:crashed_run"] .badge'), "builtin");
+    await page.screenshot({ path: join(shots, "14-alerts.png"), fullPage: true });
+    // The state filter lives in the query string.
+    await page.click('button[data-state="resolved"]');
+    assert.match(page.url(), /\/alerts\?state=resolved$/);
+    await page.waitForSelector(".alerts-list .empty");
+    await page.goto(`${server.base}/alerts?state=firing`);
+    await page.waitForSelector(row);
+    assert.equal(await page.getAttribute('button[data-state="firing"]', "aria-pressed"), "true");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.screenshot({ path: join(shots, "15-alerts-dark.png"), fullPage: true });
+    await page.emulateMedia({ colorScheme: "light" });
+  });
+
+  test("an alert that fires while a page is open shows a toast; at most 3 stack", async () => {
+    await page.goto(`${server.base}/p/${P}`);
+    await page.waitForFunction(() => (window.__loupe.liveOpen ?? 0) >= 1);
+    await hot("hot-2", [12]);
+    const toast = '.toast[data-alert]:has-text("hot-2")';
+    await page.waitForSelector(toast, { timeout: 15_000 });
+    assert.match(await page.getAttribute(toast, "class"), /sev-critical/);
+    assert.match(await page.textContent(`${toast} .toast-title`), /Firing: loss-high/);
+    assert.equal(await page.getAttribute(`${toast} a[href^="/r/"]`, "href"), "/r/hot-2");
+    await page.waitForFunction(() => document.querySelector(".alert-count")?.textContent === "2");
+    await page.screenshot({ path: join(shots, "16-toast.png") });
+    // Dismissable.
+    await page.click(`${toast} .toast-x`);
+    assert.equal(await page.$(toast), null);
+    // Four more alerts at once: the newest three toasts stay.
+    for (const id of ["hot-3", "hot-4", "hot-5", "hot-6"]) await hot(id, [20]);
+    await page.waitForFunction(() => document.querySelector(".alert-count")?.textContent === "6", null, { timeout: 15_000 });
+    assert.equal((await page.$$(".toast")).length, 3);
+    // The toast's alert link opens the alerts page on that alert.
+    const id = await page.getAttribute(".toast >> nth=0", "data-alert");
+    await page.click('.toast >> nth=0 >> a:has-text("alert")');
+    await page.waitForURL(/\/alerts\?alert=/);
+    await page.waitForSelector(`tr.focus[data-alert="${id}"]`);
+  });
+
+  test("a silence created in the UI reaches the API, mutes the alert, and can be expired", async () => {
+    await page.goto(`${server.base}/alerts`);
+    await page.waitForSelector('tr[data-state="firing"]');
+    await page.fill(".sil-matchers", "alertname=loss-high run=hot-1");
+    await page.fill(".sil-duration", "1h");
+    await page.fill(".sil-comment", "e2e maintenance");
+    await page.click('.sil-form button[type="submit"]');
+    await page.waitForSelector("tr[data-silence]");
+    const { silences } = await api.get("/api/v1/silences");
+    assert.equal(silences.length, 1);
+    assert.deepEqual(silences[0].matchers, { alertname: "loss-high", run: "hot-1" });
+    assert.equal(silences[0].comment, "e2e maintenance");
+    assert.ok(Math.abs(silences[0].ends - silences[0].starts - 3600) < 1, JSON.stringify(silences[0]));
+    // The engine marks the alert at its next evaluation; the page polls.
+    await page.waitForFunction(() => /silenced by sil-/.test(document.querySelector('tr[data-alert]:has(a[href="/r/hot-1"])')?.textContent ?? ""), null, { timeout: 15_000 });
+    // A bad matcher is refused in the form, not sent.
+    await page.fill(".sil-matchers", "run");
+    await page.click('.sil-form button[type="submit"]');
+    assert.match(await page.textContent(".sil-error"), /not label=value/);
+    // Filling the form scrolled the page; from the top, the sticky header stays at the top of a full-page shot.
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(shots, "17-alerts-silenced.png"), fullPage: true });
+    await page.click(`tr[data-silence="${silences[0].id}"] button`);
+    await page.waitForSelector("tr[data-silence]", { state: "detached" });
+    assert.equal((await api.get("/api/v1/silences")).silences.filter((s) => s.ends > Date.now() / 1000).length, 0);
   });
 });

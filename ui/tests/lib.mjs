@@ -11,12 +11,15 @@ import { chromium } from "playwright-core";
 
 export const SCREENSHOTS = process.env.LOUPE_SCREENSHOTS ?? new URL("./screenshots/", import.meta.url).pathname;
 
-/** Starts `loupe serve --addr 127.0.0.1:0` and resolves once it says where it listens. */
-export async function startServer() {
+/**
+ * Starts `loupe serve --addr 127.0.0.1:0` and resolves once it says where it
+ * listens; `args` are added to the command line (e.g. `["--rules", file]`).
+ */
+export async function startServer({ args = [] } = {}) {
   const bin = process.env.LOUPE_BIN;
   if (!bin) throw new Error("LOUPE_BIN must point at the built loupe binary (target/release/loupe)");
   const data = mkdtempSync(join(tmpdir(), "loupe-ui-"));
-  const child = spawn(bin, ["serve", "--addr", "127.0.0.1:0", "--data", data], {
+  const child = spawn(bin, ["serve", "--addr", "127.0.0.1:0", "--data", data, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, LOUPE_LOG: process.env.LOUPE_LOG ?? "warn" },
   });
@@ -60,6 +63,7 @@ export function client(base) {
   return {
     get: (p) => call("GET", p),
     post: (p, b) => call("POST", p, b),
+    del: (p) => call("DELETE", p),
     patch: (p, b) => call("PATCH", p, b),
     createRun: (run) => call("POST", "/api/v1/runs", run),
     /** Sends one series in chunks of `chunk` points; `value(i)` may return NaN/±Inf. */

@@ -105,11 +105,13 @@ pub struct Diagnosis {
 }
 
 impl Diagnosis {
-    /// `None` turns diagnosis off (`loupe serve --no-diagnose`).
-    pub fn new(cfg: Option<DiagnoseConfig>) -> Self {
+    /// `None` turns diagnosis off (`loupe serve --no-diagnose`); `queue` is
+    /// the queue's capacity in batches (0: the default).
+    pub fn new(cfg: Option<DiagnoseConfig>, queue: usize) -> Self {
+        let capacity = if queue == 0 { QUEUE } else { queue };
         let (tx, rx) = match cfg {
             Some(_) => {
-                let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+                let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
                 (Some(tx), Some(rx))
             }
             None => (None, None),
@@ -146,15 +148,19 @@ impl Diagnosis {
         }
     }
 
-    /// Starts the worker (once).
-    pub fn start(&self, st: SharedState) {
+    /// Starts the worker (once). `pause` holds it back before its first
+    /// batch: a diagnoser that has fallen behind, for tests of the catch-up.
+    pub fn start(&self, st: SharedState, pause: Duration) {
         let Some(rx) = self.rx.lock().take() else {
             return;
         };
         let cfg = self.cfg.clone();
         let handle = std::thread::Builder::new()
             .name("loupe-diagnose".into())
-            .spawn(move || Worker::new(st, cfg).run(rx));
+            .spawn(move || {
+                std::thread::sleep(pause);
+                Worker::new(st, cfg).run(rx)
+            });
         match handle {
             Ok(h) => *self.worker.lock() = Some(h),
             Err(e) => tracing::error!("could not start the diagnosis thread: {e}"),
@@ -183,6 +189,9 @@ struct Worker {
     resolved: HashMap<String, Vec<Incident>>,
     /// Runs whose health may have changed.
     touched: HashSet<String>,
+    /// Runs caught up from the store at least once: their queued points
+    /// older than what was read back are skipped.
+    caught: HashSet<String>,
     last_tick: Instant,
     last_health: Instant,
 }
@@ -201,6 +210,7 @@ impl Worker {
             log_seq: HashMap::new(),
             resolved: HashMap::new(),
             touched: HashSet::new(),
+            caught: HashSet::new(),
             last_tick: Instant::now(),
             last_health: Instant::now(),
         }
@@ -278,11 +288,24 @@ impl Worker {
         let now = crate::routes::now_s();
         match input {
             DiagInput::RunPoints { run, series } => {
-                if !self.ensure_run(&run) {
+                // A run that lost a batch is read back from the store in
+                // time order; its queued batches would only interleave.
+                if self.st.diagnosis.behind.lock().contains(&run) || !self.ensure_run(&run) {
                     return;
                 }
+                let caught = self.caught.contains(&run);
                 let mut n = 0;
-                for s in series {
+                for mut s in series {
+                    if caught && let Some(last) = self.d.last_time(&run, &s.name) {
+                        // Already read back from the store.
+                        let keep: Vec<usize> =
+                            (0..s.times.len()).filter(|&i| s.times[i] > last).collect();
+                        if keep.len() < s.times.len() {
+                            s.times = keep.iter().map(|&i| s.times[i]).collect();
+                            s.values = keep.iter().map(|&i| s.values[i]).collect();
+                            s.steps = s.steps.map(|st| keep.iter().map(|&i| st[i]).collect());
+                        }
+                    }
                     n += s.values.len();
                     self.d.observe_run_points(
                         &run,
@@ -324,13 +347,17 @@ impl Worker {
                 first_seq,
                 lines,
             } => {
-                if !self.ensure_run(&run) {
+                if self.st.diagnosis.behind.lock().contains(&run) || !self.ensure_run(&run) {
                     return;
                 }
+                let seen = self.log_seq.get(&run).copied().unwrap_or(0);
                 let mut seq = first_seq;
                 for (time, stream, level, text) in lines {
-                    self.d
-                        .observe_log(&run, seq, time, stream, level, &text, now);
+                    // Lines already read back from the store are skipped.
+                    if seq > seen {
+                        self.d
+                            .observe_log(&run, seq, time, stream, level, &text, now);
+                    }
                     seq += 1;
                 }
                 let last = self.log_seq.entry(run.clone()).or_insert(0);
@@ -365,6 +392,7 @@ impl Worker {
             if !self.ensure_run(&run) {
                 continue;
             }
+            self.caught.insert(run.clone());
             let now = crate::routes::now_s();
             let mut caught = 0u64;
             for info in self
@@ -428,6 +456,7 @@ impl Worker {
                 .counters
                 .caught_up_points
                 .fetch_add(caught, Ordering::Relaxed);
+            self.count_points(caught as usize);
             self.touched.insert(run);
         }
     }

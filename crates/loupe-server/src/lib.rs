@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub tsdb: TsdbOptions,
     /// Diagnosis settings; `None` turns live diagnosis off.
     pub diagnose: Option<loupe_diagnose::DiagnoseConfig>,
+    /// Capacity of diagnosis' queue, in batches (0: the default, 4096).
+    pub diagnose_queue: usize,
+    /// Holds diagnosis back this long at start (tests of its catch-up).
+    pub diagnose_pause: Duration,
     /// The alert rules and channels file (`--rules`); built-in rules run
     /// without one.
     pub alert_rules: Option<PathBuf>,
@@ -56,6 +60,8 @@ impl ServerConfig {
             lost_after: Duration::from_secs(600),
             tsdb: TsdbOptions::default(),
             diagnose: Some(loupe_diagnose::DiagnoseConfig::default()),
+            diagnose_queue: 0,
+            diagnose_pause: Duration::ZERO,
             alert_rules: None,
         }
     }
@@ -135,10 +141,10 @@ pub async fn serve(
         metrics: Default::default(),
         lost_after: cfg.lost_after,
         started: std::time::Instant::now(),
-        diagnosis: diagnosis::Diagnosis::new(cfg.diagnose.clone()),
+        diagnosis: diagnosis::Diagnosis::new(cfg.diagnose.clone(), cfg.diagnose_queue),
         alerts,
     });
-    state.diagnosis.start(state.clone());
+    state.diagnosis.start(state.clone(), cfg.diagnose_pause);
     let listener =
         tokio::net::TcpListener::bind(cfg.addr)
             .await

@@ -62,6 +62,14 @@ pub struct ServeArgs {
     /// Turn live diagnosis off (no incidents, no health scores).
     #[arg(long)]
     pub no_diagnose: bool,
+    /// Capacity of diagnosis' queue, in batches; a batch that does not fit
+    /// is read back from the stores later (0: the default, 4096).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub diagnose_queue: usize,
+    /// Hold diagnosis back this many milliseconds at start (a diagnoser
+    /// that has fallen behind; for tests of its catch-up).
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub diagnose_pause_ms: u64,
     #[command(flatten)]
     pub diagnose: crate::diagnose_cmd::DiagnoseSettings,
     /// Alert rules and channels (TOML; see docs/alerting.md). Built-in
@@ -84,6 +92,8 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
     cfg.limits.max_log_text_bytes = a.max_log_text_bytes;
     cfg.tsdb.fsync = a.fsync.parse().context("--fsync")?;
     cfg.alert_rules = a.rules.clone();
+    cfg.diagnose_queue = a.diagnose_queue;
+    cfg.diagnose_pause = Duration::from_millis(a.diagnose_pause_ms);
     cfg.diagnose = if a.no_diagnose {
         None
     } else {

@@ -354,3 +354,73 @@ fn a_hot_slow_rank_is_named_as_a_thermal_straggler() {
     );
     api.get("/api/v1/groups/nope/health").expect(404);
 }
+
+/// A diagnoser that falls behind never slows ingestion: batches that do
+/// not fit in its queue are counted as dropped, and the worker reads them
+/// back from the stores — the incident is still found, with the same cause.
+#[test]
+fn a_diagnoser_that_falls_behind_catches_up_from_the_stores() {
+    let server = Server::with_args(&["--diagnose-queue", "2", "--diagnose-pause-ms", "3000"]);
+    let api = server.api();
+    let id = api
+        .post_json("/api/v1/runs", &json!({"name": "behind"}))
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let posted = Instant::now();
+    post_training(&api, &id, 600, Some(400));
+    let lines: Vec<Value> = (0..30)
+        .map(|i| json!({"text": format!("epoch {i} done"), "stream": "stdout"}))
+        .chain(std::iter::once(json!({
+            "text": "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB.",
+            "stream": "stderr", "level": "error"
+        })))
+        .collect();
+    for chunk in lines.chunks(4) {
+        api.post_json(
+            &format!("/api/v1/runs/{id}/logs"),
+            &json!({"records": chunk}),
+        )
+        .expect(200);
+    }
+    // Ingest did not wait for the paused diagnoser.
+    assert!(
+        posted.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        posted.elapsed()
+    );
+    let found = wait_for(
+        Duration::from_secs(20),
+        "incidents after the catch-up",
+        || {
+            let list = incidents(&api, &id);
+            let kinds: Vec<Value> = list
+                .iter()
+                .flat_map(|i| i["causes"].as_array().cloned().unwrap_or_default())
+                .map(|c| c["kind"].clone())
+                .collect();
+            (kinds.contains(&json!("learning_rate_too_high"))
+                && kinds.contains(&json!("cuda_out_of_memory")))
+            .then_some(list)
+        },
+    );
+    assert!(!found.is_empty());
+    let metrics = api.get("/metrics").text();
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        metric("loupe_diagnosis_dropped_batches_total") > 0.0,
+        "{metrics}"
+    );
+    assert!(
+        // Every point of the run (600 steps × 3 series) was read back.
+        metric("loupe_diagnosis_caught_up_points_total") >= 1800.0,
+        "{metrics}"
+    );
+}

@@ -26,6 +26,8 @@ import sys
 import tempfile
 import time
 
+from overhead_common import default_binary, start_server, status_kib, ticks
+
 LOOP = """
 import math, sys, time
 n = int(sys.argv[1]); every = float(sys.argv[2])
@@ -36,46 +38,9 @@ for i in range(n):
 """
 
 
-def ticks(pid):
-    """utime + stime of pid's own threads, in clock ticks."""
-    with open(f"/proc/{pid}/stat") as f:
-        text = f.read()
-    fields = text[text.rfind(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def status_kib(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def start_server(loupe, data):
-    p = subprocess.Popen(
-        [loupe, "serve", "--addr", "127.0.0.1:0", "--data", data],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")},
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        line = p.stdout.readline()
-        if not line:
-            break
-        prefix = "loupe serve listening on "
-        if line.startswith(prefix):
-            return p, line[len(prefix):].strip()
-    p.kill()
-    sys.exit("loupe serve did not report its address")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    default_bin = os.path.join(
-        os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target")), "release", "loupe")
-    ap.add_argument("--loupe", default=default_bin, help="the loupe binary (release build)")
+    ap.add_argument("--loupe", default=default_binary(), help="the loupe binary (release build)")
     ap.add_argument("--seconds", type=float, default=60.0, help="how long the child prints")
     ap.add_argument("--every", type=float, default=0.1, help="seconds between the child's lines")
     ap.add_argument("--warmup", type=float, default=3.0, help="seconds before the steady window")

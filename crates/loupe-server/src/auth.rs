@@ -37,6 +37,41 @@ impl Principal {
     pub fn sees(&self, project: &str) -> bool {
         self.project.as_deref().is_none_or(|p| p == project)
     }
+
+    /// The project a write goes to: the one asked for (which must be the
+    /// token's own), else the token's, else `default`.
+    pub fn write_project(&self, asked: Option<&str>) -> Result<String, ApiError> {
+        match (asked, &self.project) {
+            (Some(p), Some(mine)) if p != mine => Err(ApiError::forbidden(format!(
+                "this token belongs to project {mine:?}, not {p:?}"
+            ))),
+            (Some(p), _) => Ok(p.to_string()),
+            (None, Some(mine)) => Ok(mine.clone()),
+            (None, None) => Ok("default".into()),
+        }
+    }
+
+    /// The one project a read is about: as for writes, but another
+    /// project's answers 404, as if it did not exist.
+    pub fn read_project(&self, asked: Option<&str>) -> Result<String, ApiError> {
+        match (asked, &self.project) {
+            (Some(p), Some(mine)) if p != mine => Err(ApiError::not_found("project", p)),
+            (Some(p), _) => Ok(p.to_string()),
+            (None, Some(mine)) => Ok(mine.clone()),
+            (None, None) => Ok("default".into()),
+        }
+    }
+
+    /// A listing's project filter: `Some(None)` lists every project the
+    /// caller sees, `Some(Some(p))` one project, `None` nothing (another
+    /// project's, asked for with a scoped token: an empty listing).
+    pub fn list_project(&self, asked: Option<&str>) -> Option<Option<String>> {
+        match (asked, &self.project) {
+            (Some(p), Some(mine)) if p != mine => None,
+            (Some(p), _) => Some(Some(p.to_string())),
+            (None, mine) => Some(mine.clone()),
+        }
+    }
 }
 
 impl FromRequestParts<SharedState> for Principal {

@@ -30,9 +30,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use loupe_diagnose::scenario::quality::evaluate;
+use loupe_diagnose::scenario::quality::{evaluate, touches};
 use loupe_diagnose::scenario::{Event, FaultKind, Injected, JobSpec, Scenario, generate};
 use loupe_diagnose::{DiagnoseConfig, Incident};
+use loupe_server::routes::{json_value, now_s};
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
@@ -265,7 +266,7 @@ impl Batch {
                 values,
             } => self.metrics.entry(run.clone()).or_default().push(json!({
                 "name": series, "step": steps, "time": times,
-                "value": values.iter().map(|v| num(*v)).collect::<Vec<_>>(),
+                "value": values.iter().map(|v| json_value(*v)).collect::<Vec<_>>(),
             })),
             Event::SourcePoints {
                 scope,
@@ -277,7 +278,7 @@ impl Batch {
                 "name": series,
                 "labels": {"service": scope.service, "host": scope.host},
                 "time": times,
-                "value": values.iter().map(|v| num(*v)).collect::<Vec<_>>(),
+                "value": values.iter().map(|v| json_value(*v)).collect::<Vec<_>>(),
             })),
             Event::Log {
                 run,
@@ -318,16 +319,6 @@ impl Batch {
             }
             Event::RunStarted { .. } => {}
         }
-    }
-}
-
-fn num(v: f64) -> Value {
-    if v.is_nan() {
-        json!("NaN")
-    } else if v.is_infinite() {
-        json!(if v > 0.0 { "Infinity" } else { "-Infinity" })
-    } else {
-        json!(v)
     }
 }
 
@@ -465,11 +456,7 @@ fn summary(sc: &Scenario, incidents: &[Incident], client: &DemoClient) -> Result
         // The incident that ranks the expected cause best.
         let found = incidents
             .iter()
-            .filter(|i| {
-                f.group.is_some() && i.group == f.group
-                    || f.run.as_ref().is_some_and(|r| i.runs.contains(r))
-                    || f.service.is_some() && i.service == f.service
-            })
+            .filter(|i| touches(i, f))
             .filter_map(|i| Some((i.causes.iter().position(|c| c.kind == expected)?, i)))
             .min_by_key(|(rank, _)| *rank)
             .map(|(_, i)| i);
@@ -500,13 +487,6 @@ fn summary(sc: &Scenario, incidents: &[Incident], client: &DemoClient) -> Result
         report.top_cause_rate()
     );
     Ok(())
-}
-
-fn now_s() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// `loupe serve` on its own thread and runtime.

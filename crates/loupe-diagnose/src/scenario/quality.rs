@@ -235,7 +235,8 @@ pub fn evaluate(sc: &Scenario, incidents: &[Incident]) -> QualityReport {
     r
 }
 
-fn touches(i: &Incident, f: &super::Fault) -> bool {
+/// Whether an incident is about a fault: its job, its run or its service.
+pub fn touches(i: &Incident, f: &super::Fault) -> bool {
     if let Some(g) = &f.group
         && i.group.as_deref() == Some(g)
     {

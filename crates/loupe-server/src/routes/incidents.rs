@@ -50,14 +50,10 @@ pub async fn list_incidents(
     ApiQuery(p): ApiQuery<IncidentParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
-    let project = match (&p.project, &who.project) {
-        (Some(p), Some(mine)) if p != mine => {
-            return Ok(Json(
-                serde_json::json!({"incidents": [], "next_before": null}),
-            ));
-        }
-        (Some(p), _) => Some(p.clone()),
-        (None, mine) => mine.clone(),
+    let Some(project) = who.list_project(p.project.as_deref()) else {
+        return Ok(Json(
+            serde_json::json!({"incidents": [], "next_before": null}),
+        ));
     };
     if let Some(s) = &p.state
         && !matches!(s.as_str(), "open" | "resolved")
@@ -165,12 +161,7 @@ pub async fn group_health(
     ApiQuery(p): ApiQuery<GroupHealthParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
-    let project = match (p.project, &who.project) {
-        (Some(p), Some(mine)) if &p != mine => return Err(ApiError::not_found("group", &group)),
-        (Some(p), _) => p,
-        (None, Some(mine)) => mine.clone(),
-        (None, None) => "default".into(),
-    };
+    let project = who.read_project(p.project.as_deref())?;
     let s = st.clone();
     let g = blocking(move || s.meta.group_health(&project, &group).map_err(meta_err)).await?;
     let scores: Vec<f64> = g.members.iter().map(|m| m.2).collect();

@@ -177,16 +177,7 @@ pub async fn post_external_metrics(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     who.require(Role::Ingest)?;
-    let project = match (p.project, &who.project) {
-        (Some(p), Some(mine)) if &p != mine => {
-            return Err(ApiError::forbidden(format!(
-                "this token belongs to project {mine:?}, not {p:?}"
-            )));
-        }
-        (Some(p), _) => p,
-        (None, Some(mine)) => mine.clone(),
-        (None, None) => "default".into(),
-    };
+    let project = who.write_project(p.project.as_deref())?;
     let raw = decoded_body(&st, &headers, body)?;
     let series = loupe_ingest::decode_external_metrics(&raw, now_ns(), &st.limits)
         .map_err(|e| reject(&st, e))?;

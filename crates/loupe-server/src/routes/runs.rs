@@ -163,16 +163,7 @@ pub async fn create_run(
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     who.require(Role::Ingest)?;
     let req: CreateRun = json_body(req)?;
-    let project = match (&req.project, &who.project) {
-        (Some(p), Some(mine)) if p != mine => {
-            return Err(ApiError::forbidden(format!(
-                "this token belongs to project {mine:?}, not {p:?}"
-            )));
-        }
-        (Some(p), _) => p.clone(),
-        (None, Some(mine)) => mine.clone(),
-        (None, None) => "default".to_string(),
-    };
+    let project = who.write_project(req.project.as_deref())?;
     if let Some(id) = &req.id {
         // Resuming someone else's run is refused as if it did not exist.
         let s = st.clone();
@@ -251,12 +242,8 @@ pub async fn list_runs(
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
-    let project = match (&p.project, &who.project) {
-        (Some(p), Some(mine)) if p != mine => {
-            return Ok(Json(serde_json::json!({"runs": [], "next_cursor": null})));
-        }
-        (Some(p), _) => Some(p.clone()),
-        (None, mine) => mine.clone(),
+    let Some(project) = who.list_project(p.project.as_deref()) else {
+        return Ok(Json(serde_json::json!({"runs": [], "next_cursor": null})));
     };
     let status = match &p.status {
         None => None,

@@ -244,15 +244,6 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn project_of(who: &Principal, asked: Option<&str>) -> ApiResult<String> {
-    match (asked, &who.project) {
-        (Some(p), Some(mine)) if p != mine => Err(ApiError::not_found("project", p)),
-        (Some(p), _) => Ok(p.to_string()),
-        (None, Some(mine)) => Ok(mine.clone()),
-        (None, None) => Ok("default".into()),
-    }
-}
-
 /// Series outside runs (host, GPU and scraped metrics) of a project, with
 /// summaries. Filters: `name`, `prefix`, and `label.<name>=<value>`.
 #[utoipa::path(get, path = "/api/v1/metrics/series",
@@ -264,7 +255,7 @@ pub async fn list_external_series(
     ApiQuery(q): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
-    let project = project_of(&who, param(&q, "project"))?;
+    let project = who.read_project(param(&q, "project"))?;
     let mut m = SeriesMatcher::any().label_eq("project", project);
     if let Some(n) = param(&q, "name") {
         m = m.name_eq(n);
@@ -311,7 +302,7 @@ pub async fn external_series_data(
     ApiQuery(q): ApiQuery<Vec<(String, String)>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
-    let project = project_of(&who, param(&q, "project"))?;
+    let project = who.read_project(param(&q, "project"))?;
     let bad = |m: String| ApiError::bad_request("invalid_request", m);
     let name = param(&q, "name").ok_or_else(|| bad("name: required".into()))?;
     let mut labels = label_pairs(&q);

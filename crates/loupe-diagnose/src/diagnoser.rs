@@ -92,12 +92,49 @@ struct SeriesState {
 
 const RECENT_KEPT: usize = 16;
 
+/// The series watched for one run or source, and their limits.
 #[derive(Debug, Default)]
-struct RunState {
-    info: RunInfo,
+struct Watched {
     series: HashMap<Box<str>, SeriesState>,
     /// Latest totals of memory series, by the name of the "used" series they bound.
     limits: HashMap<String, f64>,
+}
+
+impl Watched {
+    /// Notes a limit the batch carries, creates the series' state unless
+    /// `max_series` is reached (counted as refused), and returns it with the
+    /// series' limit.
+    fn prepare(
+        &mut self,
+        series: &str,
+        role: SeriesRole,
+        values: &[f64],
+        cfg: &DiagnoseConfig,
+        stats: &mut DiagnoseStats,
+    ) -> Option<(&mut SeriesState, Option<f64>)> {
+        if (role == SeriesRole::GpuMemoryTotal || role == SeriesRole::HostMemoryTotal)
+            && let Some(v) = values.iter().rev().find(|v| v.is_finite())
+        {
+            self.limits.insert(series.replace("total", "used"), *v);
+        }
+        if !self.series.contains_key(series) {
+            if stats.series_watched as usize >= cfg.max_series {
+                stats.series_refused += 1;
+                return None;
+            }
+            stats.series_watched += 1;
+            self.series
+                .insert(series.into(), new_series(series, role, cfg));
+        }
+        let limit = self.limits.get(series).copied();
+        Some((self.series.get_mut(series)?, limit))
+    }
+}
+
+#[derive(Debug, Default)]
+struct RunState {
+    info: RunInfo,
+    watched: Watched,
     last_step: Option<i64>,
     last_advance: f64,
     last_advance_time: f64,
@@ -117,8 +154,10 @@ struct RunState {
 #[derive(Debug, Default)]
 struct SourceState {
     scope: Scope,
-    series: HashMap<Box<str>, SeriesState>,
-    limits: HashMap<String, f64>,
+    watched: Watched,
+    /// The cohort it is compared within: the replicas of its service, or
+    /// the hosts of its project (a node pool).
+    cohort: String,
 }
 
 pub struct Diagnoser {
@@ -191,22 +230,14 @@ impl Diagnoser {
             .unwrap_or_default()
     }
 
-    pub fn config(&self) -> &DiagnoseConfig {
-        &self.cfg
-    }
-
     pub fn stats(&self) -> DiagnoseStats {
         self.sink.stats
     }
 
     /// The time (Unix seconds) of the latest point seen of a run's series.
     pub fn last_time(&self, run: &str, series: &str) -> Option<f64> {
-        let t = self.runs.get(run)?.series.get(series)?.last_time;
+        let t = self.runs.get(run)?.watched.series.get(series)?.last_time;
         t.is_finite().then_some(t)
-    }
-
-    pub fn knows_run(&self, id: &str) -> bool {
-        self.runs.contains_key(id)
     }
 
     /// Registers a run (or updates what is known of it).
@@ -268,23 +299,10 @@ impl Diagnoser {
             });
         st.last_arrival = st.last_arrival.max(now);
         let role = SeriesRole::of(series);
-        if (role == SeriesRole::GpuMemoryTotal || role == SeriesRole::HostMemoryTotal)
-            && let Some(v) = values.iter().rev().find(|v| v.is_finite())
-        {
-            st.limits.insert(series.replace("total", "used"), *v);
-        }
-        let total_series = self.sink.stats.series_watched;
-        if !st.series.contains_key(series) {
-            if total_series as usize >= cfg.max_series {
-                self.sink.stats.series_refused += 1;
-                return;
-            }
-            self.sink.stats.series_watched += 1;
-            st.series
-                .insert(series.into(), new_series(series, role, cfg));
-        }
-        let limit = st.limits.get(series).copied();
-        let Some(ss) = st.series.get_mut(series) else {
+        let Some((ss, limit)) = st
+            .watched
+            .prepare(series, role, values, cfg, &mut self.sink.stats)
+        else {
             return;
         };
         let n = values.len().min(times.len());
@@ -337,17 +355,7 @@ impl Diagnoser {
                 pending.push((i, raw));
             }
         }
-        if ss.recent.len() + n > RECENT_KEPT {
-            let keep = RECENT_KEPT.saturating_sub(n.min(RECENT_KEPT));
-            while ss.recent.len() > keep {
-                ss.recent.pop_front();
-            }
-        }
-        for &x in &values[n.saturating_sub(RECENT_KEPT)..n] {
-            if x.is_finite() {
-                ss.recent.push_back(x);
-            }
-        }
+        push_recent(ss, &values[..n]);
         if pending.is_empty() {
             return;
         }
@@ -387,26 +395,20 @@ impl Diagnoser {
             .sources
             .entry(source.to_string())
             .or_insert_with(|| SourceState {
+                cohort: match &scope.service {
+                    Some(svc) => {
+                        format!("service/{}/{svc}", scope.project.as_deref().unwrap_or(""))
+                    }
+                    None => format!("hosts/{}", scope.project.as_deref().unwrap_or("")),
+                },
                 scope: scope.clone(),
                 ..Default::default()
             });
         let role = SeriesRole::of(series);
-        if (role == SeriesRole::GpuMemoryTotal || role == SeriesRole::HostMemoryTotal)
-            && let Some(v) = values.iter().rev().find(|v| v.is_finite())
-        {
-            src.limits.insert(series.replace("total", "used"), *v);
-        }
-        if !src.series.contains_key(series) {
-            if self.sink.stats.series_watched as usize >= cfg.max_series {
-                self.sink.stats.series_refused += 1;
-                return;
-            }
-            self.sink.stats.series_watched += 1;
-            src.series
-                .insert(series.into(), new_series(series, role, cfg));
-        }
-        let limit = src.limits.get(series).copied();
-        let Some(ss) = src.series.get_mut(series) else {
+        let Some((ss, limit)) =
+            src.watched
+                .prepare(series, role, values, cfg, &mut self.sink.stats)
+        else {
             return;
         };
         let n = values.len().min(times.len());
@@ -420,14 +422,7 @@ impl Diagnoser {
                 pending.push((i, raw));
             }
         }
-        for &x in &values[n.saturating_sub(RECENT_KEPT)..n] {
-            if x.is_finite() {
-                ss.recent.push_back(x);
-                if ss.recent.len() > RECENT_KEPT {
-                    ss.recent.pop_front();
-                }
-            }
-        }
+        push_recent(ss, &values[..n]);
         for (i, raw) in pending {
             let f = to_finding(src.scope.clone(), series, role, None, times[i], raw);
             self.sink.emit(f, now);
@@ -493,7 +488,7 @@ impl Diagnoser {
                     .sink
                     .stats
                     .series_watched
-                    .saturating_sub(st.series.len() as u64);
+                    .saturating_sub(st.watched.series.len() as u64);
             }
             self.sink.correlator.forget_run(&id);
         }
@@ -539,12 +534,6 @@ impl Diagnoser {
                 .filter(|i| i.state == IncidentState::Resolved),
         );
         Some(health::score(&incidents, &st.signals))
-    }
-
-    /// Runs whose health may have changed since the last call is not
-    /// tracked; callers recompute for the runs they care about.
-    pub fn runs(&self) -> impl Iterator<Item = &str> {
-        self.runs.keys().map(String::as_str)
     }
 
     fn check_stalls(&mut self, now: f64) {
@@ -608,7 +597,7 @@ impl Diagnoser {
                 continue;
             }
             let scope = scope_of(&st.info);
-            for (name, ss) in st.series.iter_mut() {
+            for (name, ss) in st.watched.series.iter_mut() {
                 let Some(interval) = ss.interval else {
                     continue;
                 };
@@ -641,16 +630,22 @@ impl Diagnoser {
             return;
         }
         let cfg = self.cfg.cohort.clone();
-        // (group, cohort series, run, series name, recent value, role), borrowed.
+        // (group, cohort series, member, series name, recent value, role),
+        // borrowed. Members are the ranks of a job, and the sources outside
+        // runs: the replicas of a service, the hosts of a project.
         let mut members: Vec<(&str, &str, &str, &str, f64, SeriesRole)> = Vec::new();
-        for (id, st) in &self.runs {
-            let Some(group) = &st.info.group else {
-                continue;
-            };
-            if st.ended.is_some() {
-                continue;
-            }
-            for (name, ss) in &st.series {
+        let runs = self.runs.iter().filter_map(|(id, st)| {
+            let group = st.info.group.as_deref()?;
+            st.ended
+                .is_none()
+                .then_some((group, id.as_str(), &st.watched))
+        });
+        let sources = self
+            .sources
+            .iter()
+            .map(|(id, src)| (src.cohort.as_str(), id.as_str(), &src.watched));
+        for (group, id, watched) in runs.chain(sources) {
+            for (name, ss) in &watched.series {
                 let Some(key) = ss.cohort.as_deref() else {
                     continue;
                 };
@@ -708,26 +703,35 @@ impl Diagnoser {
                 {
                     continue;
                 }
-                let Some(st) = self.runs.get(run) else {
-                    continue;
+                let (scope, watched, step, rank) = match (self.runs.get(run), self.sources.get(run))
+                {
+                    (Some(st), _) => (scope_of(&st.info), &st.watched, st.last_step, st.info.rank),
+                    (None, Some(src)) => (src.scope.clone(), &src.watched, None, None),
+                    (None, None) => continue,
                 };
-                let mut f = Finding::new(scope_of(&st.info), FindingKind::CohortOutlier, role, now);
+                let mut f = Finding::new(scope, FindingKind::CohortOutlier, role, now);
                 f.series = Some(name.to_string());
-                f.step = st.last_step;
+                f.step = step;
                 f.value = Some(v);
                 f.expected = Some(med);
                 f.direction = Some(bad);
                 f.score = (rel.abs() / (2.0 * cfg.relative)).clamp(0.4, 1.0);
+                // Within a job the slow rank is the news and its GPU the
+                // evidence; a host or replica apart from its pool is news.
                 f.severity = match role {
-                    SeriesRole::StepTime | SeriesRole::Throughput => Severity::Warning,
+                    _ if rank.is_none() && self.sources.contains_key(run) => Severity::Warning,
+                    SeriesRole::StepTime
+                    | SeriesRole::Throughput
+                    | SeriesRole::Latency
+                    | SeriesRole::Errors => Severity::Warning,
                     _ => Severity::Info,
                 };
-                f.time = ss_time(st, name).unwrap_or(now);
+                f.time = watched.series.get(name).map_or(now, |s| s.last_time);
                 f.detail = format!(
                     "{name} is {v:.4} against the group's median {med:.4} ({:+.0}%)",
                     rel * 100.0
                 );
-                if let Some(r) = st.info.rank {
+                if let Some(r) = rank {
                     f.attributes.insert("rank".into(), r.to_string());
                 }
                 findings.push(f);
@@ -743,10 +747,6 @@ impl Diagnoser {
             self.sink.emit(f, now);
         }
     }
-}
-
-fn ss_time(st: &RunState, name: &str) -> Option<f64> {
-    st.series.get(name).map(|s| s.last_time)
 }
 
 fn note_signal_cohort(runs: &mut HashMap<String, RunState>, f: &Finding) {
@@ -791,6 +791,8 @@ fn new_series(name: &str, role: SeriesRole, cfg: &DiagnoseConfig) -> SeriesState
             | SeriesRole::GpuTemperature
             | SeriesRole::GpuClock
             | SeriesRole::GpuUtilization
+            | SeriesRole::Latency
+            | SeriesRole::Errors
     );
     SeriesState {
         cohort: compared.then(|| cohort_key(name).into()),
@@ -801,6 +803,18 @@ fn new_series(name: &str, role: SeriesRole, cfg: &DiagnoseConfig) -> SeriesState
         n: 0,
         silent: false,
         recent: VecDeque::with_capacity(RECENT_KEPT),
+    }
+}
+
+/// Keeps the last `RECENT_KEPT` finite values (what cohorts compare).
+fn push_recent(ss: &mut SeriesState, values: &[f64]) {
+    for &x in &values[values.len().saturating_sub(RECENT_KEPT)..] {
+        if x.is_finite() {
+            ss.recent.push_back(x);
+            if ss.recent.len() > RECENT_KEPT {
+                ss.recent.pop_front();
+            }
+        }
     }
 }
 
@@ -903,5 +917,97 @@ fn note_signal(s: &mut HealthSignals, f: &Finding) {
     }
     if f.severity == Severity::Info {
         s.minor_findings = s.minor_findings.saturating_add(1);
+    }
+}
+
+#[cfg(test)]
+mod cohort_tests {
+    use super::*;
+
+    fn source_scope(host: &str, service: Option<&str>) -> Scope {
+        Scope {
+            project: Some("p".into()),
+            host: Some(host.into()),
+            service: service.map(String::from),
+            ..Default::default()
+        }
+    }
+
+    /// Feeds `members` sources one point a second for a minute, with
+    /// `value(member, i)`; returns the incidents.
+    fn feed(
+        d: &mut Diagnoser,
+        members: &[(&str, Option<&str>)],
+        series: &str,
+        value: impl Fn(usize, usize) -> f64,
+    ) -> Vec<Incident> {
+        let mut out = Vec::new();
+        for i in 0..60 {
+            let t = 1.7e9 + i as f64;
+            for (m, (host, svc)) in members.iter().enumerate() {
+                let source = format!("host={host}");
+                d.observe_source_points(
+                    &source,
+                    source_scope(host, *svc),
+                    series,
+                    &[t],
+                    &[value(m, i)],
+                    t,
+                );
+            }
+            out.extend(d.tick(t));
+        }
+        out
+    }
+
+    #[test]
+    fn a_host_apart_from_its_pool_is_flagged_and_the_others_are_not() {
+        let mut d = Diagnoser::new(DiagnoseConfig::default(), "t");
+        let hosts: Vec<(&str, Option<&str>)> = vec![
+            ("n1", None),
+            ("n2", None),
+            ("n3", None),
+            ("n4", None),
+            ("n5", None),
+        ];
+        // n3's GPU clock is throttled to 1400 MHz, the others run at ~1980.
+        let incidents = feed(&mut d, &hosts, "gpu.clock.sm_mhz", |m, i| {
+            if m == 2 {
+                1400.0
+            } else {
+                1980.0 + ((m * 7 + i) % 5) as f64
+            }
+        });
+        assert!(!incidents.is_empty());
+        for inc in &incidents {
+            assert_eq!(inc.host.as_deref(), Some("n3"), "{inc:?}");
+        }
+    }
+
+    #[test]
+    fn a_slow_replica_of_a_service_is_flagged() {
+        let mut d = Diagnoser::new(DiagnoseConfig::default(), "t");
+        let replicas: Vec<(&str, Option<&str>)> = vec![
+            ("r1", Some("chat")),
+            ("r2", Some("chat")),
+            ("r3", Some("chat")),
+            ("r4", Some("chat")),
+        ];
+        let incidents = feed(&mut d, &replicas, "llm.latency_p95_seconds", |m, i| {
+            if m == 3 {
+                2.0
+            } else {
+                0.9 + 0.01 * ((m + i) % 3) as f64
+            }
+        });
+        let top: Vec<(&str, Option<&str>)> = incidents
+            .iter()
+            .map(|i| (i.kind.as_str(), i.host.as_deref()))
+            .collect();
+        assert!(top.contains(&("serving_latency", Some("r4"))), "{top:?}");
+        assert!(
+            incidents.iter().all(|i| i.host.as_deref() == Some("r4")),
+            "{top:?}"
+        );
     }
 }

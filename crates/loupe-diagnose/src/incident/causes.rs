@@ -870,12 +870,18 @@ fn serving_errors(f: &Facts) -> Option<Cause> {
         .iter()
         .filter(|x| {
             x.role == SeriesRole::Errors
-                && matches!(x.kind, FindingKind::Spike | FindingKind::LevelShift)
+                && matches!(
+                    x.kind,
+                    FindingKind::Spike | FindingKind::LevelShift | FindingKind::CohortOutlier
+                )
         })
         .min_by(|a, b| a.time.total_cmp(&b.time))?;
     let latency = f.all.iter().find(|x| {
         x.role == SeriesRole::Latency
-            && matches!(x.kind, FindingKind::Spike | FindingKind::LevelShift)
+            && matches!(
+                x.kind,
+                FindingKind::Spike | FindingKind::LevelShift | FindingKind::CohortOutlier
+            )
     });
     let mut score: f64 = 0.65;
     if latency.is_some() {
@@ -908,7 +914,10 @@ fn serving_latency(f: &Facts) -> Option<Cause> {
         .iter()
         .filter(|x| {
             x.role == SeriesRole::Latency
-                && matches!(x.kind, FindingKind::Spike | FindingKind::LevelShift)
+                && matches!(
+                    x.kind,
+                    FindingKind::Spike | FindingKind::LevelShift | FindingKind::CohortOutlier
+                )
         })
         .min_by(|a, b| a.time.total_cmp(&b.time))?;
     Some(Cause {

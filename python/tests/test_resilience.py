@@ -45,14 +45,17 @@ def test_server_down_mid_run_loses_nothing(own_server, monkeypatch):
 
     server.kill()  # gone without a word
     slowest = 0.0
+    down_since = time.monotonic()
     for i in range(300, 600):
         t = time.perf_counter()
         run.log({"loss": float(i), "acc": i / 1000})
         slowest = max(slowest, time.perf_counter() - t)
         if i % 50 == 0:
             print("progress line %d" % i)
-        if i % 100 == 0:
-            time.sleep(0.3)  # let the collector try, fail and spool
+        # The outage lasts 30 s, as a restarting server's might: the
+        # collector tries, fails, backs off and spools meanwhile.
+        time.sleep(max(0.0, down_since + 30.0 * (i - 299) / 300 - time.monotonic()))
+    assert time.monotonic() - down_since >= 30.0
     assert run._pipeline.spool_mode
     assert os.path.getsize(os.path.join(run.dir, "spool.jsonl")) > 0
     assert slowest < 0.25  # scheduler noise, never a network wait

@@ -249,8 +249,9 @@ impl Diagnoser {
         st.info = info;
     }
 
-    /// The run ended with this status (`finished`, `failed`, `crashed`, `killed`).
-    pub fn run_ended(&mut self, run: &str, status: &str, now: f64) {
+    /// The run ended with this status (`finished`, `failed`, `crashed`,
+    /// `killed`) and, when known, the process's exit status.
+    pub fn run_ended(&mut self, run: &str, status: &str, exit_code: Option<i32>, now: f64) {
         if let Some(st) = self.runs.get_mut(run) {
             st.ended = Some((status.to_string(), now));
             if matches!(status, "failed" | "crashed" | "killed") {

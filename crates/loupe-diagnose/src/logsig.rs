@@ -26,7 +26,7 @@ mod rules;
 mod traceback;
 mod xid;
 
-pub use xid::{XidInfo, xid_meaning};
+pub use xid::{XID_CATALOGUE_LAST, XidAction, XidInfo, XidOrigin, xid_meaning};
 
 use crate::Severity;
 use loupe_model::{LogLevel, LogStream};

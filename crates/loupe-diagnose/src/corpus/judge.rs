@@ -259,7 +259,8 @@ impl Report {
         if misses.is_empty() {
             return "\nNo misses.\n".into();
         }
-        let mut s = String::from("\n| split | case | expected | first cause found |\n|---|---|---|---|\n");
+        let mut s =
+            String::from("\n| split | case | expected | first cause found |\n|---|---|---|---|\n");
         for o in misses {
             let got = match (&o.top, o.healthy) {
                 (Some((k, t)), true) => format!("{} incident(s), first `{k}`: {t}", o.incidents),

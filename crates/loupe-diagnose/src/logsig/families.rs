@@ -8,20 +8,15 @@
 
 use super::{LogMatch, LogSignatureKind as Kind, clip};
 use crate::Severity;
-use regex::Regex;
+use regex::RegexSet;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
-
-fn re(pattern: &str) -> Regex {
-    // Constant patterns: a malformed one fails every test at once.
-    Regex::new(pattern).expect("constant pattern")
-}
 
 /// One family: its kind, the pattern on the lowercased line, the title and
 /// how bad it is.
 struct Family {
     kind: Kind,
-    pattern: Regex,
+    pattern: String,
     title: &'static str,
     severity: Severity,
 }
@@ -29,11 +24,18 @@ struct Family {
 fn family(kind: Kind, title: &'static str, severity: Severity, patterns: &[&str]) -> Family {
     Family {
         kind,
-        pattern: re(&patterns.join("|")),
+        pattern: patterns.join("|"),
         title,
         severity,
     }
 }
+
+/// Every family's pattern in one set: a line is read once, whatever the
+/// number of families.
+static SET: LazyLock<RegexSet> = LazyLock::new(|| {
+    // Constant patterns: a malformed one fails every test at once.
+    RegexSet::new(FAMILIES.iter().map(|f| f.pattern.as_str())).expect("constant patterns")
+});
 
 use Severity::Critical;
 
@@ -190,19 +192,24 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
     ]
 });
 
-/// Literal keywords one of which every family line contains (added to the
-/// pre-filter).
+/// Literal keywords one of which every family pattern's line contains,
+/// beyond the words the pre-filter already has (`error`, `fail`, `nccl`,
+/// `kill`…): lines without any skip the families. Plain literals only (a
+/// metacharacter would cost the pre-filter its SIMD search).
 pub(crate) const KEYWORDS: &str = concat!(
-    "fallen off|gpu is lost|device handle|rminitadapter|nvml|devicesunavailable|busy or unavailable|",
-    "dataloader|worker|illegal|device-side|misaligned|launch failure|cublas_status|cudnn_status|",
-    "assertion|thcudacheck|central directory|streamreader|header|unexpected eof|unpickl|",
-    "ran out of input|size mismatch|state_dict|load key|zip file|checkpoint|input/output|errno|",
-    "read-only|stale file|permission denied|endpoint|undefined symbol|no module|shared object|",
-    "dynamic library|kernel image|insufficient|too old|no nvidia|runtime error|not compiled|",
-    "not compatible|backend|glibc|ncclinvalidusage|no cuda|dll load|cannot import|time limit|",
-    "preemption|cancelled|walltime|address already in use|eaddrinuse|server socket|rendezvous|",
-    "gsp|rpc event|standard error output|llm_engine|run_engine_loop|c10d store|node failure|node_fail|slurm|mpirun|orte|slots|engine|scheduler hit|",
-    "background loop|shard|load all models|load model|output handler|webserver"
+    "fallen off|gpu is lost|device handle|rminitadapter|nvml|devicesunavailable|",
+    "busy or unavailable|gsp|dataloader|encountered in worker|worker timed out|illegal|",
+    "device-side|misaligned|cublas_status|cudnn_status|assertion `|thcudacheck|",
+    "central directory|streamreader|header|unexpected eof|unpickl|ran out of input|",
+    "size mismatch|state_dict|load key|zip file|checkpoint|input/output|read-only|stale file|",
+    "permission denied|endpoint is not|remote i/o|undefined symbol|no module named|",
+    "shared object|dynamic library|kernel image|insufficient|too old|no nvidia|not compiled|",
+    "not compatible|unable to find|unable to load|glibc|invalidusage|no cuda|dll load|",
+    "cannot import|time limit|preemption|cancelled at|walltime|pbs: job|",
+    "address already in use|eaddrinuse|server socket|rendezvous|c10d store|slurmd|mpirun|",
+    "orte was|enough slots|dead|enginecore|scheduler hit|background loop|shard|",
+    "output handler|outputhandler|webserver|llm_engine|run_engine_loop|blocks: 0|",
+    "kv cache is -|invalid usage|connection closed|connection reset|timed out|denied"
 );
 
 /// The family of a line, if any (prefixes already taken off; `lower` is
@@ -213,7 +220,8 @@ pub(crate) fn match_family(orig: &str, lower: &str) -> Option<LogMatch> {
     if lower.contains("nccl info") {
         return None;
     }
-    let f = FAMILIES.iter().find(|f| f.pattern.is_match(lower))?;
+    let first = SET.matches(lower).iter().next()?;
+    let f = FAMILIES.get(first)?;
     let mut attributes = BTreeMap::new();
     attributes.insert("line".to_owned(), clip(orig.trim(), 512).to_owned());
     Some(LogMatch {

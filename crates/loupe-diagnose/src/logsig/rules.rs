@@ -29,7 +29,7 @@ static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
             r"overflow|nan|\binf\b|finite|",
             "error|exception|fatal|fail|oom|kill|sig|segmentation|exitcode|exit code|",
             "no space|errno|quota|skipping step|loss scale|abort|core dumped|",
-            "resource_exhausted|resource exhausted|cache blocks|not enough memory|barrier|",
+            "resource_exhausted|resource exhausted|not enough memory|barrier|",
             "mismatch between collectives|terminate called|trap"
         ),
         super::families::KEYWORDS,
@@ -94,7 +94,7 @@ static NCCL_NET: LazyLock<Regex> = LazyLock::new(|| {
         r"nccl warn\s+(?:net|transport|socket|ib|proxy)\b|",
         r"nccl warn .*(?:connection (?:closed|refused|reset)|remote peer|ibv_)|",
         r"ncclremoteerror|ncclsystemerror|unhandled system error|",
-        r"remote process exited or there was a network error|connection reset by peer|connection closed by peer|",
+        r"remote process exited or there was a network error|connection reset by peer|connection closed by (?:remote )?peer|",
         r"gloo.*(?:read error|connectfullmesh failed|connection refused)"
     ))
 });
@@ -266,6 +266,10 @@ pub(crate) fn match_line(orig: &str, lower: &str) -> Option<LogMatch> {
 }
 
 fn match_kind(orig: &str, lower: &str) -> Option<LogMatch> {
+    // NCCL's INFO lines are informational by definition (and frequent).
+    if lower.contains(" nccl info ") {
+        return None;
+    }
     let mut b = Builder::new();
     if lower.contains("xid")
         && let Some(c) = XID.captures(lower)
@@ -482,11 +486,30 @@ fn match_kind(orig: &str, lower: &str) -> Option<LogMatch> {
         };
         return Some(b.done(Kind::NanInLogs, Severity::Critical, title));
     }
+    // The families and the signal forms below are only worth a look on a
+    // line that says something went wrong.
+    if !TAIL_PREFILTER.is_match(lower) {
+        return None;
+    }
     if let Some(m) = super::families::match_family(orig, lower) {
         return Some(m);
     }
     signal_by_number(orig, lower, &mut b).or_else(|| crash_words(lower, &mut b))
 }
+
+/// Literal words one of which every family, signal-number and crash-word
+/// line has: lines that passed the main pre-filter for another reason
+/// (`loss scale: 65536` in an iteration line) skip the rest at once.
+static TAIL_PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
+    re(concat!(
+        "error|fail|exception|fatal|kill|abort|assert|denied|timed out|illegal|misaligned|",
+        "fallen off|lost|eof|mismatch|symbol|no module|shared object|kernel image|insufficient|",
+        "too old|time limit|preemption|cancelled|in use|rendezvous|node_fail|dead|blocks: 0|",
+        "kv cache is -|history|signal|exit|terminate|trap|sig|segmentation|header|unpickl|",
+        "ran out of input|corrupt|truncated|read-only|stale|endpoint|glibc|shard|run_engine_loop|",
+        "invalidusage|invalid usage"
+    ))
+});
 
 /// A signal named by its number (`exitcode  : -11`, `exited on signal 9`,
 /// `exit code 139`): SIGKILL is reported as the OOM killer's (the usual

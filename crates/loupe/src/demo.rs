@@ -322,7 +322,8 @@ impl Batch {
                     !f["exception_type"].is_null()
                         || f["stderr_tail"].as_array().is_some_and(|t| !t.is_empty())
                 });
-                self.ended.push((run.clone(), status.clone(), failure, *time));
+                self.ended
+                    .push((run.clone(), status.clone(), failure, *time));
             }
             Event::RunStarted { .. } => {}
         }

@@ -22,6 +22,8 @@ mod severity;
 pub use severity::Severity;
 
 pub mod config;
+#[cfg(feature = "corpus")]
+pub mod curves;
 pub mod detect;
 pub mod finding;
 

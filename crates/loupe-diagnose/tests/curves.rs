@@ -1,0 +1,37 @@
+//! The real training curves (`corpus/curves/`): every curve fed through a
+//! diagnoser as a run's points with steps. Fails when a marked failure is
+//! missed or a healthy curve opens an incident, on either half; and when
+//! streaming, one bulk upload and `--replay` disagree on the incidents.
+
+use loupe_diagnose::DiagnoseConfig;
+use loupe_diagnose::curves::{self, Feed};
+
+#[test]
+fn every_failure_is_found_and_healthy_curves_stay_quiet() {
+    let list = curves::load(&curves::default_dir()).expect("the curve corpus loads");
+    assert!(list.iter().filter(|c| c.failure.is_some()).count() >= 12);
+    assert!(list.iter().filter(|c| c.failure.is_none()).count() >= 20);
+    let report = curves::evaluate(&list, &DiagnoseConfig::default());
+    println!("{}", report.markdown());
+    let below = report.below();
+    assert!(below.is_empty(), "under target:\n{}", below.join("\n"));
+}
+
+#[test]
+fn streaming_a_bulk_upload_and_a_replay_give_the_same_incidents() {
+    let list = curves::load(&curves::default_dir()).expect("the curve corpus loads");
+    let cfg = DiagnoseConfig::default();
+    for c in &list {
+        let shapes: Vec<Vec<(String, Option<i64>, Option<i64>, usize)>> = Feed::ALL
+            .iter()
+            .map(|feed| {
+                curves::replay(c, &cfg, *feed)
+                    .iter()
+                    .map(|i| (i.kind.clone(), i.start_step, i.end_step, i.anomalies.len()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(shapes[0], shapes[1], "{}: stream vs batch", c.file);
+        assert_eq!(shapes[0], shapes[2], "{}: stream vs replay", c.file);
+    }
+}

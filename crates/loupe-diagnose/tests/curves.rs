@@ -35,3 +35,38 @@ fn streaming_a_bulk_upload_and_a_replay_give_the_same_incidents() {
         assert_eq!(shapes[0], shapes[2], "{}: stream vs replay", c.file);
     }
 }
+
+/// One run, two NaN episodes 22 000 steps (and data seconds) apart: two
+/// incidents, however the points arrive, including all at once a day later.
+#[test]
+fn findings_far_apart_in_steps_are_separate_incidents_even_in_one_upload() {
+    let steps: Vec<i64> = (0..300).map(|i| i * 100).collect();
+    let values: Vec<f64> = steps
+        .iter()
+        .map(|s| match s {
+            5000..=5200 | 27000..=27200 => f64::NAN,
+            _ => 2.0 + 0.01 * ((s / 100) % 7) as f64,
+        })
+        .collect();
+    let curve = curves::Curve {
+        file: "two-episodes".into(),
+        source: "test".into(),
+        series: "train/loss".into(),
+        failure: None,
+        split: "dev".into(),
+        steps,
+        values,
+    };
+    let cfg = DiagnoseConfig::default();
+    for feed in Feed::ALL {
+        let incidents = curves::replay(&curve, &cfg, feed);
+        let spans: Vec<(Option<i64>, Option<i64>)> =
+            incidents.iter().map(|i| (i.start_step, i.end_step)).collect();
+        assert_eq!(
+            spans,
+            vec![(Some(5000), Some(5000)), (Some(27000), Some(27000))],
+            "{}",
+            feed.as_str()
+        );
+    }
+}

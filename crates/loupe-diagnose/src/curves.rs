@@ -104,14 +104,28 @@ pub fn replay(curve: &Curve, cfg: &DiagnoseConfig, feed: Feed) -> Vec<Incident> 
         Feed::Stream => {
             for (i, t) in times.iter().enumerate() {
                 let step = [curve.steps[i]];
-                d.observe_run_points(RUN, &curve.series, Some(&step), &[*t], &[curve.values[i]], *t);
+                d.observe_run_points(
+                    RUN,
+                    &curve.series,
+                    Some(&step),
+                    &[*t],
+                    &[curve.values[i]],
+                    *t,
+                );
                 keep(d.tick(*t));
             }
         }
         _ => {
             // A day after the run: arrival time says nothing about the data.
             let arrival = end + 86_400.0;
-            d.observe_run_points(RUN, &curve.series, Some(&curve.steps), &times, &curve.values, arrival);
+            d.observe_run_points(
+                RUN,
+                &curve.series,
+                Some(&curve.steps),
+                &times,
+                &curve.values,
+                arrival,
+            );
             keep(d.tick(arrival));
         }
     }

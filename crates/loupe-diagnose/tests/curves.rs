@@ -6,6 +6,10 @@
 use loupe_diagnose::DiagnoseConfig;
 use loupe_diagnose::curves::{self, Feed};
 
+/// What two feeds must agree on: each incident's first cause, its steps and
+/// how many anomalies it holds.
+type Shape = (String, Option<i64>, Option<i64>, usize);
+
 #[test]
 fn every_failure_is_found_and_healthy_curves_stay_quiet() {
     let list = curves::load(&curves::default_dir()).expect("the curve corpus loads");
@@ -22,7 +26,7 @@ fn streaming_a_bulk_upload_and_a_replay_give_the_same_incidents() {
     let list = curves::load(&curves::default_dir()).expect("the curve corpus loads");
     let cfg = DiagnoseConfig::default();
     for c in &list {
-        let shapes: Vec<Vec<(String, Option<i64>, Option<i64>, usize)>> = Feed::ALL
+        let shapes: Vec<Vec<Shape>> = Feed::ALL
             .iter()
             .map(|feed| {
                 curves::replay(c, &cfg, *feed)
@@ -60,8 +64,10 @@ fn findings_far_apart_in_steps_are_separate_incidents_even_in_one_upload() {
     let cfg = DiagnoseConfig::default();
     for feed in Feed::ALL {
         let incidents = curves::replay(&curve, &cfg, feed);
-        let spans: Vec<(Option<i64>, Option<i64>)> =
-            incidents.iter().map(|i| (i.start_step, i.end_step)).collect();
+        let spans: Vec<(Option<i64>, Option<i64>)> = incidents
+            .iter()
+            .map(|i| (i.start_step, i.end_step))
+            .collect();
         assert_eq!(
             spans,
             vec![(Some(5000), Some(5000)), (Some(27000), Some(27000))],

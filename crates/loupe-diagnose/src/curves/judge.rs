@@ -129,7 +129,9 @@ impl CurveReport {
             .iter()
             .filter(|o| !o.passed())
             .map(|o| match o.failure {
-                Some((a, b)) => format!("{} ({}): failure at steps {a}–{b} missed", o.file, o.split),
+                Some((a, b)) => {
+                    format!("{} ({}): failure at steps {a}–{b} missed", o.file, o.split)
+                }
                 None => format!(
                     "{} ({}): {} incident(s) on a healthy curve: {}",
                     o.file,

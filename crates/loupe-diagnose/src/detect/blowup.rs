@@ -140,7 +140,10 @@ mod tests {
     #[test]
     fn a_blow_up_over_three_sparse_points_is_found_once() {
         // tensorflow/models#3868: three healthy points, then it explodes.
-        assert_eq!(run(&[0.063, 0.1628, 0.0577, 5.4e19, 4.3e20, 2.1e21]), vec![3]);
+        assert_eq!(
+            run(&[0.063, 0.1628, 0.0577, 5.4e19, 4.3e20, 2.1e21]),
+            vec![3]
+        );
         // The second point is enough.
         assert_eq!(run(&[1.5, 6.0]), vec![1]);
     }

@@ -65,9 +65,10 @@ impl Open {
         major
             && t >= self.first_data - join
             && t - self.last_data < cfg.resolve_after_s
-            && self.findings.iter().any(|g| {
-                g.kind == f.kind && g.series == f.series && g.scope.run == f.scope.run
-            })
+            && self
+                .findings
+                .iter()
+                .any(|g| g.kind == f.kind && g.series == f.series && g.scope.run == f.scope.run)
     }
 
     /// Notes major evidence at data time `t`, arriving at `now`.
@@ -183,9 +184,8 @@ impl Correlator {
         let mut findings = Vec::new();
         if let Some(q) = self.minor.get_mut(&key) {
             let (since, until) = (t - self.cfg.lookback_s, t);
-            let (pulled, kept): (Vec<_>, Vec<_>) = q
-                .drain(..)
-                .partition(|(m, _)| *m >= since && *m <= until);
+            let (pulled, kept): (Vec<_>, Vec<_>) =
+                q.drain(..).partition(|(m, _)| *m >= since && *m <= until);
             q.extend(kept);
             findings.extend(pulled.into_iter().map(|(_, f)| f));
         }

@@ -235,6 +235,7 @@ impl Correlator {
             causes: Vec::new(),
             anomalies: Vec::new(),
             runs: Vec::new(),
+            feedback: None,
         }
     }
 

@@ -21,9 +21,12 @@ mod severity;
 
 pub use severity::Severity;
 
+pub mod baseline;
 pub mod config;
 #[cfg(feature = "corpus")]
 pub mod corpus;
+#[cfg(feature = "corpus")]
+pub mod curves;
 pub mod detect;
 pub mod finding;
 

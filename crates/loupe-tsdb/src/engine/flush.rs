@@ -171,7 +171,7 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
         if current.active.points() == 0 && current.frozen.is_empty() {
             return Ok(());
         }
-        let new_wal = WalFile::create(&inner.wal_dir, wal.file.id() + 1)?;
+        let new_wal = WalFile::create(&inner.wal_dir, wal.file.id() + 1, wal.file.len())?;
         let new_wal_id = new_wal.id();
         wal.file = new_wal;
         wal.needs_new_file = false;
@@ -343,16 +343,27 @@ pub(crate) fn rewrite_segments(
     let mut writer = SegmentWriter::new(inner.opts.page_points, inner.opts.max_chunk_points);
     for id in ids {
         let mut parts = Vec::new();
+        let mut damaged = Vec::new();
         for s in &old {
             for c in s.chunks_of(id) {
-                parts.push(s.read_chunk(c)?);
+                match s.read_chunk(c) {
+                    Ok(p) => parts.push(p),
+                    // One damaged chunk must not stop every deletion: a series
+                    // being dropped goes, damage and all; a kept one keeps its
+                    // damaged chunk byte for byte, for `loupe store repair`.
+                    Err(e) if e.is_corruption() => damaged.push((s, c)),
+                    Err(e) => return Err(e),
+                }
             }
         }
         let mut points = merge_newest_wins(parts);
-        if let RewriteAction::Keep = action(id, &mut points)
-            && !points.is_empty()
-        {
-            writer.add_series(id, &keys[&id], &points);
+        if let RewriteAction::Keep = action(id, &mut points) {
+            if !points.is_empty() {
+                writer.add_series(id, &keys[&id], &points);
+            }
+            for (s, c) in damaged {
+                writer.copy_chunk(&keys[&id], s, c);
+            }
         }
     }
     let seg_id = {

@@ -2,12 +2,12 @@
 //! write path ([`commit`]), flushes ([`flush`]) and reads ([`read`]) use.
 
 mod commit;
-mod flush;
+pub(crate) mod flush;
 pub(crate) mod flush_report {
-    pub use super::flush::RetentionReport;
+    pub use super::flush::{LostChunk, RetentionReport};
 }
 mod read;
-mod recover;
+pub(crate) mod recover;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -174,14 +174,25 @@ impl Tsdb {
         report.segments = segments.len();
 
         let active = Arc::new(HeadMap::new());
-        let wal_end = recover::replay_wal(
+        let (mut records, mut points) = (0, 0);
+        let scan = recover::scan_wal(
             &wal_dir,
             manifest.wal_start,
-            &mut catalog,
-            &active,
-            &mut report,
+            true,
+            |path, payloads, damaged| {
+                let (r, p) = recover::apply_records(path, payloads, &mut catalog, &active, damaged);
+                records += r;
+                points += p;
+            },
         )?;
-        let wal_file = WalFile::create(&wal_dir, wal_end.last_id + 1, wal_end.last_len)?;
+        report.wal_files_replayed = scan.files;
+        report.wal_records_replayed = records;
+        report.points_replayed = points;
+        report.damaged.extend(scan.damaged);
+        report.torn_tails = scan.torn.len();
+        report.torn = scan.torn;
+        report.unacknowledged_bytes = scan.unacknowledged_bytes;
+        let wal_file = WalFile::create(&wal_dir, scan.last_id + 1, scan.last_len)?;
         let metrics = EngineMetrics::default();
         metrics.record_damage(report.damaged.len());
         metrics
@@ -285,8 +296,11 @@ fn background_flusher(inner: Arc<Inner>) {
         // merged here, not only after the next flush.
         if segments > inner.opts.max_segments.max(1) {
             let _f = inner.flush_lock.lock();
-            if let Err(e) = flush::rewrite_segments(&inner, |_, _| flush::RewriteAction::Keep, true)
-            {
+            if let Err(e) = flush::rewrite_segments(
+                &inner,
+                |_, _| flush::RewriteAction::Keep,
+                flush::OnDamage::Keep,
+            ) {
                 inner.metrics.record_flush_error(&e);
             }
         }
@@ -299,7 +313,7 @@ fn background_flusher(inner: Arc<Inner>) {
 }
 
 /// Takes an exclusive lock on the directory so two processes never share it.
-fn lock_dir(dir: &Path) -> Result<File> {
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
     use std::os::fd::AsRawFd;
     let path = dir.join("LOCK");
     let f = std::fs::OpenOptions::new()
@@ -321,7 +335,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
 }
 
 /// Deletes segment files a crashed flush or compaction left unpublished.
-fn remove_unlisted_segments(seg_dir: &Path, manifest: &Manifest) -> Result<()> {
+pub(crate) fn remove_unlisted_segments(seg_dir: &Path, manifest: &Manifest) -> Result<()> {
     let rd = std::fs::read_dir(seg_dir).map_err(|e| Error::io("list", seg_dir, e))?;
     for entry in rd.flatten() {
         let name = entry.file_name();

@@ -1,124 +1,127 @@
-//! Replaying the WAL on open, and judging what it finds: a torn tail in the
-//! newest file (a crash cut an unacknowledged append short) is logged in the
-//! report; damage to acknowledged records is an error in the report.
+//! Reading the WAL back, and judging what it finds: a torn tail in the newest
+//! file (a crash cut an unacknowledged append short) is noted; damage to
+//! acknowledged records is an error. Open replays through it, and
+//! `verify_dir` checks through it without changing anything.
 
 use std::path::Path;
 
-use super::OpenReport;
 use crate::catalog::Catalog;
 use crate::head::HeadMap;
-use crate::wal::{self, ReplayOutcome, WalRecord, decode_record, judge, read_frames};
+use crate::wal::{self, TornTail, WalRecord, decode_record, judge, read_frames};
 use crate::{Error, Result, fsutil};
 
-/// One WAL file read but not yet judged.
-struct ReadFile {
-    id: u64,
-    path: std::path::PathBuf,
-    outcome: ReplayOutcome,
-    /// The seal record at the start of this file, if it has one.
-    seal: Option<(u64, u64)>,
-}
-
-/// Where the WAL ends after replay: the newest file's id and acknowledged
-/// length (what the next file's seal records).
-pub(super) struct WalEnd {
+/// What a pass over the WAL found.
+#[derive(Debug, Default)]
+pub(crate) struct WalScan {
+    pub files: usize,
+    pub damaged: Vec<Error>,
+    pub torn: Vec<TornTail>,
+    pub unacknowledged_bytes: u64,
+    /// The newest file's id and acknowledged length (what the next file's
+    /// seal records); `wal_start - 1` and 0 when there is none.
     pub last_id: u64,
     pub last_len: u64,
 }
 
-/// Replays the WAL files at or after `wal_start` into `catalog` and
-/// `active`, deleting older ones, and records what it found in `report`.
-pub(super) fn replay_wal(
+/// Reads every WAL file at or after `wal_start`, oldest first, judges it
+/// against the seal its successor starts with, and hands the payloads fit
+/// for replay (with their byte offsets) to `each`. With `remove_older`, files
+/// below `wal_start` (already in segments) are deleted.
+pub(crate) fn scan_wal(
     wal_dir: &Path,
     wal_start: u64,
-    catalog: &mut Catalog,
-    active: &HeadMap,
-    report: &mut OpenReport,
-) -> Result<WalEnd> {
-    let mut files = Vec::new();
+    remove_older: bool,
+    mut each: impl FnMut(&Path, Vec<(u64, Vec<u8>)>, &mut Vec<Error>),
+) -> Result<WalScan> {
+    let mut ids = Vec::new();
     for id in wal::list_wal_files(wal_dir)? {
-        let path = wal::wal_path(wal_dir, id);
-        if id < wal_start {
-            fsutil::remove_if_exists(&path)?;
-            continue;
+        if id >= wal_start {
+            ids.push(id);
+        } else if remove_older {
+            fsutil::remove_if_exists(&wal::wal_path(wal_dir, id))?;
         }
-        let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-        let outcome = read_frames(&bytes);
-        let seal = outcome
-            .payloads
-            .first()
-            .and_then(|(_, p)| match decode_record(p) {
-                Ok(WalRecord::Seal { prev_id, prev_len }) => Some((prev_id, prev_len)),
-                _ => None,
-            });
-        files.push(ReadFile {
-            id,
-            path,
-            outcome,
-            seal,
-        });
     }
-    report_missing_files(&files, wal_dir, wal_start, report);
-    let mut end = WalEnd {
+    let seals: Vec<Option<(u64, u64)>> = ids
+        .iter()
+        .map(|&id| read_seal(&wal::wal_path(wal_dir, id)))
+        .collect();
+    let mut scan = WalScan {
         last_id: wal_start.saturating_sub(1),
-        last_len: 0,
+        ..Default::default()
     };
-    for i in 0..files.len() {
-        let sealed_len = files
+    for (i, &id) in ids.iter().enumerate() {
+        let path = wal::wal_path(wal_dir, id);
+        if let Some((prev, len)) = seals[i] {
+            let present = i > 0 && ids[i - 1] == prev;
+            if !present && prev >= wal_start && len > 0 {
+                scan.damaged.push(missing_file(wal_dir, prev, len, &path));
+            }
+        }
+        let sealed_len = seals
             .get(i + 1)
-            .and_then(|next| next.seal)
-            .filter(|(prev, _)| *prev == files[i].id)
+            .copied()
+            .flatten()
+            .filter(|(prev, _)| *prev == id)
             .map(|(_, len)| len);
-        let f = &mut files[i];
-        let verdict = judge(&f.path, &mut f.outcome, sealed_len);
-        report.damaged.extend(verdict.damaged);
-        if let Some(torn) = verdict.torn {
-            report.torn.push(torn);
-        }
-        report.unacknowledged_bytes += verdict.unacknowledged_bytes;
-        report.wal_files_replayed += 1;
-        let payloads = std::mem::take(&mut f.outcome.payloads);
-        apply_records(&f.path, payloads, catalog, active, report);
-        end = WalEnd {
-            last_id: f.id,
-            last_len: f.outcome.good_len(),
-        };
+        let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        let mut outcome = read_frames(&bytes);
+        drop(bytes);
+        let verdict = judge(&path, &mut outcome, sealed_len);
+        scan.damaged.extend(verdict.damaged);
+        scan.torn.extend(verdict.torn);
+        scan.unacknowledged_bytes += verdict.unacknowledged_bytes;
+        scan.files += 1;
+        scan.last_id = id;
+        scan.last_len = outcome.good_len();
+        each(
+            &path,
+            std::mem::take(&mut outcome.payloads),
+            &mut scan.damaged,
+        );
     }
-    report.torn_tails = report.torn.len();
-    Ok(end)
+    Ok(scan)
 }
 
-/// A file's seal naming a predecessor that should still be here (at or
-/// after `wal_start`, holding acknowledged bytes) but is not: a whole WAL
-/// file of acknowledged records was lost.
-fn report_missing_files(
-    files: &[ReadFile],
-    wal_dir: &Path,
-    wal_start: u64,
-    report: &mut OpenReport,
-) {
-    for (i, f) in files.iter().enumerate() {
-        let Some((prev, len)) = f.seal else { continue };
-        let present = i > 0 && files[i - 1].id == prev;
-        if !present && prev >= wal_start && len > 0 {
-            report.damaged.push(Error::corrupt(
-                wal::wal_path(wal_dir, prev),
-                format!(
-                    "the WAL file is missing; {} sealed it with {len} bytes of acknowledged records",
-                    f.path.display()
-                ),
-            ));
-        }
+/// The seal a WAL file starts with, if its first frame is a whole one.
+fn read_seal(path: &Path) -> Option<(u64, u64)> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64);
+    std::fs::File::open(path)
+        .ok()?
+        .take(64)
+        .read_to_end(&mut head)
+        .ok()?;
+    let outcome = read_frames(&head);
+    let (offset, payload) = outcome.payloads.first()?;
+    match (offset, decode_record(payload)) {
+        (0, Ok(WalRecord::Seal { prev_id, prev_len })) => Some((prev_id, prev_len)),
+        _ => None,
     }
 }
 
-fn apply_records(
+/// A seal naming a predecessor that should still be here (at or after
+/// `wal_start`, holding acknowledged bytes) but is not: a whole WAL file of
+/// acknowledged records was lost.
+fn missing_file(wal_dir: &Path, prev: u64, len: u64, sealed_by: &Path) -> Error {
+    Error::corrupt(
+        wal::wal_path(wal_dir, prev),
+        format!(
+            "the WAL file is missing; {} sealed it with {len} bytes of acknowledged records",
+            sealed_by.display()
+        ),
+    )
+}
+
+/// Replays payloads into the catalog and the active head; returns the
+/// number of records and points applied.
+pub(crate) fn apply_records(
     path: &Path,
     payloads: Vec<(u64, Vec<u8>)>,
     catalog: &mut Catalog,
     active: &HeadMap,
-    report: &mut OpenReport,
-) {
+    damaged: &mut Vec<Error>,
+) -> (usize, u64) {
+    let (mut records, mut points) = (0, 0);
     for (offset, payload) in payloads {
         match decode_record(&payload) {
             Ok(WalRecord::Append { defs, series }) => {
@@ -127,22 +130,27 @@ fn apply_records(
                 }
                 for s in series {
                     if catalog.key(s.id).is_none() {
-                        report.damaged.push(Error::corrupt(
-                            path,
-                            format!("record at byte {offset} names unknown series {}", s.id),
-                        ));
+                        damaged.push(unknown_series(path, offset, s.id));
                         continue;
                     }
-                    report.points_replayed += s.values.len() as u64;
+                    points += s.values.len() as u64;
                     active.append(s.id, Some(&s.steps), &s.times, &s.values);
                 }
-                report.wal_records_replayed += 1;
+                records += 1;
             }
             Ok(WalRecord::Seal { .. }) => {}
-            Err(e) => report.damaged.push(Error::corrupt(
+            Err(e) => damaged.push(Error::corrupt(
                 path,
                 format!("record at byte {offset}: {e}"),
             )),
         }
     }
+    (records, points)
+}
+
+pub(crate) fn unknown_series(path: &Path, offset: u64, id: u64) -> Error {
+    Error::corrupt(
+        path,
+        format!("record at byte {offset} names unknown series {id}"),
+    )
 }

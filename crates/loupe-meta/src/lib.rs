@@ -11,6 +11,7 @@
 
 mod error;
 mod incidents;
+mod integrity;
 mod logs;
 mod projects;
 mod runs;
@@ -19,6 +20,7 @@ mod tokens;
 mod validate;
 
 pub use error::{Error, Result};
+pub use integrity::integrity_check;
 pub use incidents::{GroupHealth, IncidentQuery, IncidentRecord, MAX_INCIDENT_LIMIT};
 pub use logs::{DEFAULT_LOG_LIMIT, LogOrder, LogPage, LogQuery, MAX_LOG_LIMIT};
 pub use projects::ProjectInfo;

@@ -13,7 +13,10 @@ use crate::{Error, Result};
 /// a damaged header looks like.
 pub fn integrity_check(path: &Path) -> Result<Vec<String>> {
     if !path.is_file() {
-        return Err(Error::not_found("database file", path.display().to_string()));
+        return Err(Error::not_found(
+            "database file",
+            path.display().to_string(),
+        ));
     }
     let conn = match Connection::open_with_flags(
         path,

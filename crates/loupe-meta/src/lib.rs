@@ -20,8 +20,8 @@ mod tokens;
 mod validate;
 
 pub use error::{Error, Result};
-pub use integrity::integrity_check;
 pub use incidents::{GroupHealth, IncidentQuery, IncidentRecord, MAX_INCIDENT_LIMIT};
+pub use integrity::integrity_check;
 pub use logs::{DEFAULT_LOG_LIMIT, LogOrder, LogPage, LogQuery, MAX_LOG_LIMIT};
 pub use projects::ProjectInfo;
 pub use runs::{

@@ -94,7 +94,9 @@ pub enum ServerError {
     },
     /// The final flush failed (a full disk): acknowledged points are safe in
     /// the WAL, and the next start replays them.
-    #[error("flushing the time-series store at shutdown (every acknowledged point is in its write-ahead log; the next start replays it): {0}")]
+    #[error(
+        "flushing the time-series store at shutdown (every acknowledged point is in its write-ahead log; the next start replays it): {0}"
+    )]
     Closing(loupe_tsdb::Error),
     #[error("serving: {0}")]
     Serve(std::io::Error),
@@ -134,7 +136,9 @@ pub async fn serve(
         tracing::warn!("{t}");
     }
     for d in &report.damaged {
-        tracing::error!("damaged data found on open (counted in loupe_tsdb_damage_found_total): {d}");
+        tracing::error!(
+            "damaged data found on open (counted in loupe_tsdb_damage_found_total): {d}"
+        );
     }
     let state: SharedState = Arc::new(AppState {
         tsdb: tsdb.clone(),

@@ -189,8 +189,8 @@ impl SeriesDetector {
     /// points) and, for a gradient norm, as a warning only once it has
     /// lasted `GRAD_NORM_NONFINITE_RUN` points.
     fn non_finite(&mut self, x: f64, out: &mut Vec<Raw>) {
-        let persisting = self.role == SeriesRole::GradNorm
-            && self.nonfinite_run == GRAD_NORM_NONFINITE_RUN;
+        let persisting =
+            self.role == SeriesRole::GradNorm && self.nonfinite_run == GRAD_NORM_NONFINITE_RUN;
         if self.nonfinite_cooldown > 0 && !persisting {
             self.nonfinite_cooldown -= 1;
             return;
@@ -339,6 +339,9 @@ mod tests {
         let found = feed(SeriesRole::GradNorm, &[2.0, 1.9, nan, nan, nan, nan]);
         assert_eq!(found, vec![Severity::Info, Severity::Warning]);
         // A loss is critical at once.
-        assert_eq!(feed(SeriesRole::Loss, &[2.0, nan]), vec![Severity::Critical]);
+        assert_eq!(
+            feed(SeriesRole::Loss, &[2.0, nan]),
+            vec![Severity::Critical]
+        );
     }
 }

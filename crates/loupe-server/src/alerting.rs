@@ -13,9 +13,13 @@ use loupe_alert::channels::Channel;
 use loupe_alert::dispatch::Dispatcher;
 use loupe_alert::queue::{ChannelCounts, Queue, QueuedItem};
 use loupe_alert::rules::{Check, RuleKind};
-use loupe_alert::{Alert, Condition, Engine, Rule, RuleSpec, RulesConfig, RulesError, Silence};
+use loupe_alert::{
+    Alert, Condition, Engine, IncidentSignal, Rule, RuleSpec, RulesConfig, RulesError, Silence,
+};
 use loupe_diagnose::Incident;
 use loupe_meta::{MAX_RUN_LIMIT, RunQuery};
+use loupe_model::clock::now_s;
+use loupe_model::label;
 use loupe_model::{LabelMatch, RunStatus, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use parking_lot::Mutex;
@@ -79,8 +83,19 @@ pub fn load_rules_file(path: &Path) -> Result<RulesConfig, AlertingError> {
     })
 }
 
-fn now_s() -> f64 {
-    loupe_alert::now_s()
+/// What alerting needs of a diagnosis incident.
+fn signal(inc: &Incident) -> IncidentSignal {
+    IncidentSignal {
+        id: inc.id.clone(),
+        state: inc.state,
+        severity: inc.severity,
+        kind: inc.kind.clone(),
+        title: inc.title.clone(),
+        project: inc.project.clone(),
+        run: inc.run.clone().or_else(|| inc.runs.first().cloned()),
+        group: inc.group.clone(),
+        host: inc.host.clone(),
+    }
 }
 
 impl Alerting {
@@ -140,9 +155,10 @@ impl Alerting {
         };
         match meta.list_incidents(&q) {
             Ok(rows) => {
-                let open: Vec<Incident> = rows
+                let open: Vec<IncidentSignal> = rows
                     .iter()
-                    .filter_map(|(body, _)| serde_json::from_str(body).ok())
+                    .filter_map(|(body, _)| serde_json::from_str::<Incident>(body).ok())
+                    .map(|inc| signal(&inc))
                     .collect();
                 engine.observe_incidents(&open);
             }
@@ -174,7 +190,8 @@ impl Alerting {
 
     /// Diagnosis's hook: incidents that opened, changed or resolved.
     pub fn on_incidents(&self, changed: &[Incident]) {
-        self.engine.lock().observe_incidents(changed);
+        let signals: Vec<IncidentSignal> = changed.iter().map(signal).collect();
+        self.engine.lock().observe_incidents(&signals);
     }
 
     /// Every rule with where it came from.
@@ -466,7 +483,7 @@ fn threshold(
         }
         let mut l: BTreeMap<String, String> = key.labels().iter().cloned().collect();
         l.insert("series".into(), key.name().to_string());
-        let summary = match l.get("run") {
+        let summary = match l.get(label::RUN) {
             Some(run) => format!("{} = {v} in run {run}", key.name()),
             None => format!("{} = {v}", key.name()),
         };
@@ -499,7 +516,7 @@ fn runs_in(st: &AppState, statuses: Vec<RunStatus>) -> Vec<loupe_model::Run> {
 
 fn run_labels(r: &loupe_model::Run) -> BTreeMap<String, String> {
     let mut l = BTreeMap::from([
-        ("run".to_string(), r.id.clone()),
+        (label::RUN.to_string(), r.id.clone()),
         ("project".to_string(), r.project.clone()),
     ]);
     if let Some(g) = &r.group {
@@ -529,7 +546,7 @@ fn absence(
         let mut last_ns: Option<i64> = None;
         for s in st
             .tsdb
-            .series(&SeriesMatcher::any().label_eq("run", r.id.clone()))
+            .series(&SeriesMatcher::any().label_eq(label::RUN, r.id.clone()))
         {
             if let Ok(Some((_, t, _))) = st.tsdb.last(&s.key) {
                 last_ns = Some(last_ns.map_or(t, |l| l.max(t)));
@@ -685,7 +702,7 @@ pub async fn run(st: SharedState) {
             .await
             .unwrap_or_default();
         for a in changed {
-            let run = a.labels.get("run").cloned().unwrap_or_default();
+            let run = a.labels.get(label::RUN).cloned().unwrap_or_default();
             if a.state != loupe_alert::AlertState::Pending {
                 tracing::info!(alert = %a.rule, state = a.state.as_str(), "{}", a.summary);
             }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use loupe_diagnose::{DiagnoseConfig, Diagnoser, Incident, IncidentState, RunInfo, Scope};
 use loupe_meta::{IncidentRecord, LogOrder, LogQuery};
+use loupe_model::label;
 use loupe_model::{LogLevel, LogStream, RunStatus, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use parking_lot::Mutex;
@@ -398,7 +399,7 @@ impl Worker {
             for info in self
                 .st
                 .tsdb
-                .series(&SeriesMatcher::any().label_eq("run", &run))
+                .series(&SeriesMatcher::any().label_eq(label::RUN, &run))
             {
                 let name = info.key.name().to_string();
                 let from = match self.d.last_time(&run, &name) {

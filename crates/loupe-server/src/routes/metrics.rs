@@ -118,7 +118,7 @@ pub async fn post_run_metrics(
         let diagnose = s2.diagnosis.enabled();
         let mut diag = Vec::new();
         for (i, s) in batch.series.into_iter().enumerate() {
-            let key = SeriesKey::new(s.name.clone(), [("run", run.as_str())]).map_err(|e| {
+            let key = SeriesKey::for_run(s.name.clone(), &run).map_err(|e| {
                 ServerMetrics::add(&s2.metrics.rejected_requests, 1);
                 ApiError::bad_request("invalid_batch", format!("series[{i}].name: {e}"))
             })?;

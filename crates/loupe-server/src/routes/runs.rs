@@ -6,6 +6,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use loupe_meta::{NewRun, RunPatch, RunQuery};
+use loupe_model::label;
 use loupe_model::{Role, Run, RunStatus, SeriesMatcher};
 use serde::Deserialize;
 
@@ -368,7 +369,7 @@ pub async fn delete_run(
     let id2 = id.clone();
     blocking(move || {
         s.tsdb
-            .delete_series(&SeriesMatcher::any().label_eq("run", &id2))
+            .delete_series(&SeriesMatcher::any().label_eq(label::RUN, &id2))
             .map_err(ApiError::from)?;
         s.meta.delete_run(&id2).map_err(meta_err)?;
         Ok(())

@@ -24,7 +24,9 @@ use loupe_model::{LabelMatch, RunStatus, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use parking_lot::Mutex;
 
-use crate::state::{AppState, SharedState};
+use crate::diagnosis::IncidentSink;
+use crate::live::LiveHub;
+use crate::stores::Stores;
 
 /// Run-state alerts look at runs that ended this recently (seconds), so a
 /// first start does not page for every run that ever crashed.
@@ -188,12 +190,6 @@ impl Alerting {
         self.config.settings.evaluation_interval
     }
 
-    /// Diagnosis's hook: incidents that opened, changed or resolved.
-    pub fn on_incidents(&self, changed: &[Incident]) {
-        let signals: Vec<IncidentSignal> = changed.iter().map(signal).collect();
-        self.engine.lock().observe_incidents(&signals);
-    }
-
     /// Every rule with where it came from.
     pub fn rules(&self) -> Vec<(RuleSource, RuleSpec)> {
         let api = self.api_rules.lock();
@@ -349,7 +345,7 @@ impl Alerting {
     /// One evaluation: every rule over the stores, then what is due is
     /// queued (with the state that marks it sent, in one transaction).
     /// Returns the alerts whose state changed.
-    pub fn evaluate(&self, st: &AppState) -> Vec<Alert> {
+    pub fn evaluate(&self, st: &Stores) -> Vec<Alert> {
         let now = now_s();
         let (rules, settings) = {
             let e = self.engine.lock();
@@ -461,7 +457,7 @@ fn series_from_ref(r: &str) -> Option<SeriesKey> {
 }
 
 fn threshold(
-    st: &AppState,
+    st: &Stores,
     series: &str,
     check: Check,
     labels: &BTreeMap<String, String>,
@@ -498,7 +494,7 @@ fn threshold(
     out
 }
 
-fn runs_in(st: &AppState, statuses: Vec<RunStatus>) -> Vec<loupe_model::Run> {
+fn runs_in(st: &Stores, statuses: Vec<RunStatus>) -> Vec<loupe_model::Run> {
     let q = RunQuery {
         status: Some(statuses),
         limit: Some(MAX_RUN_LIMIT),
@@ -529,7 +525,7 @@ fn run_labels(r: &loupe_model::Run) -> BTreeMap<String, String> {
 }
 
 fn absence(
-    st: &AppState,
+    st: &Stores,
     after: Duration,
     project: &Option<String>,
     group: &Option<String>,
@@ -576,7 +572,7 @@ fn absence(
 }
 
 fn run_state(
-    st: &AppState,
+    st: &Stores,
     states: &[String],
     project: &Option<String>,
     group: &Option<String>,
@@ -614,7 +610,7 @@ fn run_state(
 
 #[allow(clippy::too_many_arguments)]
 fn burn_rate(
-    st: &AppState,
+    st: &Stores,
     errors: &str,
     total: &str,
     labels: &BTreeMap<String, String>,
@@ -660,7 +656,7 @@ fn burn_rate(
 /// The last hour of the first alerted series in a notification, with the
 /// rule's threshold drawn across.
 fn chart_for(
-    st: &AppState,
+    st: &Stores,
     n: &loupe_alert::Notification,
     rules: &[Rule],
     now: f64,
@@ -692,13 +688,13 @@ fn chart_for(
 
 /// The evaluation loop: every `evaluation_interval`, on a blocking thread;
 /// state changes go out as `alert` live events.
-pub async fn run(st: SharedState) {
-    let mut tick = tokio::time::interval(st.alerts.evaluation_interval());
+pub async fn run(alerts: Arc<Alerting>, stores: Stores, live: Arc<LiveHub>) {
+    let mut tick = tokio::time::interval(alerts.evaluation_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let s = st.clone();
-        let changed = tokio::task::spawn_blocking(move || s.alerts.evaluate(&s))
+        let (a, s) = (alerts.clone(), stores.clone());
+        let changed = tokio::task::spawn_blocking(move || a.evaluate(&s))
             .await
             .unwrap_or_default();
         for a in changed {
@@ -706,8 +702,15 @@ pub async fn run(st: SharedState) {
             if a.state != loupe_alert::AlertState::Pending {
                 tracing::info!(alert = %a.rule, state = a.state.as_str(), "{}", a.summary);
             }
-            st.live
-                .publish(&run, "alert", serde_json::to_value(&a).unwrap_or_default());
+            live.publish(&run, "alert", serde_json::to_value(&a).unwrap_or_default());
         }
+    }
+}
+
+/// Diagnosis's hook: incidents that opened, changed or resolved.
+impl IncidentSink for Alerting {
+    fn on_incidents(&self, changed: &[Incident]) {
+        let signals: Vec<IncidentSignal> = changed.iter().map(signal).collect();
+        self.engine.lock().observe_incidents(&signals);
     }
 }

@@ -15,9 +15,6 @@ use axum::routing::{delete, get, post};
 
 use crate::state::SharedState;
 
-pub use loupe_model::clock::{now_ns, now_s};
-pub use loupe_model::nonfinite::to_json as json_value;
-
 pub fn router(state: SharedState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     Router::new()

@@ -3,15 +3,16 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use loupe_model::label;
+use loupe_model::nonfinite::to_json as json_value;
 use loupe_model::{NO_STEP, Role, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use serde::Deserialize;
 
-use super::json_value;
-use super::runs::{blocking, check_visible};
 use crate::auth::Principal;
+use crate::counters::ServerMetrics;
 use crate::error::{ApiError, ApiQuery, ApiResult};
-use crate::state::{ServerMetrics, SharedState};
+use crate::http::{blocking, check_visible};
+use crate::state::SharedState;
 
 fn opt_step(s: i64) -> serde_json::Value {
     if s == NO_STEP {

@@ -86,7 +86,7 @@ pub async fn prometheus_metrics(
         "Failed flushes (retried).",
         t.flush_errors as f64,
     );
-    let d = &st.diagnosis.counters;
+    let d = st.diagnosis.counters();
     counter(
         "loupe_diagnosis_batches_total",
         "Batches handed to diagnosis.",

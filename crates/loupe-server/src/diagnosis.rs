@@ -73,6 +73,7 @@ pub enum DiagInput {
     Status {
         run: String,
         status: RunStatus,
+        exit_code: Option<i32>,
     },
     Heartbeat {
         run: String,
@@ -401,9 +402,13 @@ impl Worker {
                 *last = (*last).max(seq.saturating_sub(1));
                 self.touched.insert(run);
             }
-            DiagInput::Status { run, status } => {
+            DiagInput::Status {
+                run,
+                status,
+                exit_code,
+            } => {
                 if status.is_terminal() && self.known.contains(&run) {
-                    self.d.run_ended(&run, status.as_str(), now);
+                    self.d.run_ended(&run, status.as_str(), exit_code, now);
                     self.touched.insert(run);
                 } else if status == RunStatus::Running {
                     // A resume: what is known of the run may have changed.

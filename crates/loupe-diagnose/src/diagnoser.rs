@@ -151,6 +151,11 @@ struct RunState {
     scanner: Option<LogScanner>,
     /// A critical log signature was seen: a non-zero exit is explained.
     explained: bool,
+    /// The newest data time seen (points and log lines): what the run's
+    /// end is stamped with, so end-of-run findings correlate with the
+    /// run's other evidence by data time even when the end arrives long
+    /// after the data (a bulk upload, an import, a replay).
+    last_data_time: f64,
 }
 
 /// A source outside runs: the labels that are not the series' own.
@@ -293,12 +298,13 @@ impl Diagnoser {
                 st.signals.ended_badly = Some(status.to_string());
             }
             let scope = scope_of(&st.info);
+            let at = end_data_time(st.last_data_time, now);
             if let Some(scanner) = st.scanner.as_mut() {
                 for m in scanner.finish() {
                     if m.severity == Severity::Critical {
                         st.explained = true;
                     }
-                    let f = log_finding(scope.clone(), m, now, 0, "");
+                    let f = log_finding(scope.clone(), m, at, 0, "");
                     self.sink.emit(f, now);
                 }
             }
@@ -308,7 +314,7 @@ impl Diagnoser {
                     .as_ref()
                     .map(|s| s.last_errors().collect())
                     .unwrap_or_default();
-                let f = exit_finding(scope, code, &last, st.explained, now);
+                let f = exit_finding(scope, code, &last, st.explained, at);
                 self.sink.emit(f, now);
             }
         }
@@ -345,6 +351,14 @@ impl Diagnoser {
                 ..Default::default()
             });
         st.last_arrival = st.last_arrival.max(now);
+        if let Some(t) = times
+            .iter()
+            .copied()
+            .filter(|t| t.is_finite())
+            .reduce(f64::max)
+        {
+            st.last_data_time = st.last_data_time.max(t);
+        }
         let role = SeriesRole::of(series);
         let Some((ss, limit)) = st
             .watched
@@ -513,6 +527,9 @@ impl Diagnoser {
                 ..Default::default()
             });
         st.last_arrival = st.last_arrival.max(now);
+        if time.is_finite() {
+            st.last_data_time = st.last_data_time.max(time);
+        }
         self.sink.stats.log_lines += 1;
         let scanner = st.scanner.get_or_insert_with(LogScanner::new);
         let matches = scanner.scan(stream, level, text);
@@ -963,6 +980,16 @@ fn log_finding(
 /// The finding of a non-zero exit: critical when nothing in the run's
 /// output explained a failure (it opens "crashed, cause unknown"), minor
 /// evidence otherwise. 128+N and negative codes name signal N.
+/// When a run's end happened in data time: its newest data, or `now` for
+/// a run that sent nothing (or only times that cannot be read).
+fn end_data_time(last_data_time: f64, now: f64) -> f64 {
+    if last_data_time > 0.0 {
+        last_data_time
+    } else {
+        now
+    }
+}
+
 fn exit_finding(scope: Scope, code: i32, last: &[&str], explained: bool, now: f64) -> Finding {
     let kind = LogSignatureKind::ExitStatus;
     let mut f = Finding::new(scope, FindingKind::Log(kind), SeriesRole::Other, now);

@@ -95,8 +95,9 @@ impl BaselineWatch {
         values: &[f64],
         out: &mut Vec<Finding>,
     ) {
-        let role = SeriesRole::of(series);
-        if !cfg.enabled || !compared_role(role) {
+        // Cheapest checks first: this runs for every batch of every series,
+        // and most runs have no baseline (the series' role is a string scan).
+        if !cfg.enabled {
             return;
         }
         let Some(run) = scope.run.as_deref().and_then(|r| self.runs.get_mut(r)) else {
@@ -105,6 +106,10 @@ impl BaselineWatch {
         let Some(env) = run.baseline.envelopes.iter().find(|e| e.series == series) else {
             return;
         };
+        let role = SeriesRole::of(series);
+        if !compared_role(role) {
+            return;
+        }
         if !run.series.contains_key(series) && run.series.len() >= cfg.max_series {
             return;
         }

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use loupe_diagnose::{Incident, IncidentState, Severity};
+use loupe_model::{RunTab, project_url, run_tab_url, run_url};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -170,6 +171,9 @@ type GroupKey = (String, Vec<(String, String)>);
 /// Resolved alerts stay listed this long (seconds).
 const RESOLVED_KEPT_S: f64 = 3600.0;
 
+/// The detector name of a non-finite finding in an incident's anomalies.
+const NONFINITE_DETECTOR: &str = "non_finite";
+
 fn fingerprint(rule: &str, labels: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
     h.update(rule.as_bytes());
@@ -292,7 +296,7 @@ impl Engine {
         };
         let mut out = Vec::new();
         for inc in self.incidents.values() {
-            let run_id = inc.run.clone().or_else(|| inc.runs.first().cloned());
+            let run_id = inc.culprit_run().map(str::to_string);
             if inc.severity < *min_severity
                 || (!causes.is_empty() && !causes.contains(&inc.kind))
                 || !m(project, &inc.project)
@@ -323,6 +327,51 @@ impl Engine {
                 severity: rule.severity.or(Some(inc.severity)),
                 series: None,
             });
+        }
+        out
+    }
+
+    /// What diagnosis adds to a rule that looks for NaN (or ±Inf) in
+    /// `series`: an open incident with a non-finite anomaly on a matching
+    /// series of a run. A loss that went NaN once and then came back to
+    /// numbers (or whose NaN points were never the last) still fires while
+    /// diagnosis keeps the incident open.
+    pub fn nonfinite_conditions(
+        &self,
+        series: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<Condition> {
+        let mut out: Vec<Condition> = Vec::new();
+        for inc in self.incidents.values() {
+            for a in &inc.anomalies {
+                let (Some(run), Some(name)) = (&a.run, &a.series) else {
+                    continue;
+                };
+                let wanted = a.detector == NONFINITE_DETECTOR
+                    && glob::matches(series, name)
+                    && labels.iter().all(|(k, pat)| {
+                        let v = match k.as_str() {
+                            "run" => Some(run),
+                            "project" => inc.project.as_ref(),
+                            "group" => inc.group.as_ref(),
+                            _ => None,
+                        };
+                        v.is_some_and(|v| glob::matches(pat, v))
+                    });
+                let labels = BTreeMap::from([
+                    ("run".to_string(), run.clone()),
+                    ("series".to_string(), name.clone()),
+                ]);
+                if wanted && !out.iter().any(|c| c.labels == labels) {
+                    out.push(Condition {
+                        labels,
+                        value: None,
+                        summary: format!("{name} is NaN in run {run} (diagnosis: {})", inc.title),
+                        severity: None,
+                        series: None,
+                    });
+                }
+            }
         }
         out
     }
@@ -488,25 +537,28 @@ impl Engine {
         }
     }
 
+    /// Links into the UI (built by `loupe_model`'s one URL rule): the run,
+    /// its diagnosis tab for an incident, and the project's runs table.
     fn links(&self, a: &Alert) -> Vec<Link> {
         let base = &self.settings.base_url;
         let mut out = Vec::new();
-        if let Some(run) = a.labels.get("run") {
+        let run = a.labels.get("run");
+        if let Some(run) = run {
             out.push(Link {
                 name: "run".into(),
-                url: format!("{base}/runs/{run}"),
+                url: run_url(base, run),
             });
         }
-        if let Some(inc) = a.labels.get("incident") {
+        if let (Some(run), Some(_)) = (run, a.labels.get("incident")) {
             out.push(Link {
                 name: "incident".into(),
-                url: format!("{base}/incidents/{inc}"),
+                url: run_tab_url(base, run, RunTab::Diagnosis),
             });
         }
-        if let Some(g) = a.labels.get("group") {
+        if let Some(p) = a.labels.get("project") {
             out.push(Link {
-                name: "group".into(),
-                url: format!("{base}/groups/{g}"),
+                name: "project".into(),
+                url: project_url(base, p),
             });
         }
         out
@@ -686,7 +738,7 @@ mod tests {
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].status, "firing");
         assert_eq!(n[0].alerts[0].value, Some(92.0));
-        assert_eq!(n[0].alerts[0].links[0].url, "http://127.0.0.1:7070/runs/r1");
+        assert_eq!(n[0].alerts[0].links[0].url, "http://127.0.0.1:7070/r/r1");
         // Dedup: still firing, nothing new until the repeat interval.
         e.apply("hot", vec![cond("r1", 93.0)], 310.0);
         assert!(e.notifications(310.0).is_empty());
@@ -815,6 +867,39 @@ mod tests {
             e.notifications(90000.0)
                 .iter()
                 .all(|n| n.alerts.iter().all(|a| a.alert != "builtin:crashed_run"))
+        );
+    }
+
+    #[test]
+    fn a_job_incident_links_to_the_rank_that_caused_it() {
+        let r = rule("any", "incident", |_| {});
+        let mut e = engine(vec![r]);
+        let mut inc = incident("i9", "oom", "r0", Severity::Critical, true);
+        inc.run = None;
+        inc.group = Some("job".into());
+        inc.runs = (0..8).map(|k| format!("r{k}")).collect();
+        inc.causes = serde_json::from_value(serde_json::json!([{
+            "kind": "cuda_out_of_memory", "title": "out of memory", "score": 0.9, "explanation": "",
+            "fixes": [], "evidence": [{"kind": "log", "run": "r5", "seq": 3, "time": 0.0,
+            "text": "torch.OutOfMemoryError"}]
+        }]))
+        .unwrap();
+        e.observe_incidents(&[inc]);
+        let ch = e.evaluate_incident_rules(0.0);
+        assert_eq!(ch[0].labels["run"], "r5");
+        let n = e.notifications(0.0);
+        let urls: Vec<&str> = n[0].alerts[0]
+            .links
+            .iter()
+            .map(|l| l.url.as_str())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "http://127.0.0.1:7070/r/r5",
+                "http://127.0.0.1:7070/r/r5?tab=diagnosis",
+                "http://127.0.0.1:7070/p/p"
+            ]
         );
     }
 

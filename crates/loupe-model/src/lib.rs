@@ -4,6 +4,7 @@
 mod matcher;
 mod run;
 mod series;
+mod ui_url;
 
 pub use matcher::{LabelMatch, SeriesMatcher};
 pub use run::{
@@ -13,6 +14,7 @@ pub use run::{
 pub use series::{
     KeyDecodeError, KeyError, MAX_LABEL_BYTES, MAX_LABELS, MAX_NAME_BYTES, SeriesKey,
 };
+pub use ui_url::{RunTab, project_url, run_tab_url, run_url};
 
 /// A step value that means "this point has no step" (system metrics carry
 /// only a time). Real steps must be greater than this.

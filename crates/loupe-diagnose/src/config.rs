@@ -17,6 +17,7 @@ pub struct DiagnoseConfig {
     pub cohort: CohortConfig,
     pub gpu: GpuConfig,
     pub incident: IncidentConfig,
+    pub baseline: crate::baseline::BaselineConfig,
     /// At most this many series are watched at once; the least recently
     /// updated are forgotten beyond it (their state, not their data).
     pub max_series: usize,
@@ -35,6 +36,7 @@ impl Default for DiagnoseConfig {
             cohort: CohortConfig::default(),
             gpu: GpuConfig::default(),
             incident: IncidentConfig::default(),
+            baseline: crate::baseline::BaselineConfig::default(),
             max_series: 200_000,
         }
     }

@@ -12,11 +12,12 @@ use hashbrown::HashMap;
 use loupe_model::{LogLevel, LogStream};
 
 use crate::Severity;
+use crate::baseline::{BaselineWatch, RunBaseline};
 use crate::config::DiagnoseConfig;
 use crate::detect::{Raw, SeriesDetector};
 use crate::finding::{Direction, Finding, FindingKind, LogRef, Scope, SeriesRole};
 use crate::health::{self, Health, HealthSignals};
-use crate::incident::{Correlator, Incident, IncidentState, RunContext};
+use crate::incident::{Correlator, FeedbackWeights, Incident, IncidentState, RunContext, feedback};
 use crate::logsig::{LogScanner, LogSignatureKind};
 
 /// What the diagnoser needs to know about a run.
@@ -169,6 +170,11 @@ pub struct Diagnoser {
     cohort_hasher: hashbrown::DefaultHashBuilder,
     sink: Sink,
     out: Vec<Raw>,
+    /// Runs compared with their project's previous runs.
+    baselines: BaselineWatch,
+    baseline_out: Vec<Finding>,
+    /// Per project: users' verdicts, applied to the incidents handed out.
+    feedback: HashMap<String, FeedbackWeights>,
 }
 
 /// Where findings go: the correlator, the counters, and (offline) a record.
@@ -213,7 +219,31 @@ impl Diagnoser {
                 recorded: None,
             },
             out: Vec::new(),
+            baselines: BaselineWatch::default(),
+            baseline_out: Vec::new(),
+            feedback: HashMap::new(),
         }
+    }
+
+    /// Compares a run, step for step, with the envelopes of its baseline
+    /// runs (replacing what it was compared with before).
+    pub fn set_baseline(&mut self, run: &str, baseline: RunBaseline) {
+        self.baselines.set(run, baseline);
+    }
+
+    /// Sets a project's feedback weights: the incidents handed out from
+    /// now on are ranked with them.
+    pub fn set_feedback(&mut self, project: &str, weights: FeedbackWeights) {
+        self.feedback.insert(project.to_string(), weights);
+    }
+
+    fn with_feedback(&self, mut incidents: Vec<Incident>) -> Vec<Incident> {
+        for inc in &mut incidents {
+            if let Some(w) = inc.project.as_deref().and_then(|p| self.feedback.get(p)) {
+                feedback::rerank(inc, w);
+            }
+        }
+        incidents
     }
 
     /// Keeps every finding for [`take_findings`](Self::take_findings) (at
@@ -356,10 +386,24 @@ impl Diagnoser {
             }
         }
         push_recent(ss, &values[..n]);
+        let scope = scope_of(&st.info);
+        if let Some(steps) = steps.filter(|s| s.len() >= n) {
+            self.baselines.observe(
+                &cfg.baseline,
+                &scope,
+                series,
+                &steps[..n],
+                &times[..n],
+                &values[..n],
+                &mut self.baseline_out,
+            );
+            for f in self.baseline_out.drain(..) {
+                self.sink.emit(f, now);
+            }
+        }
         if pending.is_empty() {
             return;
         }
-        let scope = scope_of(&st.info);
         for (i, raw) in pending {
             let step = steps.and_then(|s| s.get(i).copied());
             let mut f = to_finding(scope.clone(), series, role, step, times[i], raw);
@@ -491,8 +535,10 @@ impl Diagnoser {
                     .saturating_sub(st.watched.series.len() as u64);
             }
             self.sink.correlator.forget_run(&id);
+            self.baselines.forget(&id);
         }
-        self.sink.correlator.tick(now)
+        let changed = self.sink.correlator.tick(now);
+        self.with_feedback(changed)
     }
 
     /// Resolves every open incident (the end of a replay).
@@ -511,7 +557,7 @@ impl Diagnoser {
         }
         let mut out = self.sink.correlator.tick(now);
         out.extend(self.sink.correlator.close_all(now));
-        out
+        self.with_feedback(out)
     }
 
     pub fn open_incidents(&self) -> Vec<&Incident> {

@@ -11,9 +11,11 @@
 
 pub mod causes;
 mod correlate;
+pub mod feedback;
 
 pub use causes::{Cause, CauseKind, Evidence, RunContext};
 pub use correlate::Correlator;
+pub use feedback::{FeedbackRanking, FeedbackWeights, Verdict};
 
 use serde::{Deserialize, Serialize};
 
@@ -82,6 +84,9 @@ pub struct Incident {
     pub anomalies: Vec<Anomaly>,
     /// Runs the incident touches (a job's incident names its ranks).
     pub runs: Vec<String>,
+    /// How the project's feedback re-ranked the causes; absent when none applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackRanking>,
 }
 
 impl Incident {

@@ -21,6 +21,7 @@ mod severity;
 
 pub use severity::Severity;
 
+pub mod baseline;
 pub mod config;
 pub mod detect;
 pub mod finding;

@@ -34,6 +34,7 @@ pub enum CauseKind {
     FatalSignal,
     Crash,
     RecurringError,
+    BaselineRegression,
     Unexplained,
 }
 
@@ -61,6 +62,7 @@ impl CauseKind {
             CauseKind::FatalSignal => "fatal_signal",
             CauseKind::Crash => "crash",
             CauseKind::RecurringError => "recurring_error",
+            CauseKind::BaselineRegression => "baseline_regression",
             CauseKind::Unexplained => "unexplained",
         }
     }
@@ -130,6 +132,7 @@ pub(crate) fn rank_causes(findings: &[Finding], ctx: &RunContext) -> Vec<Cause> 
         fatal_signal(&f),
         crash(&f),
         recurring_error(&f),
+        crate::baseline::regression_cause(findings),
     ]
     .into_iter()
     .flatten()

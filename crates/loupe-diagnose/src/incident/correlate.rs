@@ -150,6 +150,7 @@ impl Correlator {
             causes: Vec::new(),
             anomalies: Vec::new(),
             runs: Vec::new(),
+            feedback: None,
         };
         let mut open = Open {
             incident,

@@ -130,7 +130,7 @@ describe("printed and sent links", () => {
     await assertRunPage(lineOf(show.stdout, /^\s+url\s+(\S+)$/m, "show's url")[1], run);
   });
 
-  test("an alert notification's links open the run and its project", async () => {
+  test("an alert notification's links open the run page", async () => {
     await api.createRun({ id: "hot-link", project: "links", name: "hot-link" });
     const now = Date.now() / 1000;
     await api.post("/api/v1/runs/hot-link/metrics", { series: [{ name: "train/loss", step: [0, 1], time: [now - 1, now], value: [1, 9.5] }] });
@@ -143,11 +143,12 @@ describe("printed and sent links", () => {
     const run = links.find((l) => l.name === "run");
     assert.ok(run, JSON.stringify(links));
     await assertRunPage(run.url, "hot-link");
-    const project = links.find((l) => l.name === "project");
-    assert.equal(project.url, `${server.base}/p/links`);
-    await page.goto(project.url);
-    await page.waitForFunction(() => /hot-link/.test(document.body.textContent));
-    assert.equal(await page.locator("text=Nothing here").count(), 0);
+    // Every other link (an incident's diagnosis tab, a project's runs) opens a real page too.
+    for (const l of links.filter((x) => x.name !== "run")) {
+      await page.goto(l.url);
+      await page.waitForSelector(".crumbs", { timeout: 15_000 });
+      assert.equal(await page.locator("text=Nothing here").count(), 0, l.url);
+    }
   });
 
   test("the demo's links open the run page of the rank behind each incident", async () => {

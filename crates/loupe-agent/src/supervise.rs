@@ -96,6 +96,9 @@ pub use traceback::{PythonException, TracebackTracker};
 
 use crate::{AgentError, GpuCollector, HostCollector, ProcessTreeSampler, Sender, SenderConfig};
 
+/// What [`SuperviseConfig::on_start`] calls with the new run's id.
+pub type RunStartFn = Box<dyn FnOnce(&str) + Send>;
+
 /// Finds metrics in one line of output: `(step, [(name, value)])`. The
 /// supervisor takes it as a function so this crate needs no parser; `loupe
 /// run` passes `loupe_ingest::LineMetricExtractor`. One per stream: a
@@ -159,7 +162,7 @@ pub struct SuperviseConfig {
     pub stderr_metrics: Option<LineMetricFn>,
     /// Called with the run id before the command starts (the binary prints
     /// the run's UI link with it).
-    pub on_start: Option<Box<dyn FnOnce(&str) + Send>>,
+    pub on_start: Option<RunStartFn>,
 }
 
 impl SuperviseConfig {

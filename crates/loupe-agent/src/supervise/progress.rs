@@ -32,11 +32,7 @@ fn has_timing_bracket(line: &str) -> bool {
             return false;
         };
         let inside = &rest[..end];
-        let (elapsed, after) = inside.split_at(
-            inside
-                .find(|c: char| c == '<' || c == ',')
-                .unwrap_or(inside.len()),
-        );
+        let (elapsed, after) = inside.split_at(inside.find(['<', ',']).unwrap_or(inside.len()));
         is_clock(elapsed) && after.contains(", ") && (after.contains("/s") || after.contains("s/"))
     })
 }

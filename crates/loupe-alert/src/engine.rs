@@ -871,6 +871,45 @@ mod tests {
     }
 
     #[test]
+    fn a_nan_loss_that_diagnosis_reports_fires_the_nan_rule() {
+        let rules = crate::rules::builtin_rules(Default::default());
+        let nan = rules
+            .iter()
+            .find(|r| r.name == "builtin:nan_loss")
+            .unwrap()
+            .clone();
+        let RuleKind::Threshold { series, labels, .. } = &nan.kind else {
+            panic!("{nan:?}");
+        };
+        let mut e = engine(rules.clone());
+        let mut inc = incident("i1", "divergence", "r3", Severity::Critical, true);
+        inc.anomalies = serde_json::from_value(serde_json::json!([
+            {"run": "r3", "series": "train/loss", "detector": "non_finite", "start_step": 7,
+             "end_step": 7, "start_time": 0.0, "end_time": 0.0, "score": 1.0,
+             "severity": "critical", "detail": "NaN", "count": 1},
+            {"run": "r3", "series": "grad_norm", "detector": "non_finite", "start_step": 7,
+             "end_step": 7, "start_time": 0.0, "end_time": 0.0, "score": 1.0,
+             "severity": "critical", "detail": "NaN", "count": 1},
+            {"run": "r3", "series": "train/loss", "detector": "spike", "start_step": 5,
+             "end_step": 5, "start_time": 0.0, "end_time": 0.0, "score": 1.0,
+             "severity": "warning", "detail": "", "count": 1}
+        ]))
+        .unwrap();
+        e.observe_incidents(&[inc.clone()]);
+        let conds = e.nonfinite_conditions(series, labels);
+        assert_eq!(conds.len(), 1, "only the loss, once: {conds:?}");
+        assert_eq!(conds[0].labels["run"], "r3");
+        assert_eq!(conds[0].labels["series"], "train/loss");
+        e.apply("builtin:nan_loss", conds, 0.0);
+        let n = e.notifications(0.0);
+        assert_eq!(n[0].alerts[0].alert, "builtin:nan_loss");
+        // Resolved incidents report nothing.
+        inc.state = IncidentState::Resolved;
+        e.observe_incidents(&[inc]);
+        assert!(e.nonfinite_conditions(series, labels).is_empty());
+    }
+
+    #[test]
     fn a_job_incident_links_to_the_rank_that_caused_it() {
         let r = rule("any", "incident", |_| {});
         let mut e = engine(vec![r]);

@@ -10,8 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use loupe_diagnose::{Incident, IncidentState, Severity};
-use loupe_model::{RunTab, project_url, run_tab_url, run_url};
+use loupe_model::{IncidentState, RunTab, Severity, label, project_url, run_tab_url, run_url};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -61,7 +60,7 @@ pub struct Alert {
     /// The condition's labels plus `alertname` and `severity`.
     pub labels: BTreeMap<String, String>,
     pub summary: String,
-    #[serde(with = "crate::float::opt", default)]
+    #[serde(with = "loupe_model::nonfinite::opt", default)]
     pub value: Option<f64>,
     pub series: Option<String>,
     /// Unix seconds.
@@ -95,7 +94,7 @@ pub struct AlertView {
     pub severity: Severity,
     pub labels: BTreeMap<String, String>,
     pub summary: String,
-    #[serde(with = "crate::float::opt", default)]
+    #[serde(with = "loupe_model::nonfinite::opt", default)]
     pub value: Option<f64>,
     pub started: f64,
     pub resolved: Option<f64>,
@@ -109,7 +108,7 @@ pub struct Chart {
     pub title: String,
     /// Unix seconds.
     pub times: Vec<f64>,
-    #[serde(with = "crate::float::vec")]
+    #[serde(with = "loupe_model::nonfinite::vec")]
     pub values: Vec<f64>,
     pub threshold: Option<f64>,
 }
@@ -151,6 +150,27 @@ impl Notification {
     }
 }
 
+/// What alerting knows of an incident diagnosis reported: enough to match
+/// incident rules and label their alerts, and no more (alerting does not
+/// depend on the diagnoser).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentSignal {
+    pub id: String,
+    pub state: IncidentState,
+    pub severity: Severity,
+    /// The leading cause's kind (`learning_rate_too_high`, …).
+    pub kind: String,
+    pub title: String,
+    pub project: Option<String>,
+    /// The incident's run, or the rank behind a job's incident.
+    pub run: Option<String>,
+    pub group: Option<String>,
+    pub host: Option<String>,
+    /// `(run, series)` pairs diagnosis found NaN or ±Inf in (its
+    /// non-finite anomalies), for rules that look for NaN.
+    pub nonfinite: Vec<(String, String)>,
+}
+
 /// Holds the rules, the alerts and the silences; never does IO.
 #[derive(Debug, Default)]
 pub struct Engine {
@@ -160,7 +180,7 @@ pub struct Engine {
     alerts: BTreeMap<String, Alert>,
     silences: Vec<Silence>,
     /// Open incidents by id, as diagnosis reported them.
-    incidents: BTreeMap<String, Incident>,
+    incidents: BTreeMap<String, IncidentSignal>,
     dirty: bool,
     seq: u64,
 }
@@ -170,9 +190,6 @@ type GroupKey = (String, Vec<(String, String)>);
 
 /// Resolved alerts stay listed this long (seconds).
 const RESOLVED_KEPT_S: f64 = 3600.0;
-
-/// The detector name of a non-finite finding in an incident's anomalies.
-const NONFINITE_DETECTOR: &str = "non_finite";
 
 fn fingerprint(rule: &str, labels: &BTreeMap<String, String>) -> String {
     let mut h = Sha256::new();
@@ -268,7 +285,7 @@ impl Engine {
 
     /// Diagnosis's changed incidents: open ones are kept, resolved ones
     /// dropped; incident rules see them at the next evaluation.
-    pub fn observe_incidents(&mut self, changed: &[Incident]) {
+    pub fn observe_incidents(&mut self, changed: &[IncidentSignal]) {
         for inc in changed {
             if inc.state == IncidentState::Open {
                 self.incidents.insert(inc.id.clone(), inc.clone());
@@ -296,11 +313,10 @@ impl Engine {
         };
         let mut out = Vec::new();
         for inc in self.incidents.values() {
-            let run_id = inc.culprit_run().map(str::to_string);
             if inc.severity < *min_severity
                 || (!causes.is_empty() && !causes.contains(&inc.kind))
                 || !m(project, &inc.project)
-                || !m(run, &run_id)
+                || !m(run, &inc.run)
                 || !m(group, &inc.group)
             {
                 continue;
@@ -310,10 +326,10 @@ impl Engine {
                 ("kind".to_string(), inc.kind.clone()),
             ]);
             for (k, v) in [
-                ("run", &run_id),
-                ("project", &inc.project),
-                ("group", &inc.group),
-                ("host", &inc.host),
+                (label::RUN, &inc.run),
+                (label::PROJECT, &inc.project),
+                (label::GROUP, &inc.group),
+                (label::HOST, &inc.host),
             ] {
                 if let Some(v) = v {
                     labels.insert(k.into(), v.clone());
@@ -343,23 +359,19 @@ impl Engine {
     ) -> Vec<Condition> {
         let mut out: Vec<Condition> = Vec::new();
         for inc in self.incidents.values() {
-            for a in &inc.anomalies {
-                let (Some(run), Some(name)) = (&a.run, &a.series) else {
-                    continue;
-                };
-                let wanted = a.detector == NONFINITE_DETECTOR
-                    && glob::matches(series, name)
+            for (run, name) in &inc.nonfinite {
+                let wanted = glob::matches(series, name)
                     && labels.iter().all(|(k, pat)| {
                         let v = match k.as_str() {
-                            "run" => Some(run),
-                            "project" => inc.project.as_ref(),
-                            "group" => inc.group.as_ref(),
+                            label::RUN => Some(run),
+                            label::PROJECT => inc.project.as_ref(),
+                            label::GROUP => inc.group.as_ref(),
                             _ => None,
                         };
                         v.is_some_and(|v| glob::matches(pat, v))
                     });
                 let labels = BTreeMap::from([
-                    ("run".to_string(), run.clone()),
+                    (label::RUN.to_string(), run.clone()),
                     ("series".to_string(), name.clone()),
                 ]);
                 if wanted && !out.iter().any(|c| c.labels == labels) {
@@ -495,7 +507,7 @@ impl Engine {
             .alerts
             .values()
             .filter(|a| a.state == AlertState::Firing)
-            .map(|a| (a.id.clone(), a.severity, a.labels.get("run").cloned()))
+            .map(|a| (a.id.clone(), a.severity, a.labels.get(label::RUN).cloned()))
             .collect();
         for a in self.alerts.values_mut() {
             let silenced = self
@@ -503,7 +515,7 @@ impl Engine {
                 .iter()
                 .find(|s| s.active(now) && s.matches(&a.labels))
                 .map(|s| s.id.clone());
-            let run = a.labels.get("run");
+            let run = a.labels.get(label::RUN);
             let inhibited = run.and_then(|run| {
                 firing
                     .iter()
@@ -542,10 +554,10 @@ impl Engine {
     fn links(&self, a: &Alert) -> Vec<Link> {
         let base = &self.settings.base_url;
         let mut out = Vec::new();
-        let run = a.labels.get("run");
+        let run = a.labels.get(label::RUN);
         if let Some(run) = run {
             out.push(Link {
-                name: "run".into(),
+                name: label::RUN.into(),
                 url: run_url(base, run),
             });
         }
@@ -555,9 +567,9 @@ impl Engine {
                 url: run_tab_url(base, run, RunTab::Diagnosis),
             });
         }
-        if let Some(p) = a.labels.get("project") {
+        if let Some(p) = a.labels.get(label::PROJECT) {
             out.push(Link {
-                name: "project".into(),
+                name: label::PROJECT.into(),
                 url: project_url(base, p),
             });
         }
@@ -827,15 +839,23 @@ mod tests {
         assert!(e.remove_silence("s1") && !e.remove_silence("s1"));
     }
 
-    fn incident(id: &str, kind: &str, run: &str, sev: Severity, open: bool) -> Incident {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "project": "p", "run": run, "group": null, "host": null, "service": null,
-            "state": if open { "open" } else { "resolved" }, "severity": sev,
-            "kind": kind, "title": format!("{kind} in {run}"), "opened": 0.0, "updated": 0.0,
-            "resolved": null, "start_time": 0.0, "end_time": null, "start_step": null,
-            "end_step": null, "causes": [], "anomalies": [], "runs": [run]
-        }))
-        .unwrap()
+    fn incident(id: &str, kind: &str, run: &str, sev: Severity, open: bool) -> IncidentSignal {
+        IncidentSignal {
+            id: id.into(),
+            state: if open {
+                IncidentState::Open
+            } else {
+                IncidentState::Resolved
+            },
+            severity: sev,
+            kind: kind.into(),
+            title: format!("{kind} in {run}"),
+            project: Some("p".into()),
+            run: Some(run.into()),
+            group: None,
+            host: None,
+            nonfinite: Vec::new(),
+        }
     }
 
     #[test]
@@ -883,21 +903,13 @@ mod tests {
         };
         let mut e = engine(rules.clone());
         let mut inc = incident("i1", "divergence", "r3", Severity::Critical, true);
-        inc.anomalies = serde_json::from_value(serde_json::json!([
-            {"run": "r3", "series": "train/loss", "detector": "non_finite", "start_step": 7,
-             "end_step": 7, "start_time": 0.0, "end_time": 0.0, "score": 1.0,
-             "severity": "critical", "detail": "NaN", "count": 1},
-            {"run": "r3", "series": "grad_norm", "detector": "non_finite", "start_step": 7,
-             "end_step": 7, "start_time": 0.0, "end_time": 0.0, "score": 1.0,
-             "severity": "critical", "detail": "NaN", "count": 1},
-            {"run": "r3", "series": "train/loss", "detector": "spike", "start_step": 5,
-             "end_step": 5, "start_time": 0.0, "end_time": 0.0, "score": 1.0,
-             "severity": "warning", "detail": "", "count": 1}
-        ]))
-        .unwrap();
+        inc.nonfinite = vec![
+            ("r3".into(), "train/loss".into()),
+            ("r3".into(), "grad_norm".into()),
+        ];
         e.observe_incidents(&[inc.clone()]);
         let conds = e.nonfinite_conditions(series, labels);
-        assert_eq!(conds.len(), 1, "only the loss, once: {conds:?}");
+        assert_eq!(conds.len(), 1, "only the loss: {conds:?}");
         assert_eq!(conds[0].labels["run"], "r3");
         assert_eq!(conds[0].labels["series"], "train/loss");
         e.apply("builtin:nan_loss", conds, 0.0);
@@ -910,22 +922,17 @@ mod tests {
     }
 
     #[test]
-    fn a_job_incident_links_to_the_rank_that_caused_it() {
+    fn an_incident_alert_links_to_its_run_diagnosis_and_project() {
         let r = rule("any", "incident", |_| {});
         let mut e = engine(vec![r]);
-        let mut inc = incident("i9", "oom", "r0", Severity::Critical, true);
-        inc.run = None;
-        inc.group = Some("job".into());
-        inc.runs = (0..8).map(|k| format!("r{k}")).collect();
-        inc.causes = serde_json::from_value(serde_json::json!([{
-            "kind": "cuda_out_of_memory", "title": "out of memory", "score": 0.9, "explanation": "",
-            "fixes": [], "evidence": [{"kind": "log", "run": "r5", "seq": 3, "time": 0.0,
-            "text": "torch.OutOfMemoryError"}]
-        }]))
-        .unwrap();
-        e.observe_incidents(&[inc]);
-        let ch = e.evaluate_incident_rules(0.0);
-        assert_eq!(ch[0].labels["run"], "r5");
+        e.observe_incidents(&[incident(
+            "i9",
+            "cuda_out_of_memory",
+            "job.r5",
+            Severity::Critical,
+            true,
+        )]);
+        e.evaluate_incident_rules(0.0);
         let n = e.notifications(0.0);
         let urls: Vec<&str> = n[0].alerts[0]
             .links
@@ -935,8 +942,8 @@ mod tests {
         assert_eq!(
             urls,
             [
-                "http://127.0.0.1:7070/r/r5",
-                "http://127.0.0.1:7070/r/r5?tab=diagnosis",
+                "http://127.0.0.1:7070/r/job.r5",
+                "http://127.0.0.1:7070/r/job.r5?tab=diagnosis",
                 "http://127.0.0.1:7070/p/p"
             ]
         );

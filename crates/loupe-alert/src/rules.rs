@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use loupe_diagnose::Severity;
+use loupe_model::Severity;
 use serde::{Deserialize, Serialize};
 
 use crate::burn::{BurnWindow, default_windows};
@@ -417,12 +417,8 @@ pub const RUN_STATES: [&str; 4] = ["failed", "crashed", "lost", "exception"];
 pub const EXCEPTION_STATE: &str = "exception";
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
-    match s {
-        "info" => Ok(Severity::Info),
-        "warning" => Ok(Severity::Warning),
-        "critical" => Ok(Severity::Critical),
-        _ => Err(format!("{s:?} is not info, warning or critical")),
-    }
+    s.parse()
+        .map_err(|e: loupe_model::UnknownSeverity| e.to_string())
 }
 
 impl RuleSpec {

@@ -283,7 +283,10 @@ impl Diagnoser {
     pub fn run_ended(&mut self, run: &str, status: &str, now: f64) {
         if let Some(st) = self.runs.get_mut(run) {
             st.ended = Some((status.to_string(), now));
-            if matches!(status, "failed" | "crashed" | "killed") {
+            if status
+                .parse::<loupe_model::RunStatus>()
+                .is_ok_and(loupe_model::RunStatus::is_failure)
+            {
                 st.signals.ended_badly = Some(status.to_string());
             }
             if let Some(scanner) = st.scanner.as_mut() {

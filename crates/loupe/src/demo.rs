@@ -33,8 +33,9 @@ use anyhow::{Context, Result, bail};
 use loupe_diagnose::scenario::quality::{evaluate, touches};
 use loupe_diagnose::scenario::{Event, FaultKind, Injected, JobSpec, Scenario, generate};
 use loupe_diagnose::{DiagnoseConfig, Incident};
+use loupe_model::clock::now_s;
+use loupe_model::nonfinite::to_json as json_value;
 use loupe_model::run_url;
-use loupe_server::routes::{json_value, now_s};
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]

@@ -266,16 +266,9 @@ fn load_run(client: &Client, run: &Value) -> Result<Scenario> {
     Ok(sc)
 }
 
+/// A value of the API's JSON; anything unreadable counts as NaN (no value).
 fn json_f64(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        Value::String(s) => match s.as_str() {
-            "Infinity" | "+Infinity" => f64::INFINITY,
-            "-Infinity" => f64::NEG_INFINITY,
-            _ => f64::NAN,
-        },
-        _ => f64::NAN,
-    }
+    loupe_model::nonfinite::from_json(v).unwrap_or(f64::NAN)
 }
 
 #[derive(clap::Args, Debug)]

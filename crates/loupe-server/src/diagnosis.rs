@@ -23,6 +23,9 @@ use parking_lot::Mutex;
 
 use crate::state::SharedState;
 
+mod baselines;
+pub(crate) mod feedback;
+
 /// Columns of one series as the diagnoser takes them.
 #[derive(Debug, Clone)]
 pub struct SeriesIn {
@@ -57,6 +60,10 @@ pub enum DiagInput {
     Heartbeat {
         run: String,
     },
+    /// A user's verdict was stored: the project's weights are read again.
+    FeedbackChanged {
+        project: String,
+    },
 }
 
 impl DiagInput {
@@ -66,7 +73,7 @@ impl DiagInput {
             | DiagInput::Logs { run, .. }
             | DiagInput::Status { run, .. }
             | DiagInput::Heartbeat { run } => Some(run),
-            DiagInput::SourcePoints { .. } => None,
+            DiagInput::SourcePoints { .. } | DiagInput::FeedbackChanged { .. } => None,
         }
     }
 }
@@ -194,6 +201,11 @@ struct Worker {
     caught: HashSet<String>,
     last_tick: Instant,
     last_health: Instant,
+    /// Baselines of the runs from their projects' history.
+    baselines: baselines::BaselineLoader,
+    baseline_cfg: loupe_diagnose::baseline::BaselineConfig,
+    /// Projects whose feedback weights the diagnoser holds.
+    feedback_loaded: HashSet<String>,
 }
 
 /// Resolved incidents remembered per run for its health.
@@ -204,6 +216,9 @@ impl Worker {
         let prefix = format!("{:x}", crate::routes::now_ns() / 1_000_000);
         Worker {
             st,
+            baselines: baselines::BaselineLoader::default(),
+            baseline_cfg: cfg.baseline.clone(),
+            feedback_loaded: HashSet::new(),
             d: Diagnoser::new(cfg, &prefix),
             known: HashSet::new(),
             unknown: HashSet::new(),
@@ -272,6 +287,10 @@ impl Worker {
                     fp16,
                 });
                 self.known.insert(run.to_string());
+                if !self.feedback_loaded.contains(&r.project) {
+                    self.load_feedback(&r.project);
+                }
+                self.baselines.watch(r);
                 true
             }
             Err(_) => {
@@ -292,6 +311,9 @@ impl Worker {
                 // time order; its queued batches would only interleave.
                 if self.st.diagnosis.behind.lock().contains(&run) || !self.ensure_run(&run) {
                     return;
+                }
+                if let Some(b) = self.baselines.due(&self.st, &run, &self.baseline_cfg) {
+                    self.d.set_baseline(&run, b);
                 }
                 let caught = self.caught.contains(&run);
                 let mut n = 0;
@@ -365,6 +387,9 @@ impl Worker {
                 self.touched.insert(run);
             }
             DiagInput::Status { run, status } => {
+                if status.is_terminal() {
+                    self.baselines.run_ended(&run);
+                }
                 if status.is_terminal() && self.known.contains(&run) {
                     self.d.run_ended(&run, status.as_str(), now);
                     self.touched.insert(run);
@@ -374,6 +399,18 @@ impl Worker {
                 }
             }
             DiagInput::Heartbeat { run } => self.d.heartbeat(&run, now),
+            DiagInput::FeedbackChanged { project } => self.load_feedback(&project),
+        }
+    }
+
+    /// Reads a project's feedback weights and hands them to the diagnoser.
+    fn load_feedback(&mut self, project: &str) {
+        match feedback::load_weights(&self.st.meta, project) {
+            Ok(w) => {
+                self.d.set_feedback(project, w);
+                self.feedback_loaded.insert(project.to_string());
+            }
+            Err(e) => tracing::warn!(project, "feedback weights not read: {e}"),
         }
     }
 

@@ -1,9 +1,10 @@
 // The diagnosis tab (incidents with ranked causes, evidence and fixes; the
 // health breakdown) and the config tab's JSON tree.
 
-import type { Health, Incident } from "../api";
+import type { Cause, Health, Incident } from "../api";
 import { paths } from "../router";
 import { fmtNum, fmtTime, h } from "../util";
+import { causeButtons, fixButton, projectWeights, rankingNote, showMarks } from "./feedback";
 
 export function jsonTree(v: unknown, name?: string, depth = 0): HTMLElement {
   const label = name !== undefined ? h("span.jt-key", null, name, ": ") : null;
@@ -23,8 +24,11 @@ export function jsonTree(v: unknown, name?: string, depth = 0): HTMLElement {
 }
 
 export function incidentCard(inc: Incident): HTMLElement {
-  const causes = [...inc.causes].sort((a, b) => b.score - a.score);
-  return h(
+  // The server ranks causes (with the project's feedback weights); the
+  // sort only orders incidents from servers that did not.
+  const ranked = (c: Cause) => inc.feedback?.causes.find((w) => w.kind === c.kind)?.ranked_score ?? c.score;
+  const causes = [...inc.causes].sort((a, b) => ranked(b) - ranked(a));
+  const card = h(
     "article.incident",
     { class: `sev-${inc.severity} state-${inc.state}`, "data-incident": inc.id },
     h(
@@ -41,6 +45,7 @@ export function incidentCard(inc: Incident): HTMLElement {
       inc.end_time ? ` to ${fmtTime(inc.end_time)}` : "",
       inc.start_step !== null ? ` · steps ${inc.start_step}${inc.end_step !== null ? `–${inc.end_step}` : "+"}` : "",
     ),
+    rankingNote(inc),
     causes.length
       ? h(
           "ol.causes",
@@ -49,9 +54,9 @@ export function incidentCard(inc: Incident): HTMLElement {
             h(
               "li.cause",
               null,
-              h("div.cause-head", null, h("span.score", { style: `--w:${Math.round(c.score * 100)}%`, title: `score ${c.score.toFixed(2)}` }, `${Math.round(c.score * 100)}%`), h("b", null, c.title), h("span.muted", null, ` ${c.kind}`)),
+              h("div.cause-head", null, h("span.score", { style: `--w:${Math.round(c.score * 100)}%`, title: `score ${c.score.toFixed(2)}` }, `${Math.round(c.score * 100)}%`), h("b", null, c.title), h("span.muted", null, ` ${c.kind}`), causeButtons(inc, c)),
               h("p", null, c.explanation),
-              c.fixes.length ? h("div.fixes", null, h("h4", null, "What to try"), h("ul", null, ...c.fixes.map((f) => h("li", null, f)))) : null,
+              c.fixes.length ? h("div.fixes", null, h("h4", null, "What to try"), h("ul", null, ...c.fixes.map((f) => h("li", null, f, " ", fixButton(inc, c, f))))) : null,
               c.evidence.length
                 ? h(
                     "div.evidence",
@@ -79,6 +84,7 @@ export function incidentCard(inc: Incident): HTMLElement {
           ),
         )
       : h("p.muted", null, "No cause identified yet."),
+    h("div.fb-status.muted", { role: "status" }),
     inc.anomalies.length
       ? h(
           "details.anoms",
@@ -88,6 +94,8 @@ export function incidentCard(inc: Incident): HTMLElement {
         )
       : null,
   );
+  void showMarks(card, inc);
+  return card;
 }
 
 export function healthView(health: Health | null): HTMLElement {
@@ -112,6 +120,7 @@ export function diagnosisView(incidents: Incident[] | null, health: Health | nul
   } else {
     const sorted = [...incidents].sort((a, b) => (a.state === b.state ? b.opened - a.opened : a.state === "open" ? -1 : 1));
     body.push(...sorted.map((i) => incidentCard(i)));
+    if (sorted[0].project) body.push(projectWeights(sorted[0].project));
   }
   return h("div.diagnosis", null, ...body);
 }

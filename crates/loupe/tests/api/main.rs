@@ -13,10 +13,12 @@
 mod support;
 
 mod auth;
+mod baseline;
 mod concurrency;
 mod crash;
 mod diagnosis;
 mod errors;
+mod feedback;
 mod live;
 mod logs;
 mod metrics;

@@ -6,6 +6,7 @@
 //! ones (cohort outliers) live in [`crate::diagnoser`], which owns the
 //! runs and groups.
 
+mod blowup;
 mod divergence;
 pub(crate) mod rolling;
 mod shift;
@@ -43,6 +44,7 @@ pub(crate) struct SeriesDetector {
     shift: Option<shift::ShiftDetector>,
     trend: Option<trend::TrendDetector>,
     loss: Option<divergence::LossTrendDetector>,
+    blowup: Option<blowup::BlowUpDetector>,
     nonfinite_cooldown: u32,
     over_limit_points: u32,
     last_counter: Option<f64>,
@@ -69,12 +71,15 @@ impl SeriesDetector {
             && matches!(role, GpuMemory | HostMemory | ProcessMemory | DiskUsage))
         .then(trend::TrendDetector::default);
         let loss = (matches!(role, Loss)).then(divergence::LossTrendDetector::default);
+        let blowup =
+            (cfg.blowup.enabled && matches!(role, Loss)).then(blowup::BlowUpDetector::default);
         SeriesDetector {
             role,
             spike,
             shift,
             trend,
             loss,
+            blowup,
             nonfinite_cooldown: 0,
             over_limit_points: 0,
             last_counter: None,
@@ -97,6 +102,9 @@ impl SeriesDetector {
             d.reset();
         }
         if let Some(d) = &mut self.loss {
+            d.reset();
+        }
+        if let Some(d) = &mut self.blowup {
             d.reset();
         }
         self.over_limit_points = 0;
@@ -148,6 +156,11 @@ impl SeriesDetector {
             return;
         }
         self.nonfinite_cooldown = self.nonfinite_cooldown.saturating_sub(1);
+        if let Some(d) = &mut self.blowup
+            && let Some(r) = d.observe(x, &cfg.blowup)
+        {
+            out.push(r);
+        }
         if let Some(d) = &mut self.spike
             && let Some(r) = d.observe(self.role, x, &cfg.spike)
         {

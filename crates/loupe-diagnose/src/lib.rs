@@ -23,6 +23,8 @@ pub use severity::Severity;
 
 pub mod baseline;
 pub mod config;
+#[cfg(feature = "corpus")]
+pub mod curves;
 pub mod detect;
 pub mod finding;
 

@@ -163,6 +163,10 @@ pub struct Run {
     /// Incidents of this run that are open now.
     #[serde(default)]
     pub open_incidents: u32,
+    /// Every incident that touched this run, open or resolved: a run whose
+    /// five incidents all resolved still shows them.
+    #[serde(default)]
+    pub total_incidents: u32,
 }
 
 /// What a client saw when its run failed: the exception of the last

@@ -7,7 +7,8 @@ import { Chart, lazy, type XMode } from "../chart";
 import { navigate, paths, setQuery, type Route } from "../router";
 import { debounce, flatten, fmtValue, h, PALETTE, statusBadge } from "../util";
 import { groupOf, groupRank } from "./run";
-import { announceProject } from "../shell";
+import { announceCrumbs, announceProject } from "../shell";
+import { notFound } from "./empty";
 
 /** Config keys whose values are not the same in every run (missing counts as different). */
 export function configDiff(runs: Run[]): { key: string; values: unknown[] }[] {
@@ -82,7 +83,7 @@ export function comparePage(root: HTMLElement, route: Route): () => void {
                 .map((r, i) => ({ r, i }))
                 .filter(({ i }) => seriesByRun[i].some((s) => s.name === name))
                 .map(({ r, i }) => ({ label: r.name, color: colorOf(i), run: r.id, name, offset: r.start_time }));
-              const c = new Chart({ id: `compare:${name}`, title: name, lines, xMode, log: false, smoothing });
+              const c = new Chart({ id: `compare:${name}`, title: name, lines, xMode, log: false, smoothing, syncKey: "compare" });
               charts.push(c);
               observer.observe(c.el, () => void c.load());
               return c.el;
@@ -121,7 +122,13 @@ export function comparePage(root: HTMLElement, route: Route): () => void {
         seriesByRun.push(x[1]);
       } else missing.push(ids[i]);
     });
-    if (runs.length) announceProject(runs[0].project);
+    if (!runs.length) {
+      announceCrumbs([{ label: "compare" }]);
+      root.replaceChildren(notFound("runs to compare", missing.join(", ")));
+      return;
+    }
+    announceProject(runs[0].project);
+    announceCrumbs([{ label: runs[0].project, href: paths.runs(runs[0].project) }, { label: `compare ${runs.length} run${runs.length === 1 ? "" : "s"}` }]);
     legend.replaceChildren();
     legend.append(
       ...runs.map((r, i) =>
@@ -142,7 +149,7 @@ export function comparePage(root: HTMLElement, route: Route): () => void {
         ),
       ),
     );
-    if (missing.length) legend.append(h("span.error", null, `Not found: ${missing.join(", ")}`));
+    if (missing.length) legend.append(h("span.error", { role: "alert" }, `Not found: ${missing.join(", ")} (left out of the comparison)`));
     const diff = configDiff(runs);
     diffEl.replaceChildren(
       diff.length

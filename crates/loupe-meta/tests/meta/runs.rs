@@ -553,4 +553,7 @@ fn projects_are_listed_with_run_counts() {
         .map(|p| (p.name.as_str(), p.runs, p.running))
         .collect();
     assert_eq!(got, vec![("alpha", 3, 3), ("beta", 2, 1), ("empty", 0, 0)]);
+    assert_eq!(projects[2].last_activity, None);
+    assert!(projects[0].last_activity.is_some_and(|t| t > 0.0));
+    assert_eq!(projects.iter().map(|p| p.failed).sum::<u64>(), 0);
 }

@@ -400,8 +400,10 @@ export class Chart {
           },
         },
         points: { size: 6 },
-        // Only the hover travels: a drag (zoom) or a double-click (reset) stays on its chart.
-        sync: this.opts.syncKey ? { key: `${this.opts.syncKey}:${mode}`, setSeries: false, scales: ["x", null], filters: { pub: (type) => type === "mousemove" || type === "mouseleave" } } : undefined,
+        // Only the hover travels: a drag (zoom) or a double-click (reset) stays on
+        // its chart, and while dragging the others are left alone (a zoom's round
+        // trip does not wait for 49 legends).
+        sync: this.opts.syncKey ? { key: `${this.opts.syncKey}:${mode}`, setSeries: false, scales: ["x", null], filters: { pub: (type) => (type === "mousemove" && this.downAt === null) || type === "mouseleave" } } : undefined,
       },
       scales: {
         x: {
@@ -608,7 +610,8 @@ export class Chart {
   private clockOf(x: number, line: ChartLine): number | undefined {
     if (this.opts.xMode === "time") return x;
     if (this.opts.xMode === "rel") return x + (line.offset ?? 0);
-    if (!line.run) return undefined;
+    // Not while dragging a zoom: the step under the pointer changes every frame.
+    if (!line.run || this.downAt !== null) return undefined;
     return stepClock.get(line.run, line.name, x, () => this.plot && this.showLegend(this.plot));
   }
 
@@ -673,6 +676,8 @@ export class Chart {
     const pick = this.opts.onPick;
     u.over.addEventListener("mousedown", (e) => {
       this.downAt = { x: e.clientX, y: e.clientY };
+      // A drag may end outside the chart: the hover syncs again after it.
+      document.addEventListener("mouseup", () => setTimeout(() => (this.downAt = null)), { once: true });
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
     // A double-click resets the zoom: it must not also count as two picks.

@@ -826,6 +826,17 @@ describe("first hour", () => {
     await page.reload();
     await waitCharts(5);
     assert.ok(await page.evaluate(() => Object.values(window.__loupe.charts).every((c) => c.zoom !== null)));
+    // A comparison too.
+    await page.goto(`${server.base}/compare?runs=cmp-a,cmp-b&zall=1`);
+    await waitCharts(2);
+    const cbox = await (await page.$('[data-chart="compare:train/loss"] .u-over')).boundingBox();
+    await page.mouse.move(cbox.x + cbox.width * 0.3, cbox.y + cbox.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(cbox.x + cbox.width * 0.5, cbox.y + cbox.height / 2, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => ["compare:train/loss", "compare:eval/acc"].every((k) => window.__loupe.charts[k].zoom !== null));
+    const cz = await page.evaluate(() => ["compare:train/loss", "compare:eval/acc"].map((k) => window.__loupe.charts[k].zoom.join(":")));
+    assert.equal(cz[0], cz[1]);
   });
 
   test("the system tab draws a run's host and GPU series against wall-clock time", async () => {

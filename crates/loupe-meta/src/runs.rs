@@ -355,7 +355,7 @@ fn check_new(mut new: NewRun) -> Result<NewRun> {
         }
     }
     if let Some(t) = new.start_time {
-        validate::finite("start_time", t)?;
+        validate::timestamp("start_time", t)?;
     }
     Ok(new)
 }
@@ -396,7 +396,7 @@ fn check_patch(mut patch: RunPatch) -> Result<RunPatch> {
         }
     }
     if let Some(t) = patch.end_time {
-        validate::finite("end_time", t)?;
+        validate::timestamp("end_time", t)?;
     }
     if let Some(notes) = &patch.notes {
         validate::text("notes", notes)?;

@@ -83,7 +83,12 @@ impl From<loupe_tsdb::Error> for ApiError {
             // Disk full or read-only: the write was not accepted; retrying later works.
             E::Io { .. } | E::WalPoisoned(_) => ApiError::unavailable(e.to_string()),
             E::Closed => ApiError::unavailable("the server is shutting down"),
-            E::Corrupt { .. } | E::Codec(_) => ApiError::internal(e.to_string()),
+            // Damage is answered as an error naming it, never as an empty success.
+            E::Corrupt { .. } | E::Codec(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "damaged_data",
+                e.to_string(),
+            ),
         }
     }
 }

@@ -92,6 +92,12 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The final flush failed (a full disk): acknowledged points are safe in
+    /// the WAL, and the next start replays them.
+    #[error(
+        "flushing the time-series store at shutdown (every acknowledged point is in its write-ahead log; the next start replays it): {0}"
+    )]
+    Closing(loupe_tsdb::Error),
     #[error("serving: {0}")]
     Serve(std::io::Error),
     #[error("alerting: {0}")]
@@ -126,10 +132,13 @@ pub async fn serve(
     let (tsdb, meta) = open_stores(&cfg)?;
     let alerts = alerting::Alerting::open(&cfg.data_dir, cfg.alert_rules.as_deref(), &meta)?;
     let report = tsdb.open_report();
-    if !report.damaged.is_empty() {
-        for d in &report.damaged {
-            tracing::error!("damaged data found on open: {d}");
-        }
+    for t in &report.torn {
+        tracing::warn!("{t}");
+    }
+    for d in &report.damaged {
+        tracing::error!(
+            "damaged data found on open (counted in loupe_tsdb_damage_found_total): {d}"
+        );
     }
     let state: SharedState = Arc::new(AppState {
         tsdb: tsdb.clone(),
@@ -174,7 +183,8 @@ pub async fn serve(
     let t = state.tsdb.clone();
     tokio::task::spawn_blocking(move || t.close())
         .await
-        .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+        .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?
+        .map_err(ServerError::Closing)?;
     tracing::info!("loupe serve stopped; everything flushed");
     Ok(())
 }

@@ -200,6 +200,20 @@ fn bad_input_is_rejected_with_a_reason() {
         ),
         (
             NewRun {
+                start_time: Some(1e300),
+                ..new_run("p")
+            },
+            "start_time",
+        ),
+        (
+            NewRun {
+                start_time: Some(-5.0),
+                ..new_run("p")
+            },
+            "start_time",
+        ),
+        (
+            NewRun {
                 name: Some("   ".into()),
                 ..new_run("p")
             },

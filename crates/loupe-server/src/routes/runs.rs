@@ -61,6 +61,8 @@ pub fn meta_err(e: loupe_meta::Error) -> ApiError {
         loupe_meta::Error::Conflict(_) => {
             ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
         }
+        // Full disk: answered as the time-series store's is (503, retry later).
+        _ if e.is_no_space() => ApiError::unavailable(e.to_string()),
         _ => ApiError::internal(e.to_string()),
     }
 }

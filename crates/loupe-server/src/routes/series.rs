@@ -130,6 +130,15 @@ pub async fn series_data_of(
             XAxis::Time => (v * 1e9).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64,
         }
     };
+    // NaN would otherwise read as 0 (and ±inf as an end of the axis).
+    for (what, v) in [("from", p.from), ("to", p.to)] {
+        if v.is_some_and(|v| !v.is_finite()) {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("{what}: must be a finite number"),
+            ));
+        }
+    }
     let mut from = p.from.map(to_x).unwrap_or(i64::MIN + 1);
     let to = p.to.map(to_x).unwrap_or(i64::MAX);
     // A cursor is `x:skip`: resume at x, past the first `skip` points there
@@ -141,6 +150,11 @@ pub async fn series_data_of(
         from = x.parse::<i64>().map_err(|_| bad())?;
         skip = k.parse::<usize>().map_err(|_| bad())?;
     }
+    let limit = p.limit.unwrap_or(10_000).clamp(1, 100_000);
+    // `skip + limit` must not wrap: a wrapped read limit ends paging early.
+    let read_limit = skip.checked_add(limit + 1).ok_or_else(|| {
+        ApiError::bad_request("invalid_request", "cursor: not one this server gave")
+    })?;
     if from > to {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -154,7 +168,6 @@ pub async fn series_data_of(
         }
     };
     let width = p.width;
-    let limit = p.limit.unwrap_or(10_000).clamp(1, 100_000);
     let s2 = st.clone();
     let body = blocking(move || {
         if let Some(width) = width {
@@ -196,7 +209,7 @@ pub async fn series_data_of(
         } else {
             let pts = s2
                 .tsdb
-                .read_range(&key, axis, from, to, Some(skip + limit + 1))
+                .read_range(&key, axis, from, to, Some(read_limit))
                 .map_err(ApiError::from)?;
             // Skip the points at `from` the previous page already returned.
             let start = (0..pts.len().min(skip))

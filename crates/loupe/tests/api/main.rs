@@ -16,6 +16,7 @@ mod auth;
 mod baseline;
 mod concurrency;
 mod crash;
+mod damage;
 mod diagnosis;
 mod errors;
 mod feedback;

@@ -22,21 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::Severity;
 use crate::finding::{Finding, FindingKind};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IncidentState {
-    Open,
-    Resolved,
-}
-
-impl IncidentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IncidentState::Open => "open",
-            IncidentState::Resolved => "resolved",
-        }
-    }
-}
+/// Part of the shared vocabulary (`loupe-model`), re-exported under its old path.
+pub use loupe_model::IncidentState;
 
 /// A detector finding as an incident lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

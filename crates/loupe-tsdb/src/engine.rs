@@ -314,24 +314,16 @@ fn background_flusher(inner: Arc<Inner>) {
 
 /// Takes an exclusive lock on the directory so two processes never share it.
 pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
-    use std::os::fd::AsRawFd;
     let path = dir.join("LOCK");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
-    // Safety: flock on a valid, owned descriptor.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(Error::io(
+    match loupe_model::lock::try_lock_file(&path) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(Error::io(
             "lock (is another Loupe process using this directory?)",
             &path,
-            std::io::Error::last_os_error(),
-        ));
+            std::io::Error::from(std::io::ErrorKind::WouldBlock),
+        )),
+        Err(e) => Err(Error::io("open", &path, e)),
     }
-    Ok(f)
 }
 
 /// Deletes segment files a crashed flush or compaction left unpublished.

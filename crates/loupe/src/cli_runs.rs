@@ -65,12 +65,7 @@ fn text(v: &Value) -> std::borrow::Cow<'_, str> {
     escape_controls(v.as_str().unwrap_or(""))
 }
 
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+use loupe_model::clock::now_s as now;
 
 pub fn runs(a: RunsArgs) -> Result<()> {
     let c = Client::new(&a.server);

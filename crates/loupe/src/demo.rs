@@ -33,7 +33,8 @@ use anyhow::{Context, Result, bail};
 use loupe_diagnose::scenario::quality::{evaluate, touches};
 use loupe_diagnose::scenario::{Event, FaultKind, Injected, JobSpec, Scenario, generate};
 use loupe_diagnose::{DiagnoseConfig, Incident};
-use loupe_server::routes::{json_value, now_s};
+use loupe_model::clock::now_s;
+use loupe_model::nonfinite::to_json as json_value;
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
@@ -300,7 +301,9 @@ impl Batch {
                     .or_default()
                     .push(json!({"time": time, "stream": stream, "level": level, "text": text}))
             }
-            Event::RunEnded { run, status, time } => {
+            Event::RunEnded {
+                run, status, time, ..
+            } => {
                 let failure = (status != "finished").then(|| {
                     let tail: Vec<String> = tails
                         .get(run)

@@ -23,7 +23,7 @@ use loupe_meta::RunQuery;
 use loupe_model::{Run, RunStatus, SeriesMatcher};
 use loupe_tsdb::XAxis;
 
-use crate::state::SharedState;
+use crate::stores::Stores;
 
 /// Runs looked at per page, and pages at most, when looking for a family's runs.
 const RUNS_PER_PAGE: usize = 200;
@@ -81,7 +81,7 @@ impl BaselineLoader {
     /// when the run has no family or no baseline runs.
     pub(super) fn due(
         &mut self,
-        st: &SharedState,
+        st: &Stores,
         run: &str,
         cfg: &BaselineConfig,
     ) -> Option<RunBaseline> {
@@ -147,7 +147,7 @@ fn closest(
         .min_by_key(|c| c.changes.len())
 }
 
-fn load_family(st: &SharedState, run: &Run, sig: &FamilySignature, cfg: &BaselineConfig) -> Family {
+fn load_family(st: &Stores, run: &Run, sig: &FamilySignature, cfg: &BaselineConfig) -> Family {
     let runs = family_runs(st, run, sig, cfg);
     let ids: Vec<&str> = runs.iter().map(|(id, _)| id.as_str()).collect();
     Family {
@@ -160,7 +160,7 @@ fn load_family(st: &SharedState, run: &Run, sig: &FamilySignature, cfg: &Baselin
 /// The project's healthy finished runs of the family, newest first, at
 /// most `max_runs`.
 fn family_runs(
-    st: &SharedState,
+    st: &Stores,
     run: &Run,
     sig: &FamilySignature,
     cfg: &BaselineConfig,
@@ -204,7 +204,7 @@ fn family_runs(
 
 /// One envelope per compared series the baseline runs have (at most
 /// `max_series`, by name).
-fn envelopes(st: &SharedState, runs: &[&str], cfg: &BaselineConfig) -> Vec<Envelope> {
+fn envelopes(st: &Stores, runs: &[&str], cfg: &BaselineConfig) -> Vec<Envelope> {
     // Series name → (key, last step) per run.
     let mut by_name: std::collections::BTreeMap<String, Vec<(loupe_model::SeriesKey, i64)>> =
         Default::default();

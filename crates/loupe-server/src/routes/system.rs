@@ -91,7 +91,7 @@ pub async fn prometheus_metrics(
         "Damaged or missing acknowledged data found: at open (WAL frames, segments) and by reads.",
         t.damage_found as f64,
     );
-    let d = &st.diagnosis.counters;
+    let d = st.diagnosis.counters();
     counter(
         "loupe_diagnosis_batches_total",
         "Batches handed to diagnosis.",

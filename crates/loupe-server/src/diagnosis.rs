@@ -350,7 +350,10 @@ impl Worker {
                 if self.shared.behind.lock().contains(&run) || !self.ensure_run(&run) {
                     return;
                 }
-                if let Some(b) = self.baselines.due(&self.deps.stores, &run, &self.baseline_cfg) {
+                if let Some(b) = self
+                    .baselines
+                    .due(&self.deps.stores, &run, &self.baseline_cfg)
+                {
                     self.d.set_baseline(&run, b);
                 }
                 let caught = self.caught.contains(&run);

@@ -13,7 +13,7 @@ use loupe_meta::{FeedbackRecord, MAX_FEEDBACK_LIMIT, NewFeedback};
 use loupe_model::Role;
 use serde::{Deserialize, Serialize};
 
-use super::runs::{blocking, json_body, meta_err};
+use crate::http::{blocking, json_body, meta_err};
 use crate::auth::Principal;
 use crate::diagnosis::DiagInput;
 use crate::error::{ApiError, ApiResult};

@@ -13,10 +13,10 @@ use loupe_meta::{FeedbackRecord, MAX_FEEDBACK_LIMIT, NewFeedback};
 use loupe_model::Role;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{blocking, json_body, meta_err};
 use crate::auth::Principal;
 use crate::diagnosis::DiagInput;
 use crate::error::{ApiError, ApiResult};
+use crate::http::{blocking, json_body, meta_err};
 use crate::state::SharedState;
 
 /// What a user says about a cause or a fix.

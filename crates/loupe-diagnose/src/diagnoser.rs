@@ -149,6 +149,8 @@ struct RunState {
     lr_peak: f64,
     signals: HealthSignals,
     scanner: Option<LogScanner>,
+    /// A critical log signature was seen: a non-zero exit is explained.
+    explained: bool,
 }
 
 /// A source outside runs: the labels that are not the series' own.
@@ -279,8 +281,9 @@ impl Diagnoser {
         st.info = info;
     }
 
-    /// The run ended with this status (`finished`, `failed`, `crashed`, `killed`).
-    pub fn run_ended(&mut self, run: &str, status: &str, now: f64) {
+    /// The run ended with this status (`finished`, `failed`, `crashed`,
+    /// `killed`) and, when known, the process's exit status.
+    pub fn run_ended(&mut self, run: &str, status: &str, exit_code: Option<i32>, now: f64) {
         if let Some(st) = self.runs.get_mut(run) {
             st.ended = Some((status.to_string(), now));
             if status
@@ -289,13 +292,24 @@ impl Diagnoser {
             {
                 st.signals.ended_badly = Some(status.to_string());
             }
+            let scope = scope_of(&st.info);
             if let Some(scanner) = st.scanner.as_mut() {
-                let matches = scanner.finish();
-                let scope = scope_of(&st.info);
-                for m in matches {
+                for m in scanner.finish() {
+                    if m.severity == Severity::Critical {
+                        st.explained = true;
+                    }
                     let f = log_finding(scope.clone(), m, now, 0, "");
                     self.sink.emit(f, now);
                 }
+            }
+            if let Some(code) = exit_code.filter(|&c| c != 0) {
+                let last: Vec<&str> = st
+                    .scanner
+                    .as_ref()
+                    .map(|s| s.last_errors().collect())
+                    .unwrap_or_default();
+                let f = exit_finding(scope, code, &last, st.explained, now);
+                self.sink.emit(f, now);
             }
         }
     }
@@ -507,6 +521,9 @@ impl Diagnoser {
         }
         let scope = scope_of(&st.info);
         for m in matches {
+            if m.severity == Severity::Critical && m.kind != LogSignatureKind::ErrorTemplate {
+                st.explained = true;
+            }
             let f = log_finding(scope.clone(), m, time, seq, text);
             note_signal(&mut st.signals, &f);
             self.sink.emit(f, now);
@@ -938,6 +955,38 @@ fn log_finding(
         f.log = Some(LogRef {
             seq,
             text: truncate(text, 2000),
+        });
+    }
+    f
+}
+
+/// The finding of a non-zero exit: critical when nothing in the run's
+/// output explained a failure (it opens "crashed, cause unknown"), minor
+/// evidence otherwise. 128+N and negative codes name signal N.
+fn exit_finding(scope: Scope, code: i32, last: &[&str], explained: bool, now: f64) -> Finding {
+    let kind = LogSignatureKind::ExitStatus;
+    let mut f = Finding::new(scope, FindingKind::Log(kind), SeriesRole::Other, now);
+    f.severity = if explained {
+        Severity::Info
+    } else {
+        Severity::Critical
+    };
+    f.score = if explained { 0.3 } else { 1.0 };
+    f.attributes.insert("exit_code".into(), code.to_string());
+    let signal = crate::logsig::signal_of_exit_code(code).and_then(crate::logsig::signal_name);
+    f.detail = match signal {
+        Some(sig) => {
+            f.attributes.insert("signal".into(), sig.into());
+            format!("the process exited with code {code} ({sig})")
+        }
+        None => format!("the process exited with code {code}"),
+    };
+    if !last.is_empty() {
+        let text = last.join("\n");
+        f.attributes.insert("last_errors".into(), text.clone());
+        f.log = Some(LogRef {
+            seq: 0,
+            text: truncate(&text, 2000),
         });
     }
     f

@@ -24,6 +24,8 @@ pub use severity::Severity;
 pub mod baseline;
 pub mod config;
 #[cfg(feature = "corpus")]
+pub mod corpus;
+#[cfg(feature = "corpus")]
 pub mod curves;
 pub mod detect;
 pub mod finding;

@@ -305,7 +305,9 @@ impl Batch {
                     .or_default()
                     .push(json!({"time": time, "stream": stream, "level": level, "text": text}))
             }
-            Event::RunEnded { run, status, time } => {
+            Event::RunEnded {
+                run, status, time, ..
+            } => {
                 let failure = (status != "finished").then(|| {
                     let tail: Vec<String> = tails
                         .get(run)

@@ -259,6 +259,9 @@ fn load_run(client: &Client, run: &Value) -> Result<Scenario> {
         sc.events.push(Event::RunEnded {
             run: id.clone(),
             status: status.to_string(),
+            exit_code: run["exit_code"]
+                .as_i64()
+                .and_then(|c| i32::try_from(c).ok()),
             time: end,
         });
     }

@@ -1,7 +1,7 @@
 //! User search text → a search of the trigram index that cannot be a
 //! syntax error.
 //!
-//! The index (`log_fts`, FTS5's `trigram` tokenizer, see the schema's V3)
+//! The index (`log_fts`, FTS5's `trigram` tokenizer, see the schema's V4)
 //! matches *substrings*, case- and diacritic-insensitively: `OutOfMemory`
 //! finds `torch.OutOfMemoryError`, `loss 4.8` finds `loss 4.81`. FTS5's
 //! query language has operators (`AND OR NOT`, `-`, `+`, `*`, `^`, `:`,

@@ -190,13 +190,31 @@ CREATE TABLE incident_run (
 CREATE INDEX incident_run_incident ON incident_run(incident);
 "#;
 
-/// Version 3: log search by substrings. `log_fts` is rebuilt with FTS5's
+/// Version 3: users' verdicts on incident causes and fixes. Rows keep the
+/// incident's id as text (not a reference), so feedback outlives a pruned
+/// incident and keeps weighing in its project.
+const V3: &str = r#"
+CREATE TABLE feedback (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    project   INTEGER NOT NULL REFERENCES project(id),
+    incident  TEXT NOT NULL,
+    cause     TEXT NOT NULL,                  -- the cause kind's API name
+    fix       TEXT,                           -- for verdict = worked
+    verdict   TEXT NOT NULL,                  -- confirmed | wrong | worked
+    who       TEXT NOT NULL,
+    time      REAL NOT NULL
+) STRICT;
+CREATE INDEX feedback_project  ON feedback(project, id);
+CREATE INDEX feedback_incident ON feedback(incident, id);
+"#;
+
+/// Version 4: log search by substrings. `log_fts` is rebuilt with FTS5's
 /// `trigram` tokenizer (case- and diacritic-insensitive), so a search finds
 /// text inside words (`OutOfMemory` in `torch.OutOfMemoryError`) and across
 /// punctuation (`loss 4.8` in `loss 4.81`), and still seeks each run's rowid
 /// range. The index is rebuilt from `log` here, so existing lines are found
 /// the new way; it is ~3× the size of the word index it replaces.
-const V3: &str = r#"
+const V4: &str = r#"
 DROP TRIGGER log_fts_insert;
 DROP TRIGGER log_fts_delete;
 DROP TRIGGER log_fts_update;
@@ -220,7 +238,7 @@ END;
 INSERT INTO log_fts(log_fts) VALUES ('rebuild');
 "#;
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

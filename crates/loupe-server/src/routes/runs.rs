@@ -128,6 +128,7 @@ pub async fn create_run(
         st.diagnosis.submit(DiagInput::Status {
             run: run.id.clone(),
             status: run.status,
+            exit_code: run.exit_code,
         });
     }
     let code = if created {
@@ -266,6 +267,7 @@ pub async fn patch_run(
         st.diagnosis.submit(DiagInput::Status {
             run: id.clone(),
             status: run.status,
+            exit_code: run.exit_code,
         });
     } else if req.heartbeat {
         st.diagnosis

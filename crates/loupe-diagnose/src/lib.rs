@@ -30,6 +30,7 @@ pub use finding::{Direction, Finding, FindingKind, LogRef, Scope, SeriesRole};
 pub mod diagnoser;
 pub mod health;
 pub mod incident;
+pub mod anomaly;
 pub mod offline;
 pub mod scenario;
 

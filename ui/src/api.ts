@@ -42,6 +42,8 @@ export interface Run {
   // Arriving with the diagnosis work; absent on older servers.
   health?: number | null;
   open_incidents?: number;
+  /** Every incident that touched the run, open or resolved. */
+  total_incidents?: number;
   cwd?: string | null;
   git_dirty?: boolean | null;
   failure?: Failure | null;
@@ -51,6 +53,11 @@ export interface Project {
   name: string;
   runs: number;
   running: number;
+  // Arriving with the first-hour work; absent on older servers.
+  failed?: number;
+  open_incidents?: number;
+  incidents?: number;
+  last_activity?: number | null;
 }
 
 export interface SeriesInfo {
@@ -151,6 +158,8 @@ export interface Incident {
   end_step: number | null;
   causes: Cause[];
   anomalies: Anomaly[];
+  /** Every run it touches (a job's incident: the ranks involved). */
+  runs?: string[];
 }
 
 export interface Health {
@@ -398,6 +407,7 @@ export async function incidents(p: {
   state?: "open" | "resolved";
   run?: string;
   host?: string;
+  limit?: number;
 }): Promise<Incident[] | null> {
   try {
     return (await get<{ incidents: Incident[] }>("/incidents", p)).incidents;

@@ -7,7 +7,8 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import * as api from "./api";
-import { cssVar, fmtCompact, fmtDuration, fmtNum, fmtTime, h } from "./util";
+import { fmtAxis, fmtUnit, unitOf, type Unit } from "./format";
+import { cssVar, fmtCompact, fmtDuration, fmtTime, h } from "./util";
 
 export type XMode = "step" | "time" | "rel";
 
@@ -24,6 +25,9 @@ export interface ChartLine {
 }
 
 export interface Span {
+  /** The incident this span belongs to: its label links there. */
+  incident?: string;
+  href?: string;
   start_step: number | null;
   end_step: number | null;
   start_time: number;
@@ -49,6 +53,14 @@ export interface ChartOptions {
   baseRange?: [number, number];
   /** A click on a point (not a drag): its x in the chart's mode, and the line. */
   onPick?: (x: number, mode: XMode, line: ChartLine) => void;
+  /**
+   * Charts with the same key share the hover: moving over one shows the
+   * same x on all of them (Grafana's shared crosshair). The x mode is added
+   * to the key, so step charts never sync with time charts.
+   */
+  syncKey?: string;
+  /** A step to mark with a line (the evidence a diagnosis link points at). */
+  mark?: number | null;
 }
 
 /** What a test or the bench can read about a drawn chart. */
@@ -60,6 +72,13 @@ export interface ChartProbe {
   zoom: [number, number] | null;
   nonFinite: number;
   spans: number;
+  /** The unit its values are shown in. */
+  unit: Unit;
+  xMode: XMode;
+  /** What the legend says now (hovered or not). */
+  legend: string;
+  /** The x under the cursor, when hovered (directly or through the sync). */
+  hoverX: number | null;
   lines: { label: string; run?: string; name: string; points: number; x: number[]; y: number[]; downsampled: boolean }[];
 }
 
@@ -75,6 +94,8 @@ declare global {
       sortMs?: number;
       /** How often the header's live alert stream has connected. */
       liveOpen?: number;
+      /** The formatting module, for the tests' table of cases. */
+      format?: typeof import("./format");
     };
   }
 }
@@ -140,10 +161,14 @@ export class Chart {
   private resizeObs: ResizeObserver;
   private downAt: { x: number; y: number } | null = null;
   private refreshTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly unit: Unit;
+  private spanLayer: HTMLElement;
 
   constructor(private opts: ChartOptions) {
     this.zoomRange = opts.zoom ?? null;
+    this.unit = unitOf(opts.lines[0]?.name ?? "");
     this.plotEl = h("div.chart-plot");
+    this.spanLayer = h("div.span-labels");
     this.legendEl = h("div.chart-legend");
     this.statusEl = h("span.chart-status");
     const logBtn = h("button.tiny", { title: "Log scale", "aria-pressed": String(opts.log) }, "log");
@@ -157,7 +182,15 @@ export class Chart {
     this.el = h(
       "div.chart",
       { "data-chart": opts.id },
-      h("div.chart-head", null, h("span.chart-title", { title: opts.title }, opts.title), this.statusEl, logBtn, resetBtn),
+      h(
+        "div.chart-head",
+        null,
+        h("span.chart-title", { title: opts.title }, opts.title),
+        this.unit !== "none" ? h("span.chart-unit.muted", { title: "unit, from the series name" }, unitLabel(this.unit)) : null,
+        this.statusEl,
+        logBtn,
+        resetBtn,
+      ),
       this.plotEl,
       this.legendEl,
     );
@@ -181,6 +214,28 @@ export class Chart {
 
   get isLoaded(): boolean {
     return this.loaded;
+  }
+
+  get xMode(): XMode {
+    return this.opts.xMode;
+  }
+
+  /** The zoomed x range, or null. */
+  get zoomed(): [number, number] | null {
+    return this.zoomRange;
+  }
+
+  /** The series a single-line chart shows (for spans by series). */
+  get seriesName(): string | undefined {
+    return this.opts.lines.length === 1 ? this.opts.lines[0].name : undefined;
+  }
+
+  /** Another chart's zoom, applied here without telling the page again. */
+  setZoom(r: [number, number] | null): void {
+    const same = r === null ? this.zoomRange === null : this.zoomRange !== null && this.zoomRange[0] === r[0] && this.zoomRange[1] === r[1];
+    if (same) return;
+    this.zoomRange = r;
+    if (this.loaded) void this.fetchAndDraw(r);
   }
 
   setView(p: { xMode?: XMode; smoothing?: number; log?: boolean }): void {
@@ -345,6 +400,10 @@ export class Chart {
           },
         },
         points: { size: 6 },
+        // Only the hover travels: a drag (zoom) or a double-click (reset) stays on
+        // its chart, and while dragging the others are left alone (a zoom's round
+        // trip does not wait for 49 legends).
+        sync: this.opts.syncKey ? { key: `${this.opts.syncKey}:${mode}`, setSeries: false, scales: ["x", null], filters: { pub: (type) => (type === "mousemove" && this.downAt === null) || type === "mouseleave" } } : undefined,
       },
       scales: {
         x: {
@@ -368,13 +427,13 @@ export class Chart {
           size: 52,
           grid: { stroke: grid, width: 1 },
           ticks: { stroke: grid, width: 1, size: 4 },
-          values: (_u, splits) => splits.map((v) => fmtCompact(v)),
+          values: (_u, splits) => splits.map((v) => fmtAxis(v, this.unit)),
         },
       ],
       series,
       hooks: {
         drawClear: [(u) => this.drawSpans(u)],
-        draw: [(u) => this.drawMarkers(u)],
+        draw: [(u) => this.drawMarkers(u), (u) => this.placeSpanLabels(u)],
         setSelect: [
           (u) => {
             if (u.select.width < 3) return;
@@ -391,6 +450,7 @@ export class Chart {
     this.plot?.destroy();
     this.plotEl.textContent = "";
     this.plot = new uPlot(opts, aligned, this.plotEl);
+    this.plot.over.append(this.spanLayer);
     this.showLegend(this.plot);
     const probe = window.__loupe.charts[this.opts.id];
     if (probe) probe.drawnAt = performance.now();
@@ -406,6 +466,10 @@ export class Chart {
       zoom: this.zoomRange,
       nonFinite: this.markers.length,
       spans: this.opts.spans?.length ?? 0,
+      unit: this.unit,
+      xMode: this.opts.xMode,
+      legend: "",
+      hoverX: null,
       lines: this.data.map((d, i) => ({
         label: this.opts.lines[i].label,
         run: this.opts.lines[i].run,
@@ -418,28 +482,28 @@ export class Chart {
     };
   }
 
+  /** A span's x range in the chart's mode, or null when it has none there. */
+  private spanRange(s: Span): [number, number] | null {
+    const mode = this.opts.xMode;
+    if (mode === "step") {
+      const a = s.start_step;
+      if (a === null) return null;
+      return [a, s.end_step ?? a];
+    }
+    const off = mode === "rel" ? (this.opts.lines[0]?.offset ?? 0) : 0;
+    return [s.start_time - off, (s.end_time ?? Date.now() / 1000) - off];
+  }
+
   private drawSpans(u: uPlot): void {
     const spans = this.opts.spans;
-    if (!spans?.length) return;
-    const mode = this.opts.xMode;
-    const off = this.opts.lines[0]?.offset ?? 0;
     const ctx = u.ctx;
     const { left, top, width, height } = u.bbox;
     ctx.save();
-    for (const s of spans) {
-      let a: number | null;
-      let b: number | null;
-      if (mode === "step") {
-        a = s.start_step;
-        b = s.end_step ?? s.start_step;
-        if (a === null) continue;
-        if (b === null) b = a;
-      } else {
-        a = s.start_time - (mode === "rel" ? off : 0);
-        b = (s.end_time ?? Date.now() / 1000) - (mode === "rel" ? off : 0);
-      }
-      let x0 = u.valToPos(a, "x", true);
-      let x1 = u.valToPos(b, "x", true);
+    for (const s of spans ?? []) {
+      const r = this.spanRange(s);
+      if (!r) continue;
+      let x0 = u.valToPos(r[0], "x", true);
+      let x1 = u.valToPos(r[1], "x", true);
       if (x1 - x0 < 3) {
         x0 -= 1.5;
         x1 += 1.5;
@@ -450,7 +514,46 @@ export class Chart {
       ctx.fillStyle = SEVERITY_FILL[s.severity] ?? SEVERITY_FILL.info;
       ctx.fillRect(x0, top, x1 - x0, height);
     }
+    const mark = this.opts.mark;
+    if (mark !== null && mark !== undefined && this.opts.xMode === "step") {
+      const x = u.valToPos(mark, "x", true);
+      if (x >= left && x <= left + width) {
+        ctx.strokeStyle = "#e5484d";
+        ctx.lineWidth = 1.5 * devicePixelRatio;
+        ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+        ctx.beginPath();
+        ctx.moveTo(x, top);
+        ctx.lineTo(x, top + height);
+        ctx.stroke();
+      }
+    }
     ctx.restore();
+  }
+
+  /**
+   * Each incident's span gets a label above the plot that links to the
+   * incident (anomaly spans stay unlabelled: they are the incident's parts).
+   * Labels are DOM links, so they are clickable and readable by tests.
+   */
+  private placeSpanLabels(u: uPlot): void {
+    const labels: HTMLElement[] = [];
+    const w = u.over.clientWidth;
+    for (const s of this.opts.spans ?? []) {
+      if (!s.incident) continue;
+      const r = this.spanRange(s);
+      if (!r) continue;
+      const x0 = Math.max(0, u.valToPos(r[0], "x"));
+      const x1 = Math.min(w, u.valToPos(r[1], "x"));
+      if (x1 < 0 || x0 > w || x1 < x0 - 3) continue;
+      const a = h("a.span-label", { class: `sev-${s.severity}`, href: s.href ?? "#", title: s.title, "data-incident": s.incident }, s.title);
+      a.style.left = `${Math.min(x0, Math.max(0, w - 60))}px`;
+      a.style.maxWidth = `${Math.max(60, Math.min(w - x0, 220))}px`;
+      // uPlot starts a drag-zoom on mousedown in the plot: a label click is not one.
+      a.addEventListener("mousedown", (e) => e.stopPropagation());
+      a.addEventListener("mouseup", (e) => e.stopPropagation());
+      labels.push(a);
+    }
+    this.spanLayer.replaceChildren(...labels);
   }
 
   private drawMarkers(u: uPlot): void {
@@ -500,27 +603,46 @@ export class Chart {
   private fmtX(v: number): string {
     if (this.opts.xMode === "time") return fmtTime(v);
     if (this.opts.xMode === "rel") return `+${fmtDuration(v)}`;
-    return `step ${fmtNum(v)}`;
+    return `step ${v}`;
+  }
+
+  /** The wall-clock time of the hovered x, when the x is not a time already. */
+  private clockOf(x: number, line: ChartLine): number | undefined {
+    if (this.opts.xMode === "time") return x;
+    if (this.opts.xMode === "rel") return x + (line.offset ?? 0);
+    // Not while dragging a zoom: the step under the pointer changes every frame.
+    if (!line.run || this.downAt !== null) return undefined;
+    return stepClock.get(line.run, line.name, x, () => this.plot && this.showLegend(this.plot));
   }
 
   private showLegend(u: uPlot): void {
     const idx = u.cursor.idx;
     const lines = this.opts.lines;
     const per = this.opts.smoothing > 0 ? 2 : 1;
+    const fmt = (v: number | null | undefined) => fmtUnit(v, this.unit);
     this.legendEl.textContent = "";
+    const probe = window.__loupe.charts[this.opts.id];
     if (idx === null || idx === undefined) {
       // Not hovering: each line's last value (and the run's name when overlaid).
       lines.forEach((l, li) => {
         const y = this.data[li]?.y ?? [];
         const last = y.length ? y[y.length - 1] : undefined;
         this.legendEl.append(
-          h("span.lg", null, h("i", { style: `background:${l.color}` }), lines.length > 1 ? `${l.label} ` : "last ", last === undefined ? "" : h("b", null, fmtNum(last))),
+          h("span.lg", null, h("i", { style: `background:${l.color}` }), lines.length > 1 ? `${l.label} ` : "last ", last === undefined ? "" : h("b", null, fmt(last))),
         );
       });
+      if (probe) {
+        probe.legend = this.legendEl.textContent ?? "";
+        probe.hoverX = null;
+      }
       return;
     }
     const xv = u.data[0][idx];
+    // Overlaid runs each have their own clock; one run's lines share one.
+    const sameRun = lines.every((l) => l.run === lines[0].run && l.offset === lines[0].offset);
+    const clock0 = sameRun && lines[0] ? this.clockOf(xv, lines[0]) : undefined;
     this.legendEl.append(h("span.lg-x", null, this.fmtX(xv)));
+    if (this.opts.xMode !== "time" && clock0 !== undefined) this.legendEl.append(h("span.lg-t.muted", { title: "wall-clock time" }, fmtTime(clock0)));
     lines.forEach((l, li) => {
       // Aligned data has undefined where a line has no point at this x: show the
       // line's own nearest point instead, and its non-finite value if it is one.
@@ -531,23 +653,31 @@ export class Chart {
         v = j >= 0 && d.x[j] === xv ? d.y[j] : v;
       }
       const sm = per === 2 ? u.data[2 + li * per][idx] : undefined;
+      const clock = !sameRun && this.opts.xMode !== "time" ? this.clockOf(xv, l) : undefined;
       this.legendEl.append(
         h(
           "span.lg",
           null,
           h("i", { style: `background:${l.color}` }),
           lines.length > 1 ? `${l.label} ` : "",
-          h("b", null, v === null || v === undefined ? "–" : fmtNum(v)),
-          sm !== undefined && sm !== null ? h("span.muted", null, ` (smoothed ${fmtNum(sm)})`) : null,
+          h("b", null, v === null || v === undefined ? "–" : fmt(v)),
+          sm !== undefined && sm !== null ? h("span.muted", null, ` (smoothed ${fmt(sm)})`) : null,
+          clock !== undefined ? h("span.muted", null, ` at ${fmtTime(clock).slice(11)}`) : null,
         ),
       );
     });
+    if (probe) {
+      probe.legend = [...this.legendEl.children].map((c) => c.textContent).join("  ");
+      probe.hoverX = xv;
+    }
   }
 
   private bindPick(u: uPlot): void {
     const pick = this.opts.onPick;
     u.over.addEventListener("mousedown", (e) => {
       this.downAt = { x: e.clientX, y: e.clientY };
+      // A drag may end outside the chart: the hover syncs again after it.
+      document.addEventListener("mouseup", () => setTimeout(() => (this.downAt = null)), { once: true });
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
     // A double-click resets the zoom: it must not also count as two picks.
@@ -585,6 +715,57 @@ export class Chart {
     pick(x, this.opts.xMode, this.opts.lines[best]);
   }
 }
+
+/** What the chart head says the unit is. */
+function unitLabel(u: Unit): string {
+  return { bytes: "bytes", "bytes/s": "bytes/s", percent: "%", celsius: "°C", seconds: "seconds", ms: "ms", watts: "W", mhz: "MHz", per_s: "per second", none: "" }[u];
+}
+
+/**
+ * The wall-clock time of a run's step, for the hover legend of step charts
+ * (M4 points carry no time). One raw point read per step hovered, after the
+ * pointer rests 60 ms, cached per run: every synced chart of the run asks
+ * for the same step and shares one request.
+ */
+const stepClock = (() => {
+  const known = new Map<string, number | null>();
+  const waiting = new Map<string, (() => void)[]>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let queued: { key: string; run: string; name: string; step: number } | null = null;
+  const fetchQueued = () => {
+    const q = queued;
+    queued = null;
+    if (!q || known.has(q.key)) return;
+    known.set(q.key, null);
+    void api
+      .seriesData(q.run, q.name, { x: "step", from: q.step, to: q.step, limit: 1 })
+      .then((d) => {
+        const ns = d.time_ns?.[0];
+        if (ns === undefined) return;
+        known.set(q.key, ns / 1e9);
+        for (const f of waiting.get(q.key) ?? []) f();
+      })
+      .catch(() => known.delete(q.key))
+      .finally(() => waiting.delete(q.key));
+  };
+  return {
+    get(run: string, name: string, step: number, ready: () => void): number | undefined {
+      const key = `${run}\u0000${Math.round(step)}`;
+      const t = known.get(key);
+      if (t !== undefined && t !== null) return t;
+      const list = waiting.get(key) ?? [];
+      if (list.length < 64) list.push(ready);
+      waiting.set(key, list);
+      if (t === undefined) {
+        queued = { key, run, name, step: Math.round(step) };
+        clearTimeout(timer);
+        timer = setTimeout(fetchQueued, 60);
+      }
+      if (known.size > 20_000) known.clear();
+      return undefined;
+    },
+  };
+})();
 
 /** Index of the value in sorted `xs` closest to `x`. */
 function nearest(xs: number[], x: number): number {

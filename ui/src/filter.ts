@@ -14,39 +14,74 @@ export interface Comparison {
   value: string;
 }
 
+/** Where a filter does not parse: the character offset, the length of the bad part, why. */
+export interface FilterError {
+  at: number;
+  length: number;
+  message: string;
+}
+
 export interface ParsedFilter {
   status?: string;
   tag?: string;
   q?: string;
   comparisons: Comparison[];
-  errors: string[];
+  /** What could not be understood; the rest of the filter still applies. */
+  errors: FilterError[];
 }
+
+export const STATUSES = ["running", "finished", "failed", "crashed", "killed", "lost"];
+const OPERATOR = /^(<=|>=|!=|==|=|<|>|~)/;
+/** Fields whose values are text, where `<` and `>` compare alphabetically. */
+const TEXT_FIELDS = /^(name|id|status|host|group|tags?|config\..*)$/;
 
 const CMP = /^([A-Za-z_][\w./\-[\]]*)\s*(<=|>=|!=|==|=|<|>|~)\s*("[^"]*"|'[^']*'|\S+)/;
 
 export function parseFilter(text: string): ParsedFilter {
   const out: ParsedFilter = { comparisons: [], errors: [] };
   const words: string[] = [];
-  let s = text.trim();
-  while (s.length) {
-    const kv = /^(status|tag):(\S+)/i.exec(s);
+  let s = text.trimStart();
+  const err = (length: number, message: string) => out.errors.push({ at: text.length - s.length, length: Math.max(1, length), message });
+  while (s.trim().length) {
+    const kv = /^(status|tag):(\S*)/i.exec(s);
     if (kv) {
-      if (kv[1].toLowerCase() === "status") out.status = kv[2];
+      const key = kv[1].toLowerCase();
+      if (!kv[2]) err(kv[0].length, `${key}: needs a value, e.g. ${key === "status" ? "status:failed" : "tag:baseline"}`);
+      else if (key === "status" && !STATUSES.includes(kv[2].toLowerCase())) err(kv[0].length, `unknown status "${kv[2]}": one of ${STATUSES.join(", ")}`);
+      else if (key === "status") out.status = kv[2].toLowerCase();
       else out.tag = kv[2];
       s = s.slice(kv[0].length).trimStart();
       continue;
     }
+    if (/^["']/.test(s) && !new RegExp(`^${s[0]}[^${s[0]}]*${s[0]}`).test(s)) {
+      err(s.length, `unclosed ${s[0]}`);
+      break;
+    }
     const cmp = CMP.exec(s);
     if (cmp) {
       let value = cmp[3];
+      if (/^["']/.test(value) && !/^(["']).*\1$/.test(value)) {
+        err(s.length, `unclosed ${value[0]} in the value of ${cmp[1]}`);
+        break;
+      }
       if (/^["'].*["']$/.test(value)) value = value.slice(1, -1);
-      out.comparisons.push({ field: cmp[1], op: (cmp[2] === "==" ? "=" : cmp[2]) as Op, value });
+      const op = (cmp[2] === "==" ? "=" : cmp[2]) as Op;
+      if (OPERATOR.test(value)) err(cmp[0].length, `"${cmp[2]}${value.match(OPERATOR)![0]}" is not an operator: use <, <=, >, >=, =, != or ~`);
+      else if ("<>".includes(op[0]) && Number.isNaN(Number(value)) && !TEXT_FIELDS.test(cmp[1])) err(cmp[0].length, `${cmp[1]} ${cmp[2]} ${value}: "${value}" is not a number (use = or ~ to match text)`);
+      else out.comparisons.push({ field: cmp[1], op, value });
       s = s.slice(cmp[0].length).trimStart();
       continue;
     }
+    const dangling = /^(\S+)\s*(<=|>=|!=|==|=|<|>|~)\s*$/.exec(s) ?? /^(<=|>=|!=|==|=|<|>|~)(\s|$)/.exec(s);
+    if (dangling) {
+      err(s.trimEnd().length, dangling[2] !== undefined && dangling[1] && !OPERATOR.test(dangling[1]) ? `${dangling[1]} ${dangling[2]} needs a value after it, e.g. ${dangling[1]} ${dangling[2]} 2` : `"${dangling[1]}" needs a field before it and a value after it, e.g. loss < 2`);
+      break;
+    }
     const w = /^(\S+)/.exec(s);
     if (!w) break;
-    if (!/^(and|AND|&&|,)$/.test(w[1])) words.push(w[1]);
+    if (OPERATOR.test(w[1]) && w[1].length <= 2) {
+      err(w[1].length, `"${w[1]}" needs a field before it and a value after it, e.g. loss < 2`);
+    } else if (!/^(and|AND|&&|,)$/.test(w[1])) words.push(w[1]);
     s = s.slice(w[0].length).trimStart();
   }
   if (words.length) out.q = words.join(" ");
@@ -84,6 +119,8 @@ export function fieldValue(run: Run, field: string, flatConfig?: Record<string, 
     case "incidents":
     case "open_incidents":
       return run.open_incidents ?? 0;
+    case "total_incidents":
+      return run.total_incidents ?? run.open_incidents ?? 0;
     case "start_time":
       return run.start_time;
   }

@@ -9,6 +9,8 @@ import { runsPage } from "./pages/runs";
 import { runPage } from "./pages/run";
 import { comparePage } from "./pages/compare";
 import { alertsPage } from "./pages/alerts";
+import { notFound } from "./pages/empty";
+import * as format from "./format";
 import { h } from "./util";
 
 const app = document.getElementById("app")!;
@@ -44,10 +46,11 @@ function render(): void {
       cleanup = alertsPage(main, route);
       break;
     default:
-      main.append(h("div.empty", null, h("h2", null, "Nothing here"), h("p", null, "No page at ", h("code", null, route.arg), ". ", h("a", { href: "/" }, "Projects"))));
+      main.append(notFound("page", route.arg));
   }
 }
 
+window.__loupe.format = format;
 keys.install();
 keys.globalKeys({
   t: () => header.cycleTheme(),

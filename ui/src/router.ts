@@ -25,7 +25,7 @@ export function parse(loc: Location | URL): Route {
 
 export const paths = {
   projects: () => "/",
-  runs: (project: string) => `/p/${encodeURIComponent(project)}`,
+  runs: (project: string, q?: Record<string, string>) => withQuery(`/p/${encodeURIComponent(project)}`, q),
   run: (id: string, q?: Record<string, string>) => withQuery(`/r/${encodeURIComponent(id)}`, q),
   alerts: (q?: Record<string, string>) => withQuery("/alerts", q),
   compare: (ids: string[], q?: Record<string, string>) => withQuery("/compare", { runs: ids.join(","), ...q }),

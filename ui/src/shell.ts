@@ -18,8 +18,44 @@ export function announceProject(project: string): void {
   window.dispatchEvent(new Event(PROJECT_EVENT));
 }
 
+/** One breadcrumb after "projects": a link, or the current page's plain label. */
+export interface Crumb {
+  label: string;
+  href?: string;
+}
+
+/** What the current page said its place is, once it knew (null: derive it from the route). */
+let pageCrumbs: Crumb[] | null = null;
+
+/** A page that learns where it sits (a run's project and job) says so here. */
+export function announceCrumbs(crumbs: Crumb[]): void {
+  pageCrumbs = crumbs;
+  window.dispatchEvent(new Event(PROJECT_EVENT));
+}
+
+/** The crumbs a route implies before its page has loaded anything. */
+function routeCrumbs(r: Route): Crumb[] {
+  switch (r.name) {
+    case "projects":
+      return [];
+    case "runs": {
+      const job = r.query.get("job");
+      return job ? [{ label: r.arg, href: `/p/${encodeURIComponent(r.arg)}` }, { label: `job ${job}` }] : [{ label: r.arg }];
+    }
+    case "run":
+      // The project is not known until the run loads: never guess it from the last page.
+      return [{ label: r.arg }];
+    case "compare":
+      return [{ label: "compare" }];
+    case "alerts":
+      return [{ label: "alerts" }];
+    default:
+      return [{ label: "not found" }];
+  }
+}
+
 export function compactHeader(): { el: HTMLElement; setRoute(r: Route): void; cycleTheme(): void } {
-  const crumbs = h("nav.crumbs", { "aria-label": "breadcrumbs" });
+  const crumbsEl = h("nav.crumbs", { "aria-label": "breadcrumbs" });
   const themeBtn = h("button.ghost", { title: "Theme (t)", "aria-label": "theme" });
   const current = (): Theme => {
     const t = localStorage.getItem("loupe.theme");
@@ -41,25 +77,27 @@ export function compactHeader(): { el: HTMLElement; setRoute(r: Route): void; cy
   themeBtn.addEventListener("click", cycle);
   matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => window.dispatchEvent(new Event(THEME_EVENT)));
   const help = h("button.ghost", { title: "Keyboard shortcuts (?)", "aria-label": "help", onclick: () => renderHelp() }, "?");
-  const el = h("header.top", null, h("a.logo", { href: "/", title: "Projects" }, h("span.logo-mark", null, "◎"), "Loupe"), crumbs, alertBadge(), h("div.spacer"), themeBtn, help);
+  const el = h("header.top", null, h("a.logo", { href: "/", title: "Projects" }, h("span.logo-mark", null, "◎"), "Loupe"), crumbsEl, alertBadge(), h("div.spacer"), themeBtn, help);
   let last: Route | null = null;
   window.addEventListener(PROJECT_EVENT, () => last && api.setRoute(last));
   const api = {
     el,
     cycleTheme: cycle,
     setRoute(r: Route) {
+      if (r !== last) pageCrumbs = null;
       last = r;
-      const parts: (HTMLElement | string)[] = [h("a", { href: "/" }, "projects")];
-      const project = r.name === "runs" ? r.arg : sessionStorage.getItem("loupe.project") ?? "";
-      if (r.name === "runs") sessionStorage.setItem("loupe.project", r.arg);
-      if (project && r.name !== "projects" && r.name !== "alerts") {
-        setCurrentProject(project);
-        parts.push(" / ", h("a", { href: `/p/${encodeURIComponent(project)}` }, project));
+      if (r.name === "runs") {
+        sessionStorage.setItem("loupe.project", r.arg);
+        setCurrentProject(r.arg);
       }
-      if (r.name === "run") parts.push(" / ", h("span.crumb-run", null, r.arg));
-      if (r.name === "compare") parts.push(" / ", "compare");
-      if (r.name === "alerts") parts.push(" / ", "alerts");
-      crumbs.replaceChildren(...parts);
+      const crumbs = pageCrumbs ?? routeCrumbs(r);
+      const parts: (HTMLElement | string)[] = [r.name === "projects" ? h("span.crumb-here", { "aria-current": "page" }, "projects") : h("a", { href: "/" }, "projects")];
+      crumbs.forEach((c, i) => {
+        const here = i === crumbs.length - 1;
+        parts.push(" / ", c.href && !here ? h("a", { href: c.href }, c.label) : h("span.crumb-here", { "aria-current": here ? "page" : null }, c.label));
+      });
+      crumbs.filter((c) => c.href?.startsWith("/p/")).slice(0, 1).forEach((c) => setCurrentProject(c.label));
+      crumbsEl.replaceChildren(...parts);
     },
   };
   return api;

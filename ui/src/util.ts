@@ -1,5 +1,9 @@
 // Small DOM and formatting helpers shared by the pages.
 
+import { fmtNum } from "./format";
+
+export { fmtNum };
+
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
 
@@ -35,26 +39,9 @@ export function append(el: Element, children: (Child | Child[])[]): void {
   }
 }
 
-/** A number as a person reads it: 4 significant digits, SI-free. */
-export function fmtNum(v: number | null | undefined): string {
-  if (v === null || v === undefined) return "";
-  if (Number.isNaN(v)) return "NaN";
-  if (v === Infinity) return "+Inf";
-  if (v === -Infinity) return "−Inf";
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  if (Number.isInteger(v) && a < 1e9) return String(v);
-  if (a >= 1e6 || a < 1e-3) return v.toExponential(3).replace(/\.?0+e/, "e");
-  return String(Number(v.toPrecision(4)));
-}
-
-/** Axis labels: 1.2k, 3M, 0.001, 2.5e-7. */
+/** Counts and axis labels: 1.2k, 3M, 0.001, 2.5e-7 (three significant digits). */
 export function fmtCompact(v: number): string {
-  const a = Math.abs(v);
-  if (a >= 1e9) return `${Number((v / 1e9).toPrecision(3))}G`;
-  if (a >= 1e6) return `${Number((v / 1e6).toPrecision(3))}M`;
-  if (a >= 1e4) return `${Number((v / 1e3).toPrecision(3))}k`;
-  return fmtNum(Number(v.toPrecision(6)));
+  return fmtNum(v, 3);
 }
 
 export function fmtDuration(seconds: number | null | undefined): string {

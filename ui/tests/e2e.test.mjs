@@ -123,6 +123,31 @@ async function seed() {
   }
 }
 
+const J = "jobs";
+const JOB = "llm-8";
+const T0 = 1_700_000_000;
+
+/**
+ * An 8-rank job that died the way the demo's does: rank 5 ran out of GPU
+ * memory at step 518, the launcher stopped the other 7 (failed, no failure
+ * of their own); a single run beside it; series with units.
+ */
+async function seedJob() {
+  for (let rank = 0; rank < 8; rank++) {
+    const id = `${JOB}.r${rank}`;
+    await api.createRun({ id, project: J, name: id, group: JOB, rank, world_size: 8, host: `gpu-node-${rank >> 2}`, start_time: T0, tags: ["pretrain"] });
+    const names = ["train/loss", "gpu/0/memory_used_bytes", "perf/tokens_per_s", "gpu/0/temperature", "perf/step_time"];
+    await api.many(id, names, 519, (k, i) => [4 * Math.exp(-i / 200) + 0.5, 6.008e10 + i * 1e7 * (rank === 5 ? 10 : 1), 48035.3663 - i, 60 + rank + i / 100, 3.4224626523975448][k], { t0: T0, dt: 1 });
+  }
+  for (let rank = 0; rank < 8; rank++) {
+    const failure = rank === 5 ? { exception_type: "torch.OutOfMemoryError", message: "CUDA out of memory. Tried to allocate 2.00 GiB", stderr_tail: ["torch.OutOfMemoryError: CUDA out of memory"] } : null;
+    await api.patch(`/api/v1/runs/${JOB}.r${rank}`, { status: "failed", exit_code: 1, end_time: T0 + 520 + (rank === 5 ? 0 : 5), failure });
+  }
+  await api.createRun({ id: "solo", project: J, name: "solo-run", start_time: T0 });
+  await api.many("solo", ["train/loss"], 10, (_k, i) => 1 / (i + 1), { t0: T0 });
+  await waitSummaries(api, J, "train/loss", 9);
+}
+
 /** The probes of charts drawn so far. */
 const probes = () => page.evaluate(() => Object.values(window.__loupe.charts).map((c) => ({ ...c, lines: c.lines.map((l) => ({ ...l, x: undefined, y: undefined })) })));
 
@@ -134,6 +159,7 @@ before(async () => {
   server = await startServer({ args: ["--rules", await alertingSetup()] });
   api = client(server.base);
   await seed();
+  await seedJob();
   browser = await launch();
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   page.on("pageerror", (e) => console.error("page error:", e));
@@ -367,7 +393,7 @@ describe("ui", () => {
     assert.match(await page.textContent(".failure summary"), /torch\.OutOfMemoryError: CUDA out of memory/);
     assert.match(await page.textContent(".run-head"), /\(dirty\)/);
     assert.match(await page.textContent(".cfg-line"), /lr=3e-4/);
-    assert.equal(await page.textContent(".crumbs"), "projects / e2e / big");
+    assert.equal(await page.textContent(".crumbs"), "projects / e2e / big-1m");
     await page.screenshot({ path: join(shots, "09b-failed-run.png") });
     await page.unrouteAll();
   });
@@ -582,5 +608,288 @@ describe("alerts", () => {
     await page.click(`tr[data-silence="${silences[0].id}"] button`);
     await page.waitForSelector("tr[data-silence]", { state: "detached" });
     assert.equal((await api.get("/api/v1/silences")).silences.filter((s) => s.ends > Date.now() / 1000).length, 0);
+  });
+});
+
+describe("first hour", () => {
+  test("units: bytes, rates, %, °C and durations at four significant digits", async () => {
+    await page.goto(`${server.base}/`);
+    await page.waitForFunction(() => window.__loupe.format);
+    const got = await page.evaluate(() => {
+      const f = window.__loupe.format;
+      return {
+        units: ["gpu/0/memory_used_bytes", "perf/tokens_per_s", "gpu/1/utilization", "sys/host.cpu_percent", "gpu/3/temperature", "perf/step_time", "train/loss", "gpu/1/sm_clock_mhz", "sys/disk_read_bytes_per_s", "llm.ttft_seconds", "train/lr"].map(f.unitOf),
+        values: [
+          f.fmtSeriesValue(6.008e10, "gpu/0/memory_used_bytes"),
+          f.fmtSeriesValue(48035.3663, "perf/tokens_per_s"),
+          f.fmtSeriesValue(3.4224626523975448, "perf/step_time"),
+          f.fmtSeriesValue(0.0123, "perf/step_time"),
+          f.fmtSeriesValue(95.18403, "gpu/1/utilization"),
+          f.fmtSeriesValue(88.8347594292511, "gpu/3/temperature"),
+          f.fmtSeriesValue(3.4224626523975448, "train/loss"),
+          f.fmtSeriesValue(3e-4, "train/lr"),
+          f.fmtSeriesValue(1415.2853520061972, "gpu/1/sm_clock_mhz"),
+          f.fmtSeriesValue(5.5e8, "sys/disk_read_bytes_per_s"),
+          f.fmtSeriesValue(NaN, "train/loss"),
+          f.fmtNum(518),
+        ],
+        text: [
+          f.humanizeText("fell from 48035.3663 to 39699.9368 (-17%)", "per_s"),
+          f.humanizeText("growing steadily (6.779e7/s, R² 0.85), reaching its limit in about 3 min", "bytes"),
+          f.humanizeText("perf/step_time is 1.8550 against the group's median 1.3647 (+36%)", "seconds"),
+          f.humanizeText("step 518 of 600: 16.1630 is 28.9 robust deviations"),
+        ],
+      };
+    });
+    assert.deepEqual(got.units, ["bytes", "per_s", "percent", "percent", "celsius", "seconds", "none", "mhz", "bytes/s", "seconds", "none"]);
+    assert.deepEqual(got.values, ["55.95 GiB", "48.04k/s", "3.422 s", "12.3 ms", "95.2%", "88.8 °C", "3.422", "3e-4", "1.415 GHz", "524.5 MiB/s", "NaN", "518"]);
+    assert.deepEqual(got.text, [
+      "fell from 48.04k/s to 39.7k/s (-17%)",
+      "growing steadily (64.65 MiB/s, R² 0.85), reaching its limit in about 3 min",
+      "perf/step_time is 1.855 s against the group's median 1.365 s (+36%)",
+      "step 518 of 600: 16.16 is 28.9 robust deviations",
+    ]);
+    // On a chart: the head names the unit, the legend and the axis use it.
+    await page.goto(`${server.base}/r/${JOB}.r5?s=memory`);
+    await waitCharts(1);
+    const mem = `${JOB}.r5:gpu/0/memory_used_bytes`;
+    const probe = await page.evaluate((id) => window.__loupe.charts[id], mem);
+    assert.equal(probe.unit, "bytes");
+    assert.match(probe.legend, /^last \d+(\.\d+)? GiB$/);
+    const axis = await page.$$eval(`[data-chart="${mem}"] .u-axis`, (a) => a.map((x) => x.textContent).join(" "));
+    assert.doesNotMatch(axis, /e\+|\d{6,}/, axis);
+    assert.match(await page.textContent(`[data-chart="${mem}"] .chart-unit`), /bytes/);
+  });
+
+  test("the runs table groups a job's ranks into one row, expandable, with why it failed", async () => {
+    await page.goto(`${server.base}/p/${J}`);
+    await page.waitForSelector('.runs-table[data-loaded="1"] .vt-row');
+    const rowKeys = () => page.$$eval(".vt-row", (rows) => rows.sort((a, b) => a.dataset.index - b.dataset.index).map((r) => r.dataset.key));
+    assert.deepEqual((await rowKeys()).sort(), [`job::${JOB}`, "solo"]);
+    assert.match(await page.textContent(".count"), /9 runs · 1 job/);
+    const job = `.vt-row[data-key="job::${JOB}"]`;
+    assert.match(await page.textContent(`${job} .badge`), /failed/);
+    assert.match(await page.textContent(job), /8 ranks/);
+    assert.match(await page.textContent(`${job} .why`), /rank 5 ran out of GPU memory at step 518; the other 7 ranks were stopped/);
+    await page.click(`${job} button.caret`);
+    await page.waitForFunction(() => document.querySelectorAll(".vt-row").length === 10);
+    const keys = await rowKeys();
+    const at = keys.indexOf(`job::${JOB}`);
+    assert.deepEqual(keys.slice(at + 1, at + 9), Array.from({ length: 8 }, (_, i) => `${JOB}.r${i}`));
+    assert.match(await page.textContent(`.vt-row[data-key="${JOB}.r5"] .why`), /ran out of GPU memory/);
+    // A rank the launcher stopped says only what it did.
+    assert.equal(await page.textContent(`.vt-row[data-key="${JOB}.r3"] .why`), "exited with code 1");
+    await page.screenshot({ path: join(shots, "20-job-expanded.png") });
+    // Folding again; grouping off lists every rank as its own row.
+    await page.click(`${job} button.caret`);
+    await page.waitForFunction(() => document.querySelectorAll(".vt-row").length === 2);
+    await page.click('input[aria-label="group runs by job"]');
+    await page.waitForFunction(() => document.querySelectorAll(".vt-row").length === 9);
+    assert.match(page.url(), /group=0/);
+    // The job view: its ranks only, unfolded, and the crumbs say where.
+    await page.goto(`${server.base}/p/${J}?job=${JOB}`);
+    await page.waitForFunction(() => document.querySelectorAll(".vt-row").length === 9);
+    assert.equal(await page.textContent(".crumbs"), `projects / ${J} / job ${JOB}`);
+  });
+
+  test("incident counts are open and total, for runs, jobs (once) and project cards", async () => {
+    // Five incidents, all resolved: the count still shows them. The job's
+    // incidents touch every rank and count once for the job.
+    const incs = Array.from({ length: 5 }, (_, i) => ({ id: `ji-${i}`, project: J, run: null, group: JOB, state: "resolved", severity: "warning", kind: "k", title: `t${i}`, opened: T0 + i, updated: T0 + i, resolved: T0 + 100, start_time: T0, end_time: T0 + 10, start_step: 10, end_step: 20, causes: [], anomalies: [], runs: [] }));
+    await page.route("**/api/v1/incidents?*", (r) => r.fulfill({ json: { incidents: incs } }));
+    await page.route(`**/api/v1/runs?*`, async (r) => {
+      const res = await r.fetch();
+      const body = await res.json();
+      for (const run of body.runs) if (run.group === JOB) Object.assign(run, { open_incidents: 0, total_incidents: 5 });
+      await r.fulfill({ response: res, json: body });
+    });
+    await page.goto(`${server.base}/p/${J}`);
+    await page.waitForSelector(`.vt-row[data-key="job::${JOB}"] .inc-cell`);
+    await page.waitForFunction((k) => document.querySelector(`.vt-row[data-key="${k}"] .inc-cell`)?.textContent === "0 / 5", `job::${JOB}`);
+    await page.unrouteAll();
+    // The API's totals are real: a run's total_incidents and a project's
+    // counts agree with the incidents diagnosis stored (open or resolved).
+    const stored = (await api.get(`/api/v1/incidents?project=${J}&limit=1000`)).incidents;
+    const ofR5 = (await api.get(`/api/v1/runs/${JOB}.r5/incidents`)).incidents;
+    const run = await api.get(`/api/v1/runs/${JOB}.r5`);
+    assert.equal(run.total_incidents, ofR5.length);
+    assert.equal(run.open_incidents, ofR5.filter((i) => i.state === "open").length);
+    const projects = (await api.get("/api/v1/projects")).projects;
+    const jobs = projects.find((p) => p.name === J);
+    const open = stored.filter((i) => i.state === "open").length;
+    assert.deepEqual([jobs.runs, jobs.failed, jobs.open_incidents, jobs.incidents], [9, 8, open, stored.length]);
+    assert.ok(jobs.last_activity >= T0);
+    await page.goto(`${server.base}/`);
+    await page.waitForSelector(`[data-project="${J}"] [data-stat="failed"]`);
+    assert.match(await page.textContent(`[data-project="${J}"] [data-stat="failed"]`), /8\s*failed/);
+    assert.match(await page.textContent(`[data-project="${J}"] [data-stat="incidents"]`), new RegExp(`${open}\\s*open / ${stored.length}\\s*incidents`));
+    assert.match(await page.textContent(`[data-project="${J}"] [data-stat="activity"]`), /last activity/);
+  });
+
+  test("each rank's page has the job banner; only the failing rank has a failure box", async () => {
+    await page.goto(`${server.base}/r/${JOB}.r2`);
+    await page.waitForSelector(".job-banner");
+    assert.match(await page.textContent(".job-banner"), /rank 5 ran out of GPU memory at step 518; the other 7 ranks were stopped/);
+    assert.equal(await page.$(".failure"), null, "a rank stopped by the launcher has no (empty) failure box");
+    assert.equal(await page.textContent(".crumbs"), `projects / ${J} / job ${JOB} / rank 2 · ${JOB}.r2`);
+    await page.click(".job-banner a:has-text('Open rank 5')");
+    await page.waitForURL(new RegExp(`/r/${JOB}.r5$`));
+    await page.waitForSelector(".failure");
+    assert.match(await page.textContent(".job-banner"), /This is that rank/);
+    assert.match(await page.textContent(".failure summary"), /torch.OutOfMemoryError/);
+    await page.screenshot({ path: join(shots, "21-job-banner.png") });
+  });
+
+  test("hover is shared by every chart of a run: step, wall-clock time and each value", async () => {
+    await page.goto(`${server.base}/r/${JOB}.r0`);
+    await waitCharts(5);
+    const loss = `${JOB}.r0:train/loss`;
+    const box = await (await page.$(`[data-chart="${loss}"] .u-over`)).boundingBox();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+    await page.waitForFunction(() => Object.values(window.__loupe.charts).every((c) => c.hoverX !== null));
+    const hovered = await page.evaluate(() => Object.fromEntries(Object.entries(window.__loupe.charts).map(([k, c]) => [k, { x: c.hoverX, legend: c.legend }])));
+    const xs = new Set(Object.values(hovered).map((c) => c.x));
+    assert.equal(xs.size, 1, JSON.stringify(hovered));
+    const step = [...xs][0];
+    // The time arrives after the pointer rests: one raw read of that step.
+    await page.waitForFunction((id) => /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/.test(window.__loupe.charts[id].legend), loss);
+    const legends = await page.evaluate(() => Object.fromEntries(Object.entries(window.__loupe.charts).map(([k, c]) => [k, c.legend])));
+    const expectTime = new Date((T0 + step) * 1000);
+    const pad = (n) => String(n).padStart(2, "0");
+    const hms = `${pad(expectTime.getHours())}:${pad(expectTime.getMinutes())}:${pad(expectTime.getSeconds())}`;
+    assert.match(legends[loss], new RegExp(`^step ${step}.*${hms}`));
+    assert.match(legends[`${JOB}.r0:gpu/0/memory_used_bytes`], /step \d+.*GiB/);
+    assert.match(legends[`${JOB}.r0:perf/step_time`], /3\.422 s/);
+    await page.screenshot({ path: join(shots, "22-synced-hover.png") });
+    // Compare: the same, across the runs' charts.
+    await page.goto(`${server.base}/compare?runs=cmp-a,cmp-b`);
+    await waitCharts(2);
+    const cbox = await (await page.$('[data-chart="compare:train/loss"] .u-over')).boundingBox();
+    await page.mouse.move(cbox.x + cbox.width * 0.3, cbox.y + cbox.height / 2);
+    // M4 keeps different points per series: the synced x is the nearest one drawn.
+    await page.waitForFunction(() => {
+      const [a, b] = [window.__loupe.charts["compare:eval/acc"].hoverX, window.__loupe.charts["compare:train/loss"].hoverX];
+      return a !== null && b !== null && Math.abs(a - b) <= 20;
+    });
+    assert.match(await page.evaluate(() => window.__loupe.charts["compare:eval/acc"].legend), /cmp-a .*cmp-b /);
+  });
+
+  test("one zoom for all charts, on demand", async () => {
+    await page.goto(`${server.base}/r/${JOB}.r0`);
+    await waitCharts(5);
+    await page.click('input[aria-label="zoom all charts together"]');
+    assert.match(page.url(), /zall=1/);
+    await page.evaluate(() => Object.values(window.__loupe.charts).length);
+    const over = await page.$(`[data-chart="${JOB}.r0:train/loss"] .u-over`);
+    const box = await over.boundingBox();
+    await page.mouse.move(box.x + box.width * 0.2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.4, box.y + box.height / 2, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => Object.values(window.__loupe.charts).every((c) => c.zoom !== null));
+    const zooms = await page.evaluate(() => Object.values(window.__loupe.charts).map((c) => c.zoom.join(":")));
+    assert.equal(new Set(zooms).size, 1, zooms.join(", "));
+    // Reload keeps it: every chart starts zoomed.
+    await page.reload();
+    await waitCharts(5);
+    assert.ok(await page.evaluate(() => Object.values(window.__loupe.charts).every((c) => c.zoom !== null)));
+    // A comparison too.
+    await page.goto(`${server.base}/compare?runs=cmp-a,cmp-b&zall=1`);
+    await waitCharts(2);
+    const cbox = await (await page.$('[data-chart="compare:train/loss"] .u-over')).boundingBox();
+    await page.mouse.move(cbox.x + cbox.width * 0.3, cbox.y + cbox.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(cbox.x + cbox.width * 0.5, cbox.y + cbox.height / 2, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction(() => ["compare:train/loss", "compare:eval/acc"].every((k) => window.__loupe.charts[k].zoom !== null));
+    const cz = await page.evaluate(() => ["compare:train/loss", "compare:eval/acc"].map((k) => window.__loupe.charts[k].zoom.join(":")));
+    assert.equal(cz[0], cz[1]);
+  });
+
+  test("the system tab draws a run's host and GPU series against wall-clock time", async () => {
+    await page.goto(`${server.base}/r/job-r1?tab=system`);
+    await waitCharts(3);
+    const modes = await page.evaluate(() => Object.values(window.__loupe.charts).map((c) => c.xMode));
+    assert.ok(modes.length >= 3 && modes.every((m) => m === "time"), modes.join(","));
+  });
+
+  test("incident spans are labelled, on the charts their evidence touches, and link to the incident; evidence opens the chart zoomed", async () => {
+    const inc = {
+      id: "oom-1", project: J, run: null, group: JOB, host: null, state: "resolved", severity: "critical", kind: "gpu_memory_leak", title: "GPU memory leak",
+      opened: T0 + 400, updated: T0 + 520, resolved: T0 + 600, start_time: T0 + 428, end_time: T0 + 518, start_step: 428, end_step: 518, runs: Array.from({ length: 8 }, (_, i) => `${JOB}.r${i}`),
+      causes: [{ kind: "gpu_memory_leak", title: "GPU memory leak", score: 0.95, explanation: "GPU memory grew step after step: growing steadily (6.779e7/s, R² 0.85)", fixes: ["Do not keep tensors across steps"],
+        evidence: [{ kind: "series", run: `${JOB}.r5`, series: "gpu/0/memory_used_bytes", step: 428, time: T0 + 428, value: 66445719442.53818, detail: "growing steadily (6.779e7/s, R² 0.85)" }] }],
+      anomalies: [{ run: `${JOB}.r5`, series: "gpu/0/memory_used_bytes", detector: "trend", start_step: 428, end_step: 518, start_time: T0 + 428, end_time: T0 + 518, score: 5, detail: "slope 6.779e7/s" }],
+    };
+    await page.route("**/api/v1/runs/*/incidents", (r) => r.fulfill({ json: { incidents: [inc] } }));
+    await page.goto(`${server.base}/r/${JOB}.r5`);
+    await waitCharts(5);
+    const mem = `${JOB}.r5:gpu/0/memory_used_bytes`;
+    await page.waitForFunction((id) => window.__loupe.charts[id]?.spans === 2, mem);
+    // Only the charts its evidence touches carry the span.
+    assert.equal(await page.evaluate((id) => window.__loupe.charts[id].spans, `${JOB}.r5:train/loss`), 0);
+    const label = await page.waitForSelector(`[data-chart="${mem}"] .span-label[data-incident="oom-1"]`);
+    assert.equal(await label.textContent(), "GPU memory leak");
+    await page.screenshot({ path: join(shots, "23-span-label.png") });
+    await label.click();
+    await page.waitForSelector('.incident.focused[data-incident="oom-1"]');
+    assert.match(page.url(), /tab=diagnosis/);
+    const card = await page.textContent('.incident[data-incident="oom-1"]');
+    assert.match(card, /job llm-8/);
+    assert.match(card, /ranks involved: 5/);
+    assert.match(card, /64\.65 MiB\/s/);
+    assert.match(card, /= 61\.88 GiB/);
+    assert.doesNotMatch(card, /6\.779e7|66445719442/);
+    await page.waitForSelector('.spark[data-drawn="1"] polyline');
+    await page.screenshot({ path: join(shots, "24-diagnosis-job.png"), fullPage: true });
+    await page.click(".evidence-link");
+    await page.waitForFunction((id) => window.__loupe.charts[id]?.zoom !== null && window.__loupe.charts[id]?.drawnAt > 0, mem);
+    const z = await page.evaluate((id) => window.__loupe.charts[id].zoom, mem);
+    assert.ok(z[0] <= 428 && z[1] >= 428 && z[1] - z[0] <= 100, `zoomed on the evidence step: ${z}`);
+    assert.match(page.url(), /mark=428/);
+    await page.unrouteAll();
+  });
+
+  test("unknown run, project, compare ids and pages say so with a way back; bad filters say where and why", async () => {
+    await page.goto(`${server.base}/r/no-such-run`);
+    await page.waitForSelector('[data-not-found="run"]');
+    assert.match(await page.textContent('[data-not-found="run"]'), /No run no-such-run/);
+    assert.equal(await page.textContent(".crumbs"), "projects / run not found");
+    await page.click('[data-not-found="run"] a:has-text("Back to projects")');
+    await page.waitForSelector("[data-project]");
+    await page.goto(`${server.base}/p/no-such-project`);
+    await page.waitForSelector('[data-not-found="project"]');
+    assert.match(await page.textContent('[data-not-found="project"]'), /No project no-such-project/);
+    await page.goto(`${server.base}/compare?runs=nope-a,nope-b`);
+    await page.waitForSelector('[data-not-found="runs to compare"]');
+    await page.goto(`${server.base}/compare?runs=cmp-a,nope-b`);
+    await page.waitForSelector(".cmp-legend .error");
+    assert.match(await page.textContent(".cmp-legend .error"), /nope-b/);
+    assert.equal(await page.textContent(".crumbs"), "projects / e2e / compare 1 run");
+    await page.goto(`${server.base}/nowhere/at/all`);
+    await page.waitForSelector('[data-not-found="page"]');
+    assert.equal(await page.textContent(".crumbs"), "projects / not found");
+    // Filters that do not parse: the bad part marked, and why.
+    await page.goto(`${server.base}/p/${P}`);
+    await page.waitForSelector('.runs-table[data-loaded="1"]');
+    for (const [text, why] of [
+      ["loss <", /loss < needs a value after it/],
+      ["status:sleeping", /unknown status "sleeping"/],
+      ["loss < abc", /"abc" is not a number/],
+      ['name = "bert', /unclosed "/],
+      ["lr => 3", /"=>" is not an operator/],
+    ]) {
+      await page.fill("input.filter", text);
+      await page.waitForFunction((src) => new RegExp(src).test(document.querySelector(".filter-error")?.textContent ?? ""), why.source).catch(async () => {
+        throw new Error(`${text}: ${await page.textContent(".filter-errors")}`);
+      });
+      assert.equal(await page.getAttribute("input.filter", "aria-invalid"), "true");
+    }
+    await page.fill("input.filter", "loss < 2");
+    await page.waitForFunction(() => !document.querySelector(".filter-error"));
+    // Breadcrumbs: never the previous page's project.
+    await page.goto(`${server.base}/alerts`);
+    await page.waitForSelector(".crumbs");
+    assert.equal(await page.textContent(".crumbs"), "projects / alerts");
   });
 });

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::AgentError;
 use crate::adaptive::{IntervalPolicy, LocalRules, incidents_open};
@@ -136,12 +136,7 @@ pub fn hostname() -> String {
     "localhost".to_string()
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+use loupe_model::clock::now_s as unix_now;
 
 /// Polls the server for open incidents on `host` until `stop`; the answer
 /// goes to `open`.

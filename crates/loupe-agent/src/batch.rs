@@ -153,20 +153,7 @@ impl BatchBuilder {
     }
 }
 
-/// A JSON number; NaN and ±Infinity as the strings the API accepts.
-fn push_number(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("\"NaN\"");
-    } else if v == f64::INFINITY {
-        out.push_str("\"Infinity\"");
-    } else if v == f64::NEG_INFINITY {
-        out.push_str("\"-Infinity\"");
-    } else {
-        // `{}` of an f64 is the shortest text that reads back to the same
-        // value, and never uses an exponent JSON would not accept.
-        let _ = write!(out, "{v}");
-    }
-}
+use loupe_model::nonfinite::write_json as push_number;
 
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');

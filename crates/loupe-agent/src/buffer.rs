@@ -30,7 +30,6 @@
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Errors of the disk buffer.
@@ -160,15 +159,10 @@ impl DiskBuffer {
     pub fn open(dir: &Path, max_bytes: u64) -> Result<DiskBuffer, BufferError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock_path = dir.join("LOCK");
-        let lock = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        // SAFETY: flock on a descriptor we own; released when it closes.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            return Err(BufferError::Locked(dir.to_path_buf()));
-        }
+        // Released when `lock` closes (the buffer drops or the process dies).
+        let lock = loupe_model::lock::try_lock_file(&lock_path)
+            .map_err(io_err(&lock_path))?
+            .ok_or_else(|| BufferError::Locked(dir.to_path_buf()))?;
         let mut ids: Vec<u64> = fs::read_dir(dir)
             .map_err(io_err(dir))?
             .flatten()

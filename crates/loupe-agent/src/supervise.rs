@@ -79,7 +79,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use serde_json::{Map, Value, json};
@@ -118,15 +118,8 @@ pub const BUFFER_LOCK_FILE: &str = "buffer.lock";
 /// Takes [`BUFFER_LOCK_FILE`] in `run_dir` (created if needed); `None` if
 /// another process holds it.
 fn lock_run_dir(run_dir: &Path) -> io::Result<Option<std::fs::File>> {
-    use std::os::unix::io::AsRawFd;
     std::fs::create_dir_all(run_dir)?;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run_dir.join(BUFFER_LOCK_FILE))?;
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    Ok((rc == 0).then_some(f))
+    loupe_model::lock::try_lock_file(&run_dir.join(BUFFER_LOCK_FILE))
 }
 
 /// What to run and where to report it.
@@ -215,13 +208,7 @@ pub enum SuperviseError {
     Thread(io::Error),
 }
 
-/// Unix time in seconds, as the API takes it.
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+use loupe_model::clock::now_s as unix_now;
 
 /// What the readers and the sampler share.
 struct Collected {

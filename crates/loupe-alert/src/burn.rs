@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use loupe_diagnose::Severity;
+use loupe_model::Severity;
 use serde::{Deserialize, Serialize};
 
 /// One long/short window pair and the burn rate that trips it.

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use loupe_diagnose::{Incident, IncidentState, Severity};
+use loupe_model::{IncidentState, Severity, label};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -60,7 +60,7 @@ pub struct Alert {
     /// The condition's labels plus `alertname` and `severity`.
     pub labels: BTreeMap<String, String>,
     pub summary: String,
-    #[serde(with = "crate::float::opt", default)]
+    #[serde(with = "loupe_model::nonfinite::opt", default)]
     pub value: Option<f64>,
     pub series: Option<String>,
     /// Unix seconds.
@@ -94,7 +94,7 @@ pub struct AlertView {
     pub severity: Severity,
     pub labels: BTreeMap<String, String>,
     pub summary: String,
-    #[serde(with = "crate::float::opt", default)]
+    #[serde(with = "loupe_model::nonfinite::opt", default)]
     pub value: Option<f64>,
     pub started: f64,
     pub resolved: Option<f64>,
@@ -108,7 +108,7 @@ pub struct Chart {
     pub title: String,
     /// Unix seconds.
     pub times: Vec<f64>,
-    #[serde(with = "crate::float::vec")]
+    #[serde(with = "loupe_model::nonfinite::vec")]
     pub values: Vec<f64>,
     pub threshold: Option<f64>,
 }
@@ -150,6 +150,24 @@ impl Notification {
     }
 }
 
+/// What alerting knows of an incident diagnosis reported: enough to match
+/// incident rules and label their alerts, and no more (alerting does not
+/// depend on the diagnoser).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentSignal {
+    pub id: String,
+    pub state: IncidentState,
+    pub severity: Severity,
+    /// The leading cause's kind (`learning_rate_too_high`, …).
+    pub kind: String,
+    pub title: String,
+    pub project: Option<String>,
+    /// The incident's run, or the first run of a job's incident.
+    pub run: Option<String>,
+    pub group: Option<String>,
+    pub host: Option<String>,
+}
+
 /// Holds the rules, the alerts and the silences; never does IO.
 #[derive(Debug, Default)]
 pub struct Engine {
@@ -159,7 +177,7 @@ pub struct Engine {
     alerts: BTreeMap<String, Alert>,
     silences: Vec<Silence>,
     /// Open incidents by id, as diagnosis reported them.
-    incidents: BTreeMap<String, Incident>,
+    incidents: BTreeMap<String, IncidentSignal>,
     dirty: bool,
     seq: u64,
 }
@@ -264,7 +282,7 @@ impl Engine {
 
     /// Diagnosis's changed incidents: open ones are kept, resolved ones
     /// dropped; incident rules see them at the next evaluation.
-    pub fn observe_incidents(&mut self, changed: &[Incident]) {
+    pub fn observe_incidents(&mut self, changed: &[IncidentSignal]) {
         for inc in changed {
             if inc.state == IncidentState::Open {
                 self.incidents.insert(inc.id.clone(), inc.clone());
@@ -292,11 +310,10 @@ impl Engine {
         };
         let mut out = Vec::new();
         for inc in self.incidents.values() {
-            let run_id = inc.run.clone().or_else(|| inc.runs.first().cloned());
             if inc.severity < *min_severity
                 || (!causes.is_empty() && !causes.contains(&inc.kind))
                 || !m(project, &inc.project)
-                || !m(run, &run_id)
+                || !m(run, &inc.run)
                 || !m(group, &inc.group)
             {
                 continue;
@@ -306,10 +323,10 @@ impl Engine {
                 ("kind".to_string(), inc.kind.clone()),
             ]);
             for (k, v) in [
-                ("run", &run_id),
-                ("project", &inc.project),
-                ("group", &inc.group),
-                ("host", &inc.host),
+                (label::RUN, &inc.run),
+                (label::PROJECT, &inc.project),
+                (label::GROUP, &inc.group),
+                (label::HOST, &inc.host),
             ] {
                 if let Some(v) = v {
                     labels.insert(k.into(), v.clone());
@@ -446,7 +463,7 @@ impl Engine {
             .alerts
             .values()
             .filter(|a| a.state == AlertState::Firing)
-            .map(|a| (a.id.clone(), a.severity, a.labels.get("run").cloned()))
+            .map(|a| (a.id.clone(), a.severity, a.labels.get(label::RUN).cloned()))
             .collect();
         for a in self.alerts.values_mut() {
             let silenced = self
@@ -454,7 +471,7 @@ impl Engine {
                 .iter()
                 .find(|s| s.active(now) && s.matches(&a.labels))
                 .map(|s| s.id.clone());
-            let run = a.labels.get("run");
+            let run = a.labels.get(label::RUN);
             let inhibited = run.and_then(|run| {
                 firing
                     .iter()
@@ -491,9 +508,9 @@ impl Engine {
     fn links(&self, a: &Alert) -> Vec<Link> {
         let base = &self.settings.base_url;
         let mut out = Vec::new();
-        if let Some(run) = a.labels.get("run") {
+        if let Some(run) = a.labels.get(label::RUN) {
             out.push(Link {
-                name: "run".into(),
+                name: label::RUN.into(),
                 url: format!("{base}/runs/{run}"),
             });
         }
@@ -503,9 +520,9 @@ impl Engine {
                 url: format!("{base}/incidents/{inc}"),
             });
         }
-        if let Some(g) = a.labels.get("group") {
+        if let Some(g) = a.labels.get(label::GROUP) {
             out.push(Link {
-                name: "group".into(),
+                name: label::GROUP.into(),
                 url: format!("{base}/groups/{g}"),
             });
         }
@@ -775,15 +792,22 @@ mod tests {
         assert!(e.remove_silence("s1") && !e.remove_silence("s1"));
     }
 
-    fn incident(id: &str, kind: &str, run: &str, sev: Severity, open: bool) -> Incident {
-        serde_json::from_value(serde_json::json!({
-            "id": id, "project": "p", "run": run, "group": null, "host": null, "service": null,
-            "state": if open { "open" } else { "resolved" }, "severity": sev,
-            "kind": kind, "title": format!("{kind} in {run}"), "opened": 0.0, "updated": 0.0,
-            "resolved": null, "start_time": 0.0, "end_time": null, "start_step": null,
-            "end_step": null, "causes": [], "anomalies": [], "runs": [run]
-        }))
-        .unwrap()
+    fn incident(id: &str, kind: &str, run: &str, sev: Severity, open: bool) -> IncidentSignal {
+        IncidentSignal {
+            id: id.into(),
+            state: if open {
+                IncidentState::Open
+            } else {
+                IncidentState::Resolved
+            },
+            severity: sev,
+            kind: kind.into(),
+            title: format!("{kind} in {run}"),
+            project: Some("p".into()),
+            run: Some(run.into()),
+            group: None,
+            host: None,
+        }
     }
 
     #[test]

@@ -14,22 +14,16 @@ pub mod dispatch;
 pub mod duration;
 pub mod engine;
 pub mod error;
-pub mod float;
 pub mod glob;
 pub mod queue;
 pub mod rules;
 pub mod silence;
 
+pub use engine::IncidentSignal;
 pub use engine::{Alert, AlertState, Condition, Engine, Notification};
 pub use error::{Error, Result, RulesError};
-pub use loupe_diagnose::Severity;
+pub use loupe_model::Severity;
 pub use rules::{ChannelConfig, Rule, RuleKind, RuleSpec, RulesConfig, Settings};
 pub use silence::Silence;
 
-/// Unix time now, in seconds.
-pub fn now_s() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+pub use loupe_model::clock::now_s;

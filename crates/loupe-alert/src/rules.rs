@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use loupe_diagnose::Severity;
+use loupe_model::Severity;
 use serde::{Deserialize, Serialize};
 
 use crate::burn::{BurnWindow, default_windows};
@@ -410,12 +410,8 @@ impl Rule {
 pub const RUN_STATES: [&str; 3] = ["failed", "crashed", "lost"];
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
-    match s {
-        "info" => Ok(Severity::Info),
-        "warning" => Ok(Severity::Warning),
-        "critical" => Ok(Severity::Critical),
-        _ => Err(format!("{s:?} is not info, warning or critical")),
-    }
+    s.parse()
+        .map_err(|e: loupe_model::UnknownSeverity| e.to_string())
 }
 
 impl RuleSpec {

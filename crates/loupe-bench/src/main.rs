@@ -3,6 +3,7 @@
 mod codecs;
 mod corpus;
 mod diagnose_benches;
+mod diagnose_real;
 mod engine_benches;
 mod http_benches;
 
@@ -43,6 +44,8 @@ enum Cmd {
     HttpAll(http_benches::HttpAllArgs),
     /// Diagnosis: detector throughput on one core and the fault-injection suite's quality.
     Diagnose(diagnose_benches::DiagnoseArgs),
+    /// Diagnosis on real failure and healthy logs: per-family tables by split, and the misses.
+    DiagnoseReal(diagnose_real::DiagnoseRealArgs),
     /// HTTP: from the acknowledgement of an anomalous point to its incident in the API.
     DiagnoseDelay(http_benches::DiagnoseDelayArgs),
 }
@@ -63,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::IdleRss(args) => http_benches::idle_rss(&args).map(drop),
         Cmd::HttpAll(args) => http_benches::http_all(&args),
         Cmd::Diagnose(args) => diagnose_benches::run(&args),
+        Cmd::DiagnoseReal(args) => diagnose_real::run(&args),
         Cmd::DiagnoseDelay(args) => http_benches::diagnose_delay(&args).map(drop),
     }
 }

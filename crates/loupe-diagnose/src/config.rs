@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct DiagnoseConfig {
     pub spike: SpikeConfig,
+    pub blowup: BlowUpConfig,
     pub shift: ShiftConfig,
     pub trend: TrendConfig,
     pub divergence: DivergenceConfig,
@@ -20,6 +21,7 @@ pub struct DiagnoseConfig {
     /// The general detector of series with no rule of their own (host,
     /// GPU, serving and external series outside runs, `loupe detect`).
     pub anomaly: crate::anomaly::AnomalyConfig,
+    pub baseline: crate::baseline::BaselineConfig,
     /// At most this many series are watched at once; the least recently
     /// updated are forgotten beyond it (their state, not their data).
     pub max_series: usize,
@@ -29,6 +31,7 @@ impl Default for DiagnoseConfig {
     fn default() -> Self {
         DiagnoseConfig {
             spike: SpikeConfig::default(),
+            blowup: BlowUpConfig::default(),
             shift: ShiftConfig::default(),
             trend: TrendConfig::default(),
             divergence: DivergenceConfig::default(),
@@ -39,6 +42,7 @@ impl Default for DiagnoseConfig {
             gpu: GpuConfig::default(),
             incident: IncidentConfig::default(),
             anomaly: crate::anomaly::AnomalyConfig::default(),
+            baseline: crate::baseline::BaselineConfig::default(),
             max_series: 200_000,
         }
     }
@@ -59,6 +63,10 @@ pub struct SpikeConfig {
     pub grad_norm_relative: f64,
     /// Series of no known kind need a larger deviation.
     pub other_z: f64,
+    /// A loss spike must also rise this fraction of the loss's range so far
+    /// (highest minus lowest value seen): a converged loss near zero that
+    /// doubles from 0.0001 is noise next to where it started.
+    pub loss_range_fraction: f64,
     /// Points after a reported spike during which the series reports no other.
     pub cooldown_points: u32,
 }
@@ -73,6 +81,7 @@ impl Default for SpikeConfig {
             loss_relative: 0.15,
             grad_norm_relative: 1.0,
             other_z: 12.0,
+            loss_range_fraction: 0.05,
             cooldown_points: 3,
         }
     }
@@ -146,7 +155,11 @@ impl Default for TrendConfig {
     }
 }
 
-/// A loss whose smoothed value climbs `rise` (relative) above its best.
+/// A loss whose smoothed value climbs `rise` (relative) above its best,
+/// and by more than its own noise (`noise_z` robust deviations of its
+/// point-to-point differences) and `range_fraction` of its range so far
+/// (highest smoothed value minus the best): relative rules alone call a
+/// converged loss at 0.01 moving to 0.013 a 30% divergence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DivergenceConfig {
@@ -154,6 +167,8 @@ pub struct DivergenceConfig {
     pub min_points: usize,
     pub alpha: f64,
     pub rise: f64,
+    pub noise_z: f64,
+    pub range_fraction: f64,
 }
 
 impl Default for DivergenceConfig {
@@ -163,6 +178,38 @@ impl Default for DivergenceConfig {
             min_points: 50,
             alpha: 0.05,
             rise: 0.5,
+            noise_z: 6.0,
+            range_fraction: 0.25,
+        }
+    }
+}
+
+/// A loss that multiplies: `factor` times the median of its last `window`
+/// points (or non-finite, reported by the non-finite check), judged from
+/// the second point on, since a run logged every 100 steps may blow up in a
+/// handful of points. The rise must also exceed `range_fraction` of the
+/// loss's range so far and, once `noise_points` points are known,
+/// `noise_z` robust deviations of its recent point-to-point differences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlowUpConfig {
+    pub enabled: bool,
+    pub factor: f64,
+    pub window: usize,
+    pub noise_points: usize,
+    pub noise_z: f64,
+    pub range_fraction: f64,
+}
+
+impl Default for BlowUpConfig {
+    fn default() -> Self {
+        BlowUpConfig {
+            enabled: true,
+            factor: 3.0,
+            window: 16,
+            noise_points: 8,
+            noise_z: 6.0,
+            range_fraction: 0.25,
         }
     }
 }
@@ -279,9 +326,14 @@ impl Default for GpuConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IncidentConfig {
-    /// A finding joins an open incident of the same run or job when it
-    /// comes at most this long after the incident's latest evidence.
+    /// A finding joins an open incident of the same run or job when its
+    /// data time is at most this far from the incident's evidence (data
+    /// time, not arrival: a whole run uploaded at once correlates as it
+    /// did live).
     pub join_window_s: f64,
+    /// ... and its step at most this far from the evidence's steps, when
+    /// both have steps (data clocks can lie; steps do not).
+    pub join_steps: i64,
     /// An incident with no new evidence for this long is resolved.
     pub resolve_after_s: f64,
     /// When an incident opens, minor findings of this recent past join it
@@ -295,6 +347,7 @@ impl Default for IncidentConfig {
     fn default() -> Self {
         IncidentConfig {
             join_window_s: 120.0,
+            join_steps: 2000,
             resolve_after_s: 180.0,
             lookback_s: 120.0,
             max_evidence: 40,

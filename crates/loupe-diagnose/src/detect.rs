@@ -6,6 +6,7 @@
 //! ones (cohort outliers) live in [`crate::diagnoser`], which owns the
 //! runs and groups.
 
+mod blowup;
 mod divergence;
 pub(crate) mod rolling;
 mod shift;
@@ -43,7 +44,10 @@ pub(crate) struct SeriesDetector {
     shift: Option<shift::ShiftDetector>,
     trend: Option<trend::TrendDetector>,
     loss: Option<divergence::LossTrendDetector>,
+    blowup: Option<blowup::BlowUpDetector>,
     nonfinite_cooldown: u32,
+    /// Non-finite values in a row.
+    nonfinite_run: u32,
     over_limit_points: u32,
     last_counter: Option<f64>,
     pub last_step: Option<i64>,
@@ -52,6 +56,13 @@ pub(crate) struct SeriesDetector {
 
 /// Points between two reports of non-finite values in one series.
 const NONFINITE_REPEAT: u32 = 200;
+
+/// Non-finite gradient norms in a row that make a warning. A loss scaler
+/// (fp16, and bf16 setups that keep one) skips the step and halves its
+/// scale on an overflow, so an infinite or NaN norm now and then, and a
+/// few at start-up while the scale is searched, are routine; gradients
+/// that stay non-finite point after point are not.
+const GRAD_NORM_NONFINITE_RUN: u32 = 3;
 
 impl SeriesDetector {
     pub(crate) fn new(role: SeriesRole, cfg: &DiagnoseConfig) -> Self {
@@ -69,13 +80,17 @@ impl SeriesDetector {
             && matches!(role, GpuMemory | HostMemory | ProcessMemory | DiskUsage))
         .then(trend::TrendDetector::default);
         let loss = (matches!(role, Loss)).then(divergence::LossTrendDetector::default);
+        let blowup =
+            (cfg.blowup.enabled && matches!(role, Loss)).then(blowup::BlowUpDetector::default);
         SeriesDetector {
             role,
             spike,
             shift,
             trend,
             loss,
+            blowup,
             nonfinite_cooldown: 0,
+            nonfinite_run: 0,
             over_limit_points: 0,
             last_counter: None,
             last_step: None,
@@ -97,6 +112,9 @@ impl SeriesDetector {
             d.reset();
         }
         if let Some(d) = &mut self.loss {
+            d.reset();
+        }
+        if let Some(d) = &mut self.blowup {
             d.reset();
         }
         self.over_limit_points = 0;
@@ -123,31 +141,17 @@ impl SeriesDetector {
         }
         self.points += 1;
         if !x.is_finite() {
-            if self.nonfinite_cooldown == 0 {
-                let severity = match self.role {
-                    SeriesRole::Loss => Severity::Critical,
-                    SeriesRole::GradNorm | SeriesRole::Throughput | SeriesRole::StepTime => {
-                        Severity::Warning
-                    }
-                    _ => Severity::Info,
-                };
-                out.push(Raw {
-                    kind: FindingKind::NonFinite,
-                    value: Some(x),
-                    expected: None,
-                    direction: None,
-                    score: 1.0,
-                    severity,
-                    detail: format!("the value is {}", fmt_nonfinite(x)),
-                    attributes: vec![],
-                });
-                self.nonfinite_cooldown = NONFINITE_REPEAT;
-            } else {
-                self.nonfinite_cooldown -= 1;
-            }
+            self.nonfinite_run = self.nonfinite_run.saturating_add(1);
+            self.non_finite(x, out);
             return;
         }
+        self.nonfinite_run = 0;
         self.nonfinite_cooldown = self.nonfinite_cooldown.saturating_sub(1);
+        if let Some(d) = &mut self.blowup
+            && let Some(r) = d.observe(x, &cfg.blowup)
+        {
+            out.push(r);
+        }
         if let Some(d) = &mut self.spike
             && let Some(r) = d.observe(self.role, x, &cfg.spike)
         {
@@ -179,6 +183,44 @@ impl SeriesDetector {
             out.push(r);
         }
         self.physical_limits(x, cfg, out);
+    }
+
+    /// Reports a NaN or ±Inf: at once (then every `NONFINITE_REPEAT`
+    /// points) and, for a gradient norm, as a warning only once it has
+    /// lasted `GRAD_NORM_NONFINITE_RUN` points.
+    fn non_finite(&mut self, x: f64, out: &mut Vec<Raw>) {
+        let persisting =
+            self.role == SeriesRole::GradNorm && self.nonfinite_run == GRAD_NORM_NONFINITE_RUN;
+        if self.nonfinite_cooldown > 0 && !persisting {
+            self.nonfinite_cooldown -= 1;
+            return;
+        }
+        let severity = match self.role {
+            SeriesRole::Loss => Severity::Critical,
+            SeriesRole::GradNorm if persisting => Severity::Warning,
+            SeriesRole::Throughput | SeriesRole::StepTime => Severity::Warning,
+            _ => Severity::Info,
+        };
+        let detail = if persisting {
+            format!(
+                "the value is {} for {} points in a row",
+                fmt_nonfinite(x),
+                self.nonfinite_run
+            )
+        } else {
+            format!("the value is {}", fmt_nonfinite(x))
+        };
+        out.push(Raw {
+            kind: FindingKind::NonFinite,
+            value: Some(x),
+            expected: None,
+            direction: None,
+            score: 1.0,
+            severity,
+            detail,
+            attributes: vec![],
+        });
+        self.nonfinite_cooldown = NONFINITE_REPEAT;
     }
 
     /// Fixed limits of hardware: temperature, ECC counters, Xid codes,
@@ -267,5 +309,39 @@ fn fmt_nonfinite(x: f64) -> &'static str {
         "+Infinity"
     } else {
         "-Infinity"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(role: SeriesRole, values: &[f64]) -> Vec<Severity> {
+        let cfg = DiagnoseConfig::default();
+        let mut d = SeriesDetector::new(role, &cfg);
+        let mut out = Vec::new();
+        for (i, x) in values.iter().enumerate() {
+            d.observe(Some(i as i64), i as f64, *x, None, &cfg, &mut out);
+        }
+        out.iter()
+            .filter(|r| r.kind == FindingKind::NonFinite)
+            .map(|r| r.severity)
+            .collect()
+    }
+
+    #[test]
+    fn a_grad_norm_overflow_now_and_then_is_minor_and_a_lasting_one_is_not() {
+        let (nan, inf) = (f64::NAN, f64::INFINITY);
+        // Start-up scale search and a skipped step later: evidence only.
+        let found = feed(SeriesRole::GradNorm, &[nan, nan, 8.0, 8.1, 5.7, inf, 9.2]);
+        assert!(found.iter().all(|s| *s == Severity::Info), "{found:?}");
+        // Non-finite three points in a row: a warning.
+        let found = feed(SeriesRole::GradNorm, &[2.0, 1.9, nan, nan, nan, nan]);
+        assert_eq!(found, vec![Severity::Info, Severity::Warning]);
+        // A loss is critical at once.
+        assert_eq!(
+            feed(SeriesRole::Loss, &[2.0, nan]),
+            vec![Severity::Critical]
+        );
     }
 }

@@ -12,11 +12,12 @@ use hashbrown::HashMap;
 use loupe_model::{LogLevel, LogStream};
 
 use crate::Severity;
+use crate::baseline::{BaselineWatch, RunBaseline};
 use crate::config::DiagnoseConfig;
 use crate::detect::{Raw, SeriesDetector};
 use crate::finding::{Direction, Finding, FindingKind, LogRef, Scope, SeriesRole};
 use crate::health::{self, Health, HealthSignals};
-use crate::incident::{Correlator, Incident, IncidentState, RunContext};
+use crate::incident::{Correlator, FeedbackWeights, Incident, IncidentState, RunContext, feedback};
 use crate::logsig::{LogScanner, LogSignatureKind};
 
 /// What the diagnoser needs to know about a run.
@@ -148,6 +149,8 @@ struct RunState {
     lr_peak: f64,
     signals: HealthSignals,
     scanner: Option<LogScanner>,
+    /// A critical log signature was seen: a non-zero exit is explained.
+    explained: bool,
 }
 
 /// A source outside runs: the labels that are not the series' own.
@@ -169,6 +172,11 @@ pub struct Diagnoser {
     cohort_hasher: hashbrown::DefaultHashBuilder,
     sink: Sink,
     out: Vec<Raw>,
+    /// Runs compared with their project's previous runs.
+    baselines: BaselineWatch,
+    baseline_out: Vec<Finding>,
+    /// Per project: users' verdicts, applied to the incidents handed out.
+    feedback: HashMap<String, FeedbackWeights>,
 }
 
 /// Where findings go: the correlator, the counters, and (offline) a record.
@@ -213,7 +221,31 @@ impl Diagnoser {
                 recorded: None,
             },
             out: Vec::new(),
+            baselines: BaselineWatch::default(),
+            baseline_out: Vec::new(),
+            feedback: HashMap::new(),
         }
+    }
+
+    /// Compares a run, step for step, with the envelopes of its baseline
+    /// runs (replacing what it was compared with before).
+    pub fn set_baseline(&mut self, run: &str, baseline: RunBaseline) {
+        self.baselines.set(run, baseline);
+    }
+
+    /// Sets a project's feedback weights: the incidents handed out from
+    /// now on are ranked with them.
+    pub fn set_feedback(&mut self, project: &str, weights: FeedbackWeights) {
+        self.feedback.insert(project.to_string(), weights);
+    }
+
+    fn with_feedback(&self, mut incidents: Vec<Incident>) -> Vec<Incident> {
+        for inc in &mut incidents {
+            if let Some(w) = inc.project.as_deref().and_then(|p| self.feedback.get(p)) {
+                feedback::rerank(inc, w);
+            }
+        }
+        incidents
     }
 
     /// Keeps every finding for [`take_findings`](Self::take_findings) (at
@@ -249,20 +281,35 @@ impl Diagnoser {
         st.info = info;
     }
 
-    /// The run ended with this status (`finished`, `failed`, `crashed`, `killed`).
-    pub fn run_ended(&mut self, run: &str, status: &str, now: f64) {
+    /// The run ended with this status (`finished`, `failed`, `crashed`,
+    /// `killed`) and, when known, the process's exit status.
+    pub fn run_ended(&mut self, run: &str, status: &str, exit_code: Option<i32>, now: f64) {
         if let Some(st) = self.runs.get_mut(run) {
             st.ended = Some((status.to_string(), now));
-            if matches!(status, "failed" | "crashed" | "killed") {
+            if status
+                .parse::<loupe_model::RunStatus>()
+                .is_ok_and(loupe_model::RunStatus::is_failure)
+            {
                 st.signals.ended_badly = Some(status.to_string());
             }
+            let scope = scope_of(&st.info);
             if let Some(scanner) = st.scanner.as_mut() {
-                let matches = scanner.finish();
-                let scope = scope_of(&st.info);
-                for m in matches {
+                for m in scanner.finish() {
+                    if m.severity == Severity::Critical {
+                        st.explained = true;
+                    }
                     let f = log_finding(scope.clone(), m, now, 0, "");
                     self.sink.emit(f, now);
                 }
+            }
+            if let Some(code) = exit_code.filter(|&c| c != 0) {
+                let last: Vec<&str> = st
+                    .scanner
+                    .as_ref()
+                    .map(|s| s.last_errors().collect())
+                    .unwrap_or_default();
+                let f = exit_finding(scope, code, &last, st.explained, now);
+                self.sink.emit(f, now);
             }
         }
     }
@@ -356,10 +403,24 @@ impl Diagnoser {
             }
         }
         push_recent(ss, &values[..n]);
+        let scope = scope_of(&st.info);
+        if let Some(steps) = steps.filter(|s| s.len() >= n) {
+            self.baselines.observe(
+                &cfg.baseline,
+                &scope,
+                series,
+                &steps[..n],
+                &times[..n],
+                &values[..n],
+                &mut self.baseline_out,
+            );
+            for f in self.baseline_out.drain(..) {
+                self.sink.emit(f, now);
+            }
+        }
         if pending.is_empty() {
             return;
         }
-        let scope = scope_of(&st.info);
         for (i, raw) in pending {
             let step = steps.and_then(|s| s.get(i).copied());
             let mut f = to_finding(scope.clone(), series, role, step, times[i], raw);
@@ -460,6 +521,9 @@ impl Diagnoser {
         }
         let scope = scope_of(&st.info);
         for m in matches {
+            if m.severity == Severity::Critical && m.kind != LogSignatureKind::ErrorTemplate {
+                st.explained = true;
+            }
             let f = log_finding(scope.clone(), m, time, seq, text);
             note_signal(&mut st.signals, &f);
             self.sink.emit(f, now);
@@ -491,8 +555,10 @@ impl Diagnoser {
                     .saturating_sub(st.watched.series.len() as u64);
             }
             self.sink.correlator.forget_run(&id);
+            self.baselines.forget(&id);
         }
-        self.sink.correlator.tick(now)
+        let changed = self.sink.correlator.tick(now);
+        self.with_feedback(changed)
     }
 
     /// Resolves every open incident (the end of a replay).
@@ -511,7 +577,7 @@ impl Diagnoser {
         }
         let mut out = self.sink.correlator.tick(now);
         out.extend(self.sink.correlator.close_all(now));
-        out
+        self.with_feedback(out)
     }
 
     pub fn open_incidents(&self) -> Vec<&Incident> {
@@ -889,6 +955,38 @@ fn log_finding(
         f.log = Some(LogRef {
             seq,
             text: truncate(text, 2000),
+        });
+    }
+    f
+}
+
+/// The finding of a non-zero exit: critical when nothing in the run's
+/// output explained a failure (it opens "crashed, cause unknown"), minor
+/// evidence otherwise. 128+N and negative codes name signal N.
+fn exit_finding(scope: Scope, code: i32, last: &[&str], explained: bool, now: f64) -> Finding {
+    let kind = LogSignatureKind::ExitStatus;
+    let mut f = Finding::new(scope, FindingKind::Log(kind), SeriesRole::Other, now);
+    f.severity = if explained {
+        Severity::Info
+    } else {
+        Severity::Critical
+    };
+    f.score = if explained { 0.3 } else { 1.0 };
+    f.attributes.insert("exit_code".into(), code.to_string());
+    let signal = crate::logsig::signal_of_exit_code(code).and_then(crate::logsig::signal_name);
+    f.detail = match signal {
+        Some(sig) => {
+            f.attributes.insert("signal".into(), sig.into());
+            format!("the process exited with code {code} ({sig})")
+        }
+        None => format!("the process exited with code {code}"),
+    };
+    if !last.is_empty() {
+        let text = last.join("\n");
+        f.attributes.insert("last_errors".into(), text.clone());
+        f.log = Some(LogRef {
+            seq: 0,
+            text: truncate(&text, 2000),
         });
     }
     f

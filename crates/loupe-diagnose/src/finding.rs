@@ -52,6 +52,8 @@ pub enum FindingKind {
     CohortOutlier,
     /// A value over a fixed physical limit (GPU temperature, error counts).
     Threshold,
+    /// A run's curve beyond every healthy previous run of its config family.
+    BaselineDeviation,
     /// A log line with a known signature.
     Log(LogSignatureKind),
 }

@@ -11,30 +11,19 @@
 
 pub mod causes;
 mod correlate;
+pub mod feedback;
 
 pub use causes::{Cause, CauseKind, Evidence, RunContext};
 pub use correlate::Correlator;
+pub use feedback::{FeedbackRanking, FeedbackWeights, Verdict};
 
 use serde::{Deserialize, Serialize};
 
 use crate::Severity;
 use crate::finding::{Finding, FindingKind};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IncidentState {
-    Open,
-    Resolved,
-}
-
-impl IncidentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IncidentState::Open => "open",
-            IncidentState::Resolved => "resolved",
-        }
-    }
-}
+/// Part of the shared vocabulary (`loupe-model`), re-exported under its old path.
+pub use loupe_model::IncidentState;
 
 /// A detector finding as an incident lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +71,9 @@ pub struct Incident {
     pub anomalies: Vec<Anomaly>,
     /// Runs the incident touches (a job's incident names its ranks).
     pub runs: Vec<String>,
+    /// How the project's feedback re-ranked the causes; absent when none applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackRanking>,
 }
 
 impl Incident {

@@ -21,7 +21,12 @@ mod severity;
 
 pub use severity::Severity;
 
+pub mod baseline;
 pub mod config;
+#[cfg(feature = "corpus")]
+pub mod corpus;
+#[cfg(feature = "corpus")]
+pub mod curves;
 pub mod detect;
 pub mod finding;
 
@@ -38,41 +43,6 @@ pub use diagnoser::{DiagnoseStats, Diagnoser, RunInfo};
 pub use health::{Health, HealthItem};
 pub use incident::{Cause, CauseKind, Evidence, Incident, IncidentState};
 
-/// Serde for `Option<f64>` that writes NaN and ±Infinity as the strings the
-/// API uses everywhere (JSON has no literal for them).
-pub(crate) mod nonfinite_opt {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            None => s.serialize_none(),
-            Some(x) if x.is_nan() => "NaN".serialize(s),
-            Some(x) if x.is_infinite() && *x > 0.0 => "Infinity".serialize(s),
-            Some(x) if x.is_infinite() => "-Infinity".serialize(s),
-            Some(x) => x.serialize(s),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum N {
-            Num(f64),
-            Text(String),
-        }
-        Ok(match Option::<N>::deserialize(d)? {
-            None => None,
-            Some(N::Num(x)) => Some(x),
-            Some(N::Text(t)) => Some(match t.as_str() {
-                "NaN" => f64::NAN,
-                "Infinity" | "+Infinity" => f64::INFINITY,
-                "-Infinity" => f64::NEG_INFINITY,
-                other => {
-                    return Err(serde::de::Error::custom(format!(
-                        "expected a number or \"NaN\", \"Infinity\", \"-Infinity\", found {other:?}"
-                    )));
-                }
-            }),
-        })
-    }
-}
+/// The one NaN/±Infinity JSON codec (`loupe_model::nonfinite`), under the
+/// path this crate's serde attributes name.
+pub(crate) use loupe_model::nonfinite::opt as nonfinite_opt;

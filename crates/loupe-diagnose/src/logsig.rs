@@ -21,18 +21,20 @@
 //! [`MAX_TEMPLATES`] templates are kept (the least recently seen goes).
 
 mod drain;
+mod families;
 mod prefix;
 mod rules;
 mod traceback;
 mod xid;
 
-pub use xid::{XidInfo, xid_meaning};
+pub use families::{signal_name, signal_of_exit_code};
+pub use xid::{XID_CATALOGUE_LAST, XidAction, XidInfo, XidOrigin, xid_meaning};
 
 use crate::Severity;
 use loupe_model::{LogLevel, LogStream};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::LazyLock;
 
 /// Templates kept per scanner.
@@ -89,6 +91,36 @@ pub enum LogSignatureKind {
     /// "No space left on device", `[Errno 28]`, "Disk quota exceeded".
     /// Attributes: `errno`, `path`.
     DiskFull,
+    /// A CUDA/HIP program error: illegal memory access or instruction,
+    /// device-side assert, launch failure, misaligned address, cuBLAS/cuDNN
+    /// execution failures. Attribute: `line`.
+    CudaError,
+    /// A GPU that fell off the bus or is no longer reachable (without an
+    /// Xid line): NVML "Unknown Error", "GPU is lost", `RmInitAdapter
+    /// failed`. Attribute: `line`.
+    GpuLost,
+    /// A data-loader worker killed, exited or timed out. Attribute: `line`.
+    DataloaderFailure,
+    /// I/O errors, read-only or stale file systems, permission denied.
+    /// Attribute: `line`.
+    StorageError,
+    /// A checkpoint or weights file that cannot be loaded. Attribute: `line`.
+    CheckpointCorrupt,
+    /// Installation problems: missing modules or symbols, driver/toolkit
+    /// mismatches, no kernel image for the device. Attribute: `line`.
+    EnvironmentError,
+    /// torchrun/elastic, Slurm or MPI could not start or keep the job.
+    /// Attribute: `line`.
+    LauncherFailure,
+    /// The scheduler ended the job (time limit, preemption). Attribute:
+    /// `line`.
+    TimeLimit,
+    /// An inference engine died or failed to load. Attribute: `line`.
+    ServingFailure,
+    /// The run's process exited non-zero (reported at the run's end).
+    /// Attributes: `exit_code`, `signal` (128+N and negative codes),
+    /// `last_errors` (the last error-looking lines, newline-separated).
+    ExitStatus,
     /// An unknown error line, grouped by the template miner. Attributes:
     /// `template_id`, `template`, `count`, `example`.
     ErrorTemplate,
@@ -108,6 +140,16 @@ impl LogSignatureKind {
             LogSignatureKind::OomKiller => "oom_killer",
             LogSignatureKind::FatalSignal => "fatal_signal",
             LogSignatureKind::DiskFull => "disk_full",
+            LogSignatureKind::CudaError => "cuda_error",
+            LogSignatureKind::GpuLost => "gpu_lost",
+            LogSignatureKind::DataloaderFailure => "dataloader_failure",
+            LogSignatureKind::StorageError => "storage_error",
+            LogSignatureKind::CheckpointCorrupt => "checkpoint_corrupt",
+            LogSignatureKind::EnvironmentError => "environment_error",
+            LogSignatureKind::LauncherFailure => "launcher_failure",
+            LogSignatureKind::TimeLimit => "time_limit",
+            LogSignatureKind::ServingFailure => "serving_failure",
+            LogSignatureKind::ExitStatus => "exit_status",
             LogSignatureKind::ErrorTemplate => "error_template",
         }
     }
@@ -147,7 +189,14 @@ pub struct LogScanner {
     /// The current line ASCII-lowercased (reused to avoid an allocation per
     /// line).
     lower: String,
+    /// The last error-looking lines (bounded): the evidence of a crash
+    /// whose output matches no signature.
+    last_errors: VecDeque<String>,
 }
+
+/// Error-looking lines kept for a crash's evidence, and bytes kept of each.
+pub const LAST_ERRORS_KEPT: usize = 5;
+const LAST_ERROR_BYTES: usize = 400;
 
 impl Default for LogScanner {
     fn default() -> Self {
@@ -186,9 +235,21 @@ fn says_not_error(rest: &str, lower: &str) -> bool {
         [b'W' | b'I', d, ..] if d.is_ascii_digit() => true,
         _ => false,
     };
+    // NCCL WARN lines that are not network signatures are NCCL's own
+    // warnings (a missing libibverbs, a fallback to sockets); the kernel's
+    // "tainting kernel" notes are not errors either.
     glog || lower.contains("warning:")
         || lower.contains("warnings.warn")
         || lower.contains(" nccl info ")
+        || lower.contains(" nccl warn ")
+        || lower.contains("tainting kernel")
+}
+
+fn note_error_line(kept: &mut VecDeque<String>, line: &str) {
+    if kept.len() == LAST_ERRORS_KEPT {
+        kept.pop_front();
+    }
+    kept.push_back(clip(line.trim(), LAST_ERROR_BYTES).to_owned());
 }
 
 impl LogScanner {
@@ -197,6 +258,7 @@ impl LogScanner {
             tracebacks: traceback::Tracebacks::default(),
             drain: drain::Drain::new(MAX_TEMPLATES),
             lower: String::new(),
+            last_errors: VecDeque::with_capacity(LAST_ERRORS_KEPT),
         }
     }
 
@@ -222,6 +284,13 @@ impl LogScanner {
     /// traceback cut off before its exception line (`incomplete` = `true`).
     pub fn finish(&mut self) -> Vec<LogMatch> {
         self.tracebacks.finish()
+    }
+
+    /// The last error-looking lines seen (a signature's line, an exception
+    /// line, a line with an error word on stderr or at error level), oldest
+    /// first.
+    pub fn last_errors(&self) -> impl Iterator<Item = &str> {
+        self.last_errors.iter().map(String::as_str)
     }
 
     /// Unknown error templates seen so far, most frequent first.
@@ -276,13 +345,20 @@ impl LogScanner {
         }
         if let Some(m) = exception {
             out.push(m);
+            note_error_line(&mut self.last_errors, rest);
             return;
+        }
+        if matched {
+            note_error_line(&mut self.last_errors, rest);
         }
         if matched || in_traceback {
             return;
         }
         let error_line =
             level >= LogLevel::Error || (stream == LogStream::Stderr && ERROR_WORD.is_match(rest));
+        if error_line && !says_not_error(rest, lower) {
+            note_error_line(&mut self.last_errors, rest);
+        }
         // A level that the line's own prefix states below error wins over
         // the record's (a source may send all of stderr as errors).
         let stated_lower = s.level.is_some_and(|l| l < LogLevel::Error);
@@ -291,6 +367,10 @@ impl LogScanner {
         }
         // Lines without a letter (separators, bare numbers) are not errors.
         if !rest.bytes().any(|b| b.is_ascii_alphabetic()) {
+            return;
+        }
+        if let Some(m) = traceback::bare_exception(rest, s.rank) {
+            out.push(m);
             return;
         }
         if let Some(a) = self.drain.add(rest)

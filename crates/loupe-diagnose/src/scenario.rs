@@ -237,6 +237,8 @@ pub enum Event {
     RunEnded {
         run: String,
         status: String,
+        /// The process's exit status, when known.
+        exit_code: Option<i32>,
         time: f64,
     },
 }
@@ -786,6 +788,9 @@ fn rank_events(
     out.push(Event::RunEnded {
         run: run.to_string(),
         status: end_status.to_string(),
+        // The generator's failures are about their signals, not about an
+        // exit status; a clean end exits 0.
+        exit_code: (end_status == "finished").then_some(0),
         time: last_t.max(t) + 1.0,
     });
 }

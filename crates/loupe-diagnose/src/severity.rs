@@ -1,20 +1,4 @@
-use serde::{Deserialize, Serialize};
+//! Severity is part of Loupe's shared vocabulary; it lives in `loupe-model`
+//! (so alerting needs no diagnosis) and is re-exported here under its old path.
 
-/// How bad a finding or an incident is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
+pub use loupe_model::Severity;

@@ -451,12 +451,8 @@ impl<'a> Scanner<'a, '_> {
     fn value(&mut self) -> Option<f64> {
         self.ws();
         if self.peek()? == b'"' {
-            return match self.string()? {
-                "NaN" => Some(f64::NAN),
-                "Infinity" | "+Infinity" => Some(f64::INFINITY),
-                "-Infinity" => Some(f64::NEG_INFINITY),
-                _ => None,
-            };
+            // Anything but the names falls back to serde for the error.
+            return loupe_model::nonfinite::parse_name(self.string()?);
         }
         Some(match self.number()? {
             Num::U(v) => v as f64,

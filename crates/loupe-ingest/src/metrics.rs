@@ -120,7 +120,7 @@ pub(crate) fn parse_batch(
 }
 
 /// Label names the server sets from the request's route and token.
-pub const RESERVED_LABELS: [&str; 2] = ["run", "project"];
+pub const RESERVED_LABELS: [&str; 2] = loupe_model::label::RESERVED;
 
 /// Labels a series outside runs may carry: one fewer than a series key
 /// holds, since the server adds `project`.
@@ -507,7 +507,7 @@ struct ValueSeed<'c, 'l> {
     ctx: &'c Ctx<'l>,
 }
 
-const EXPECTED_VALUE: &str = r#"a number or "NaN", "Infinity", "-Infinity""#;
+use loupe_model::nonfinite::EXPECTED as EXPECTED_VALUE;
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
     type Value = f64;
@@ -536,17 +536,14 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
-        // Exactly these spellings (JavaScript's, plus an explicit "+"), so a
-        // value is never a guess; "nan" or "inf" are refused.
-        match v {
-            "NaN" => Ok(f64::NAN),
-            "Infinity" | "+Infinity" => Ok(f64::INFINITY),
-            "-Infinity" => Ok(f64::NEG_INFINITY),
-            other => Err(self.ctx.fail(
+        // Exactly the model's spellings, so a value is never a guess;
+        // "nan" or "inf" are refused. (So is null: a point has a value.)
+        loupe_model::nonfinite::parse_name(v).ok_or_else(|| {
+            self.ctx.fail(
                 DecodeErrorKind::Invalid,
-                format_args!("expected {EXPECTED_VALUE}, found {}", quote(other)),
-            )),
-        }
+                format_args!("expected {EXPECTED_VALUE}, found {}", quote(v)),
+            )
+        })
     }
 }
 

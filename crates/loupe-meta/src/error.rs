@@ -42,4 +42,38 @@ impl Error {
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
     }
+
+    /// True when the write failed for want of disk space (`SQLITE_FULL`, an
+    /// `ENOSPC` underneath). The API answers it as the time-series store's
+    /// full disk is answered (503: nothing was stored, retry later), never 500.
+    pub fn is_no_space(&self) -> bool {
+        matches!(
+            self,
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_database_is_no_space_and_other_failures_are_not() {
+        // A page limit makes SQLite fail exactly as a full disk does: SQLITE_FULL.
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA max_page_count=4; CREATE TABLE t(x BLOB UNIQUE);")
+            .unwrap();
+        let full = (0..100)
+            .map(|i| conn.execute("INSERT INTO t VALUES (zeroblob(2000 + ?1))", [i]))
+            .find_map(|r| r.err())
+            .expect("the page limit is reached");
+        assert!(Error::Sqlite(full).is_no_space());
+        let dup = conn
+            .execute("INSERT INTO t VALUES (zeroblob(2000))", [])
+            .unwrap_err();
+        assert!(!Error::Sqlite(dup).is_no_space());
+        assert!(!Error::invalid("x").is_no_space());
+    }
 }

@@ -11,6 +11,7 @@
 
 mod error;
 mod incidents;
+mod integrity;
 mod logs;
 mod projects;
 mod runs;
@@ -20,6 +21,7 @@ mod validate;
 
 pub use error::{Error, Result};
 pub use incidents::{GroupHealth, IncidentQuery, IncidentRecord, MAX_INCIDENT_LIMIT};
+pub use integrity::integrity_check;
 pub use logs::{DEFAULT_LOG_LIMIT, LogOrder, LogPage, LogQuery, MAX_LOG_LIMIT};
 pub use projects::ProjectInfo;
 pub use runs::{

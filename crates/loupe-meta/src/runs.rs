@@ -355,7 +355,7 @@ fn check_new(mut new: NewRun) -> Result<NewRun> {
         }
     }
     if let Some(t) = new.start_time {
-        validate::finite("start_time", t)?;
+        validate::timestamp("start_time", t)?;
     }
     Ok(new)
 }
@@ -396,7 +396,7 @@ fn check_patch(mut patch: RunPatch) -> Result<RunPatch> {
         }
     }
     if let Some(t) = patch.end_time {
-        validate::finite("end_time", t)?;
+        validate::timestamp("end_time", t)?;
     }
     if let Some(notes) = &patch.notes {
         validate::text("notes", notes)?;
@@ -600,9 +600,10 @@ fn parse_status(s: &str) -> Result<RunStatus> {
 pub(crate) const RUN_COLUMNS: &str = "r.rid, r.id, p.name, r.name, r.grp, r.rank, r.world_size, \
      r.tags, r.config, r.status, r.host, r.command, r.git_commit, r.notes, r.start_time, \
      r.heartbeat_time, r.end_time, r.exit_code, r.resumes, r.cwd, r.git_dirty, r.failure, \
-     r.health, r.open_incidents";
+     r.health, r.open_incidents, \
+     (SELECT count(*) FROM incident_run ir WHERE ir.run = r.rid)";
 /// How many columns [`RUN_COLUMNS`] has: the index of the first extra one.
-pub(crate) const RUN_COLUMN_COUNT: usize = 24;
+pub(crate) const RUN_COLUMN_COUNT: usize = 25;
 
 /// A `run` row as stored, before its JSON and enums are decoded.
 pub(crate) struct RunRow {
@@ -630,6 +631,8 @@ pub(crate) struct RunRow {
     failure: Option<String>,
     health: Option<f64>,
     open_incidents: i64,
+    /// Counted from `incident_run` (keyed by run first, so an index range).
+    total_incidents: i64,
 }
 
 impl RunRow {
@@ -659,6 +662,7 @@ impl RunRow {
             failure: r.get(21)?,
             health: r.get(22)?,
             open_incidents: r.get(23)?,
+            total_incidents: r.get(24)?,
         })
     }
 
@@ -679,6 +683,8 @@ impl RunRow {
             .map_err(|e| Error::Corrupt(format!("run {}: stored failure: {e}", self.id)))?;
         let open_incidents = u32::try_from(self.open_incidents)
             .map_err(|_| corrupt("open_incidents", self.open_incidents))?;
+        let total_incidents = u32::try_from(self.total_incidents)
+            .map_err(|_| corrupt("total_incidents", self.total_incidents))?;
         Ok(Run {
             rank: small("rank", self.rank)?,
             world_size: small("world_size", self.world_size)?,
@@ -704,6 +710,7 @@ impl RunRow {
             summary: BTreeMap::new(),
             failure,
             open_incidents,
+            total_incidents,
             cwd: self.cwd,
             git_dirty: self.git_dirty,
             health: self.health,

@@ -91,6 +91,24 @@ pub(crate) fn finite(what: &str, t: f64) -> Result<()> {
     }
 }
 
+/// The latest time a run may name, in Unix seconds: the end of what the
+/// time-series store's `i64` nanoseconds represent (April 2262). A value past
+/// it (`1e300`) is a unit mistake, not a date, and would sort and chart as one.
+pub(crate) const MAX_TIMESTAMP_SECS: f64 = i64::MAX as f64 / 1e9;
+
+/// A wall-clock time in Unix seconds: finite, and from 1970 to
+/// [`MAX_TIMESTAMP_SECS`].
+pub(crate) fn timestamp(what: &str, t: f64) -> Result<()> {
+    finite(what, t)?;
+    if (0.0..=MAX_TIMESTAMP_SECS).contains(&t) {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{what} must be Unix seconds from 0 to {MAX_TIMESTAMP_SECS:.0}, got {t}"
+        )))
+    }
+}
+
 /// Checks tags and drops repeats, keeping the first occurrence's position.
 pub(crate) fn tags(tags: Vec<String>) -> Result<Vec<String>> {
     if tags.len() > MAX_TAGS {

@@ -1,14 +1,21 @@
-//! Loupe's shared data types. This crate does no IO; every other Loupe crate
-//! may depend on it, and it depends on none of them.
+//! Loupe's shared vocabulary: series keys, label names, runs, severities, the
+//! JSON encoding of NaN and ±∞, the clock and file locks. Every other Loupe
+//! crate may depend on it, and it depends on none of them. It does no IO
+//! beyond reading the clock ([`clock`]) and taking a lock file ([`lock`]).
 
+pub mod clock;
+mod incident;
+pub mod label;
+pub mod lock;
 mod matcher;
+pub mod nonfinite;
 mod run;
 mod series;
 
+pub use incident::{IncidentState, Severity, UnknownSeverity};
 pub use matcher::{LabelMatch, SeriesMatcher};
 pub use run::{
     LogLevel, LogRecord, LogStream, Role, Run, RunFailure, RunStatus, SeriesSummary, UnknownStatus,
-    nonfinite,
 };
 pub use series::{
     KeyDecodeError, KeyError, MAX_LABEL_BYTES, MAX_LABELS, MAX_NAME_BYTES, SeriesKey,

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::nonfinite;
+
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,6 +46,15 @@ impl RunStatus {
     pub fn is_terminal(self) -> bool {
         !matches!(self, RunStatus::Running | RunStatus::Lost)
     }
+
+    /// True when the run ended badly: it failed, crashed or was killed (a
+    /// lost run may still come back, so it is not one of them).
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Failed | RunStatus::Crashed | RunStatus::Killed
+        )
+    }
 }
 
 impl fmt::Display for RunStatus {
@@ -80,46 +91,6 @@ pub struct SeriesSummary {
     pub max: f64,
     pub count: u64,
     pub last_step: Option<i64>,
-}
-
-/// Serde for f64 that writes NaN and ±Inf as the API's strings.
-pub mod nonfinite {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_nan() {
-            s.serialize_str("NaN")
-        } else if *v == f64::INFINITY {
-            s.serialize_str("Infinity")
-        } else if *v == f64::NEG_INFINITY {
-            s.serialize_str("-Infinity")
-        } else {
-            s.serialize_f64(*v)
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum N {
-            Num(f64),
-            Text(String),
-            Null(()),
-        }
-        match N::deserialize(d)? {
-            N::Num(v) => Ok(v),
-            // Older writers (and SQLite's NULL) meant "no value".
-            N::Null(()) => Ok(f64::NAN),
-            N::Text(t) => match t.as_str() {
-                "NaN" => Ok(f64::NAN),
-                "Infinity" | "+Infinity" => Ok(f64::INFINITY),
-                "-Infinity" => Ok(f64::NEG_INFINITY),
-                other => Err(serde::de::Error::custom(format!(
-                    "expected a number or \"NaN\", \"Infinity\", \"-Infinity\", found {other:?}"
-                ))),
-            },
-        }
-    }
 }
 
 /// A training or evaluation run.
@@ -163,6 +134,10 @@ pub struct Run {
     /// Incidents of this run that are open now.
     #[serde(default)]
     pub open_incidents: u32,
+    /// Every incident that touched this run, open or resolved: a run whose
+    /// five incidents all resolved still shows them.
+    #[serde(default)]
+    pub total_incidents: u32,
 }
 
 /// What a client saw when its run failed: the exception of the last
@@ -324,6 +299,15 @@ mod tests {
             );
         }
         assert!("bogus".parse::<RunStatus>().is_err());
+        let failures: Vec<_> = RunStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_failure())
+            .collect();
+        assert_eq!(
+            failures,
+            [RunStatus::Failed, RunStatus::Crashed, RunStatus::Killed]
+        );
+        assert!(failures.iter().all(|s| s.is_terminal()));
         assert_eq!("WARN".parse::<LogLevel>().unwrap(), LogLevel::Warning);
         assert!("x".parse::<LogStream>().is_err());
     }

@@ -63,6 +63,16 @@ impl SeriesKey {
         Ok(key)
     }
 
+    /// The key of a run's series: `name{run="RUN"}`.
+    pub fn for_run(name: impl Into<String>, run: &str) -> Result<Self, KeyError> {
+        Self::new(name, [(crate::label::RUN, run)])
+    }
+
+    /// The run a series belongs to, if it is a run's.
+    pub fn run(&self) -> Option<&str> {
+        self.label(crate::label::RUN)
+    }
+
     /// A key with no labels.
     pub fn named(name: impl Into<String>) -> Result<Self, KeyError> {
         Self::new(name, std::iter::empty::<(String, String)>())
@@ -206,6 +216,10 @@ mod tests {
         let b = SeriesKey::new("loss", [("rank", "0"), ("run", "r1")]).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.label("run"), Some("r1"));
+        let r = SeriesKey::for_run("loss", "r1").unwrap();
+        assert_eq!((r.run(), r.labels().len()), (Some("r1"), 1));
+        assert!(SeriesKey::for_run("", "r1").is_err());
+        assert_eq!(SeriesKey::named("x").unwrap().run(), None);
         assert_eq!(a.label("host"), None);
         assert_eq!(a.to_string(), r#"loss{rank="0",run="r1"}"#);
     }

@@ -13,14 +13,20 @@ use loupe_alert::channels::Channel;
 use loupe_alert::dispatch::Dispatcher;
 use loupe_alert::queue::{ChannelCounts, Queue, QueuedItem};
 use loupe_alert::rules::{Check, RuleKind};
-use loupe_alert::{Alert, Condition, Engine, Rule, RuleSpec, RulesConfig, RulesError, Silence};
+use loupe_alert::{
+    Alert, Condition, Engine, IncidentSignal, Rule, RuleSpec, RulesConfig, RulesError, Silence,
+};
 use loupe_diagnose::Incident;
 use loupe_meta::{MAX_RUN_LIMIT, RunQuery};
+use loupe_model::clock::now_s;
+use loupe_model::label;
 use loupe_model::{LabelMatch, RunStatus, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use parking_lot::Mutex;
 
-use crate::state::{AppState, SharedState};
+use crate::diagnosis::IncidentSink;
+use crate::live::LiveHub;
+use crate::stores::Stores;
 
 /// Run-state alerts look at runs that ended this recently (seconds), so a
 /// first start does not page for every run that ever crashed.
@@ -79,8 +85,19 @@ pub fn load_rules_file(path: &Path) -> Result<RulesConfig, AlertingError> {
     })
 }
 
-fn now_s() -> f64 {
-    loupe_alert::now_s()
+/// What alerting needs of a diagnosis incident.
+fn signal(inc: &Incident) -> IncidentSignal {
+    IncidentSignal {
+        id: inc.id.clone(),
+        state: inc.state,
+        severity: inc.severity,
+        kind: inc.kind.clone(),
+        title: inc.title.clone(),
+        project: inc.project.clone(),
+        run: inc.run.clone().or_else(|| inc.runs.first().cloned()),
+        group: inc.group.clone(),
+        host: inc.host.clone(),
+    }
 }
 
 impl Alerting {
@@ -140,9 +157,10 @@ impl Alerting {
         };
         match meta.list_incidents(&q) {
             Ok(rows) => {
-                let open: Vec<Incident> = rows
+                let open: Vec<IncidentSignal> = rows
                     .iter()
-                    .filter_map(|(body, _)| serde_json::from_str(body).ok())
+                    .filter_map(|(body, _)| serde_json::from_str::<Incident>(body).ok())
+                    .map(|inc| signal(&inc))
                     .collect();
                 engine.observe_incidents(&open);
             }
@@ -170,11 +188,6 @@ impl Alerting {
 
     pub fn evaluation_interval(&self) -> Duration {
         self.config.settings.evaluation_interval
-    }
-
-    /// Diagnosis's hook: incidents that opened, changed or resolved.
-    pub fn on_incidents(&self, changed: &[Incident]) {
-        self.engine.lock().observe_incidents(changed);
     }
 
     /// Every rule with where it came from.
@@ -332,7 +345,7 @@ impl Alerting {
     /// One evaluation: every rule over the stores, then what is due is
     /// queued (with the state that marks it sent, in one transaction).
     /// Returns the alerts whose state changed.
-    pub fn evaluate(&self, st: &AppState) -> Vec<Alert> {
+    pub fn evaluate(&self, st: &Stores) -> Vec<Alert> {
         let now = now_s();
         let (rules, settings) = {
             let e = self.engine.lock();
@@ -444,7 +457,7 @@ fn series_from_ref(r: &str) -> Option<SeriesKey> {
 }
 
 fn threshold(
-    st: &AppState,
+    st: &Stores,
     series: &str,
     check: Check,
     labels: &BTreeMap<String, String>,
@@ -466,7 +479,7 @@ fn threshold(
         }
         let mut l: BTreeMap<String, String> = key.labels().iter().cloned().collect();
         l.insert("series".into(), key.name().to_string());
-        let summary = match l.get("run") {
+        let summary = match l.get(label::RUN) {
             Some(run) => format!("{} = {v} in run {run}", key.name()),
             None => format!("{} = {v}", key.name()),
         };
@@ -481,7 +494,7 @@ fn threshold(
     out
 }
 
-fn runs_in(st: &AppState, statuses: Vec<RunStatus>) -> Vec<loupe_model::Run> {
+fn runs_in(st: &Stores, statuses: Vec<RunStatus>) -> Vec<loupe_model::Run> {
     let q = RunQuery {
         status: Some(statuses),
         limit: Some(MAX_RUN_LIMIT),
@@ -499,7 +512,7 @@ fn runs_in(st: &AppState, statuses: Vec<RunStatus>) -> Vec<loupe_model::Run> {
 
 fn run_labels(r: &loupe_model::Run) -> BTreeMap<String, String> {
     let mut l = BTreeMap::from([
-        ("run".to_string(), r.id.clone()),
+        (label::RUN.to_string(), r.id.clone()),
         ("project".to_string(), r.project.clone()),
     ]);
     if let Some(g) = &r.group {
@@ -512,7 +525,7 @@ fn run_labels(r: &loupe_model::Run) -> BTreeMap<String, String> {
 }
 
 fn absence(
-    st: &AppState,
+    st: &Stores,
     after: Duration,
     project: &Option<String>,
     group: &Option<String>,
@@ -529,7 +542,7 @@ fn absence(
         let mut last_ns: Option<i64> = None;
         for s in st
             .tsdb
-            .series(&SeriesMatcher::any().label_eq("run", r.id.clone()))
+            .series(&SeriesMatcher::any().label_eq(label::RUN, r.id.clone()))
         {
             if let Ok(Some((_, t, _))) = st.tsdb.last(&s.key) {
                 last_ns = Some(last_ns.map_or(t, |l| l.max(t)));
@@ -559,7 +572,7 @@ fn absence(
 }
 
 fn run_state(
-    st: &AppState,
+    st: &Stores,
     states: &[String],
     project: &Option<String>,
     group: &Option<String>,
@@ -597,7 +610,7 @@ fn run_state(
 
 #[allow(clippy::too_many_arguments)]
 fn burn_rate(
-    st: &AppState,
+    st: &Stores,
     errors: &str,
     total: &str,
     labels: &BTreeMap<String, String>,
@@ -643,7 +656,7 @@ fn burn_rate(
 /// The last hour of the first alerted series in a notification, with the
 /// rule's threshold drawn across.
 fn chart_for(
-    st: &AppState,
+    st: &Stores,
     n: &loupe_alert::Notification,
     rules: &[Rule],
     now: f64,
@@ -675,22 +688,29 @@ fn chart_for(
 
 /// The evaluation loop: every `evaluation_interval`, on a blocking thread;
 /// state changes go out as `alert` live events.
-pub async fn run(st: SharedState) {
-    let mut tick = tokio::time::interval(st.alerts.evaluation_interval());
+pub async fn run(alerts: Arc<Alerting>, stores: Stores, live: Arc<LiveHub>) {
+    let mut tick = tokio::time::interval(alerts.evaluation_interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let s = st.clone();
-        let changed = tokio::task::spawn_blocking(move || s.alerts.evaluate(&s))
+        let (a, s) = (alerts.clone(), stores.clone());
+        let changed = tokio::task::spawn_blocking(move || a.evaluate(&s))
             .await
             .unwrap_or_default();
         for a in changed {
-            let run = a.labels.get("run").cloned().unwrap_or_default();
+            let run = a.labels.get(label::RUN).cloned().unwrap_or_default();
             if a.state != loupe_alert::AlertState::Pending {
                 tracing::info!(alert = %a.rule, state = a.state.as_str(), "{}", a.summary);
             }
-            st.live
-                .publish(&run, "alert", serde_json::to_value(&a).unwrap_or_default());
+            live.publish(&run, "alert", serde_json::to_value(&a).unwrap_or_default());
         }
+    }
+}
+
+/// Diagnosis's hook: incidents that opened, changed or resolved.
+impl IncidentSink for Alerting {
+    fn on_incidents(&self, changed: &[Incident]) {
+        let signals: Vec<IncidentSignal> = changed.iter().map(signal).collect();
+        self.engine.lock().observe_incidents(&signals);
     }
 }

@@ -8,8 +8,9 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use loupe_model::Role;
 
+use crate::counters::ServerMetrics;
 use crate::error::ApiError;
-use crate::state::{AuthMode, ServerMetrics, SharedState};
+use crate::state::{AuthMode, SharedState};
 
 /// The caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

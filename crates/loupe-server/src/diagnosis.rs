@@ -9,19 +9,39 @@
 //! time-driven checks, stores the incidents that changed (with their runs'
 //! open-incident counts), streams them to live clients, and every few
 //! seconds stores the health of the runs that moved.
+//!
+//! It is built from narrow inputs ([`DiagnosisDeps`]: the stores, the live
+//! hub and an [`IncidentSink`]), not the server's whole state.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use loupe_diagnose::{DiagnoseConfig, Diagnoser, Incident, IncidentState, RunInfo, Scope};
 use loupe_meta::{IncidentRecord, LogOrder, LogQuery};
+use loupe_model::clock::{now_ns, now_s};
+use loupe_model::label;
 use loupe_model::{LogLevel, LogStream, RunStatus, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use parking_lot::Mutex;
 
-use crate::state::SharedState;
+use crate::live::LiveHub;
+use crate::stores::Stores;
+
+/// Who hears of incidents diagnosis opened, changed or resolved (alerting),
+/// besides the store and live clients.
+pub trait IncidentSink: Send + Sync {
+    fn on_incidents(&self, changed: &[Incident]);
+}
+
+/// What the diagnosis worker reads and writes.
+pub struct DiagnosisDeps {
+    pub stores: Stores,
+    pub live: Arc<LiveHub>,
+    pub incidents: Arc<dyn IncidentSink>,
+}
 
 /// Columns of one series as the diagnoser takes them.
 #[derive(Debug, Clone)]
@@ -53,6 +73,7 @@ pub enum DiagInput {
     Status {
         run: String,
         status: RunStatus,
+        exit_code: Option<i32>,
     },
     Heartbeat {
         run: String,
@@ -95,12 +116,19 @@ const HEALTH_EVERY: Duration = Duration::from_secs(3);
 /// Points read back per series per catch-up round.
 const CATCH_UP_POINTS: usize = 200_000;
 
+/// What the routes' side and the worker share.
+#[derive(Default)]
+struct Shared {
+    /// Runs that lost a batch: the worker reads them back from the stores.
+    behind: Mutex<HashSet<String>>,
+    counters: DiagCounters,
+}
+
 pub struct Diagnosis {
     tx: Mutex<Option<SyncSender<(Instant, DiagInput)>>>,
     rx: Mutex<Option<Receiver<(Instant, DiagInput)>>>,
-    behind: Mutex<HashSet<String>>,
+    shared: Arc<Shared>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
-    pub counters: DiagCounters,
     cfg: DiagnoseConfig,
 }
 
@@ -119,11 +147,15 @@ impl Diagnosis {
         Diagnosis {
             tx: Mutex::new(tx),
             rx: Mutex::new(rx),
-            behind: Mutex::new(HashSet::new()),
+            shared: Arc::default(),
             worker: Mutex::new(None),
-            counters: DiagCounters::default(),
             cfg: cfg.unwrap_or_default(),
         }
+    }
+
+    /// Counters for `/metrics`.
+    pub fn counters(&self) -> &DiagCounters {
+        &self.shared.counters
     }
 
     pub fn enabled(&self) -> bool {
@@ -136,13 +168,16 @@ impl Diagnosis {
         let Some(tx) = guard.as_ref() else {
             return;
         };
-        self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .counters
+            .submitted
+            .fetch_add(1, Ordering::Relaxed);
         match tx.try_send((Instant::now(), input)) {
             Ok(()) => {}
             Err(TrySendError::Full((_, input))) | Err(TrySendError::Disconnected((_, input))) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
                 if let Some(run) = input.run() {
-                    self.behind.lock().insert(run.to_string());
+                    self.shared.behind.lock().insert(run.to_string());
                 }
             }
         }
@@ -150,16 +185,17 @@ impl Diagnosis {
 
     /// Starts the worker (once). `pause` holds it back before its first
     /// batch: a diagnoser that has fallen behind, for tests of the catch-up.
-    pub fn start(&self, st: SharedState, pause: Duration) {
+    pub fn start(&self, deps: DiagnosisDeps, pause: Duration) {
         let Some(rx) = self.rx.lock().take() else {
             return;
         };
         let cfg = self.cfg.clone();
+        let shared = self.shared.clone();
         let handle = std::thread::Builder::new()
             .name("loupe-diagnose".into())
             .spawn(move || {
                 std::thread::sleep(pause);
-                Worker::new(st, cfg).run(rx)
+                Worker::new(deps, shared, cfg).run(rx)
             });
         match handle {
             Ok(h) => *self.worker.lock() = Some(h),
@@ -177,7 +213,8 @@ impl Diagnosis {
 }
 
 struct Worker {
-    st: SharedState,
+    deps: DiagnosisDeps,
+    shared: Arc<Shared>,
     d: Diagnoser,
     /// Runs the diagnoser was told about (looked up in the metadata store once).
     known: HashSet<String>,
@@ -200,10 +237,11 @@ struct Worker {
 const RESOLVED_KEPT: usize = 8;
 
 impl Worker {
-    fn new(st: SharedState, cfg: DiagnoseConfig) -> Self {
-        let prefix = format!("{:x}", crate::routes::now_ns() / 1_000_000);
+    fn new(deps: DiagnosisDeps, shared: Arc<Shared>, cfg: DiagnoseConfig) -> Self {
+        let prefix = format!("{:x}", now_ns() / 1_000_000);
         Worker {
-            st,
+            deps,
+            shared,
             d: Diagnoser::new(cfg, &prefix),
             known: HashSet::new(),
             unknown: HashSet::new(),
@@ -246,7 +284,7 @@ impl Worker {
     }
 
     fn note_lag(&self, queued: Instant) {
-        let c = &self.st.diagnosis.counters;
+        let c = &self.shared.counters;
         c.processed.fetch_add(1, Ordering::Relaxed);
         c.lag_us
             .store(queued.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -260,7 +298,7 @@ impl Worker {
         if self.unknown.contains(run) {
             return false;
         }
-        match self.st.meta.get_run(run) {
+        match self.deps.stores.meta.get_run(run) {
             Ok(r) => {
                 let fp16 = RunInfo::fp16_from_config(&r.config);
                 self.d.register_run(RunInfo {
@@ -285,12 +323,12 @@ impl Worker {
     }
 
     fn handle(&mut self, input: DiagInput) {
-        let now = crate::routes::now_s();
+        let now = now_s();
         match input {
             DiagInput::RunPoints { run, series } => {
                 // A run that lost a batch is read back from the store in
                 // time order; its queued batches would only interleave.
-                if self.st.diagnosis.behind.lock().contains(&run) || !self.ensure_run(&run) {
+                if self.shared.behind.lock().contains(&run) || !self.ensure_run(&run) {
                     return;
                 }
                 let caught = self.caught.contains(&run);
@@ -347,7 +385,7 @@ impl Worker {
                 first_seq,
                 lines,
             } => {
-                if self.st.diagnosis.behind.lock().contains(&run) || !self.ensure_run(&run) {
+                if self.shared.behind.lock().contains(&run) || !self.ensure_run(&run) {
                     return;
                 }
                 let seen = self.log_seq.get(&run).copied().unwrap_or(0);
@@ -364,9 +402,13 @@ impl Worker {
                 *last = (*last).max(seq.saturating_sub(1));
                 self.touched.insert(run);
             }
-            DiagInput::Status { run, status } => {
+            DiagInput::Status {
+                run,
+                status,
+                exit_code,
+            } => {
                 if status.is_terminal() && self.known.contains(&run) {
-                    self.d.run_ended(&run, status.as_str(), now);
+                    self.d.run_ended(&run, status.as_str(), exit_code, now);
                     self.touched.insert(run);
                 } else if status == RunStatus::Running {
                     // A resume: what is known of the run may have changed.
@@ -378,8 +420,7 @@ impl Worker {
     }
 
     fn count_points(&self, n: usize) {
-        self.st
-            .diagnosis
+        self.shared
             .counters
             .points
             .fetch_add(n as u64, Ordering::Relaxed);
@@ -387,18 +428,19 @@ impl Worker {
 
     /// Reads back from the stores what dropped batches carried.
     fn catch_up(&mut self) {
-        let runs: Vec<String> = self.st.diagnosis.behind.lock().drain().collect();
+        let runs: Vec<String> = self.shared.behind.lock().drain().collect();
         for run in runs {
             if !self.ensure_run(&run) {
                 continue;
             }
             self.caught.insert(run.clone());
-            let now = crate::routes::now_s();
+            let now = now_s();
             let mut caught = 0u64;
             for info in self
-                .st
+                .deps
+                .stores
                 .tsdb
-                .series(&SeriesMatcher::any().label_eq("run", &run))
+                .series(&SeriesMatcher::any().label_eq(label::RUN, &run))
             {
                 let name = info.key.name().to_string();
                 let from = match self.d.last_time(&run, &name) {
@@ -406,7 +448,7 @@ impl Worker {
                     Some(t) => (t * 1e9) as i64 + 1,
                     None => i64::MIN,
                 };
-                let Ok(pts) = self.st.tsdb.read_range(
+                let Ok(pts) = self.deps.stores.tsdb.read_range(
                     &info.key,
                     XAxis::Time,
                     from,
@@ -432,7 +474,7 @@ impl Worker {
                 );
             }
             let after = self.log_seq.get(&run).copied().unwrap_or(0);
-            if let Ok(page) = self.st.meta.query_logs(
+            if let Ok(page) = self.deps.stores.meta.query_logs(
                 &run,
                 LogQuery {
                     cursor: Some(after),
@@ -448,11 +490,10 @@ impl Worker {
                 }
                 if page.next_cursor.is_some() {
                     // More than a page behind: another round.
-                    self.st.diagnosis.behind.lock().insert(run.clone());
+                    self.shared.behind.lock().insert(run.clone());
                 }
             }
-            self.st
-                .diagnosis
+            self.shared
                 .counters
                 .caught_up_points
                 .fetch_add(caught, Ordering::Relaxed);
@@ -463,9 +504,9 @@ impl Worker {
 
     fn tick(&mut self) {
         self.last_tick = Instant::now();
-        let changed = self.d.tick(crate::routes::now_s());
+        let changed = self.d.tick(now_s());
         let stats = self.d.stats();
-        let c = &self.st.diagnosis.counters;
+        let c = &self.shared.counters;
         c.findings.store(stats.findings, Ordering::Relaxed);
         c.open_incidents
             .store(self.d.open_incidents().len() as u64, Ordering::Relaxed);
@@ -476,7 +517,7 @@ impl Worker {
     }
 
     fn store_incidents(&mut self, changed: &[Incident]) {
-        self.st.alerts.on_incidents(changed);
+        self.deps.incidents.on_incidents(changed);
         let mut records = Vec::with_capacity(changed.len());
         for inc in changed {
             let body = match serde_json::to_string(inc) {
@@ -517,7 +558,7 @@ impl Worker {
                 body,
             });
         }
-        if let Err(e) = self.st.meta.store_incidents(&records) {
+        if let Err(e) = self.deps.stores.meta.store_incidents(&records) {
             tracing::warn!("could not store incidents: {e}");
             return;
         }
@@ -529,7 +570,7 @@ impl Worker {
                 inc.runs.iter().map(String::as_str).take(64).collect()
             };
             for r in runs {
-                self.st.live.publish(r, "incident", data.clone());
+                self.deps.live.publish(r, "incident", data.clone());
             }
             if inc.state == IncidentState::Open && inc.opened == inc.updated {
                 tracing::info!(incident = %inc.id, kind = %inc.kind, "incident opened: {}", inc.title);
@@ -555,7 +596,7 @@ impl Worker {
             }
         }
         if !items.is_empty()
-            && let Err(e) = self.st.meta.store_health(&items)
+            && let Err(e) = self.deps.stores.meta.store_health(&items)
         {
             tracing::warn!("could not store health scores: {e}");
         }

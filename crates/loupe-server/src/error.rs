@@ -83,7 +83,12 @@ impl From<loupe_tsdb::Error> for ApiError {
             // Disk full or read-only: the write was not accepted; retrying later works.
             E::Io { .. } | E::WalPoisoned(_) => ApiError::unavailable(e.to_string()),
             E::Closed => ApiError::unavailable("the server is shutting down"),
-            E::Corrupt { .. } | E::Codec(_) => ApiError::internal(e.to_string()),
+            // Damage is answered as an error naming it, never as an empty success.
+            E::Corrupt { .. } | E::Codec(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "damaged_data",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -92,6 +97,45 @@ impl From<loupe_ingest::DecodeError> for ApiError {
     fn from(e: loupe_ingest::DecodeError) -> Self {
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<loupe_meta::Error> for ApiError {
+    fn from(e: loupe_meta::Error) -> Self {
+        match &e {
+            loupe_meta::Error::NotFound { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            loupe_meta::Error::Invalid(_) => {
+                ApiError::bad_request("invalid_request", e.to_string())
+            }
+            loupe_meta::Error::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            // Full disk: answered as the time-series store's is (503, retry later).
+            _ if e.is_no_space() => ApiError::unavailable(e.to_string()),
+            _ => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<loupe_ingest::BodyError> for ApiError {
+    fn from(e: loupe_ingest::BodyError) -> Self {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::new(status, e.code(), e.to_string())
+    }
+}
+
+impl From<crate::ingest::IngestError> for ApiError {
+    fn from(e: crate::ingest::IngestError) -> Self {
+        use crate::ingest::IngestError as E;
+        match e {
+            E::Body(e) => e.into(),
+            E::Decode(e) => e.into(),
+            e @ E::Key { .. } => ApiError::bad_request("invalid_batch", e.to_string()),
+            E::Tsdb(e) => e.into(),
+            E::Meta(e) => e.into(),
+        }
     }
 }
 

@@ -2,15 +2,27 @@
 //! over the embedded store (time series in `loupe-tsdb`, everything else in
 //! SQLite via `loupe-meta`).
 //!
-//! Handlers live in [`routes`] and only translate; the stores own the rules.
+//! Layers, each using only the ones below it:
+//!
+//! - [`routes`]: one module per resource; a handler extracts, authorises,
+//!   calls a service and maps the result. [`http`] is their plumbing.
+//! - services: [`ingest`] (the one write path and its fan-out),
+//!   [`diagnosis`], [`alerting`], [`summary`], [`live`] — each built from
+//!   the parts it needs ([`stores::Stores`], the live hub, an incident sink),
+//!   never the whole [`state::AppState`].
+//! - [`stores`], [`counters`], [`error`]: shared leaves.
 
 pub mod alerting;
 pub mod auth;
+pub mod counters;
 pub mod diagnosis;
 pub mod error;
+pub mod http;
+pub mod ingest;
 pub mod live;
 pub mod routes;
 pub mod state;
+pub mod stores;
 pub mod summary;
 mod ui;
 
@@ -92,6 +104,12 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The final flush failed (a full disk): acknowledged points are safe in
+    /// the WAL, and the next start replays them.
+    #[error(
+        "flushing the time-series store at shutdown (every acknowledged point is in its write-ahead log; the next start replays it): {0}"
+    )]
+    Closing(loupe_tsdb::Error),
     #[error("serving: {0}")]
     Serve(std::io::Error),
     #[error("alerting: {0}")]
@@ -124,27 +142,55 @@ pub async fn serve(
         );
     }
     let (tsdb, meta) = open_stores(&cfg)?;
-    let alerts = alerting::Alerting::open(&cfg.data_dir, cfg.alert_rules.as_deref(), &meta)?;
+    let alerts = Arc::new(alerting::Alerting::open(
+        &cfg.data_dir,
+        cfg.alert_rules.as_deref(),
+        &meta,
+    )?);
     let report = tsdb.open_report();
-    if !report.damaged.is_empty() {
-        for d in &report.damaged {
-            tracing::error!("damaged data found on open: {d}");
-        }
+    for t in &report.torn {
+        tracing::warn!("{t}");
     }
+    for d in &report.damaged {
+        tracing::error!(
+            "damaged data found on open (counted in loupe_tsdb_damage_found_total): {d}"
+        );
+    }
+    let stores = stores::Stores {
+        tsdb: tsdb.clone(),
+        meta: Arc::new(meta),
+    };
+    let fanout = ingest::Fanout {
+        counters: Default::default(),
+        summaries: Default::default(),
+        live: Default::default(),
+        diagnosis: Arc::new(diagnosis::Diagnosis::new(
+            cfg.diagnose.clone(),
+            cfg.diagnose_queue,
+        )),
+    };
     let state: SharedState = Arc::new(AppState {
         tsdb: tsdb.clone(),
-        meta,
+        meta: stores.meta.clone(),
         limits: cfg.limits.clone(),
         auth,
-        live: Default::default(),
-        summaries: Default::default(),
-        metrics: Default::default(),
+        live: fanout.live.clone(),
+        summaries: fanout.summaries.clone(),
+        metrics: fanout.counters.clone(),
         lost_after: cfg.lost_after,
         started: std::time::Instant::now(),
-        diagnosis: diagnosis::Diagnosis::new(cfg.diagnose.clone(), cfg.diagnose_queue),
-        alerts,
+        diagnosis: fanout.diagnosis.clone(),
+        alerts: alerts.clone(),
+        ingest: ingest::Ingest::new(stores.clone(), cfg.limits.clone(), fanout.clone()),
     });
-    state.diagnosis.start(state.clone(), cfg.diagnose_pause);
+    state.diagnosis.start(
+        diagnosis::DiagnosisDeps {
+            stores: stores.clone(),
+            live: fanout.live.clone(),
+            incidents: alerts.clone(),
+        },
+        cfg.diagnose_pause,
+    );
     let listener =
         tokio::net::TcpListener::bind(cfg.addr)
             .await
@@ -157,7 +203,7 @@ pub async fn serve(
     // Summaries a crash cut off before they reached SQLite are rebuilt.
     state.summaries.mark_all(&state.tsdb);
     let background = tokio::spawn(background_tasks(state.clone()));
-    let alert_loop = tokio::spawn(alerting::run(state.clone()));
+    let alert_loop = tokio::spawn(alerting::run(alerts, stores, fanout.live.clone()));
     on_ready(local);
     let app = routes::router(state.clone());
     axum::serve(listener, app)
@@ -174,7 +220,8 @@ pub async fn serve(
     let t = state.tsdb.clone();
     tokio::task::spawn_blocking(move || t.close())
         .await
-        .map_err(|e| ServerError::Serve(std::io::Error::other(e)))??;
+        .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?
+        .map_err(ServerError::Closing)?;
     tracing::info!("loupe serve stopped; everything flushed");
     Ok(())
 }
@@ -228,7 +275,7 @@ async fn background_tasks(st: SharedState) {
             let s = st.clone();
             let timeout = st.lost_after.as_secs_f64();
             let lost = tokio::task::spawn_blocking(move || {
-                s.meta.mark_lost_runs(routes::now_s(), timeout)
+                s.meta.mark_lost_runs(loupe_model::clock::now_s(), timeout)
             })
             .await;
             if let Ok(Ok(ids)) = lost {

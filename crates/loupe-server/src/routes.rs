@@ -15,34 +15,6 @@ use axum::routing::{delete, get, post};
 
 use crate::state::SharedState;
 
-/// Unix time now, in seconds and nanoseconds.
-pub fn now_s() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
-
-/// A JSON number, or the string the API uses for a non-finite value.
-pub fn json_value(v: f64) -> serde_json::Value {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "Infinity".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Infinity".into()
-    } else {
-        serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into)
-    }
-}
-
 pub fn router(state: SharedState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     Router::new()

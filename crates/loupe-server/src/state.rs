@@ -1,14 +1,18 @@
-//! What every request handler shares.
+//! What every request handler shares: the stores, the services built over
+//! them, and the server's settings. Services take only the parts they need
+//! (see `lib.rs`), never this whole state.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use loupe_ingest::Limits;
 use loupe_meta::MetaStore;
 use loupe_tsdb::Tsdb;
 
+use crate::alerting::Alerting;
+use crate::counters::ServerMetrics;
 use crate::diagnosis::Diagnosis;
+use crate::ingest::Ingest;
 use crate::live::LiveHub;
 use crate::summary::SummaryBuffer;
 
@@ -21,35 +25,20 @@ pub enum AuthMode {
     Tokens,
 }
 
-/// Counters behind `GET /metrics`.
-#[derive(Debug, Default)]
-pub struct ServerMetrics {
-    pub points_ingested: AtomicU64,
-    pub log_records_ingested: AtomicU64,
-    pub ingest_requests: AtomicU64,
-    pub rejected_requests: AtomicU64,
-    pub auth_failures: AtomicU64,
-    pub query_requests: AtomicU64,
-}
-
-impl ServerMetrics {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
 pub struct AppState {
     pub tsdb: Tsdb,
-    pub meta: MetaStore,
+    pub meta: Arc<MetaStore>,
     pub limits: Limits,
     pub auth: AuthMode,
-    pub live: LiveHub,
-    pub summaries: SummaryBuffer,
-    pub metrics: ServerMetrics,
+    pub live: Arc<LiveHub>,
+    pub summaries: Arc<SummaryBuffer>,
+    pub metrics: Arc<ServerMetrics>,
     pub lost_after: Duration,
     pub started: std::time::Instant,
-    pub diagnosis: Diagnosis,
-    pub alerts: crate::alerting::Alerting,
+    pub diagnosis: Arc<Diagnosis>,
+    pub alerts: Arc<Alerting>,
+    /// The write path every ingest route calls.
+    pub ingest: Ingest,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use loupe_model::label;
 use loupe_model::{NO_STEP, SeriesKey, SeriesMatcher, SeriesSummary};
 use loupe_tsdb::Tsdb;
 use parking_lot::Mutex;
@@ -47,10 +48,10 @@ impl SummaryBuffer {
     /// Marks every series of every run in the engine.
     pub fn mark_all(&self, tsdb: &Tsdb) {
         let m = SeriesMatcher::any().with(loupe_model::LabelMatch::Exists {
-            label: "run".into(),
+            label: label::RUN.into(),
         });
         for info in tsdb.series(&m) {
-            if let Some(run) = info.key.label("run") {
+            if let Some(run) = info.key.run() {
                 self.mark_stale(run, info.key.name());
             }
         }
@@ -76,7 +77,7 @@ pub fn compute(
 ) -> Result<BTreeMap<String, SeriesSummary>, loupe_tsdb::Error> {
     let mut out = BTreeMap::new();
     for name in series {
-        let Ok(key) = SeriesKey::new(name.as_str(), [("run", run)]) else {
+        let Ok(key) = SeriesKey::for_run(name.as_str(), run) else {
             continue;
         };
         if let Some(s) = tsdb.summary(&key)? {

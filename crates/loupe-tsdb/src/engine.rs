@@ -2,11 +2,12 @@
 //! write path ([`commit`]), flushes ([`flush`]) and reads ([`read`]) use.
 
 mod commit;
-mod flush;
+pub(crate) mod flush;
 pub(crate) mod flush_report {
-    pub use super::flush::RetentionReport;
+    pub use super::flush::{LostChunk, RetentionReport};
 }
 mod read;
+pub(crate) mod recover;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ use crate::metrics::EngineMetrics;
 use crate::page_cache::PageCache;
 use crate::segment::{Segment, segment_path};
 use crate::types::TsdbOptions;
-use crate::wal::{self, WalFile, WalRecord, decode_record, read_frames};
+use crate::wal::{TornTail, WalFile};
 use crate::{Error, Result, fsutil};
 
 pub use commit::CommitQueue;
@@ -68,6 +69,9 @@ pub(crate) struct Inner {
     pub closed: AtomicBool,
     pub flush_signal: (Mutex<bool>, Condvar),
     pub open_report: OpenReport,
+    /// Segments the manifest names that could not be opened. Reads fail while
+    /// there are any (see `check_readable`); `loupe store repair` clears them.
+    pub unreadable_segments: Vec<PathBuf>,
     pub page_cache: Arc<PageCache>,
     _lock_file: File,
 }
@@ -79,8 +83,14 @@ pub struct OpenReport {
     pub wal_files_replayed: usize,
     pub wal_records_replayed: usize,
     pub points_replayed: u64,
-    /// The last frame of a WAL file was cut short by a crash (never acknowledged).
+    /// WAL files whose unacknowledged end a crash cut short (`torn.len()`).
     pub torn_tails: usize,
+    /// Each torn tail: file, offset, bytes dropped. Expected after a crash,
+    /// and logged, not damage.
+    pub torn: Vec<TornTail>,
+    /// Bytes after a sealed WAL file's acknowledged length (appends that
+    /// failed and were answered with an error); not replayed.
+    pub unacknowledged_bytes: u64,
     /// Damage found: checksum failures in WAL frames or unreadable segments,
     /// each naming its file. Everything else was read.
     pub damaged: Vec<Error>,
@@ -141,71 +151,53 @@ impl Tsdb {
         let page_cache = Arc::new(PageCache::new(opts.page_cache_bytes));
         let mut catalog = Catalog::new(manifest.next_series_id);
         let mut segments = Vec::new();
+        let mut unreadable_segments = Vec::new();
         for &id in &manifest.segments {
             let path = segment_path(&seg_dir, id);
-            match Segment::open_with_cache(&path, id, page_cache.clone()) {
-                Ok(seg) => match seg.keys() {
-                    Ok(keys) => {
-                        for (sid, key) in keys {
-                            catalog.insert(sid, key);
-                        }
-                        segments.push(Arc::new(seg));
+            let opened = Segment::open_with_cache(&path, id, page_cache.clone())
+                .and_then(|seg| seg.keys().map(|keys| (seg, keys)));
+            match opened {
+                Ok((seg, keys)) => {
+                    for (sid, key) in keys {
+                        catalog.insert(sid, key);
                     }
-                    Err(e) => report.damaged.push(e),
-                },
+                    segments.push(Arc::new(seg));
+                }
                 // Keep the file and its place in the manifest: it may be
                 // repairable, and the other segments stay readable.
-                Err(e) => report.damaged.push(e),
+                Err(e) => {
+                    report.damaged.push(e);
+                    unreadable_segments.push(path);
+                }
             }
         }
         report.segments = segments.len();
 
         let active = Arc::new(HeadMap::new());
-        let wal_ids = wal::list_wal_files(&wal_dir)?;
-        let mut last_wal = manifest.wal_start.saturating_sub(1);
-        for id in wal_ids {
-            let path = wal::wal_path(&wal_dir, id);
-            if id < manifest.wal_start {
-                fsutil::remove_if_exists(&path)?;
-                continue;
-            }
-            last_wal = last_wal.max(id);
-            let bytes = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-            let outcome = read_frames(&path, &bytes);
-            drop(bytes);
-            report.wal_files_replayed += 1;
-            report.torn_tails += outcome.torn_tail as usize;
-            report.damaged.extend(outcome.damaged);
-            for (offset, payload) in outcome.payloads {
-                match decode_record(&payload) {
-                    Ok(WalRecord::Append { defs, series }) => {
-                        for (sid, key) in defs {
-                            catalog.insert(sid, key);
-                        }
-                        for s in series {
-                            if catalog.key(s.id).is_none() {
-                                report.damaged.push(Error::corrupt(
-                                    &path,
-                                    format!(
-                                        "record at byte {offset} names unknown series {}",
-                                        s.id
-                                    ),
-                                ));
-                                continue;
-                            }
-                            report.points_replayed += s.values.len() as u64;
-                            active.append(s.id, Some(&s.steps), &s.times, &s.values);
-                        }
-                        report.wal_records_replayed += 1;
-                    }
-                    Err(e) => report.damaged.push(Error::corrupt(
-                        &path,
-                        format!("record at byte {offset}: {e}"),
-                    )),
-                }
-            }
-        }
-        let wal_file = WalFile::create(&wal_dir, last_wal + 1)?;
+        let (mut records, mut points) = (0, 0);
+        let scan = recover::scan_wal(
+            &wal_dir,
+            manifest.wal_start,
+            true,
+            |path, payloads, damaged| {
+                let (r, p) = recover::apply_records(path, payloads, &mut catalog, &active, damaged);
+                records += r;
+                points += p;
+            },
+        )?;
+        report.wal_files_replayed = scan.files;
+        report.wal_records_replayed = records;
+        report.points_replayed = points;
+        report.damaged.extend(scan.damaged);
+        report.torn_tails = scan.torn.len();
+        report.torn = scan.torn;
+        report.unacknowledged_bytes = scan.unacknowledged_bytes;
+        let wal_file = WalFile::create(&wal_dir, scan.last_id + 1, scan.last_len)?;
+        let metrics = EngineMetrics::default();
+        metrics.record_damage(report.damaged.len());
+        metrics
+            .torn_tail_bytes
+            .store(report.torn.iter().map(|t| t.bytes).sum(), Ordering::Relaxed);
 
         let inner = Arc::new(Inner {
             dir,
@@ -225,10 +217,11 @@ impl Tsdb {
             manifest: Mutex::new(manifest),
             flush_lock: Mutex::new(()),
             structure: RwLock::new(()),
-            metrics: EngineMetrics::default(),
+            metrics,
             closed: AtomicBool::new(false),
             flush_signal: (Mutex::new(false), Condvar::new()),
             open_report: report,
+            unreadable_segments,
             page_cache,
             _lock_file: lock_file,
             opts,
@@ -303,8 +296,11 @@ fn background_flusher(inner: Arc<Inner>) {
         // merged here, not only after the next flush.
         if segments > inner.opts.max_segments.max(1) {
             let _f = inner.flush_lock.lock();
-            if let Err(e) = flush::rewrite_segments(&inner, |_, _| flush::RewriteAction::Keep, true)
-            {
+            if let Err(e) = flush::rewrite_segments(
+                &inner,
+                |_, _| flush::RewriteAction::Keep,
+                flush::OnDamage::Keep,
+            ) {
                 inner.metrics.record_flush_error(&e);
             }
         }
@@ -317,29 +313,21 @@ fn background_flusher(inner: Arc<Inner>) {
 }
 
 /// Takes an exclusive lock on the directory so two processes never share it.
-fn lock_dir(dir: &Path) -> Result<File> {
-    use std::os::fd::AsRawFd;
+pub(crate) fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
-    // Safety: flock on a valid, owned descriptor.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(Error::io(
+    match loupe_model::lock::try_lock_file(&path) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(Error::io(
             "lock (is another Loupe process using this directory?)",
             &path,
-            std::io::Error::last_os_error(),
-        ));
+            std::io::Error::from(std::io::ErrorKind::WouldBlock),
+        )),
+        Err(e) => Err(Error::io("open", &path, e)),
     }
-    Ok(f)
 }
 
 /// Deletes segment files a crashed flush or compaction left unpublished.
-fn remove_unlisted_segments(seg_dir: &Path, manifest: &Manifest) -> Result<()> {
+pub(crate) fn remove_unlisted_segments(seg_dir: &Path, manifest: &Manifest) -> Result<()> {
     let rd = std::fs::read_dir(seg_dir).map_err(|e| Error::io("list", seg_dir, e))?;
     for entry in rd.flatten() {
         let name = entry.file_name();

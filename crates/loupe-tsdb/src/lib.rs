@@ -18,15 +18,19 @@ pub mod m4;
 mod manifest;
 mod metrics;
 mod page_cache;
+mod repair;
 pub mod segment;
 mod types;
+mod verify;
 pub mod wal;
 
-pub use engine::flush_report::RetentionReport;
+pub use engine::flush_report::{LostChunk, RetentionReport};
 pub use engine::{OpenReport, Tsdb};
 pub use error::{Error, Result};
 pub use m4::M4Result;
 pub use metrics::{FSYNC_BUCKETS, TsdbStats};
+pub use repair::{NOTE_FILE, QUARANTINE_DIR, RepairReport, repair_dir};
 pub use types::{
     FsyncMode, Points, SeriesId, SeriesInfo, SeriesWrite, Summary, TsdbOptions, WriteBatch, XAxis,
 };
+pub use verify::{Problem, VerifyReport, verify_dir};

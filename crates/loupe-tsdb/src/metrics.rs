@@ -20,6 +20,11 @@ pub struct EngineMetrics {
     pub flushes: AtomicU64,
     pub flush_errors: AtomicU64,
     pub wal_bytes: AtomicU64,
+    /// Damaged or missing acknowledged data found (at open, and by reads
+    /// that met a checksum or decoding failure).
+    pub damage_found: AtomicU64,
+    /// Bytes of torn WAL tails dropped at open (unacknowledged appends).
+    pub torn_tail_bytes: AtomicU64,
     pub last_flush_error: Mutex<Option<String>>,
 }
 
@@ -37,6 +42,10 @@ impl EngineMetrics {
         if let Some(i) = FSYNC_BUCKETS.iter().position(|&b| secs <= b) {
             self.fsync_buckets[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub(crate) fn record_damage(&self, n: usize) {
+        self.damage_found.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn record_flush(&self) {
@@ -67,6 +76,11 @@ pub struct TsdbStats {
     pub flushes: u64,
     pub flush_errors: u64,
     pub last_flush_error: Option<String>,
+    /// Damaged or missing acknowledged data found since open (open's findings
+    /// included): a counter an alert can watch.
+    pub damage_found: u64,
+    /// Bytes of torn WAL tails dropped when the store was opened.
+    pub torn_tail_bytes: u64,
 }
 
 impl crate::Tsdb {
@@ -98,6 +112,8 @@ impl crate::Tsdb {
             flushes: m.flushes.load(Ordering::Relaxed),
             flush_errors: m.flush_errors.load(Ordering::Relaxed),
             last_flush_error: m.last_flush_error.lock().clone(),
+            damage_found: m.damage_found.load(Ordering::Relaxed),
+            torn_tail_bytes: m.torn_tail_bytes.load(Ordering::Relaxed),
         }
     }
 }

@@ -11,8 +11,8 @@ pub mod record;
 mod replay;
 
 pub use file::WalFile;
-pub use record::{ReplayedSeries, WalRecord, decode_record, encode_append};
-pub use replay::{ReplayOutcome, frame, frame_into, read_frames};
+pub use record::{ReplayedSeries, WalRecord, decode_record, encode_append, encode_seal};
+pub use replay::{ReplayOutcome, TornTail, Verdict, frame, frame_into, judge, read_frames};
 
 use std::path::{Path, PathBuf};
 

@@ -42,12 +42,30 @@ fn age(secs: f64) -> String {
     }
 }
 
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+/// `s` with every control character (C0, DEL, C1: ESC starts terminal
+/// escape sequences, CR rewrites a line) written as a visible `\u{…}`, so
+/// stored text can never drive the terminal it is printed to.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
+
+/// A JSON string field for a terminal table: escaped, or "" when absent.
+fn text(v: &Value) -> std::borrow::Cow<'_, str> {
+    escape_controls(v.as_str().unwrap_or(""))
+}
+
+use loupe_model::clock::now_s as now;
 
 pub fn runs(a: RunsArgs) -> Result<()> {
     let c = Client::new(&a.server);
@@ -77,19 +95,14 @@ pub fn runs(a: RunsArgs) -> Result<()> {
         let loss = r["summary"]
             .as_object()
             .and_then(|m| m.iter().find(|(k, _)| k.ends_with("loss")))
-            .map(|(k, v)| format!("{k}={}", v["last"]))
+            .map(|(k, v)| format!("{}={}", escape_controls(k), v["last"]))
             .unwrap_or_default();
         println!(
             "{:<10} {:<24} {:<10} {:<12} {:>8} {:<20}",
-            r["id"].as_str().unwrap_or(""),
-            r["name"]
-                .as_str()
-                .unwrap_or("")
-                .chars()
-                .take(24)
-                .collect::<String>(),
-            r["status"].as_str().unwrap_or(""),
-            r["project"].as_str().unwrap_or(""),
+            text(&r["id"]),
+            text(&r["name"]).chars().take(24).collect::<String>(),
+            text(&r["status"]),
+            text(&r["project"]),
             age(now() - r["start_time"].as_f64().unwrap_or(0.0)),
             loss
         );
@@ -124,10 +137,10 @@ pub fn show(a: ShowArgs) -> Result<()> {
     }
     println!(
         "{} ({})  {}  project {}",
-        run["name"].as_str().unwrap_or(""),
-        run["id"].as_str().unwrap_or(""),
-        run["status"].as_str().unwrap_or(""),
-        run["project"].as_str().unwrap_or("")
+        text(&run["name"]),
+        text(&run["id"]),
+        text(&run["status"]),
+        text(&run["project"])
     );
     for k in [
         "group",
@@ -139,11 +152,14 @@ pub fn show(a: ShowArgs) -> Result<()> {
         "exit_code",
     ] {
         if !run[k].is_null() {
-            println!("  {k:<11} {}", run[k]);
+            println!("  {k:<11} {}", escape_controls(&run[k].to_string()));
         }
     }
     if run["config"].as_object().is_some_and(|m| !m.is_empty()) {
-        println!("  config      {}", run["config"]);
+        println!(
+            "  config      {}",
+            escape_controls(&run["config"].to_string())
+        );
     }
     println!(
         "\n{:<36} {:>10} {:>10} {:>14} {:>14} {:>14}",
@@ -152,7 +168,7 @@ pub fn show(a: ShowArgs) -> Result<()> {
     for s in series["series"].as_array().cloned().unwrap_or_default() {
         println!(
             "{:<36} {:>10} {:>10} {:>14} {:>14} {:>14}",
-            s["name"].as_str().unwrap_or(""),
+            text(&s["name"]),
             s["count"],
             s["last_step"],
             s["last"].to_string(),
@@ -307,4 +323,17 @@ pub fn export(a: ExportArgs) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(escape_controls("train/loss"), "train/loss");
+        let shown = escape_controls("loss\x1b[2J\r\u{9b}31m\u{7f}é");
+        assert_eq!(shown, "loss\\u{1b}[2J\\u{d}\\u{9b}31m\\u{7f}é");
+        assert!(!shown.chars().any(char::is_control));
+    }
 }

@@ -33,7 +33,8 @@ use anyhow::{Context, Result, bail};
 use loupe_diagnose::scenario::quality::{evaluate, touches};
 use loupe_diagnose::scenario::{Event, FaultKind, Injected, JobSpec, Scenario, generate};
 use loupe_diagnose::{DiagnoseConfig, Incident};
-use loupe_server::routes::{json_value, now_s};
+use loupe_model::clock::now_s;
+use loupe_model::nonfinite::to_json as json_value;
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
@@ -85,7 +86,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
         scenario.points()
     );
     let client = DemoClient::new(&base);
-    client.create_runs(&scenario)?;
+    client.create_runs(&scenario, t0)?;
     let mut seen: HashMap<String, String> = HashMap::new();
     play(&client, &scenario, t0, a.speed, &mut seen)?;
     // Let diagnosis see the last batches and the time-driven checks run.
@@ -252,7 +253,8 @@ struct Batch {
     metrics: BTreeMap<String, Vec<Value>>,
     logs: BTreeMap<String, Vec<Value>>,
     external: Vec<Value>,
-    ended: Vec<(String, String, Option<Value>)>,
+    /// Per run: its status, failure and end (simulated time).
+    ended: Vec<(String, String, Option<Value>, f64)>,
 }
 
 impl Batch {
@@ -299,7 +301,9 @@ impl Batch {
                     .or_default()
                     .push(json!({"time": time, "stream": stream, "level": level, "text": text}))
             }
-            Event::RunEnded { run, status, .. } => {
+            Event::RunEnded {
+                run, status, time, ..
+            } => {
                 let failure = (status != "finished").then(|| {
                     let tail: Vec<String> = tails
                         .get(run)
@@ -315,7 +319,14 @@ impl Batch {
                         .unwrap_or((None, None));
                     json!({"exception_type": ty, "message": msg, "stderr_tail": tail})
                 });
-                self.ended.push((run.clone(), status.clone(), failure));
+                // A rank the launcher stopped saw no error of its own: no
+                // failure to show (an empty one reads as a mystery).
+                let failure = failure.filter(|f| {
+                    !f["exception_type"].is_null()
+                        || f["stderr_tail"].as_array().is_some_and(|t| !t.is_empty())
+                });
+                self.ended
+                    .push((run.clone(), status.clone(), failure, *time));
             }
             Event::RunStarted { .. } => {}
         }
@@ -356,7 +367,9 @@ impl DemoClient {
         Ok(v)
     }
 
-    fn create_runs(&self, sc: &Scenario) -> Result<()> {
+    /// Creates every run, started at `t0`: the simulated start its data and
+    /// logs count from, so a run's header, logs and incidents agree.
+    fn create_runs(&self, sc: &Scenario, t0: f64) -> Result<()> {
         for e in &sc.events {
             if let Event::RunStarted { info, config } = e {
                 let world = if info.group.is_some() { Some(8) } else { None };
@@ -369,6 +382,7 @@ impl DemoClient {
                         "host": info.host, "config": config,
                         "tags": if info.group.is_some() { vec!["pretrain", "7b"] } else { vec!["baseline", "7b"] },
                         "command": "torchrun --nproc-per-node 4 train.py --config 7b.yaml",
+                        "start_time": t0,
                     })),
                 )?;
             }
@@ -398,12 +412,14 @@ impl DemoClient {
                 Some(&json!({"series": b.external})),
             )?;
         }
-        for (run, status, failure) in b.ended {
+        for (run, status, failure, end_time) in b.ended {
             let exit = if status == "finished" { 0 } else { 1 };
             self.call(
                 "PATCH",
                 &format!("/api/v1/runs/{run}"),
-                Some(&json!({"status": status, "exit_code": exit, "failure": failure})),
+                Some(&json!({
+                    "status": status, "exit_code": exit, "failure": failure, "end_time": end_time,
+                })),
             )?;
         }
         Ok(())

@@ -259,6 +259,9 @@ fn load_run(client: &Client, run: &Value) -> Result<Scenario> {
         sc.events.push(Event::RunEnded {
             run: id.clone(),
             status: status.to_string(),
+            exit_code: run["exit_code"]
+                .as_i64()
+                .and_then(|c| i32::try_from(c).ok()),
             time: end,
         });
     }
@@ -266,16 +269,9 @@ fn load_run(client: &Client, run: &Value) -> Result<Scenario> {
     Ok(sc)
 }
 
+/// A value of the API's JSON; anything unreadable counts as NaN (no value).
 fn json_f64(v: &Value) -> f64 {
-    match v {
-        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        Value::String(s) => match s.as_str() {
-            "Infinity" | "+Infinity" => f64::INFINITY,
-            "-Infinity" => f64::NEG_INFINITY,
-            _ => f64::NAN,
-        },
-        _ => f64::NAN,
-    }
+    loupe_model::nonfinite::from_json(v).unwrap_or(f64::NAN)
 }
 
 #[derive(clap::Args, Debug)]

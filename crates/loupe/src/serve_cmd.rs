@@ -1,10 +1,10 @@
 //! `loupe serve`: the HTTP API over the embedded store.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 /// Where data lives unless `--data` says otherwise: `$LOUPE_DATA`, else
 /// `$XDG_DATA_HOME/loupe`, else `~/.local/share/loupe`.
@@ -76,6 +76,36 @@ pub struct ServeArgs {
     /// rules run without it.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// Start even though `meta.sqlite` is missing next to existing
+    /// time-series data: a new, empty one is created, so runs, logs, tokens
+    /// and incidents start empty (the stored series stay, listed by no run).
+    #[arg(long)]
+    pub accept_missing_meta: bool,
+}
+
+/// Refuses to start an empty metadata store beside existing time-series
+/// data (a lost or misplaced `meta.sqlite`), unless told to.
+pub fn check_meta_present(data: &Path, accept_missing: bool) -> Result<()> {
+    let manifest = data.join("tsdb").join("MANIFEST");
+    let meta = data.join("meta.sqlite");
+    if manifest.is_file() && !meta.exists() {
+        if accept_missing {
+            tracing::warn!(
+                "{} is missing next to existing time-series data; starting an empty one \
+                 (--accept-missing-meta)",
+                meta.display()
+            );
+        } else {
+            bail!(
+                "{} is missing, but {} holds time-series data: refusing to start an empty \
+                 metadata store beside it (runs, logs, tokens and incidents would be gone). \
+                 Restore meta.sqlite, or start with --accept-missing-meta to create an empty one",
+                meta.display(),
+                data.join("tsdb").display()
+            );
+        }
+    }
+    Ok(())
 }
 
 pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
@@ -145,6 +175,7 @@ pub async fn shutdown_signal() {
 
 pub fn run(a: ServeArgs) -> Result<()> {
     let cfg = config(&a)?;
+    check_meta_present(&cfg.data_dir, a.accept_missing_meta)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,8 +1,10 @@
-//! `loupe store …`: look inside a data directory.
+//! `loupe store …`: look inside a data directory, check it, repair it.
 
-use std::path::PathBuf;
+mod check;
 
-use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
 use loupe_model::SeriesMatcher;
 use loupe_tsdb::{Tsdb, TsdbOptions};
 
@@ -16,22 +18,33 @@ pub enum StoreCmd {
         #[arg(long)]
         prefix: Option<String>,
     },
-    /// Check every checksum in the store; exits non-zero on damage.
+    /// Check every file of a data directory without changing it: WAL frames
+    /// and records, every segment page (checksum and decoding), the manifest,
+    /// and each SQLite file (`PRAGMA integrity_check`). Exits non-zero naming
+    /// each problem. Stop the server first (the directory is locked).
     Verify {
-        /// The data directory.
+        /// The data directory (`loupe serve --data`), or its `tsdb` store.
         dir: PathBuf,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quarantine damaged time-series data so the rest serves: unreadable
+    /// segments and damaged chunks move to `tsdb/quarantine/`, with a note
+    /// of what was lost. Asks first. Stop the server first.
+    Repair {
+        /// The data directory (`loupe serve --data`), or its `tsdb` store.
+        dir: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
-fn open(dir: &PathBuf) -> Result<Tsdb> {
-    if !dir.join("MANIFEST").exists() {
-        bail!(
-            "{} is not a Loupe data directory (no MANIFEST)",
-            dir.display()
-        );
-    }
+fn open(dir: &Path) -> Result<Tsdb> {
+    let layout = check::layout(dir)?;
     Ok(Tsdb::open(
-        dir,
+        &layout.tsdb,
         TsdbOptions {
             background_flush: false,
             ..Default::default()
@@ -59,7 +72,7 @@ pub fn run(cmd: StoreCmd) -> Result<()> {
                 if let Some(s) = db.summary(&info.key)? {
                     println!(
                         "{:<60} {:>10} points  last {}",
-                        info.key.to_string(),
+                        crate::cli_runs::escape_controls(&info.key.to_string()),
                         s.count,
                         s.last
                     );
@@ -67,24 +80,7 @@ pub fn run(cmd: StoreCmd) -> Result<()> {
             }
             Ok(())
         }
-        StoreCmd::Verify { dir } => {
-            let db = open(&dir)?;
-            let mut damage: Vec<String> = db
-                .open_report()
-                .damaged
-                .iter()
-                .map(|e| e.to_string())
-                .collect();
-            damage.extend(db.verify().iter().map(|e| e.to_string()));
-            if damage.is_empty() {
-                println!("ok: every checksum matches ({} series)", db.series_count());
-                Ok(())
-            } else {
-                for d in &damage {
-                    eprintln!("damaged: {d}");
-                }
-                bail!("{} problems found", damage.len())
-            }
-        }
+        StoreCmd::Verify { dir, json } => check::verify(&dir, json),
+        StoreCmd::Repair { dir, yes } => check::repair(&dir, yes),
     }
 }

@@ -27,7 +27,6 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,6 +35,7 @@ use loupe_agent::supervise::{
     BUFFER_DIR, BUFFER_LOCK_FILE, HELD_DIR, PENDING_CREATE_FILE, PENDING_PATCH_FILE,
 };
 use loupe_agent::{Sender, SenderConfig};
+use loupe_model::RunStatus;
 use serde_json::Value;
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:7070";
@@ -45,8 +45,6 @@ const RUN_JSON: &str = "run.json";
 const KINDS: [&str; 4] = ["run", "metrics", "logs", "patch"];
 /// Largest merged request body, as the SDK's.
 const MAX_MERGED_BYTES: usize = 8 << 20;
-/// Run statuses that end a run.
-const TERMINAL: [&str; 4] = ["finished", "failed", "crashed", "killed"];
 
 #[derive(clap::Args, Debug)]
 pub struct SyncArgs {
@@ -121,15 +119,8 @@ fn run_dirs(path: &Path) -> Result<Vec<PathBuf>> {
 /// An exclusive, non-blocking `flock` on `dir/name`; `None` when another
 /// process holds it. The file stays (the SDK leaves its `lock` too).
 fn try_lock(dir: &Path, name: &str) -> Result<Option<File>> {
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(dir.join(name))
-        .with_context(|| format!("{}: cannot open {name}", dir.display()))?;
-    // SAFETY: flock on a descriptor we own; no memory is passed.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    Ok((rc == 0).then_some(f))
+    loupe_model::lock::try_lock_file(&dir.join(name))
+        .with_context(|| format!("{}: cannot open {name}", dir.display()))
 }
 
 fn sync_dir(dir: &Path, args: &SyncArgs) -> Result<()> {
@@ -544,7 +535,8 @@ fn sync_spool(dir: &Path, info: &Value, client: &Client, attempts: u32) -> Resul
         } else if e.kind == "patch"
             && serde_json::from_slice::<Value>(&e.body)
                 .ok()
-                .and_then(|v| v["status"].as_str().map(|s| TERMINAL.contains(&s)))
+                .and_then(|v| v["status"].as_str()?.parse::<RunStatus>().ok())
+                .map(RunStatus::is_terminal)
                 .unwrap_or(false)
         {
             final_sent = true;

@@ -171,11 +171,7 @@ fn a_directory_in_use_is_refused() {
         .append(true)
         .open(run_dir.join("lock"))
         .unwrap();
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(
-        unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
-        0
-    );
+    lock.lock().unwrap();
     let out = loupe_cmd()
         .args(["sync", "--server", &server.base()])
         .arg(&run_dir)

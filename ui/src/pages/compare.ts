@@ -7,7 +7,8 @@ import { Chart, lazy, type XMode } from "../chart";
 import { navigate, paths, setQuery, type Route } from "../router";
 import { debounce, flatten, fmtValue, h, PALETTE, statusBadge } from "../util";
 import { groupOf, groupRank } from "./run";
-import { announceProject } from "../shell";
+import { announceCrumbs, announceProject } from "../shell";
+import { notFound } from "./empty";
 
 /** Config keys whose values are not the same in every run (missing counts as different). */
 export function configDiff(runs: Run[]): { key: string; values: unknown[] }[] {
@@ -28,11 +29,16 @@ export function comparePage(root: HTMLElement, route: Route): () => void {
   let xMode: XMode = route.query.get("x") === "rel" ? "rel" : "step";
   let smoothing = Math.min(0.99, Math.max(0, Number(route.query.get("smooth") ?? 0) || 0));
   let filter = route.query.get("s") ?? "";
+  // `zall=1`: zooming one chart zooms every chart to the same range.
+  let zoomAll = route.query.get("zall") === "1";
+  let spreading = false;
   const charts: Chart[] = [];
   let observer = lazy();
   let runs: Run[] = [];
   let seriesByRun: SeriesInfo[][] = [];
 
+  const zoomAllBox = h("input", { type: "checkbox", "aria-label": "zoom all charts together" });
+  zoomAllBox.checked = zoomAll;
   const legend = h("div.cmp-legend");
   const diffEl = h("div.cmp-diff");
   const grid = h("div");
@@ -42,7 +48,7 @@ export function comparePage(root: HTMLElement, route: Route): () => void {
   root.append(
     h("div.page-head", null, h("h1", null, `Compare ${ids.length} runs`)),
     legend,
-    h("div.toolbar", null, filterBox, xBox, h("label.smooth", null, "smoothing ", smoothBox)),
+    h("div.toolbar", null, filterBox, xBox, h("label.smooth", null, "smoothing ", smoothBox), h("label.check", { title: "Zooming one chart zooms every chart to the same range" }, zoomAllBox, "zoom all charts")),
     h("section", null, h("h2", null, "Config differences"), diffEl),
     h("section", null, h("h2", null, "Metrics"), grid),
   );
@@ -82,7 +88,7 @@ export function comparePage(root: HTMLElement, route: Route): () => void {
                 .map((r, i) => ({ r, i }))
                 .filter(({ i }) => seriesByRun[i].some((s) => s.name === name))
                 .map(({ r, i }) => ({ label: r.name, color: colorOf(i), run: r.id, name, offset: r.start_time }));
-              const c = new Chart({ id: `compare:${name}`, title: name, lines, xMode, log: false, smoothing });
+              const c: Chart = new Chart({ id: `compare:${name}`, title: name, lines, xMode, log: false, smoothing, syncKey: "compare", onZoom: (r) => spreadZoom(c, r) });
               charts.push(c);
               observer.observe(c.el, () => void c.load());
               return c.el;
@@ -92,6 +98,23 @@ export function comparePage(root: HTMLElement, route: Route): () => void {
       ),
     );
   }
+
+  /** With "zoom all charts" on, one chart's zoom (or reset) is every chart's. */
+  function spreadZoom(from: Chart, r: [number, number] | null): void {
+    if (!zoomAll || spreading) return;
+    spreading = true;
+    try {
+      for (const c of charts) if (c !== from) c.setZoom(r);
+    } finally {
+      spreading = false;
+    }
+  }
+  zoomAllBox.addEventListener("change", () => {
+    zoomAll = zoomAllBox.checked;
+    setQuery({ zall: zoomAll ? 1 : null });
+    const zoomed = charts.find((c) => c.zoomed);
+    if (zoomAll && zoomed) spreadZoom(zoomed, zoomed.zoomed);
+  });
 
   xBox.addEventListener("change", () => {
     xMode = xBox.value as XMode;
@@ -121,7 +144,13 @@ export function comparePage(root: HTMLElement, route: Route): () => void {
         seriesByRun.push(x[1]);
       } else missing.push(ids[i]);
     });
-    if (runs.length) announceProject(runs[0].project);
+    if (!runs.length) {
+      announceCrumbs([{ label: "compare" }]);
+      root.replaceChildren(notFound("runs to compare", missing.join(", ")));
+      return;
+    }
+    announceProject(runs[0].project);
+    announceCrumbs([{ label: runs[0].project, href: paths.runs(runs[0].project) }, { label: `compare ${runs.length} run${runs.length === 1 ? "" : "s"}` }]);
     legend.replaceChildren();
     legend.append(
       ...runs.map((r, i) =>
@@ -142,7 +171,7 @@ export function comparePage(root: HTMLElement, route: Route): () => void {
         ),
       ),
     );
-    if (missing.length) legend.append(h("span.error", null, `Not found: ${missing.join(", ")}`));
+    if (missing.length) legend.append(h("span.error", { role: "alert" }, `Not found: ${missing.join(", ")} (left out of the comparison)`));
     const diff = configDiff(runs);
     diffEl.replaceChildren(
       diff.length

@@ -1,10 +1,11 @@
-// Projects: run counts, runs running now, open incidents.
+// Projects: run counts, runs running now and failed, incidents open and in
+// all, and when each project last moved.
 
 import * as api from "../api";
 import type { Route } from "../router";
 import { navigate, paths } from "../router";
 import { pageKeys } from "../keys";
-import { h } from "../util";
+import { fmtAgo, fmtTime, h } from "../util";
 
 export function projectsPage(root: HTMLElement, _route: Route): () => void {
   let alive = true;
@@ -26,7 +27,10 @@ export function projectsPage(root: HTMLElement, _route: Route): () => void {
   });
   void (async () => {
     try {
-      const [projects, open] = await Promise.all([api.projects(), api.incidents({ state: "open" }).catch(() => null)]);
+      // Older servers give no incident counts on projects: count the listed incidents then.
+      const projects = await api.projects();
+      const needCounts = projects.some((p) => p.incidents === undefined);
+      const listed = needCounts ? await api.incidents({ limit: 1000 }).catch(() => null) : [];
       if (!alive) return;
       names = projects.map((p) => p.name);
       if (!projects.length) {
@@ -37,7 +41,9 @@ export function projectsPage(root: HTMLElement, _route: Route): () => void {
       }
       list.replaceChildren(
         ...projects.map((p) => {
-          const inc = open === null ? null : open.filter((i) => i.project === p.name).length;
+          const mine = listed?.filter((i) => i.project === p.name) ?? null;
+          const open = p.open_incidents ?? (mine ? mine.filter((i) => i.state === "open").length : null);
+          const total = p.incidents ?? (mine ? mine.length : null);
           return h(
             "a.card",
             { href: paths.runs(p.name), "data-project": p.name },
@@ -47,8 +53,17 @@ export function projectsPage(root: HTMLElement, _route: Route): () => void {
               null,
               h("span", null, h("b", null, p.runs), " runs"),
               h("span", { class: p.running ? "live" : "" }, p.running ? h("span.live-dot") : null, h("b", null, p.running), " running"),
-              h("span", { class: inc ? "warn" : "", title: inc === null ? "diagnosis is not available on this server" : "" }, h("b", null, inc === null ? "–" : inc), " open incidents"),
+              p.failed !== undefined ? h("span", { class: p.failed ? "bad" : "", "data-stat": "failed" }, h("b", null, p.failed), " failed") : null,
+              h(
+                "span",
+                { class: open ? "warn" : "", "data-stat": "incidents", title: open === null ? "diagnosis is not available on this server" : `${open} open now, ${total} in all (resolved ones included)` },
+                h("b", null, open === null ? "–" : open),
+                " open / ",
+                h("b", null, total === null ? "–" : total),
+                " incidents",
+              ),
             ),
+            p.last_activity ? h("div.card-when.muted", { title: fmtTime(p.last_activity), "data-stat": "activity" }, `last activity ${fmtAgo(p.last_activity)}`) : null,
           );
         }),
       );

@@ -6,9 +6,11 @@ import type { Incident, Run, SeriesInfo } from "../api";
 import { Chart, lazy, type ChartLine, type Span, type XMode } from "../chart";
 import { pageKeys } from "../keys";
 import { navigate, paths, setQuery, type Route } from "../router";
-import { announceProject, THEME_EVENT } from "../shell";
+import { announceCrumbs, announceProject, THEME_EVENT } from "../shell";
 import { append, debounce, flatten, fmtDuration, fmtTime, fmtValue, h, PALETTE, runDuration, statusBadge } from "../util";
 import { diagnosisView, jsonTree } from "./diagnosis";
+import { notFound } from "./empty";
+import { hasFailure, jobBanner, summarizeJob, type JobSummary } from "./job";
 import { logsView, type LogsView } from "./logs";
 
 const TABS = ["charts", "logs", "system", "config", "diagnosis"] as const;
@@ -40,12 +42,37 @@ function deviceOf(name: string, labels?: Record<string, string>): string {
   return "host";
 }
 
-export function spansOf(incidents: Incident[] | null, series?: string): Span[] {
+/** The series an incident's evidence and anomalies touch. */
+function seriesOfIncident(inc: Incident): Set<string> {
+  const out = new Set<string>();
+  for (const a of inc.anomalies) out.add(a.series);
+  for (const c of inc.causes) for (const e of c.evidence) if (e.kind === "series") out.add(e.series);
+  return out;
+}
+
+/**
+ * The spans a chart of `series` draws: an incident's span (labelled, linking
+ * to it) on the charts its evidence touches, and the anomalies of that series
+ * in this run. Without a series (a view of everything), every incident.
+ */
+export function spansOf(incidents: Incident[] | null, series?: string, run?: string): Span[] {
   const out: Span[] = [];
   for (const inc of incidents ?? []) {
-    out.push({ start_step: inc.start_step, end_step: inc.end_step, start_time: inc.start_time, end_time: inc.end_time, severity: inc.severity, title: inc.title });
+    if (series === undefined || seriesOfIncident(inc).has(series)) {
+      out.push({
+        incident: inc.id,
+        href: paths.run(run ?? inc.run ?? "", { tab: "diagnosis", inc: inc.id }),
+        start_step: inc.start_step,
+        end_step: inc.end_step,
+        start_time: inc.start_time,
+        end_time: inc.end_time,
+        severity: inc.severity,
+        title: inc.title,
+      });
+    }
     for (const a of inc.anomalies) {
       if (series && a.series !== series) continue;
+      if (run && a.run && a.run !== run) continue;
       out.push({ start_step: a.start_step, end_step: a.end_step, start_time: a.start_time, end_time: a.end_time, severity: "anomaly", title: `${a.detector}: ${a.detail}` });
     }
   }
@@ -62,7 +89,12 @@ export function runPage(root: HTMLElement, route: Route): () => void {
   let seriesFilter = q.get("s") ?? "";
   // One zoomed chart travels in the URL: `z=<series>:<from>:<to>`.
   const zParam = /^(.*):(-?[\d.e+-]+):(-?[\d.e+-]+)$/.exec(q.get("z") ?? "");
-  const zoomOf = (name: string): [number, number] | null => (zParam && zParam[1] === name ? [Number(zParam[2]), Number(zParam[3])] : null);
+  // `zall=1`: one zoom for every chart of the page (the z range applies to all).
+  let zoomAll = q.get("zall") === "1";
+  const zoomOf = (name: string): [number, number] | null => (zParam && (zoomAll || zParam[1] === name) ? [Number(zParam[2]), Number(zParam[3])] : null);
+  const markStep = q.get("mark") !== null && q.get("mark") !== "" && Number.isFinite(Number(q.get("mark"))) ? Number(q.get("mark")) : null;
+  let job: JobSummary | null = null;
+  let zoomSpreading = false;
   let run: Run | null = null;
   let series: SeriesInfo[] = [];
   let incidents: Incident[] | null = null;
@@ -111,7 +143,7 @@ export function runPage(root: HTMLElement, route: Route): () => void {
         fact("started", fmtTime(r.start_time)),
         fact("duration", fmtDuration(runDuration(r))),
         r.host ? fact("host", r.host + (r.world_size && r.world_size > 1 ? ` · rank ${r.rank ?? "?"} of ${r.world_size}` : "")) : null,
-        r.group ? fact("group", r.group) : null,
+        r.group ? fact("job", h("a", { href: paths.runs(r.project, { job: r.group }), title: "every rank of this job" }, r.group)) : null,
         r.git_commit ? fact("git", h("code", null, r.git_commit.slice(0, 12) + (r.git_dirty ? " (dirty)" : ""))) : null,
         r.exit_code !== null ? fact("exit", String(r.exit_code)) : null,
         r.tags.length ? fact("tags", h("span", null, ...r.tags.map((t) => h("span.tag", null, t)))) : null,
@@ -119,7 +151,8 @@ export function runPage(root: HTMLElement, route: Route): () => void {
       ),
       r.command ? h("div.cmd", null, h("code", { title: r.cwd ? `in ${r.cwd}` : "" }, r.command)) : null,
       configLine(r.config),
-      f
+      job ? jobBanner(r, job) : null,
+      f && hasFailure(r)
         ? h(
             "details.failure",
             { open: true },
@@ -168,27 +201,47 @@ export function runPage(root: HTMLElement, route: Route): () => void {
     }
   }
 
-  function chartFor(name: string, host?: { project: string; labels: Record<string, string> }, label?: string, baseRange?: [number, number]): Chart {
-    const key = host ? `host:${name}:${JSON.stringify(host.labels)}` : name;
-    const c = new Chart({
+  /** With "zoom all charts" on, one chart's zoom (or reset) is every chart's. */
+  function spreadZoom(from: Chart, r: [number, number] | null): void {
+    if (!zoomAll || zoomSpreading) return;
+    zoomSpreading = true;
+    try {
+      for (const c of charts.values()) if (c !== from && c.xMode === from.xMode) c.setZoom(r);
+    } finally {
+      zoomSpreading = false;
+    }
+  }
+
+  function chartFor(name: string, host?: { project: string; labels: Record<string, string> }, label?: string, baseRange?: [number, number], againstTime = false): Chart {
+    const key = host ? `host:${name}:${JSON.stringify(host.labels)}` : againstTime ? `time:${name}` : name;
+    const mode: XMode = (host || againstTime) && xMode !== "time" ? "time" : xMode;
+    const c: Chart = new Chart({
       id: `${id}:${key}`,
       title: label ?? name,
       lines: [{ label: label ?? name, color: PALETTE[0], run: host ? undefined : id, name, host, offset: run?.start_time ?? 0 }],
-      xMode: host && xMode === "step" ? "time" : xMode,
+      xMode: mode,
       log: logScale,
       smoothing,
-      spans: spansOf(incidents, name),
+      spans: spansOf(incidents, name, id),
       onPick,
       baseRange,
-      zoom: host ? null : zoomOf(name),
-      onZoom: host ? undefined : (r) => setQuery({ z: r ? `${name}:${+r[0].toPrecision(12)}:${+r[1].toPrecision(12)}` : null }),
+      syncKey: `run:${id}`,
+      mark: zParam && zParam[1] === name ? markStep : null,
+      zoom: host || againstTime ? null : zoomOf(name),
+      onZoom:
+        host || againstTime
+          ? undefined
+          : (r) => {
+              setQuery({ z: r ? `${name}:${+r[0].toPrecision(12)}:${+r[1].toPrecision(12)}` : null, mark: null });
+              spreadZoom(c, r);
+            },
     });
     charts.set(key, c);
     observer.observe(c.el, () => void c.load());
     return c;
   }
 
-  function chartGrid(names: SeriesInfo[], grouping: (s: SeriesInfo) => string, rank: (g: string) => number, hostOf?: (s: SeriesInfo) => { project: string; labels: Record<string, string> } | undefined, baseRange?: [number, number]): HTMLElement {
+  function chartGrid(names: SeriesInfo[], grouping: (s: SeriesInfo) => string, rank: (g: string) => number, hostOf?: (s: SeriesInfo) => { project: string; labels: Record<string, string> } | undefined, baseRange?: [number, number], againstTime = false): HTMLElement {
     const groups = new Map<string, SeriesInfo[]>();
     for (const s of names) {
       const g = grouping(s);
@@ -205,7 +258,7 @@ export function runPage(root: HTMLElement, route: Route): () => void {
           "details.group",
           { open: true, "data-group": g },
           h("summary", null, h("span.group-name", null, g), h("span.muted", null, ` ${list.length}`)),
-          h("div.chart-grid", null, ...list.sort((a, b) => a.name.localeCompare(b.name)).map((s) => chartFor(s.name, hostOf?.(s), hostOf?.(s) ? `${s.name}${s.labels ? " " + Object.entries(s.labels).filter(([k]) => k !== "host").map(([k, v]) => `${k}=${v}`).join(" ") : ""}` : undefined, baseRange).el)),
+          h("div.chart-grid", null, ...list.sort((a, b) => a.name.localeCompare(b.name)).map((s) => chartFor(s.name, hostOf?.(s), hostOf?.(s) ? `${s.name}${s.labels ? " " + Object.entries(s.labels).filter(([k]) => k !== "host").map(([k, v]) => `${k}=${v}`).join(" ") : ""}` : undefined, baseRange, againstTime).el)),
         ),
       ),
     );
@@ -218,6 +271,15 @@ export function runPage(root: HTMLElement, route: Route): () => void {
     const logBox = h("input", { type: "checkbox", "aria-label": "log scale" });
     logBox.checked = logScale;
     const filterBox = h("input", { type: "search", placeholder: "Filter charts   ( / )", value: seriesFilter, "data-search": "", "aria-label": "filter charts" });
+    const zoomAllBox = h("input", { type: "checkbox", "aria-label": "zoom all charts together" });
+    zoomAllBox.checked = zoomAll;
+    zoomAllBox.addEventListener("change", () => {
+      zoomAll = zoomAllBox.checked;
+      setQuery({ zall: zoomAll ? 1 : null });
+      // Turning it on applies the zoom already shown (if any) to every chart.
+      const zoomed = [...charts.values()].find((c) => c.zoomed);
+      if (zoomAll && zoomed) spreadZoom(zoomed, zoomed.zoomed);
+    });
     const grid = h("div");
     const draw = () => {
       destroyCharts();
@@ -262,7 +324,8 @@ export function runPage(root: HTMLElement, route: Route): () => void {
         h("label", null, "x ", xBox),
         h("label.smooth", { title: "TensorBoard's debiased exponential moving average; the raw line stays faint behind" }, "smoothing ", smoothBox, smoothVal),
         h("label.check", null, logBox, "log y"),
-        h("span.muted.hint", null, "drag to zoom · double-click to reset · click a point for its logs"),
+        h("label.check", { title: "Zooming one chart zooms every chart of the page to the same range" }, zoomAllBox, "zoom all charts"),
+        h("span.muted.hint", null, "drag to zoom · double-click to reset · click a point for its logs · hover is shared by all charts"),
       ),
       grid,
     );
@@ -303,7 +366,8 @@ export function runPage(root: HTMLElement, route: Route): () => void {
         // Without the list, this rank's own charts still show.
       }
     }
-    if (own.length) parts.push(h("h3", null, `Logged by the run${r.rank !== null ? ` (rank ${r.rank})` : ""}`), chartGrid(own, (s) => deviceOf(s.name), (g) => (g === "host" ? 0 : 1)));
+    // Host and GPU metrics read against wall-clock time, like the host's own series below.
+    if (own.length) parts.push(h("h3", null, `Logged by the run${r.rank !== null ? ` (rank ${r.rank})` : ""}`, h("span.muted", null, " · against wall-clock time")), chartGrid(own, (s) => deviceOf(s.name), (g) => (g === "host" ? 0 : 1), undefined, undefined, true));
     if (hostSeries.length)
       parts.push(
         h("h3", null, `Host ${r.host} during the run`),
@@ -315,7 +379,7 @@ export function runPage(root: HTMLElement, route: Route): () => void {
   function show(t: Tab): void {
     tab = t;
     const cur = new URLSearchParams(location.search);
-    setQuery({ tab: t === "charts" ? null : t, t: t === "logs" ? cur.get("t") : null, seq: t === "logs" ? cur.get("seq") : null });
+    setQuery({ tab: t === "charts" ? null : t, t: t === "logs" ? cur.get("t") : null, seq: t === "logs" ? cur.get("seq") : null, inc: t === "diagnosis" ? cur.get("inc") : null });
     renderTabs();
     destroyCharts();
     logs?.destroy();
@@ -347,8 +411,22 @@ export function runPage(root: HTMLElement, route: Route): () => void {
         );
         break;
       case "diagnosis":
-        body.append(diagnosisView(incidents, health));
+        body.append(diagnosisView(incidents, health, { run: run, ranks: job?.ranks ?? [run], focus: new URLSearchParams(location.search).get("inc") }));
         break;
+    }
+  }
+
+  /** A rank's job: its other ranks, for the banner and the diagnosis tab's rank names. */
+  async function loadJob(r: Run): Promise<void> {
+    try {
+      const page = await api.get<{ runs: Run[] }>("/runs", { project: r.project, q: r.group, limit: 1000 });
+      const ranks = page.runs.filter((x) => x.group === r.group);
+      if (ranks.length < 2 || !run) return;
+      job = summarizeJob(r.group ?? "", ranks);
+      renderHeader(run);
+      if (tab === "diagnosis") show("diagnosis");
+    } catch {
+      // Without the job, the rank's own page still shows.
     }
   }
 
@@ -366,18 +444,26 @@ export function runPage(root: HTMLElement, route: Route): () => void {
       run = r;
       series = s;
     } catch (e) {
-      header.replaceChildren(h("div.error", null, e instanceof api.ApiError && e.status === 404 ? `No run ${id}.` : `Could not load the run: ${e instanceof Error ? e.message : String(e)}`));
+      tabBar.remove();
+      if (e instanceof api.ApiError && e.status === 404) {
+        announceCrumbs([{ label: "run not found" }]);
+        header.replaceChildren(notFound("run", id));
+      } else {
+        header.replaceChildren(h("div.error", null, `Could not load the run: ${e instanceof Error ? e.message : String(e)}`, " ", h("a", { href: "/" }, "Back to projects")));
+      }
       return;
     }
     announceProject(run.project);
+    announceCrumbs(runCrumbs(run));
     renderHeader(run);
     show(tab);
+    if (run.group) void loadJob(run);
     // Diagnosis arrives after the charts start: it is not on their critical path.
     void Promise.all([api.runIncidents(id).catch(() => null), api.runHealth(id).catch(() => null)]).then(([inc, hl]) => {
       incidents = inc;
       health = hl;
       renderTabs();
-      for (const [name, c] of charts) c.setSpans(spansOf(incidents, name));
+      for (const [name, c] of charts) c.setSpans(spansOf(incidents, c.seriesName ?? name, id));
       if (tab === "diagnosis") show("diagnosis");
     });
     if (run.status === "running") {
@@ -405,12 +491,13 @@ export function runPage(root: HTMLElement, route: Route): () => void {
             void api.run(id).then((fresh) => {
               run = fresh;
               renderHeader(fresh);
+              if (fresh.group) void loadJob(fresh);
             });
           },
           incident: (_r, inc) => {
             incidents = [...(incidents ?? []).filter((x) => x.id !== inc.id), inc];
             renderTabs();
-            for (const [name, c] of charts) c.setSpans(spansOf(incidents, name));
+            for (const [name, c] of charts) c.setSpans(spansOf(incidents, c.seriesName ?? name, id));
             if (tab === "diagnosis") show("diagnosis");
           },
         }),
@@ -423,4 +510,12 @@ export function runPage(root: HTMLElement, route: Route): () => void {
     logs?.destroy();
     for (const s of stops) s();
   };
+}
+
+/** projects / PROJECT / job GROUP / rank N (or the run's name). */
+function runCrumbs(r: Run): { label: string; href?: string }[] {
+  const out: { label: string; href?: string }[] = [{ label: r.project, href: paths.runs(r.project) }];
+  if (r.group) out.push({ label: `job ${r.group}`, href: paths.runs(r.project, { job: r.group }) });
+  out.push({ label: r.group && r.rank !== null ? `rank ${r.rank} · ${r.name}` : r.name });
+  return out;
 }

@@ -3,12 +3,35 @@
 // sort of 10k runs is one array sort, drawn by a virtualised table.
 
 import * as api from "../api";
-import type { Run } from "../api";
+import type { Incident, Run } from "../api";
 import { matches, parseFilter, type ParsedFilter } from "../filter";
+import { fmtSeriesValue } from "../format";
 import { pageKeys } from "../keys";
 import { navigate, paths, setQuery, type Route } from "../router";
 import { type Column, VTable } from "../table";
 import { debounce, flatten, fmtAgo, fmtDuration, fmtNum, fmtTime, fmtValue, h, runDuration, statusBadge } from "../util";
+import { notFound } from "./empty";
+import { failureReason, jobSentence, summarizeJob, type JobSummary } from "./job";
+
+/** A job's row: its ranks folded into one line (W&B's grouping). */
+export interface JobRow {
+  kind: "job";
+  key: string;
+  job: JobSummary;
+  /** Incidents of the job, each counted once however many ranks it touches. */
+  open: number;
+  total: number;
+  expanded: boolean;
+}
+
+/** A row of the table: a run (alone, or a rank under its expanded job) or a job. */
+export type Row = Run | JobRow;
+
+export function isJob(r: Row): r is JobRow {
+  return (r as JobRow).kind === "job";
+}
+
+const JOB_KEY = "job::";
 
 const flatCache = new WeakMap<Run, Record<string, unknown>>();
 function flatConfig(r: Run): Record<string, unknown> {
@@ -44,7 +67,10 @@ function sortValue(r: Run, col: string): number | string | null {
     case "health":
       return r.health ?? null;
     case "incidents":
-      return r.open_incidents ?? null;
+      // Open incidents first, then how many there were in all.
+      return r.open_incidents === undefined ? null : r.open_incidents * 1e6 + (r.total_incidents ?? r.open_incidents);
+    case "failure":
+      return failureReason(r);
   }
   if (col.startsWith("config.")) {
     const v = flatConfig(r)[col.slice(7)];
@@ -97,35 +123,92 @@ export function sortRuns(runs: Run[], col: string, desc: boolean): Run[] {
   return runs;
 }
 
-function baseColumns(): Column<Run>[] {
+function incidentCell(open: number | undefined, total: number | undefined): HTMLElement {
+  if (open === undefined) return h("span.muted", null, "–");
+  const all = total ?? open;
+  return h(
+    "span.inc-cell",
+    { title: `${open} open, ${all} in all (resolved ones included)` },
+    h(open ? "b.inc-count" : "span.muted", null, String(open)),
+    h("span.muted", null, ` / ${all}`),
+  );
+}
+
+function healthCell(v: number | null | undefined): HTMLElement {
+  return v === undefined || v === null ? h("span.muted", null, "–") : h("span", { class: `health h${Math.min(3, Math.floor(v / 25))}` }, fmtNum(Math.round(v)));
+}
+
+/** The fixed columns; each renders a run and a job row. */
+function baseColumns(toggle: (group: string) => void): Column<Row>[] {
+  const jobStart = (j: JobSummary) => Math.min(...j.ranks.map((r) => r.start_time));
+  const jobDuration = (j: JobSummary) => Math.max(...j.ranks.map((r) => runDuration(r))) + Math.max(...j.ranks.map((r) => r.start_time)) - jobStart(j);
   return [
-    { id: "status", label: "Status", width: 104, render: (r) => statusBadge(r.status) },
-    { id: "name", label: "Name", width: 220, render: (r) => h("a.run-link", { href: paths.run(r.id), title: `${r.name} (${r.id})` }, r.name) },
-    { id: "start_time", label: "Started", width: 150, render: (r) => h("span", { title: fmtTime(r.start_time) }, fmtAgo(r.start_time)) },
-    { id: "duration", label: "Duration", width: 90, align: "right", render: (r) => fmtDuration(runDuration(r)) },
+    { id: "status", label: "Status", width: 104, render: (r) => statusBadge(isJob(r) ? r.job.status : r.status) },
+    {
+      id: "name",
+      label: "Name",
+      width: 240,
+      render: (r) => {
+        if (isJob(r)) {
+          const btn = h("button.tiny.caret", { title: r.expanded ? "Fold the ranks" : "Show the ranks", "aria-expanded": String(r.expanded), "data-job": r.job.group }, r.expanded ? "▾" : "▸");
+          btn.addEventListener("click", (e) => {
+            e.stopPropagation();
+            toggle(r.job.group);
+          });
+          return h("span.job-name", null, btn, h("a.job-link", { href: paths.runs(r.job.ranks[0].project, { job: r.job.group }), title: `job ${r.job.group}: every rank` }, r.job.group), h("span.muted", null, ` ${r.job.ranks.length} ranks`));
+        }
+        const link = h("a.run-link", { href: paths.run(r.id), title: `${r.name} (${r.id})` }, r.name);
+        return r.group && r.rank !== null ? h("span.rank-name", null, h("span.muted", null, `rank ${r.rank} `), link) : link;
+      },
+    },
+    {
+      id: "start_time",
+      label: "Started",
+      width: 130,
+      render: (r) => {
+        const t = isJob(r) ? jobStart(r.job) : r.start_time;
+        return h("span", { title: fmtTime(t) }, fmtAgo(t));
+      },
+    },
+    { id: "duration", label: "Duration", width: 90, align: "right", render: (r) => fmtDuration(isJob(r) ? jobDuration(r.job) : runDuration(r)) },
     {
       id: "host",
       label: "Host / ranks",
       width: 140,
-      render: (r) => `${r.host ?? ""}${r.world_size && r.world_size > 1 ? ` · ${r.rank ?? "?"}/${r.world_size}` : ""}`,
+      render: (r) => {
+        if (isJob(r)) {
+          const hosts = new Set(r.job.ranks.map((x) => x.host).filter(Boolean));
+          return `${hosts.size} host${hosts.size === 1 ? "" : "s"} · ${r.job.ranks.length} ranks`;
+        }
+        return `${r.host ?? ""}${r.world_size && r.world_size > 1 ? ` · ${r.rank ?? "?"}/${r.world_size}` : ""}`;
+      },
     },
-    { id: "tags", label: "Tags", width: 150, render: (r) => h("span", null, ...r.tags.map((t) => h("span.tag", null, t))) },
-    {
-      id: "health",
-      label: "Health",
-      width: 76,
-      align: "right",
-      render: (r) => (r.health === undefined || r.health === null ? h("span.muted", null, "–") : h("span", { class: `health h${Math.floor(r.health / 25)}` }, fmtNum(Math.round(r.health)))),
-    },
+    { id: "tags", label: "Tags", width: 130, render: (r) => h("span", null, ...(isJob(r) ? r.job.ranks[0].tags : r.tags).map((t) => h("span.tag", null, t))) },
+    { id: "health", label: "Health", width: 70, align: "right", title: "Health (a job: its sickest rank)", render: (r) => healthCell(isJob(r) ? r.job.health : r.health) },
     {
       id: "incidents",
       label: "Incidents",
       width: 84,
       align: "right",
-      title: "Open incidents",
-      render: (r) => (r.open_incidents ? h("span.inc-count", null, String(r.open_incidents)) : h("span.muted", null, r.open_incidents === 0 ? "0" : "–")),
+      title: "Open / all incidents (resolved ones included); a job's incident counts once",
+      render: (r) => (isJob(r) ? incidentCell(r.open, r.total) : incidentCell(r.open_incidents, r.total_incidents)),
+    },
+    {
+      id: "failure",
+      label: "Why it failed",
+      width: 300,
+      title: "What the failing rank or run reported",
+      render: (r) => {
+        const text = isJob(r) ? jobSentence(r.job) : failureReason(r);
+        return text ? h("span.why", { title: text }, text) : "";
+      },
     },
   ];
+}
+
+/** A run-only column as a table column: job rows leave it empty. */
+function runOnly(c: Column<Run>): Column<Row> {
+  return { ...c, render: (r) => (isJob(r) ? "" : c.render(r)) };
 }
 
 function dynamicColumn(id: string): Column<Run> | null {
@@ -144,7 +227,7 @@ function dynamicColumn(id: string): Column<Run> | null {
       align: "right",
       render: (r) => {
         const v = r.summary[series]?.[stat as "last" | "min" | "max"];
-        return v === undefined ? "" : h("span", { class: Number.isFinite(v) ? "" : "nonfinite" }, fmtNum(v));
+        return v === undefined ? "" : h("span", { class: Number.isFinite(v) ? "" : "nonfinite", title: String(v) }, fmtSeriesValue(v, series));
       },
     };
   }
@@ -173,7 +256,7 @@ function availableColumns(runs: Run[]): { series: string[]; config: string[] } {
 
 function defaultColumns(runs: Run[]): string[] {
   const { series, config } = availableColumns(runs);
-  const base = baseColumns().map((c) => c.id);
+  const base = baseColumns(() => undefined).map((c) => c.id);
   const loss = series.filter((s) => /loss/.test(s)).slice(0, 2);
   const metrics = [...loss, ...series.filter((s) => !loss.includes(s) && !s.startsWith("sys/") && !s.startsWith("gpu/"))].slice(0, 3);
   return [...base, ...metrics.map((s) => `summary.${s}.last`), ...loss.slice(0, 1).map((s) => `summary.${s}.min`), ...config.slice(0, 3).map((k) => `config.${k}`)];
@@ -187,8 +270,15 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
   let sort = { col: sortParam.replace(/^-/, ""), desc: sortParam.startsWith("-") };
   let statusSel = q.get("status") ?? "";
   let cols: string[] | null = q.get("cols") ? q.get("cols")!.split(",").filter(Boolean) : (JSON.parse(localStorage.getItem(`loupe.cols.${project}`) ?? "null") as string[] | null);
+  // `job=X`: the job view, its ranks only and unfolded; `group=0`: no grouping.
+  const onlyJob = q.get("job");
+  let grouping = q.get("group") !== "0";
+  const expanded = new Set<string>(onlyJob ? [onlyJob] : []);
   let all: Run[] = [];
   let shown: Run[] = [];
+  let rows: Row[] = [];
+  /** Per job: its open and total incidents, each counted once. */
+  let jobIncidents = new Map<string, { open: number; total: number }>();
   let parsed: ParsedFilter = parseFilter(filterText);
   let loading: AbortController | null = null;
   let loadedAll = false;
@@ -209,13 +299,20 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
   );
   const countEl = h("span.muted.count");
   const errEl = h("span.filter-err");
+  const filterErrEl = h("div.filter-errors");
   const compareBtn = h("button.primary", { disabled: true, title: "Compare the selected runs (c)" }, "Compare");
   const colsBtn = h("button", { title: "Choose columns", "aria-haspopup": "true" }, "Columns");
   const picker = h("div.popover", { hidden: true });
 
-  const table = new VTable<Run>({
+  const toggleJob = (group: string) => {
+    if (expanded.has(group)) expanded.delete(group);
+    else expanded.add(group);
+    applyView();
+  };
+
+  const table = new VTable<Row>({
     columns: [],
-    key: (r) => r.id,
+    key: (r) => (isJob(r) ? JOB_KEY + r.job.group : r.id),
     sort,
     selected,
     empty: "No runs match.",
@@ -229,8 +326,9 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
       window.__loupe.sortMs = performance.now() - t0;
       if (!loadedAll) reload();
     },
-    onOpen: (r) => navigate(paths.run(r.id)),
+    onOpen: (r) => (isJob(r) ? toggleJob(r.job.group) : navigate(paths.run(r.id))),
     onSelect: () => {
+      for (const k of [...selected]) if (k.startsWith(JOB_KEY)) selected.delete(k);
       compareBtn.disabled = selected.size < 2 || selected.size > 20;
       compareBtn.textContent = selected.size ? `Compare ${selected.size}` : "Compare";
     },
@@ -244,16 +342,82 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
 
   function setColumns(ids: string[]): void {
     cols = ids;
-    const base = new Map(baseColumns().map((c) => [c.id, c]));
-    table.setColumns(ids.map((id) => base.get(id) ?? dynamicColumn(id)).filter((c): c is Column<Run> => c !== null));
+    const base = new Map(baseColumns(toggleJob).map((c) => [c.id, c]));
+    table.setColumns(
+      ids
+        .map((id) => {
+          const b = base.get(id);
+          if (b) return b;
+          const d = dynamicColumn(id);
+          return d ? runOnly(d) : null;
+        })
+        .filter((c): c is Column<Row> => c !== null),
+    );
+  }
+
+  /**
+   * Sorted runs → rows: a job's ranks fold into one row at the place of its
+   * first rank in the sort order (so sorting by loss puts the job where its
+   * best rank is), its ranks below it when unfolded. One pass: 10k runs
+   * without jobs cost one Map lookup each.
+   */
+  function groupRows(sorted: Run[]): Row[] {
+    if (!grouping) return sorted;
+    const members = new Map<string, Run[]>();
+    for (const r of sorted) {
+      if (!r.group) continue;
+      const list = members.get(r.group);
+      if (list) list.push(r);
+      else members.set(r.group, [r]);
+    }
+    if (!members.size) return sorted;
+    const out: Row[] = [];
+    const emitted = new Set<string>();
+    for (const r of sorted) {
+      const list = r.group ? members.get(r.group) : undefined;
+      if (!list || list.length < 2) {
+        out.push(r);
+        continue;
+      }
+      if (emitted.has(r.group!)) continue;
+      emitted.add(r.group!);
+      const job = summarizeJob(r.group!, list);
+      const counted = jobIncidents.get(r.group!);
+      // Without the incident list, a job's count is its most-touched rank's (a job incident links every rank).
+      const open = counted?.open ?? Math.max(...list.map((x) => x.open_incidents ?? 0));
+      const total = counted?.total ?? Math.max(...list.map((x) => x.total_incidents ?? x.open_incidents ?? 0));
+      const isOpen = expanded.has(r.group!);
+      out.push({ kind: "job", key: JOB_KEY + r.group!, job, open, total, expanded: isOpen });
+      if (isOpen) out.push(...job.ranks);
+    }
+    return out;
   }
 
   function applyView(): void {
     const cmps = parsed.comparisons;
-    shown = cmps.length ? all.filter((r) => matches(r, cmps, flatConfig(r))) : all.slice();
+    const base = onlyJob ? all.filter((r) => r.group === onlyJob) : all;
+    shown = cmps.length ? base.filter((r) => matches(r, cmps, flatConfig(r))) : base.slice();
     sortRuns(shown, sort.col, sort.desc);
-    table.setRows(shown);
-    countEl.textContent = `${shown.length.toLocaleString()}${shown.length !== all.length ? ` of ${all.length.toLocaleString()}` : ""} runs${loadedAll ? "" : " (loading…)"}`;
+    rows = groupRows(shown);
+    table.setRows(rows);
+    const jobCount = rows.filter(isJob).length;
+    countEl.textContent = `${shown.length.toLocaleString()}${shown.length !== all.length ? ` of ${all.length.toLocaleString()}` : ""} runs${jobCount ? ` · ${jobCount} job${jobCount === 1 ? "" : "s"}` : ""}${loadedAll ? "" : " (loading…)"}`;
+  }
+
+  /** Counts each job's incidents once (a job incident is linked to every rank). */
+  async function loadJobIncidents(): Promise<void> {
+    const list: Incident[] | null = await api.incidents({ project, limit: 1000 }).catch(() => null);
+    if (!list) return;
+    const m = new Map<string, { open: number; total: number }>();
+    for (const inc of list) {
+      if (!inc.group) continue;
+      const c = m.get(inc.group) ?? { open: 0, total: 0 };
+      c.total++;
+      if (inc.state === "open") c.open++;
+      m.set(inc.group, c);
+    }
+    jobIncidents = m;
+    if (m.size) applyView();
   }
 
   function reload(): void {
@@ -288,7 +452,11 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
               window.__loupe.tableRows = shown.length;
             });
           }
-          if (done) table.el.dataset.loaded = "1";
+          if (done) {
+            table.el.dataset.loaded = "1";
+            if (!all.length && !parsed.q && !parsed.status && !parsed.tag && !statusSel) void checkProject();
+            else void loadJobIncidents();
+          }
         },
         ac.signal,
       )
@@ -298,9 +466,32 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
       });
   }
 
+  /** A project with no runs and no filter may not exist at all: say so, with a way back. */
+  async function checkProject(): Promise<void> {
+    const known = await api.projects().catch(() => null);
+    if (!known || known.some((p) => p.name === project)) return;
+    root.replaceChildren(notFound("project", project));
+  }
+
+  /** Where the filter does not parse, and why: the text with the bad part marked. */
+  function showFilterErrors(): void {
+    filterBox.setAttribute("aria-invalid", String(parsed.errors.length > 0));
+    filterErrEl.replaceChildren(
+      ...parsed.errors.map((e) =>
+        h(
+          "div.filter-error",
+          { role: "alert" },
+          h("code", null, filterText.slice(0, e.at), h("mark", null, filterText.slice(e.at, e.at + e.length) || " "), filterText.slice(e.at + e.length)),
+          h("span", null, ` at character ${e.at + 1}: ${e.message}`),
+        ),
+      ),
+    );
+  }
+
   const onFilter = debounce(() => {
     const before = JSON.stringify([parsed.status, parsed.tag, parsed.q]);
     parsed = parseFilter(filterText);
+    showFilterErrors();
     setQuery({ f: filterText });
     if (JSON.stringify([parsed.status, parsed.tag, parsed.q]) !== before) reload();
     else applyView();
@@ -314,6 +505,15 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
     setQuery({ status: statusSel });
     reload();
   });
+
+  const groupBox = h("input", { type: "checkbox", "aria-label": "group runs by job" });
+  groupBox.checked = grouping;
+  groupBox.addEventListener("change", () => {
+    grouping = groupBox.checked;
+    setQuery({ group: grouping ? null : 0 });
+    applyView();
+  });
+  const groupLabel = h("label.check", { title: "Fold the ranks of a distributed job into one row" }, groupBox, "group by job");
 
   colsBtn.addEventListener("click", () => {
     if (!picker.hidden) {
@@ -336,7 +536,7 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
       return h("label.pick", null, box, label);
     };
     picker.replaceChildren(
-      h("div.pick-group", null, h("h4", null, "Run"), ...baseColumns().map((c) => item(c.id, c.label))),
+      h("div.pick-group", null, h("h4", null, "Run"), ...baseColumns(toggleJob).map((c) => item(c.id, c.label))),
       h("div.pick-group", null, h("h4", null, "Metrics"), ...series.slice(0, 200).flatMap((s) => [item(`summary.${s}.last`, `${s} last`), item(`summary.${s}.min`, `${s} min`)])),
       h("div.pick-group", null, h("h4", null, "Config"), ...config.slice(0, 200).map((k) => item(`config.${k}`, k))),
     );
@@ -347,9 +547,11 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
   };
   document.addEventListener("click", closePicker);
 
+  showFilterErrors();
   root.append(
-    h("div.page-head", null, h("h1", null, project), countEl),
-    h("div.toolbar", null, filterBox, statusBox, colsBtn, compareBtn, errEl, picker),
+    h("div.page-head", null, h("h1", null, project), onlyJob ? h("span.job-head", null, " · job ", h("b", null, onlyJob), " ", h("a", { href: paths.runs(project) }, "all runs")) : null, countEl),
+    h("div.toolbar", null, filterBox, statusBox, groupLabel, colsBtn, compareBtn, errEl, picker),
+    filterErrEl,
     table.el,
   );
   if (cols) setColumns(cols);
@@ -361,7 +563,10 @@ export function runsPage(root: HTMLElement, route: Route): () => void {
     ArrowUp: () => table.moveCursor(-1),
     Enter: () => {
       const r = table.current();
-      if (r) navigate(paths.run(r.id));
+      if (r) {
+        if (isJob(r)) toggleJob(r.job.group);
+        else navigate(paths.run(r.id));
+      }
     },
     x: () => table.toggleCurrent(),
     c: compare,

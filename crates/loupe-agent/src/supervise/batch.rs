@@ -128,19 +128,7 @@ impl Batch {
     }
 }
 
-/// A value as the API writes it: JSON has no NaN or infinities, so those
-/// are the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
-fn number(v: f64) -> Value {
-    if v.is_nan() {
-        Value::String("NaN".into())
-    } else if v == f64::INFINITY {
-        Value::String("Infinity".into())
-    } else if v == f64::NEG_INFINITY {
-        Value::String("-Infinity".into())
-    } else {
-        json!(v)
-    }
-}
+use loupe_model::nonfinite::to_json as number;
 
 #[cfg(test)]
 mod tests {

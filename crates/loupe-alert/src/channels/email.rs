@@ -211,7 +211,7 @@ mod tests {
                 id: "a".into(),
                 alert: "hot".into(),
                 state: AlertState::Firing,
-                severity: loupe_diagnose::Severity::Warning,
+                severity: loupe_model::Severity::Warning,
                 labels: BTreeMap::new(),
                 summary: "t = 90".into(),
                 value: Some(90.0),

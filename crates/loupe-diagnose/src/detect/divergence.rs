@@ -1,15 +1,28 @@
 //! Divergence and plateaus of a loss, on an exponential moving average.
 
 use super::Raw;
+use super::rolling::RollingWindow;
 use crate::Severity;
 use crate::config::{DivergenceConfig, PlateauConfig};
 use crate::finding::{Direction, FindingKind};
+
+/// Robust standard deviations per MAD for normal data.
+const MAD_TO_SD: f64 = 1.4826;
+
+/// Point-to-point differences kept to estimate a loss's noise.
+const NOISE_WINDOW: usize = 64;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LossTrendDetector {
     ema: Option<f64>,
     n: usize,
     best: f64,
+    /// The highest smoothed value once judging began: with `best`, the
+    /// loss's range.
+    peak: f64,
+    last: Option<f64>,
+    /// |x - previous x| of the recent points.
+    diffs: Option<RollingWindow>,
     diverging: bool,
     /// Best EMA at the start of the current plateau window, and points in it.
     window_best: Option<f64>,
@@ -33,17 +46,21 @@ impl LossTrendDetector {
         };
         self.ema = Some(ema);
         self.n += 1;
+        if let Some(prev) = self.last.replace(x) {
+            self.diffs
+                .get_or_insert_with(|| RollingWindow::new(NOISE_WINDOW))
+                .push((x - prev).abs());
+        }
         if self.n < div.min_points {
-            self.best = ema;
+            (self.best, self.peak) = (ema, ema);
             return None;
         }
-        if ema < self.best {
-            self.best = ema;
-        }
+        self.best = self.best.min(ema);
+        self.peak = self.peak.max(ema);
         let spread = self.best.abs().max(1e-9);
         let rise = (ema - self.best) / spread;
         if div.enabled {
-            if !self.diverging && rise >= div.rise {
+            if !self.diverging && rise >= div.rise && self.beyond_floors(ema, div) {
                 self.diverging = true;
                 return Some(Raw {
                     kind: FindingKind::Divergence,
@@ -91,6 +108,19 @@ impl LossTrendDetector {
         }
         None
     }
+
+    /// The climb is more than the loss's own noise (robust spread of its
+    /// point-to-point differences, per point) and a real part of its range:
+    /// a converged loss at 0.01 that drifts to 0.013 is not diverging.
+    fn beyond_floors(&self, ema: f64, div: &DivergenceConfig) -> bool {
+        let climb = ema - self.best;
+        let noise = self
+            .diffs
+            .as_ref()
+            .and_then(|w| w.median())
+            .map_or(0.0, |m| MAD_TO_SD * m / std::f64::consts::SQRT_2);
+        climb >= div.noise_z * noise && climb >= div.range_fraction * (self.peak - self.best)
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +145,26 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].1, FindingKind::Divergence);
         assert!((640..720).contains(&found[0].0), "{found:?}");
+    }
+
+    #[test]
+    fn a_converged_loss_near_zero_drifting_up_is_not_divergence() {
+        let (div, pl) = (DivergenceConfig::default(), PlateauConfig::default());
+        let mut d = LossTrendDetector::default();
+        for i in 0..3000 {
+            // 2.0 down to 0.01, then a slow drift to 0.016: 60% above its best,
+            // a relative rise that alone would be called divergence.
+            let x = if i < 1000 {
+                0.01 + 2.0 * (-(i as f64) / 100.0).exp()
+            } else {
+                0.01 + 0.006 * (i - 1000) as f64 / 2000.0 + 0.001 * ((i * 7919) % 5) as f64 / 5.0
+            };
+            let r = d.observe(x, &div, &pl);
+            assert!(
+                r.as_ref().is_none_or(|r| r.kind != FindingKind::Divergence),
+                "at {i}: {r:?}"
+            );
+        }
     }
 
     #[test]

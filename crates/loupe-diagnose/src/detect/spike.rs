@@ -13,6 +13,8 @@ const MAD_TO_SD: f64 = 1.4826;
 pub(crate) struct SpikeDetector {
     window: RollingWindow,
     cooldown: u32,
+    /// Lowest and highest value since the last reset: a loss's range.
+    range: Option<(f64, f64)>,
 }
 
 impl SpikeDetector {
@@ -20,12 +22,14 @@ impl SpikeDetector {
         Self {
             window: RollingWindow::new(cfg.window),
             cooldown: 0,
+            range: None,
         }
     }
 
     pub(crate) fn reset(&mut self) {
         self.window.clear();
         self.cooldown = 0;
+        self.range = None;
     }
 
     pub(crate) fn observe(&mut self, role: SeriesRole, x: f64, cfg: &SpikeConfig) -> Option<Raw> {
@@ -49,6 +53,13 @@ impl SpikeDetector {
                 Some(r) => med.abs() > 0.0 && (x - med).abs() >= r * med.abs(),
                 None => true,
             };
+            // A loss near zero after a long descent is judged against where
+            // it came from, not against its tiny median.
+            let range_ok = role != SeriesRole::Loss
+                || self.range.is_none_or(|(lo, hi)| {
+                    (x - med).abs() >= cfg.loss_range_fraction * (hi.max(x) - lo)
+                });
+            let rel_ok = rel_ok && range_ok;
             if self.cooldown == 0 && z.abs() >= threshold && rel_ok && directions.contains(&dir) {
                 let severity = match role {
                     // A grad-norm spike alone is common; it matters as
@@ -76,6 +87,10 @@ impl SpikeDetector {
             }
         }
         self.window.push(x);
+        self.range = Some(match self.range {
+            Some((lo, hi)) => (lo.min(x), hi.max(x)),
+            None => (x, x),
+        });
         out
     }
 }
@@ -109,6 +124,29 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].0, 1500);
         assert_eq!(found[0].1.direction, Some(Direction::Up));
+    }
+
+    #[test]
+    fn a_converged_loss_near_zero_is_judged_against_its_range() {
+        let cfg = SpikeConfig::default();
+        let mut d = SpikeDetector::new(&cfg);
+        let mut found = Vec::new();
+        for i in 0..400 {
+            // From 2.0 down to ~0.0002, then flickers of ×5 at the bottom.
+            let x = if i < 200 {
+                2.0 * (-(i as f64) / 20.0).exp()
+            } else if i % 17 == 0 {
+                0.001
+            } else {
+                0.0002 + 0.00001 * (i % 3) as f64
+            };
+            if d.observe(SeriesRole::Loss, x, &cfg).is_some() {
+                found.push(i);
+            }
+        }
+        assert!(found.is_empty(), "{found:?}");
+        // A real spike at the bottom is still one.
+        assert!(d.observe(SeriesRole::Loss, 1.5, &cfg).is_some());
     }
 
     #[test]

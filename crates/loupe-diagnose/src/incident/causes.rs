@@ -3,10 +3,13 @@
 //! present, how strong they are, and which came first), which findings are
 //! its evidence, and what to try.
 
+mod families;
+
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Severity;
 use crate::finding::{Direction, Finding, FindingKind, SeriesRole};
 use crate::logsig::LogSignatureKind;
 
@@ -32,12 +35,59 @@ pub enum CauseKind {
     ServingErrors,
     ServingLatency,
     FatalSignal,
+    CudaError,
+    GpuLost,
+    NonFiniteLoss,
+    DataloaderFailure,
+    StorageError,
+    CheckpointCorrupt,
+    UserCodeError,
+    EnvironmentError,
+    LauncherFailure,
+    TimeLimit,
     Crash,
     RecurringError,
+    BaselineRegression,
     Unexplained,
 }
 
 impl CauseKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [CauseKind; 32] = [
+        CauseKind::FpOverflow,
+        CauseKind::LearningRateTooHigh,
+        CauseKind::Divergence,
+        CauseKind::GpuMemoryLeak,
+        CauseKind::HostMemoryLeak,
+        CauseKind::CudaOutOfMemory,
+        CauseKind::HostOutOfMemory,
+        CauseKind::HardwareFault,
+        CauseKind::ThermalStraggler,
+        CauseKind::GpuOverheating,
+        CauseKind::Straggler,
+        CauseKind::CollectiveHang,
+        CauseKind::NetworkFault,
+        CauseKind::InputPipelineBound,
+        CauseKind::SoftHang,
+        CauseKind::DiskFull,
+        CauseKind::ServingErrors,
+        CauseKind::ServingLatency,
+        CauseKind::FatalSignal,
+        CauseKind::CudaError,
+        CauseKind::GpuLost,
+        CauseKind::NonFiniteLoss,
+        CauseKind::DataloaderFailure,
+        CauseKind::StorageError,
+        CauseKind::CheckpointCorrupt,
+        CauseKind::UserCodeError,
+        CauseKind::EnvironmentError,
+        CauseKind::LauncherFailure,
+        CauseKind::TimeLimit,
+        CauseKind::Crash,
+        CauseKind::RecurringError,
+        CauseKind::Unexplained,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             CauseKind::FpOverflow => "fp16_overflow",
@@ -59,8 +109,19 @@ impl CauseKind {
             CauseKind::ServingErrors => "serving_errors",
             CauseKind::ServingLatency => "serving_latency",
             CauseKind::FatalSignal => "fatal_signal",
+            CauseKind::CudaError => "cuda_error",
+            CauseKind::GpuLost => "gpu_lost",
+            CauseKind::NonFiniteLoss => "non_finite_loss",
+            CauseKind::DataloaderFailure => "dataloader_failure",
+            CauseKind::StorageError => "storage_error",
+            CauseKind::CheckpointCorrupt => "checkpoint_corrupt",
+            CauseKind::UserCodeError => "user_code_error",
+            CauseKind::EnvironmentError => "environment_error",
+            CauseKind::LauncherFailure => "launcher_failure",
+            CauseKind::TimeLimit => "time_limit",
             CauseKind::Crash => "crash",
             CauseKind::RecurringError => "recurring_error",
+            CauseKind::BaselineRegression => "baseline_regression",
             CauseKind::Unexplained => "unexplained",
         }
     }
@@ -128,11 +189,12 @@ pub(crate) fn rank_causes(findings: &[Finding], ctx: &RunContext) -> Vec<Cause> 
         serving_errors(&f),
         serving_latency(&f),
         fatal_signal(&f),
-        crash(&f),
         recurring_error(&f),
+        crate::baseline::regression_cause(findings),
     ]
     .into_iter()
     .flatten()
+    .chain(families::rules(&f))
     .collect();
     if causes.is_empty() {
         causes.push(unexplained(&f));
@@ -325,8 +387,10 @@ fn learning_rate(f: &Facts) -> Option<Cause> {
 fn divergence(f: &Facts) -> Option<Cause> {
     let nan = f.first(FindingKind::NonFinite, SeriesRole::Loss);
     let div = f.first(FindingKind::Divergence, SeriesRole::Loss);
+    // NaN reported only in the logs is the non-finite-loss rule's; this
+    // one reads the loss series.
     let nan_logs = f.logs(LogSignatureKind::NanInLogs);
-    let first = nan.or(div).or(nan_logs.first().copied())?;
+    let first = nan.or(div)?;
     if nan.is_none()
         && nan_logs.is_empty()
         && f.first(FindingKind::Spike, SeriesRole::Loss).is_some()
@@ -381,18 +445,30 @@ fn fp_overflow(f: &Facts, ctx: &RunContext) -> Option<Cause> {
         .first(FindingKind::NonFinite, SeriesRole::Loss)
         .or_else(|| f.first(FindingKind::Divergence, SeriesRole::Loss))
         .or_else(|| f.logs(LogSignatureKind::NanInLogs).first().copied());
-    let overflow = f.logs(LogSignatureKind::LossScaleOverflow);
+    // Overflows of a start-up search (minor findings) are no collapse;
+    // NaN in Megatron's local grad norm is the non-finite-loss rule's.
+    let overflow: Vec<&Finding> = f
+        .logs(LogSignatureKind::LossScaleOverflow)
+        .into_iter()
+        .filter(|o| o.severity > Severity::Info && !o.attributes.contains_key("value"))
+        .collect();
     let min_scale = overflow.iter().any(|o| {
-        o.attributes
-            .get("loss_scale")
-            .and_then(|v| v.parse::<f64>().ok())
-            .is_some_and(|s| s <= 1.0)
+        o.severity == Severity::Critical
+            || o.attributes
+                .get("loss_scale")
+                .and_then(|v| v.parse::<f64>().ok())
+                .is_some_and(|s| s <= 1.0)
     });
     let scale_series = f.all.iter().find(|x| x.role == SeriesRole::LossScale);
     if overflow.is_empty() && scale_series.is_none() && !(ctx.fp16 && nan.is_some()) {
         return None;
     }
-    let nan = nan?;
+    // A collapse shown by the scaler's own lines needs no NaN beside it.
+    let nan = match nan {
+        Some(n) => n,
+        None if !overflow.is_empty() => overflow[0],
+        None => return None,
+    };
     let mut score: f64 = 0.6;
     if !overflow.is_empty() {
         score += 0.2;
@@ -493,7 +569,7 @@ fn cuda_oom(f: &Facts) -> Option<Cause> {
     Some(Cause {
         kind: CauseKind::CudaOutOfMemory,
         title: "Out of GPU memory".into(),
-        score: 0.6,
+        score: 0.85,
         explanation: format!("CUDA ran out of memory: {}", first.detail),
         fixes: strings(&[
             "Lower the micro-batch size and raise gradient accumulation to keep the global batch",
@@ -506,12 +582,15 @@ fn cuda_oom(f: &Facts) -> Option<Cause> {
 }
 
 fn host_oom(f: &Facts) -> Option<Cause> {
-    let killed = f.logs(LogSignatureKind::OomKiller);
+    let mut killed = f.logs(LogSignatureKind::OomKiller);
+    // A bare SIGKILL exit status (137, -9) is weaker evidence of the same.
+    let by_exit = killed.is_empty();
+    killed.extend(exit_signal(f, &["SIGKILL"]));
     let first = *killed.first()?;
     Some(Cause {
         kind: CauseKind::HostOutOfMemory,
         title: "Host out of memory: the kernel killed the process".into(),
-        score: 0.75,
+        score: if by_exit { 0.55 } else { 0.75 },
         explanation: format!(
             "the kernel's OOM killer ended the process: {}",
             first.detail
@@ -526,11 +605,24 @@ fn host_oom(f: &Facts) -> Option<Cause> {
 }
 
 fn hardware(f: &Facts) -> Option<Cause> {
+    // Hardware, link, driver and firmware codes, and codes newer than the
+    // catalogue; application codes are the CUDA-error rule's and a lost GPU
+    // (79, 167) the lost-GPU rule's.
     let xid: Vec<&Finding> = f
         .logs(LogSignatureKind::Xid)
         .into_iter()
-        .filter(|x| x.attributes.get("hardware").is_none_or(|h| h == "true"))
+        .filter(|x| {
+            let origin = x.attributes.get("origin").map_or("", String::as_str);
+            let code = x.attributes.get("code").map_or("", String::as_str);
+            !matches!(origin, "application") && code != "79" && code != "167"
+        })
         .collect();
+    let known = xid.iter().any(|x| {
+        matches!(
+            x.attributes.get("origin").map(String::as_str),
+            Some("hardware" | "link" | "driver")
+        )
+    });
     let ecc = f.logs(LogSignatureKind::EccError);
     let ecc_series = f.metric(FindingKind::Threshold, SeriesRole::GpuEccErrors);
     let xid_series = f.metric(FindingKind::Threshold, SeriesRole::GpuXid);
@@ -548,6 +640,11 @@ fn hardware(f: &Facts) -> Option<Cause> {
     if slow || !f.logs(LogSignatureKind::PythonException).is_empty() {
         score += 0.1;
     }
+    if ecc.is_empty() && ecc_series.is_empty() && xid_series.is_empty() && !known {
+        // Only codes that are unknown, informational (45, 154) or unused on
+        // current GPUs: a hint, not proof.
+        score = 0.6;
+    }
     let code = first
         .attributes
         .get("code")
@@ -563,7 +660,7 @@ fn hardware(f: &Facts) -> Option<Cause> {
         kind: CauseKind::HardwareFault,
         title: "GPU hardware fault".into(),
         score,
-        explanation: format!("{code}{place}: {}", first.detail),
+        explanation: hardware_explanation(first, &code, &place),
         fixes: strings(&[
             "Drain the node from the scheduler so no job lands on it",
             "Check it: nvidia-smi -q -d ECC,PAGE_RETIREMENT,ROW_REMAPPER and dcgmi diag -r 3",
@@ -572,6 +669,21 @@ fn hardware(f: &Facts) -> Option<Cause> {
         ]),
         evidence: evidence(any),
     })
+}
+
+/// What happened and NVIDIA's action for it; a code newer than the
+/// catalogue says so.
+fn hardware_explanation(first: &Finding, code: &str, place: &str) -> String {
+    let mut s = format!("{code}{place}: {}", first.detail);
+    match (first.attributes.get("action"), first.attributes.get("code")) {
+        (Some(action), _) => s.push_str(&format!(". {action}")),
+        (None, Some(c)) => s.push_str(&format!(
+            ". Xid {c} is not in NVIDIA's catalogue as Loupe knows it (codes 1–{}): look it up in NVIDIA's current Xid catalogue; treat it as a hardware event until it is known",
+            crate::logsig::XID_CATALOGUE_LAST
+        )),
+        (None, None) => {}
+    }
+    s
 }
 
 /// The rank a cohort finding is about, and its finding.
@@ -934,8 +1046,22 @@ fn serving_latency(f: &Facts) -> Option<Cause> {
     })
 }
 
+/// The exit-status finding when its code names one of `signals`.
+fn exit_signal<'a>(f: &Facts<'a>, signals: &[&str]) -> Option<&'a Finding> {
+    f.logs(LogSignatureKind::ExitStatus).into_iter().find(|x| {
+        x.attributes
+            .get("signal")
+            .is_some_and(|s| signals.contains(&s.as_str()))
+    })
+}
+
 fn fatal_signal(f: &Facts) -> Option<Cause> {
-    let sig = f.logs(LogSignatureKind::FatalSignal);
+    let mut sig = f.logs(LogSignatureKind::FatalSignal);
+    let by_exit = sig.is_empty();
+    sig.extend(exit_signal(
+        f,
+        &["SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL", "SIGFPE"],
+    ));
     let first = *sig.first()?;
     Some(Cause {
         kind: CauseKind::FatalSignal,
@@ -947,39 +1073,13 @@ fn fatal_signal(f: &Facts) -> Option<Cause> {
                 .map(String::as_str)
                 .unwrap_or("a signal")
         ),
-        score: 0.5,
+        score: if by_exit { 0.5 } else { 0.7 },
         explanation: first.detail.clone(),
         fixes: strings(&[
             "SIGSEGV: run with faulthandler (python -X faulthandler) and check native extension versions (CUDA, NCCL, torch)",
             "SIGKILL: usually the OOM killer or the scheduler (time or memory limit): check dmesg and the scheduler's logs",
         ]),
         evidence: evidence(sig.into_iter().take(3)),
-    })
-}
-
-fn crash(f: &Facts) -> Option<Cause> {
-    let exc = f.logs(LogSignatureKind::PythonException);
-    let last = *exc.last()?;
-    let ty = last
-        .attributes
-        .get("exception_type")
-        .cloned()
-        .unwrap_or_else(|| "an exception".into());
-    let frame = last
-        .attributes
-        .get("frame")
-        .map(|fr| format!(" Innermost frame: {fr}."))
-        .unwrap_or_default();
-    Some(Cause {
-        kind: CauseKind::Crash,
-        title: format!("Crashed with {ty}"),
-        score: 0.45,
-        explanation: format!("{}.{frame}", last.detail),
-        fixes: strings(&[
-            "Read the traceback's innermost frame in the logs tab",
-            "Reproduce from the last checkpoint with the same data order",
-        ]),
-        evidence: evidence(exc.into_iter().rev().take(2)),
     })
 }
 

@@ -34,17 +34,66 @@ struct Open {
     findings: Vec<Finding>,
     /// Findings beyond `max_evidence` that were only counted.
     dropped: u64,
-    /// The correlator's clock at the latest evidence.
+    /// The correlator's clock (arrival) at the latest major evidence: what
+    /// resolution waits on.
     last_evidence: f64,
+    /// Data times of the first and latest major evidence: what joining is
+    /// judged on.
+    first_data: f64,
+    last_data: f64,
+    /// Steps of the major evidence, lowest and highest.
+    steps: Option<(i64, i64)>,
     dirty: bool,
+}
+
+impl Open {
+    /// Whether `f` (at data time `t`) belongs to this incident: near its
+    /// evidence in data time and in steps, or a repeat of what it already
+    /// holds (a leak still growing) before it would have been resolved.
+    fn accepts(&self, f: &Finding, t: f64, major: bool, cfg: &IncidentConfig) -> bool {
+        let join = cfg.join_window_s;
+        let near_time = t >= self.first_data - join && t <= self.last_data + join;
+        let near_step = match (f.step, self.steps) {
+            (Some(s), Some((lo, hi))) => {
+                s >= lo.saturating_sub(cfg.join_steps) && s <= hi.saturating_add(cfg.join_steps)
+            }
+            _ => true,
+        };
+        if near_time && near_step {
+            return true;
+        }
+        major
+            && t >= self.first_data - join
+            && t - self.last_data < cfg.resolve_after_s
+            && self
+                .findings
+                .iter()
+                .any(|g| g.kind == f.kind && g.series == f.series && g.scope.run == f.scope.run)
+    }
+
+    /// Notes major evidence at data time `t`, arriving at `now`.
+    fn extend_span(&mut self, f: &Finding, t: f64, now: f64) {
+        self.last_evidence = self.last_evidence.max(now);
+        self.first_data = self.first_data.min(t);
+        self.last_data = self.last_data.max(t);
+        if let Some(s) = f.step {
+            self.steps = Some(match self.steps {
+                Some((lo, hi)) => (lo.min(s), hi.max(s)),
+                None => (s, s),
+            });
+        }
+    }
 }
 
 /// Keeps the open incidents and the recent minor findings; hands out what
 /// changed.
 pub struct Correlator {
     cfg: IncidentConfig,
-    open: HashMap<Key, Open>,
-    /// Recent minor findings per key, for the lookback when an incident opens.
+    /// Open incidents per key: more than one when a bulk upload (or a
+    /// replay) brings findings far apart in data time at once.
+    open: HashMap<Key, Vec<Open>>,
+    /// Recent minor findings per key, by data time, for the lookback when
+    /// an incident opens.
     minor: HashMap<Key, VecDeque<(f64, Finding)>>,
     changed: Vec<Incident>,
     next_id: u64,
@@ -54,6 +103,10 @@ pub struct Correlator {
 
 /// Minor findings kept per key for the lookback.
 const MINOR_KEPT: usize = 64;
+
+/// Open incidents kept per key; beyond it the one with the oldest evidence
+/// is resolved.
+const MAX_OPEN_PER_KEY: usize = 8;
 
 impl Correlator {
     /// `id_prefix` makes incident ids unique across restarts (the server
@@ -79,57 +132,89 @@ impl Correlator {
         self.minor.remove(&Key::Run(run.to_string()));
     }
 
-    /// Takes a finding seen at `now` (the diagnoser's clock).
+    /// Takes a finding that arrived at `now` (the diagnoser's clock).
+    /// Whether it joins an incident is judged on its data time and step;
+    /// `now` only decides when a quiet incident is resolved (see
+    /// [`tick`](Self::tick)).
     pub fn add(&mut self, finding: Finding, now: f64) {
         let key = Key::of(&finding.scope);
-        let join_window = self.cfg.join_window_s;
-        // A repeat of something the open incident already holds (a leak
-        // still growing, a straggler still slow) belongs to it however long
-        // it has lasted; anything else joins only within the window.
+        let t = if finding.time.is_finite() {
+            finding.time
+        } else {
+            now
+        };
+        // Minor findings are evidence, not activity: they never open an
+        // incident or keep one open on their own.
         let major = finding.severity >= Severity::Warning;
-        if let Some(open) = self.open.get_mut(&key)
-            && (now - open.last_evidence <= join_window
-                || major
-                    && open.findings.iter().any(|g| {
-                        g.kind == finding.kind
-                            && g.series == finding.series
-                            && g.scope.run == finding.scope.run
-                    }))
+        let list = self.open.entry(key.clone()).or_default();
+        if let Some(open) = list
+            .iter_mut()
+            .find(|o| o.accepts(&finding, t, major, &self.cfg))
         {
-            // Minor findings are evidence, not activity: they never keep an
-            // incident open on their own.
             if major {
-                open.last_evidence = now;
+                open.extend_span(&finding, t, now);
             }
             push_bounded(open, finding, self.cfg.max_evidence);
             open.dirty = true;
             return;
         }
-        if finding.severity < Severity::Warning {
+        if !major {
             let q = self.minor.entry(key).or_default();
-            q.push_back((now, finding));
+            q.push_back((t, finding));
             while q.len() > MINOR_KEPT {
                 q.pop_front();
             }
             return;
         }
-        // A new incident (an old one past the join window is resolved first).
-        if let Some(old) = self.open.remove(&key) {
+        self.open_new(key, finding, t, now);
+    }
+
+    fn open_new(&mut self, key: Key, finding: Finding, t: f64, now: f64) {
+        if let Some(list) = self.open.get_mut(&key)
+            && list.len() >= MAX_OPEN_PER_KEY
+            && let Some(pos) = list
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.last_data.total_cmp(&b.1.last_data))
+                .map(|(i, _)| i)
+        {
+            let old = list.swap_remove(pos);
             self.resolve(old, now);
         }
         let mut findings = Vec::new();
         if let Some(q) = self.minor.get_mut(&key) {
-            let since = now - self.cfg.lookback_s;
-            findings.extend(q.drain(..).filter(|(t, _)| *t >= since).map(|(_, f)| f));
+            let (since, until) = (t - self.cfg.lookback_s, t);
+            let (pulled, kept): (Vec<_>, Vec<_>) =
+                q.drain(..).partition(|(m, _)| *m >= since && *m <= until);
+            q.extend(kept);
+            findings.extend(pulled.into_iter().map(|(_, f)| f));
         }
+        let mut open = Open {
+            incident: self.new_incident(&key, &finding, now),
+            findings: Vec::new(),
+            dropped: 0,
+            last_evidence: now,
+            first_data: t,
+            last_data: t,
+            steps: None,
+            dirty: true,
+        };
+        open.extend_span(&finding, t, now);
         findings.push(finding);
+        for f in findings {
+            push_bounded(&mut open, f, self.cfg.max_evidence);
+        }
+        self.open.entry(key).or_default().push(open);
+    }
+
+    fn new_incident(&mut self, key: &Key, finding: &Finding, now: f64) -> Incident {
         let id = format!("inc-{}-{}", self.id_prefix, self.next_id);
         self.next_id += 1;
-        let scope = findings.last().map(|f| f.scope.clone()).unwrap_or_default();
-        let incident = Incident {
+        let scope = finding.scope.clone();
+        Incident {
             id,
             project: scope.project.clone(),
-            run: match &key {
+            run: match key {
                 Key::Run(r) => Some(r.clone()),
                 _ => None,
             },
@@ -150,66 +235,62 @@ impl Correlator {
             causes: Vec::new(),
             anomalies: Vec::new(),
             runs: Vec::new(),
-        };
-        let mut open = Open {
-            incident,
-            findings: Vec::new(),
-            dropped: 0,
-            last_evidence: now,
-            dirty: true,
-        };
-        for f in findings {
-            push_bounded(&mut open, f, self.cfg.max_evidence);
+            feedback: None,
         }
-        self.open.insert(key, open);
     }
 
-    /// Resolves incidents quiet for `resolve_after_s`, and publishes every
-    /// incident that changed since the last call.
+    /// Resolves incidents quiet for `resolve_after_s` (by the arrival
+    /// clock: nothing new came for them), and publishes every incident that
+    /// changed since the last call, in the order they were opened.
     pub fn tick(&mut self, now: f64) -> Vec<Incident> {
-        let quiet: Vec<Key> = self
-            .open
-            .iter()
-            .filter(|(_, o)| now - o.last_evidence >= self.cfg.resolve_after_s)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in quiet {
-            if let Some(o) = self.open.remove(&k) {
-                self.resolve(o, now);
-            }
+        let resolve_after = self.cfg.resolve_after_s;
+        let mut quiet = Vec::new();
+        for list in self.open.values_mut() {
+            let (gone, kept): (Vec<Open>, Vec<Open>) = list
+                .drain(..)
+                .partition(|o| now - o.last_evidence >= resolve_after);
+            *list = kept;
+            quiet.extend(gone);
         }
-        let mut dirty: Vec<(f64, Key)> = self
+        self.open.retain(|_, list| !list.is_empty());
+        quiet.sort_by(|a, b| a.first_data.total_cmp(&b.first_data));
+        for o in quiet {
+            self.resolve(o, now);
+        }
+        let mut dirty: Vec<&mut Open> = self
             .open
-            .iter()
-            .filter(|(_, o)| o.dirty)
-            .map(|(k, o)| (o.incident.opened, k.clone()))
+            .values_mut()
+            .flat_map(|list| list.iter_mut())
+            .filter(|o| o.dirty)
             .collect();
-        dirty.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for (_, k) in dirty {
-            if let Some(o) = self.open.get_mut(&k) {
-                o.dirty = false;
-                o.incident.updated = now;
-                refresh(o, &self.contexts);
-                self.changed.push(o.incident.clone());
-            }
+        dirty.sort_by(|a, b| {
+            a.incident
+                .opened
+                .total_cmp(&b.incident.opened)
+                .then(a.first_data.total_cmp(&b.first_data))
+        });
+        for o in dirty {
+            o.dirty = false;
+            o.incident.updated = now;
+            refresh(o, &self.contexts);
+            self.changed.push(o.incident.clone());
         }
         std::mem::take(&mut self.changed)
     }
 
     /// Resolves everything (end of a replay).
     pub fn close_all(&mut self, now: f64) -> Vec<Incident> {
-        let keys: Vec<Key> = self.open.keys().cloned().collect();
-        for k in keys {
-            if let Some(o) = self.open.remove(&k) {
-                self.resolve(o, now);
-            }
+        let mut all: Vec<Open> = self.open.drain().flat_map(|(_, list)| list).collect();
+        all.sort_by(|a, b| a.first_data.total_cmp(&b.first_data));
+        for o in all {
+            self.resolve(o, now);
         }
         std::mem::take(&mut self.changed)
     }
 
     /// Open incidents now (refreshed).
     pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
-        self.open.values().map(|o| &o.incident)
+        self.open.values().flatten().map(|o| &o.incident)
     }
 
     fn resolve(&mut self, mut o: Open, now: f64) {

@@ -23,12 +23,18 @@ fn re(pattern: &str) -> Regex {
 /// engine turns a plain alternation of literals into a SIMD multi-substring
 /// search, so an ordinary line costs one pass over its bytes.
 static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
-    re(concat!(
-        "out of memory|outofmemory|alloc_failed|nccl|watchdog|xid|ecc|dbe|double|",
-        r"overflow|nan|\binf\b|finite|",
-        "error|exception|fatal|fail|oom|kill|sig|segmentation|exitcode|",
-        "no space|errno|quota|skipping step|loss scale|abort|core dumped"
-    ))
+    re(&[
+        concat!(
+            "out of memory|outofmemory|alloc_failed|nccl|watchdog|xid|ecc|dbe|double|",
+            r"overflow|nan|\binf\b|finite|",
+            "error|exception|fatal|fail|oom|kill|sig|segmentation|exitcode|exit code|",
+            "no space|errno|quota|skipping step|loss scale|abort|core dumped|",
+            "resource_exhausted|resource exhausted|not enough memory|barrier|",
+            "mismatch between collectives|terminate called|trap"
+        ),
+        super::families::KEYWORDS,
+    ]
+    .join("|"))
 });
 
 /// True when the lowercased line may hold a signature or an error keyword.
@@ -53,7 +59,12 @@ static CUDA_OOM: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
         r"cuda out of memory|outofmemoryerror|cublas_status_alloc_failed|",
         r"hip out of memory|hiperroroutofmemory|cuda error: out of memory|",
-        r"cudaerrormemoryallocation|cuda_error_out_of_memory|cuda failure 'out of memory'"
+        r"cudaerrormemoryallocation|cuda_error_out_of_memory|cuda failure 'out of memory'|",
+        r"\bresource[ _]exhausted\b|# (?:gpu|cuda) blocks: 0\b|reserved for kv cache is -\d|",
+        r"oom when allocating tensor|resourceexhaustederror|out of memory while trying to allocate|",
+        r"no available memory for the cache blocks|not enough memory\. please try to increase|",
+        r"insufficient (?:gpu )?memory for (?:the )?kv cache|cuda_error_out_of_memory|",
+        r"cumemallocasync failed to allocate|exceeds the base limit"
     ))
 });
 static OOM_TRIED: LazyLock<Regex> =
@@ -67,7 +78,10 @@ static NCCL_TIMEOUT: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
         r"watchdog caught collective operation timeout|nccl communicator was aborted|",
         r"communicator was aborted on rank|some nccl operations have failed or timed out|",
-        r"processgroupnccl's watchdog got stuck|collective operation timeout|timeout at nccl work"
+        r"processgroupnccl's watchdog got stuck|collective operation timeout|timeout at nccl work|",
+        r"barrier timed out|detected mismatch between collectives|",
+        r"\(either an error or timeout\) detected by watchdog|gloo.*timed out|",
+        r"wait_for_all_tasks_to_register"
     ))
 });
 static SEQ_NUM: LazyLock<Regex> = LazyLock::new(|| re(r"seqnum=(\d+)|timeout at nccl work: (\d+)"));
@@ -80,7 +94,8 @@ static NCCL_NET: LazyLock<Regex> = LazyLock::new(|| {
         r"nccl warn\s+(?:net|transport|socket|ib|proxy)\b|",
         r"nccl warn .*(?:connection (?:closed|refused|reset)|remote peer|ibv_)|",
         r"ncclremoteerror|ncclsystemerror|unhandled system error|",
-        r"remote process exited or there was a network error"
+        r"remote process exited or there was a network error|connection reset by peer|connection closed by (?:remote )?peer|",
+        r"gloo.*(?:read error|connectfullmesh failed|connection refused)"
     ))
 });
 /// NCCL's own header: `host:pid:tid [cuda device] NCCL WARN`.
@@ -94,7 +109,9 @@ static OOM_KILLER: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
         r"out of memory: kill(?:ed)? process|oom-kill:|memory cgroup out of memory|",
         r"killed process \d+ \(.*total-vm|failed \(exitcode: -9\)|",
-        r"signal 9 \(sigkill\) received by pid"
+        r"signal 9 \(sigkill\) received by pid|oom-kill event|exited on signal 9 \(killed\)|",
+        r"^=*\s*exit code: 9$|reason:\s+oomkilled|",
+        r"return code = -9|returncode=-9|died with <signals\.sigkill|^killed$|\bkilled\s+python"
     ))
 });
 static KILLED_PROCESS: LazyLock<Regex> = LazyLock::new(|| re(r"killed process (\d+) \(([^)]*)\)"));
@@ -111,9 +128,33 @@ static FATAL_SIGNAL: LazyLock<Regex> = LazyLock::new(|| {
     ))
 });
 
+/// Signal numbers as launchers and shells report them (torchrun's root
+/// cause block is read from its `Signal N (SIGxxx) received` line): mpirun (`exited on signal 11`), a
+/// shell's 128+N exit status.
+static SIGNAL_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
+    re(concat!(
+        r"exited on signal (\d+)|killed by signal (\d+)|",
+        r"terminated with signal (\d+)|received signal (\d+)|",
+        r"(?:exit code|exit status|exited with exit code|exited with code)[:\s]+(1(?:29|[3-5]\d|6[0-4]))\b"
+    ))
+});
+
+/// Crash words outside the classic `… (core dumped)` forms.
+static CRASH_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+    re(concat!(
+        r"(terminate called (?:after throwing|without an active exception))|(abort trap)|",
+        r"\b(sigsegv|sigbus|sigill|sigfpe|sigabrt)\b|(segmentation fault)|(illegal instruction)|",
+        r"(floating point exception)|(^bus error)"
+    ))
+});
+
 static DISK_FULL: LazyLock<Regex> =
     LazyLock::new(|| re(r"no space left on device|\[errno (28|122)\]|disk quota exceeded"));
 static QUOTED_PATH: LazyLock<Regex> = LazyLock::new(|| re(r": '([^']+)'"));
+
+/// Below this loss scale an overflow is no longer a start-up search: fp16
+/// training that settles does so at scales in the thousands.
+pub(crate) const LOSS_SCALE_LOW: f64 = 128.0;
 
 static LOSS_SCALE: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
@@ -133,7 +174,8 @@ static NAN: LazyLock<Regex> = LazyLock::new(|| {
         r"\b(loss|grad[_ ]?norm)\w*['\x22]?\s*(?:is\s+|=\s*|:\s*|\|\s*)?(?:tensor\()?[-+]?(nan|inf)\b|",
         r"\b(nan) or inf found|\binf or (nan) found|detected (nan)/inf|(nan)/inf (?:detected|found)|",
         r"\b(nan) detected|detected (nan)\b|\bfound (nan)\b|returned (nan) values|",
-        r"non-finite loss|loss is not finite|\b(nan) loss\b|\b(nan)s? in (?:the )?(?:loss|grad)"
+        r"non-finite loss|loss is not finite|\b(nan) loss\b|\b(nan)s? in (?:the )?(?:loss|grad)|",
+        r"invalid value \((nan)\) encountered|\bis (nan)\b|error detected in \w*backward\w*"
     ))
 });
 
@@ -157,21 +199,7 @@ fn find1<'a>(re: &Regex, lower: &str, orig: &'a str) -> Option<&'a str> {
     re.captures(lower).and_then(|c| any_group(&c, orig))
 }
 
-fn signal_name(n: u32) -> Option<&'static str> {
-    Some(match n {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        4 => "SIGILL",
-        6 => "SIGABRT",
-        7 => "SIGBUS",
-        8 => "SIGFPE",
-        9 => "SIGKILL",
-        11 => "SIGSEGV",
-        13 => "SIGPIPE",
-        15 => "SIGTERM",
-        _ => return None,
-    })
-}
+use super::families::signal_name;
 
 /// The signals that report a crash (not a request to stop, and not SIGKILL,
 /// which is reported as the OOM killer's).
@@ -238,6 +266,10 @@ pub(crate) fn match_line(orig: &str, lower: &str) -> Option<LogMatch> {
 }
 
 fn match_kind(orig: &str, lower: &str) -> Option<LogMatch> {
+    // NCCL's INFO lines are informational by definition (and frequent).
+    if lower.contains(" nccl info ") {
+        return None;
+    }
     let mut b = Builder::new();
     if lower.contains("xid")
         && let Some(c) = XID.captures(lower)
@@ -409,11 +441,19 @@ fn match_kind(orig: &str, lower: &str) -> Option<LogMatch> {
         let stuck = lower.contains("already at minimum")
             || lower.contains("found nan in local grad norm")
             || scale.is_some_and(|s| s <= 1.0);
+        // A start-up search halves a huge initial scale (2^16–2^32) a few
+        // times and settles far above LOSS_SCALE_LOW: minor. A scale that
+        // keeps falling below it is trouble, and at the minimum fatal.
         let sev = if stuck {
             Severity::Critical
-        } else {
+        } else if scale.is_some_and(|s| s < LOSS_SCALE_LOW) {
             Severity::Warning
+        } else {
+            Severity::Info
         };
+        if lower.contains("found nan in local grad norm") {
+            b.set("value", Some("nan")).set("what", Some("grad_norm"));
+        }
         let title = if lower.contains("found nan in local grad norm") {
             "NaN in the local gradient norm (Megatron)".to_owned()
         } else if lower.contains("already at minimum") {
@@ -446,7 +486,78 @@ fn match_kind(orig: &str, lower: &str) -> Option<LogMatch> {
         };
         return Some(b.done(Kind::NanInLogs, Severity::Critical, title));
     }
-    None
+    // The families and the signal forms below are only worth a look on a
+    // line that says something went wrong.
+    if !TAIL_PREFILTER.is_match(lower) {
+        return None;
+    }
+    if let Some(m) = super::families::match_family(orig, lower) {
+        return Some(m);
+    }
+    signal_by_number(orig, lower, &mut b).or_else(|| crash_words(lower, &mut b))
+}
+
+/// Literal words one of which every family, signal-number and crash-word
+/// line has: lines that passed the main pre-filter for another reason
+/// (`loss scale: 65536` in an iteration line) skip the rest at once.
+static TAIL_PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
+    re(concat!(
+        "error|fail|exception|fatal|kill|abort|assert|denied|timed out|illegal|misaligned|",
+        "fallen off|lost|eof|mismatch|symbol|no module|shared object|kernel image|insufficient|",
+        "too old|time limit|preemption|cancelled|in use|rendezvous|node_fail|dead|blocks: 0|",
+        "kv cache is -|history|signal|exit|terminate|trap|sig|segmentation|header|unpickl|",
+        "ran out of input|corrupt|truncated|read-only|stale|endpoint|glibc|shard|run_engine_loop|",
+        "invalidusage|invalid usage"
+    ))
+});
+
+/// A signal named by its number (`exitcode  : -11`, `exited on signal 9`,
+/// `exit code 139`): SIGKILL is reported as the OOM killer's (the usual
+/// sender), crash signals as a fatal signal.
+fn signal_by_number(orig: &str, lower: &str, b: &mut Builder) -> Option<LogMatch> {
+    let c = SIGNAL_NUMBER.captures(lower)?;
+    let (i, n) = (1..c.len()).find_map(|i| Some((i, group(&c, i, orig)?.parse::<u32>().ok()?)))?;
+    // The last group is a shell's exit status: 128 + N.
+    let n = if i == c.len() - 1 {
+        n.checked_sub(128)?
+    } else {
+        n
+    };
+    let sig = signal_name(n)?;
+    b.set("signal", Some(sig))
+        .set("pid", find1(&BY_PID, lower, orig));
+    if sig == "SIGKILL" {
+        let title = "Process killed by SIGKILL, likely the host's OOM killer".to_owned();
+        return Some(b.done(Kind::OomKiller, Severity::Critical, title));
+    }
+    is_crash_signal(sig).then(|| {
+        let title = format!("Process crashed with {sig}");
+        b.done(Kind::FatalSignal, Severity::Critical, title)
+    })
+}
+
+fn crash_words(lower: &str, b: &mut Builder) -> Option<LogMatch> {
+    let c = CRASH_WORDS.captures(lower)?;
+    let sig = match (1..c.len()).find(|&i| c.get(i).is_some())? {
+        1 | 2 => "SIGABRT",
+        3 => match c.get(3).map_or("", |m| m.as_str()) {
+            "sigsegv" => "SIGSEGV",
+            "sigbus" => "SIGBUS",
+            "sigill" => "SIGILL",
+            "sigfpe" => "SIGFPE",
+            _ => "SIGABRT",
+        },
+        4 => "SIGSEGV",
+        5 => "SIGILL",
+        6 => "SIGFPE",
+        _ => "SIGBUS",
+    };
+    b.set("signal", Some(sig));
+    Some(b.done(
+        Kind::FatalSignal,
+        Severity::Critical,
+        format!("Process crashed with {sig}"),
+    ))
 }
 
 fn xid(c: &Captures<'_>, orig: &str, lower: &str, b: &mut Builder) -> LogMatch {
@@ -459,7 +570,9 @@ fn xid(c: &Captures<'_>, orig: &str, lower: &str, b: &mut Builder) -> LogMatch {
     if let Some(i) = info {
         b.set("meaning", Some(i.meaning))
             .set("hardware", Some(if i.hardware { "true" } else { "false" }))
-            .set("action", Some(i.action));
+            .set("action", Some(i.action))
+            .set("origin", Some(origin_name(i.origin)))
+            .set("immediate_action", Some(i.immediate.text()));
     }
     if let Some(d) = detail {
         let dl = c.get(3).and_then(|m| lower.get(m.range())).unwrap_or("");
@@ -479,6 +592,18 @@ fn xid(c: &Captures<'_>, orig: &str, lower: &str, b: &mut Builder) -> LogMatch {
     };
     let sev = code.map_or(Severity::Warning, xid_severity);
     b.done(Kind::Xid, sev, title)
+}
+
+fn origin_name(o: super::xid::XidOrigin) -> &'static str {
+    use super::xid::XidOrigin::*;
+    match o {
+        Application => "application",
+        Driver => "driver",
+        Hardware => "hardware",
+        Link => "link",
+        Informational => "informational",
+        Unused => "unused",
+    }
 }
 
 fn capitalise(s: &str) -> String {

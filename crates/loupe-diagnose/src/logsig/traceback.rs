@@ -318,6 +318,30 @@ impl Tracebacks {
     }
 }
 
+/// An exception line printed without its traceback (a logger that kept
+/// only the message, an excerpt): `ValueError: Asking to pad…`. Only types
+/// named `…Error` or `…Exception` with a message, so `Epoch 1: …` or a
+/// logger's `INFO:` never count.
+pub(crate) fn bare_exception(line: &str, rank: Option<&str>) -> Option<LogMatch> {
+    let (ty, msg) = exception_line(line.trim_start())?;
+    let last = ty.rsplit('.').next().unwrap_or(ty);
+    if msg.trim().is_empty() || !(last.ends_with("Error") || last.ends_with("Exception")) {
+        return None;
+    }
+    let mut attributes = BTreeMap::new();
+    attributes.insert("exception_type".to_owned(), clip(ty, 128).to_owned());
+    attributes.insert("message".to_owned(), clip(msg.trim(), 2048).to_owned());
+    if let Some(r) = rank {
+        attributes.insert("rank".to_owned(), r.to_owned());
+    }
+    Some(LogMatch {
+        kind: LogSignatureKind::PythonException,
+        severity: Severity::Critical,
+        title: clip(&format!("{ty}: {}", clip(msg.trim(), 160)), 240).to_owned(),
+        attributes,
+    })
+}
+
 fn exception_match(p: &Pending, ty: &str, msg: &str) -> LogMatch {
     let mut attributes = BTreeMap::new();
     let ty = clip(ty, 128);

@@ -62,7 +62,12 @@ pub fn replay(sc: &Scenario, cfg: &DiagnoseConfig) -> Vec<Incident> {
                 *s += 1;
                 d.observe_log(run, *s, *time, *stream, *level, text, now)
             }
-            Event::RunEnded { run, status, time } => d.run_ended(run, status, *time),
+            Event::RunEnded {
+                run,
+                status,
+                exit_code,
+                time,
+            } => d.run_ended(run, status, *exit_code, *time),
         }
     }
     // Let stalls and resolutions play out, then close.

@@ -47,6 +47,19 @@ fn incidents_are_stored_listed_and_counted_on_runs() {
         .unwrap();
     assert_eq!(t.store.get_run("r0").unwrap().open_incidents, 0);
     assert_eq!(t.store.get_run("r1").unwrap().open_incidents, 1);
+    // Resolved incidents still count in the totals, on runs and projects.
+    assert_eq!(t.store.get_run("r0").unwrap().total_incidents, 1);
+    assert_eq!(t.store.get_run("r1").unwrap().total_incidents, 2);
+    let listed = t
+        .store
+        .list_runs(loupe_meta::RunQuery {
+            project: Some("p".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(listed.runs.iter().all(|r| r.total_incidents >= 1));
+    let project = &t.store.list_projects().unwrap()[0];
+    assert_eq!((project.open_incidents, project.incidents), (1, 2));
     let (body, project) = t.store.get_incident("a").unwrap();
     assert!(body.contains("resolved"), "{body}");
     assert_eq!(project, "p");

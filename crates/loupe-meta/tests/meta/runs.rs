@@ -200,6 +200,20 @@ fn bad_input_is_rejected_with_a_reason() {
         ),
         (
             NewRun {
+                start_time: Some(1e300),
+                ..new_run("p")
+            },
+            "start_time",
+        ),
+        (
+            NewRun {
+                start_time: Some(-5.0),
+                ..new_run("p")
+            },
+            "start_time",
+        ),
+        (
+            NewRun {
                 name: Some("   ".into()),
                 ..new_run("p")
             },
@@ -553,4 +567,7 @@ fn projects_are_listed_with_run_counts() {
         .map(|p| (p.name.as_str(), p.runs, p.running))
         .collect();
     assert_eq!(got, vec![("alpha", 3, 3), ("beta", 2, 1), ("empty", 0, 0)]);
+    assert_eq!(projects[2].last_activity, None);
+    assert!(projects[0].last_activity.is_some_and(|t| t > 0.0));
+    assert_eq!(projects.iter().map(|p| p.failed).sum::<u64>(), 0);
 }

@@ -11,9 +11,9 @@ use loupe_alert::{RuleSpec, RulesError, Silence};
 use loupe_model::Role;
 use serde::Deserialize;
 
-use super::runs::{blocking, json_body};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
+use crate::http::{blocking, json_body};
 use crate::state::SharedState;
 
 fn invalid(e: RulesError) -> ApiError {

@@ -6,9 +6,9 @@ use loupe_meta::{IncidentQuery, MAX_INCIDENT_LIMIT};
 use loupe_model::Role;
 use serde::Deserialize;
 
-use super::runs::{blocking, check_visible, meta_err};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiQuery, ApiResult};
+use crate::http::{blocking, check_visible, meta_err};
 use crate::state::SharedState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -17,13 +17,12 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::metrics::{Accepted, decoded_body};
-use super::now_ns;
-use super::runs::{blocking, check_visible, meta_err};
 use crate::auth::Principal;
-use crate::diagnosis::DiagInput;
+use crate::counters::ServerMetrics;
 use crate::error::{ApiError, ApiQuery, ApiResult};
-use crate::state::{ServerMetrics, SharedState};
+use crate::http::{blocking, check_visible, encoded_body, meta_err, raw_body};
+use crate::ingest::Accepted;
+use crate::state::SharedState;
 
 /// A batch sent with an `Idempotency-Key` header (1–128 characters of
 /// `[A-Za-z0-9_.:-]`) is stored once per run and key; resending it answers
@@ -40,11 +39,7 @@ pub async fn post_logs(
 ) -> ApiResult<Json<Accepted>> {
     who.require(Role::Ingest)?;
     check_visible(&st, &who, &id).await?;
-    let raw = decoded_body(&st, &headers, body)?;
-    let records = loupe_ingest::decode_logs(&raw, now_ns(), &st.limits).map_err(|e| {
-        ServerMetrics::add(&st.metrics.rejected_requests, 1);
-        ApiError::from(e)
-    })?;
+    let bytes = raw_body(&st, body)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -58,55 +53,12 @@ pub async fn post_logs(
                 .to_string(),
         ),
     };
-    let n = records.len() as u64;
-    let s2 = st.clone();
-    let id2 = id.clone();
-    let (first_seq, records) = blocking(move || {
-        let seq = s2
-            .meta
-            .append_logs_once(&id2, key.as_deref(), &records)
-            .map_err(meta_err)?;
-        Ok((seq, records))
+    let ingest = st.ingest.clone();
+    let accepted = blocking(move || {
+        Ok(ingest.run_logs(&id, encoded_body(&headers, &bytes), key.as_deref())?)
     })
     .await?;
-    let Some(first_seq) = first_seq else {
-        // Stored before under this key: the client lost our answer.
-        return Ok(Json(Accepted {
-            accepted: 0,
-            duplicate: true,
-        }));
-    };
-    ServerMetrics::add(&st.metrics.log_records_ingested, n);
-    if st.diagnosis.enabled() {
-        st.diagnosis.submit(DiagInput::Logs {
-            run: id.clone(),
-            first_seq,
-            lines: records
-                .iter()
-                .map(|r| (r.time, r.stream, r.level, r.text.clone()))
-                .collect(),
-        });
-    }
-    // Live clients get the lines themselves, at most a screenful per event.
-    let tail: Vec<serde_json::Value> = records
-        .iter()
-        .enumerate()
-        .rev()
-        .take(200)
-        .rev()
-        .map(|(i, r)| {
-            serde_json::json!({"seq": first_seq + i as u64, "time": r.time, "stream": r.stream, "level": r.level, "text": r.text})
-        })
-        .collect();
-    st.live.publish(
-        &id,
-        "logs",
-        serde_json::json!({"count": n, "records": tail}),
-    );
-    Ok(Json(Accepted {
-        accepted: n,
-        duplicate: false,
-    }))
+    Ok(Json(accepted))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

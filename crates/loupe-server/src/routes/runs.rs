@@ -6,97 +6,15 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use loupe_meta::{NewRun, RunPatch, RunQuery};
+use loupe_model::label;
 use loupe_model::{Role, Run, RunStatus, SeriesMatcher};
 use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::diagnosis::DiagInput;
 use crate::error::{ApiError, ApiQuery, ApiResult};
+use crate::http::{blocking, check_visible, json_body, meta_err, visible_run};
 use crate::state::SharedState;
-
-/// Runs a blocking store call off the async executor.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
-}
-
-/// A JSON request body, or the API's error naming what is wrong with it.
-///
-/// Any `Content-Type` is accepted (`curl -d` sends a form type): the body is
-/// JSON by contract, as on the ingest endpoints.
-pub fn json_body<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<T> {
-    let body = body.map_err(crate::error::body_rejection)?;
-    let mut de = serde_json::Deserializer::from_slice(&body);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        // Not JSON at all: 400; JSON of the wrong shape: 422. The message
-        // names the field (`tags: invalid type: …`).
-        let status = match e.inner().classify() {
-            serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let path = e.path().to_string();
-        let place = if path == "." {
-            "body".to_string()
-        } else {
-            path
-        };
-        ApiError::new(status, "invalid_request", format!("{place}: {}", e.inner()))
-    })?;
-    de.end()
-        .map_err(|e| ApiError::bad_request("invalid_request", format!("body: {e}")))?;
-    Ok(value)
-}
-
-pub fn meta_err(e: loupe_meta::Error) -> ApiError {
-    match &e {
-        loupe_meta::Error::NotFound { .. } => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-        }
-        loupe_meta::Error::Invalid(_) => ApiError::bad_request("invalid_request", e.to_string()),
-        loupe_meta::Error::Conflict(_) => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
-        }
-        _ => ApiError::internal(e.to_string()),
-    }
-}
-
-/// Checks that the run exists and the caller may see it (404 otherwise),
-/// reading only its project: the cheap check for the ingest and read paths.
-pub async fn check_visible(st: &SharedState, who: &Principal, id: &str) -> ApiResult<()> {
-    let s = st.clone();
-    let id2 = id.to_string();
-    let project = blocking(move || match s.meta.run_project(&id2) {
-        Ok(p) => Ok(Some(p)),
-        Err(loupe_meta::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(meta_err(e)),
-    })
-    .await?;
-    match project {
-        Some(p) if who.sees(&p) => Ok(()),
-        _ => Err(ApiError::not_found("run", id)),
-    }
-}
-
-/// The run, if it exists and the caller may see it; 404 otherwise.
-pub async fn visible_run(st: &SharedState, who: &Principal, id: &str) -> ApiResult<Run> {
-    let s = st.clone();
-    let id2 = id.to_string();
-    let run = blocking(move || match s.meta.get_run(&id2) {
-        Ok(r) => Ok(Some(r)),
-        Err(loupe_meta::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(meta_err(e)),
-    })
-    .await?;
-    match run {
-        Some(r) if who.sees(&r.project) => Ok(r),
-        _ => Err(ApiError::not_found("run", id)),
-    }
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateRun {
@@ -210,6 +128,7 @@ pub async fn create_run(
         st.diagnosis.submit(DiagInput::Status {
             run: run.id.clone(),
             status: run.status,
+            exit_code: run.exit_code,
         });
     }
     let code = if created {
@@ -348,6 +267,7 @@ pub async fn patch_run(
         st.diagnosis.submit(DiagInput::Status {
             run: id.clone(),
             status: run.status,
+            exit_code: run.exit_code,
         });
     } else if req.heartbeat {
         st.diagnosis
@@ -368,7 +288,7 @@ pub async fn delete_run(
     let id2 = id.clone();
     blocking(move || {
         s.tsdb
-            .delete_series(&SeriesMatcher::any().label_eq("run", &id2))
+            .delete_series(&SeriesMatcher::any().label_eq(label::RUN, &id2))
             .map_err(ApiError::from)?;
         s.meta.delete_run(&id2).map_err(meta_err)?;
         Ok(())

@@ -2,15 +2,17 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use loupe_model::label;
+use loupe_model::nonfinite::to_json as json_value;
 use loupe_model::{NO_STEP, Role, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use serde::Deserialize;
 
-use super::json_value;
-use super::runs::{blocking, check_visible};
 use crate::auth::Principal;
+use crate::counters::ServerMetrics;
 use crate::error::{ApiError, ApiQuery, ApiResult};
-use crate::state::{ServerMetrics, SharedState};
+use crate::http::{blocking, check_visible};
+use crate::state::SharedState;
 
 fn opt_step(s: i64) -> serde_json::Value {
     if s == NO_STEP {
@@ -31,7 +33,10 @@ pub async fn list_series(
     let s2 = st.clone();
     let out = blocking(move || {
         let mut out = Vec::new();
-        for info in s2.tsdb.series(&SeriesMatcher::any().label_eq("run", &id)) {
+        for info in s2
+            .tsdb
+            .series(&SeriesMatcher::any().label_eq(label::RUN, &id))
+        {
             if let Some(s) = s2.tsdb.summary(&info.key).map_err(ApiError::from)? {
                 let entry = series_entry(&info.key, &s, (s.first_time, s.last_time));
                 out.push(serde_json::Value::Object(entry));
@@ -69,11 +74,7 @@ fn series_entry(
 
 /// Run series are drawn by step; series outside runs have only times.
 fn default_axis(key: &SeriesKey) -> &'static str {
-    if key.label("run").is_some() {
-        "step"
-    } else {
-        "time"
-    }
+    if key.run().is_some() { "step" } else { "time" }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -102,7 +103,7 @@ pub async fn series_data(
 ) -> ApiResult<Json<serde_json::Value>> {
     who.require(Role::Read)?;
     check_visible(&st, &who, &id).await?;
-    let key = SeriesKey::new(p.name.clone(), [("run", id.as_str())])
+    let key = SeriesKey::for_run(p.name.clone(), &id)
         .map_err(|e| ApiError::bad_request("invalid_request", format!("name: {e}")))?;
     series_data_of(st, key, p).await
 }
@@ -130,6 +131,15 @@ pub async fn series_data_of(
             XAxis::Time => (v * 1e9).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64,
         }
     };
+    // NaN would otherwise read as 0 (and ±inf as an end of the axis).
+    for (what, v) in [("from", p.from), ("to", p.to)] {
+        if v.is_some_and(|v| !v.is_finite()) {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("{what}: must be a finite number"),
+            ));
+        }
+    }
     let mut from = p.from.map(to_x).unwrap_or(i64::MIN + 1);
     let to = p.to.map(to_x).unwrap_or(i64::MAX);
     // A cursor is `x:skip`: resume at x, past the first `skip` points there
@@ -141,6 +151,11 @@ pub async fn series_data_of(
         from = x.parse::<i64>().map_err(|_| bad())?;
         skip = k.parse::<usize>().map_err(|_| bad())?;
     }
+    let limit = p.limit.unwrap_or(10_000).clamp(1, 100_000);
+    // `skip + limit` must not wrap: a wrapped read limit ends paging early.
+    let read_limit = skip.checked_add(limit + 1).ok_or_else(|| {
+        ApiError::bad_request("invalid_request", "cursor: not one this server gave")
+    })?;
     if from > to {
         return Err(ApiError::bad_request(
             "invalid_request",
@@ -154,7 +169,6 @@ pub async fn series_data_of(
         }
     };
     let width = p.width;
-    let limit = p.limit.unwrap_or(10_000).clamp(1, 100_000);
     let s2 = st.clone();
     let body = blocking(move || {
         if let Some(width) = width {
@@ -196,7 +210,7 @@ pub async fn series_data_of(
         } else {
             let pts = s2
                 .tsdb
-                .read_range(&key, axis, from, to, Some(skip + limit + 1))
+                .read_range(&key, axis, from, to, Some(read_limit))
                 .map_err(ApiError::from)?;
             // Skip the points at `from` the previous page already returned.
             let start = (0..pts.len().min(skip))

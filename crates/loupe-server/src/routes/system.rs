@@ -86,7 +86,12 @@ pub async fn prometheus_metrics(
         "Failed flushes (retried).",
         t.flush_errors as f64,
     );
-    let d = &st.diagnosis.counters;
+    counter(
+        "loupe_tsdb_damage_found_total",
+        "Damaged or missing acknowledged data found: at open (WAL frames, segments) and by reads.",
+        t.damage_found as f64,
+    );
+    let d = st.diagnosis.counters();
     counter(
         "loupe_diagnosis_batches_total",
         "Batches handed to diagnosis.",
@@ -126,6 +131,11 @@ pub async fn prometheus_metrics(
         t.head_points as f64,
     );
     gauge("loupe_tsdb_segments", "Segment files.", t.segments as f64);
+    gauge(
+        "loupe_tsdb_torn_tail_bytes",
+        "Bytes of torn WAL tails (unacknowledged appends a crash cut short) dropped at open.",
+        t.torn_tail_bytes as f64,
+    );
     gauge(
         "loupe_diagnosis_lag_seconds",
         "How long the latest batch waited for diagnosis.",

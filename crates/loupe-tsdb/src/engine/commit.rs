@@ -187,7 +187,7 @@ fn commit(inner: &Inner, payload: Vec<u8>, ids: Vec<SeriesId>, batch: WriteBatch
 fn write_group(inner: &Inner, group: &[Pending]) -> Result<()> {
     let mut wal = inner.wal.lock();
     if wal.needs_new_file {
-        let next = WalFile::create(&inner.wal_dir, wal.file.id() + 1)?;
+        let next = WalFile::create(&inner.wal_dir, wal.file.id() + 1, wal.file.len())?;
         wal.file = next;
         wal.needs_new_file = false;
     }

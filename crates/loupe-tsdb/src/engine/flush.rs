@@ -34,7 +34,7 @@ impl Tsdb {
     /// Merges all segments into one, applying newest-write-wins.
     pub fn compact(&self) -> Result<()> {
         let _f = self.inner.flush_lock.lock();
-        rewrite_segments(&self.inner, |_, _| RewriteAction::Keep, true).map(|_| ())
+        rewrite_segments(&self.inner, |_, _| RewriteAction::Keep, OnDamage::Keep).map(|_| ())
     }
 
     /// Deletes every series the matcher selects, and reclaims their disk space
@@ -57,7 +57,7 @@ impl Tsdb {
                     RewriteAction::Keep
                 }
             },
-            false,
+            OnDamage::Keep,
         )?;
         let mut catalog = inner.catalog.write();
         for id in &doomed {
@@ -103,7 +103,7 @@ impl Tsdb {
                     RewriteAction::Keep
                 }
             },
-            false,
+            OnDamage::Keep,
         )?;
         let mut catalog = inner.catalog.write();
         for id in &emptied {
@@ -171,7 +171,7 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
         if current.active.points() == 0 && current.frozen.is_empty() {
             return Ok(());
         }
-        let new_wal = WalFile::create(&inner.wal_dir, wal.file.id() + 1)?;
+        let new_wal = WalFile::create(&inner.wal_dir, wal.file.id() + 1, wal.file.len())?;
         let new_wal_id = new_wal.id();
         wal.file = new_wal;
         wal.needs_new_file = false;
@@ -249,7 +249,7 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
     inner.metrics.record_flush();
     let too_many = inner.version.read().segments.len() > inner.opts.max_segments.max(1);
     if too_many {
-        rewrite_segments(inner, |_, _| RewriteAction::Keep, true)?;
+        rewrite_segments(inner, |_, _| RewriteAction::Keep, OnDamage::Keep)?;
     }
     Ok(())
 }
@@ -319,14 +319,37 @@ pub(crate) fn merge_newest_wins(mut parts: Vec<Points>) -> Points {
     out
 }
 
+/// What a rewrite does with a chunk that fails its checksum or decoding.
+pub(crate) enum OnDamage<'a> {
+    /// Copy it byte for byte (a kept series keeps its damage, detectably,
+    /// until `loupe store repair` decides): deletions and compactions never
+    /// fail on someone else's damaged chunk.
+    Keep,
+    /// Leave it out and record what was lost (repair, after confirmation).
+    Drop(&'a mut Vec<LostChunk>),
+}
+
+/// A damaged chunk a repair left out of the rewritten segments.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LostChunk {
+    pub segment: std::path::PathBuf,
+    pub chunk: u32,
+    pub series: String,
+    pub points: u64,
+    pub first_step: i64,
+    pub last_step: i64,
+    pub first_time_ns: i64,
+    pub last_time_ns: i64,
+    pub error: String,
+}
+
 /// Rewrites the segments into one new segment, series by series, letting
-/// `action` edit or drop each series' merged points. With `all = false`,
-/// only segments holding a series that `action` changes would need it, but
-/// deciding that needs the points; so every segment is rewritten.
+/// `action` edit or drop each series' merged points. Every segment is
+/// rewritten (which ones a change touches is known only from the points).
 pub(crate) fn rewrite_segments(
     inner: &Inner,
     mut action: impl FnMut(SeriesId, &mut Points) -> RewriteAction,
-    _all: bool,
+    mut on_damage: OnDamage<'_>,
 ) -> Result<()> {
     let current = inner.version.read().clone();
     let old: Vec<Arc<Segment>> = current.segments.clone();
@@ -343,16 +366,30 @@ pub(crate) fn rewrite_segments(
     let mut writer = SegmentWriter::new(inner.opts.page_points, inner.opts.max_chunk_points);
     for id in ids {
         let mut parts = Vec::new();
+        let mut damaged = Vec::new();
         for s in &old {
             for c in s.chunks_of(id) {
-                parts.push(s.read_chunk(c)?);
+                match s.read_chunk(c) {
+                    Ok(p) => parts.push(p),
+                    // One damaged chunk must not stop every deletion: a series
+                    // being dropped goes, damage and all; a kept one keeps its
+                    // damaged chunk byte for byte, for `loupe store repair`.
+                    Err(e) if e.is_corruption() => damaged.push((s, c, e)),
+                    Err(e) => return Err(e),
+                }
             }
         }
         let mut points = merge_newest_wins(parts);
-        if let RewriteAction::Keep = action(id, &mut points)
-            && !points.is_empty()
-        {
-            writer.add_series(id, &keys[&id], &points);
+        if let RewriteAction::Keep = action(id, &mut points) {
+            if !points.is_empty() {
+                writer.add_series(id, &keys[&id], &points);
+            }
+            for (s, c, e) in damaged {
+                match &mut on_damage {
+                    OnDamage::Keep => writer.copy_chunk(&keys[&id], s, c),
+                    OnDamage::Drop(lost) => lost.push(lost_chunk(s, c, &keys[&id], &e)),
+                }
+            }
         }
     }
     let seg_id = {
@@ -403,6 +440,20 @@ pub(crate) fn rewrite_segments(
         }
     }
     fsutil::sync_dir(&inner.seg_dir)?;
-    let _ = Error::Closed; // keep the error type in scope for readers of this module
     Ok(())
+}
+
+fn lost_chunk(s: &Segment, c: u32, key: &loupe_model::SeriesKey, e: &Error) -> LostChunk {
+    let sum = &s.entry(c).summary;
+    LostChunk {
+        segment: s.path().to_path_buf(),
+        chunk: c,
+        series: key.to_string(),
+        points: sum.count,
+        first_step: sum.first_step,
+        last_step: sum.last_step,
+        first_time_ns: sum.first_time,
+        last_time_ns: sum.last_time,
+        error: e.to_string(),
+    }
 }

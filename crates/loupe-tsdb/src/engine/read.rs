@@ -154,17 +154,60 @@ impl Tsdb {
 
     /// Every point of a series in identity order (step, or time for unstepped points).
     pub fn read_all(&self, key: &SeriesKey) -> Result<Points> {
+        self.check_readable(key)?;
         let Some(id) = self.id_of(key) else {
             return Ok(Points::default());
         };
         let v = self.snapshot();
         let ss = sources_of(&v, id);
-        materialize(&ss)
+        self.noting_damage(materialize(&ss))
+    }
+
+    /// Fails when a segment named in the manifest could not be opened: its
+    /// index is unreadable, so any series may have points in it, and an
+    /// answer without them would be an empty or partial success.
+    fn check_readable(&self, key: &SeriesKey) -> Result<()> {
+        match self.inner.unreadable_segments.first() {
+            None => Ok(()),
+            Some(path) => Err(Error::corrupt(
+                path,
+                format!(
+                    "segment is unreadable, so points of {key} in it cannot be read ({} \
+                     unreadable segment(s); `loupe store verify` names them, `loupe store \
+                     repair` quarantines them)",
+                    self.inner.unreadable_segments.len()
+                ),
+            )),
+        }
+    }
+
+    /// Counts damage a read met, so `/metrics` shows it, and passes the
+    /// result on.
+    fn noting_damage<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && e.is_corruption()
+        {
+            self.inner.metrics.record_damage(1);
+        }
+        r
     }
 
     /// The points with `from <= x <= to` on `axis`, in x order, at most `limit`
     /// of them (the first ones). On the step axis, unstepped points are skipped.
     pub fn read_range(
+        &self,
+        key: &SeriesKey,
+        axis: XAxis,
+        from: i64,
+        to: i64,
+        limit: Option<usize>,
+    ) -> Result<Points> {
+        self.check_readable(key)?;
+        let r = self.read_range_inner(key, axis, from, to, limit);
+        self.noting_damage(r)
+    }
+
+    fn read_range_inner(
         &self,
         key: &SeriesKey,
         axis: XAxis,
@@ -231,6 +274,19 @@ impl Tsdb {
                 "empty range: from {from} > to {to}"
             )));
         }
+        self.check_readable(key)?;
+        let r = self.m4_inner(key, axis, from, to, width);
+        self.noting_damage(r)
+    }
+
+    fn m4_inner(
+        &self,
+        key: &SeriesKey,
+        axis: XAxis,
+        from: i64,
+        to: i64,
+        width: u32,
+    ) -> Result<M4Result> {
         let mut m4 = M4Downsampler::new(from, to, width);
         let Some(id) = self.id_of(key) else {
             return Ok(m4.finish());
@@ -253,6 +309,12 @@ impl Tsdb {
 
     /// Count, extremes (NaN ignored), sum, first and last of a series.
     pub fn summary(&self, key: &SeriesKey) -> Result<Option<Summary>> {
+        self.check_readable(key)?;
+        let r = self.summary_inner(key);
+        self.noting_damage(r)
+    }
+
+    fn summary_inner(&self, key: &SeriesKey) -> Result<Option<Summary>> {
         let Some(id) = self.id_of(key) else {
             return Ok(None);
         };

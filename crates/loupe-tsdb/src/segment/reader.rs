@@ -191,6 +191,18 @@ impl Segment {
         &self.entries[chunk as usize]
     }
 
+    /// A chunk's four column blobs (steps, times, values, roll-ups) and their
+    /// stored checksums, unchecked: a rewrite copies a damaged chunk as it is,
+    /// so its damage stays detectable until `loupe store repair` handles it.
+    pub(crate) fn raw_blobs(&self, chunk: u32) -> [(&[u8], u32); 4] {
+        let e = &self.entries[chunk as usize];
+        e.blobs.map(|b| {
+            // In bounds: parse_index checked every blob against the data.
+            let bytes = &self.map[b.offset as usize..b.offset as usize + b.len as usize];
+            (bytes, b.crc)
+        })
+    }
+
     fn blob(&self, chunk: u32, which: usize) -> Result<&[u8]> {
         let e = &self.entries[chunk as usize];
         let b = e.blobs[which];

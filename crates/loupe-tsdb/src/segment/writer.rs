@@ -7,6 +7,7 @@ use std::path::Path;
 
 use loupe_model::{NO_STEP, SeriesKey};
 
+use super::Segment;
 use super::stats::{ChunkSummary, PageStats};
 use super::{BlobRef, FLAG_HAS_STATS, FLAG_HAS_STEPS, FLAG_TIMES_SORTED, FOOTER_MAGIC, MAGIC};
 use crate::codec::bytes::ByteWriter;
@@ -88,6 +89,32 @@ impl SegmentWriter {
         ix.put_u32(self.page_points as u32);
         ChunkSummary::of(points).write(ix);
         for b in [steps, times, values, stats] {
+            b.write(ix);
+        }
+        self.entries += 1;
+    }
+
+    /// Copies a chunk of another segment as it is stored, checksums included
+    /// (a damaged chunk stays damaged, and detectably so).
+    pub(crate) fn copy_chunk(&mut self, key: &SeriesKey, from: &Segment, chunk: u32) {
+        let e = from.entry(chunk);
+        let blobs = from.raw_blobs(chunk).map(|(bytes, crc)| {
+            let offset = self.data.len() as u64;
+            self.data.extend_from_slice(bytes);
+            BlobRef {
+                offset,
+                len: bytes.len() as u32,
+                crc,
+            }
+        });
+        let ix = &mut self.index;
+        ix.put_u64(e.series);
+        ix.put_bytes(&key.to_bytes());
+        ix.put_u32(e.count);
+        ix.put_u8(e.flags);
+        ix.put_u32(e.page_points);
+        e.summary.write(ix);
+        for b in blobs {
             b.write(ix);
         }
         self.entries += 1;

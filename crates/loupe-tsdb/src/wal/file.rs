@@ -19,22 +19,40 @@ pub struct WalFile {
 }
 
 impl WalFile {
-    /// Creates a new, empty WAL file and makes its directory entry durable.
-    pub fn create(dir: &Path, id: u64) -> Result<Self> {
+    /// Creates WAL file `id`, starting with the seal of its predecessor
+    /// (`id - 1` ended, acknowledged, at `prev_len` bytes; 0 when it does not
+    /// exist), and makes both durable.
+    ///
+    /// The seal is what lets replay tell a cut or damaged older file (damage
+    /// to acknowledged data) from the torn tail a crash leaves in the newest.
+    pub fn create(dir: &Path, id: u64, prev_len: u64) -> Result<Self> {
         let path = super::wal_path(dir, id);
         let file = OpenOptions::new()
             .create_new(true)
             .write(true)
             .open(&path)
             .map_err(|e| Error::io("create", &path, e))?;
-        fsutil::sync_dir(dir)?;
-        Ok(Self {
+        let mut wal = Self {
             id,
             path,
             file,
             good_len: 0,
             frame_buf: Vec::new(),
-        })
+        };
+        let seal = super::encode_seal(id.saturating_sub(1), prev_len);
+        let made = fsutil::sync_dir(dir).and_then(|()| {
+            wal.append(&[&seal], true)
+                .map_err(|(AppendError::Failed(e) | AppendError::Unusable(e))| e)
+        });
+        match made {
+            Ok(()) => Ok(wal),
+            Err(e) => {
+                // Leave no half-made file behind: the next try creates the
+                // same id again (a full disk must not block it forever).
+                let _ = std::fs::remove_file(&wal.path);
+                Err(e)
+            }
+        }
     }
 
     pub fn id(&self) -> u64 {

@@ -4,6 +4,7 @@
 //! a copy: the WAL is short-lived, and the segment codec does the compressing.
 //!
 //! ```text
+//! u8 kind = 2 (seal)   u64 prev_id, u64 prev_len      the first frame of every WAL file
 //! u8 kind = 1 (append)
 //! u32 n_defs   { u64 series_id, bytes key }            new series first seen here
 //! u32 n_series { u64 series_id, u32 n, u8 has_steps,
@@ -17,6 +18,7 @@ use crate::types::{SeriesId, SeriesWrite};
 use crate::{Error, Result};
 
 const KIND_APPEND: u8 = 1;
+const KIND_SEAL: u8 = 2;
 
 /// One series' points as replayed from the WAL (steps filled with [`NO_STEP`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,19 @@ pub enum WalRecord {
         defs: Vec<(SeriesId, SeriesKey)>,
         series: Vec<ReplayedSeries>,
     },
+    /// Opens every WAL file: WAL file `prev_id` ended, acknowledged, at byte
+    /// `prev_len`. Replay checks the predecessor against it, so a cut or
+    /// damaged sealed file is damage, not a torn tail.
+    Seal { prev_id: u64, prev_len: u64 },
+}
+
+/// Encodes the seal record that starts a new WAL file.
+pub fn encode_seal(prev_id: u64, prev_len: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17);
+    out.put_u8(KIND_SEAL);
+    out.put_u64(prev_id);
+    out.put_u64(prev_len);
+    out
 }
 
 /// Encodes an append: the definitions of series new in this batch, then each
@@ -135,6 +150,14 @@ pub fn decode_record(payload: &[u8]) -> Result<WalRecord> {
             }
             Ok(WalRecord::Append { defs, series })
         }
+        KIND_SEAL => {
+            let prev_id = r.u64("sealed file id")?;
+            let prev_len = r.u64("sealed file length")?;
+            if r.remaining() != 0 {
+                return Err(Error::Codec("bytes after the end of a seal record".into()));
+            }
+            Ok(WalRecord::Seal { prev_id, prev_len })
+        }
         k => Err(Error::Codec(format!("unknown WAL record kind {k}"))),
     }
 }
@@ -156,13 +179,30 @@ mod tests {
         );
         let w2 = SeriesWrite::new(k2.clone(), None, vec![5], vec![1.5]);
         let p = encode_append(&[(7, &k1.to_bytes())], &[(7, &w1), (9, &w2)]);
-        let WalRecord::Append { defs, series } = decode_record(&p).unwrap();
+        let WalRecord::Append { defs, series } = decode_record(&p).unwrap() else {
+            panic!("an append decodes as an append");
+        };
         assert_eq!(defs, vec![(7, k1)]);
         assert_eq!(series[0].steps, vec![1, 2]);
         assert_eq!(series[0].values[0].to_bits(), f64::NAN.to_bits());
         assert_eq!(series[0].values[1].to_bits(), (-0.0f64).to_bits());
         assert_eq!(series[1].steps, vec![NO_STEP]);
         assert_eq!(series[1].times, vec![5]);
+        for cut in 0..p.len() {
+            assert!(decode_record(&p[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn seal_round_trips() {
+        let p = encode_seal(41, 123_456);
+        assert_eq!(
+            decode_record(&p).unwrap(),
+            WalRecord::Seal {
+                prev_id: 41,
+                prev_len: 123_456
+            }
+        );
         for cut in 0..p.len() {
             assert!(decode_record(&p[..cut]).is_err());
         }

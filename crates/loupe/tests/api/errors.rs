@@ -426,6 +426,19 @@ fn bad_reads_are_refused_with_the_error_shape() {
             "cursor",
         ),
         (
+            "from NaN",
+            vec![("name", "s"), ("from", "NaN")],
+            400,
+            "from",
+        ),
+        ("to inf", vec![("name", "s"), ("to", "inf")], 400, "to"),
+        (
+            "cursor skip near u64::MAX",
+            vec![("name", "s"), ("cursor", "1:18446744073709551615")],
+            400,
+            "cursor",
+        ),
+        (
             "name too long",
             vec![("name", &*Box::leak("n".repeat(300).into_boxed_str()))],
             400,

@@ -15,6 +15,7 @@ mod support;
 mod auth;
 mod concurrency;
 mod crash;
+mod damage;
 mod diagnosis;
 mod errors;
 mod live;

@@ -1,0 +1,239 @@
+//! The one write path. Every protocol's handler — a run's metrics, series
+//! outside runs, log lines, and every protocol to come — calls [`Ingest`]:
+//!
+//! ```text
+//! body ─► undo Content-Encoding ─► decode ─► keys ─► append (durable) ─► Fanout
+//!                                                                 counters, summaries,
+//!                                                                 live events, diagnosis
+//! ```
+//!
+//! A new protocol is a decoder plus one method here, never a new fan-out.
+//! **Threading:** every method is blocking CPU and disk work (decompression
+//! and decoding are proportional to the body); callers run it off the async
+//! runtime (`http::blocking`). **Durability:** the fan-out hears only of what
+//! the stores acknowledged, so diagnosis and live clients never see data a
+//! crash could take back.
+
+mod fanout;
+#[cfg(test)]
+mod tests;
+
+pub use fanout::{Fanout, LatestPoint};
+
+use loupe_ingest::{BodyError, DecodeError, Limits, SeriesColumns};
+use loupe_model::{KeyError, LogRecord, SeriesKey, clock, label};
+use loupe_tsdb::{SeriesWrite, WriteBatch};
+use serde::Serialize;
+
+use crate::diagnosis::SeriesIn;
+use crate::stores::Stores;
+
+/// What an ingest request stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// Points (or records) written durably.
+    pub accepted: u64,
+    /// The batch's `Idempotency-Key` was seen before: nothing was stored again.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+impl Accepted {
+    fn stored(n: u64) -> Self {
+        Accepted {
+            accepted: n,
+            duplicate: false,
+        }
+    }
+}
+
+/// Why a write was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The body's encoding or size (a client error).
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The body's content (a client error naming the place).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A series name or label set that is not a valid key (a client error).
+    #[error("series[{index}]{field}: {source}")]
+    Key {
+        index: usize,
+        /// `.name` when only the name can be at fault.
+        field: &'static str,
+        source: KeyError,
+    },
+    #[error(transparent)]
+    Tsdb(#[from] loupe_tsdb::Error),
+    #[error(transparent)]
+    Meta(#[from] loupe_meta::Error),
+}
+
+impl IngestError {
+    /// True when the client sent something wrong (counted as a rejection).
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            IngestError::Body(_) | IngestError::Decode(_) | IngestError::Key { .. }
+        )
+    }
+}
+
+/// A request body as it arrived: bytes and their `Content-Encoding`.
+pub struct RawBody<'a> {
+    pub bytes: &'a [u8],
+    pub encoding: Option<&'a str>,
+}
+
+/// The write path's service: decode → keys → append → fan-out.
+#[derive(Clone)]
+pub struct Ingest {
+    stores: Stores,
+    limits: Limits,
+    fanout: Fanout,
+}
+
+impl Ingest {
+    pub fn new(stores: Stores, limits: Limits, fanout: Fanout) -> Self {
+        Ingest {
+            stores,
+            limits,
+            fanout,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// A run's columnar metrics: `{"series":[{"name","step","time","value"}]}`,
+    /// each series keyed `name{run=RUN}`.
+    pub fn run_metrics(&self, run: &str, body: RawBody<'_>) -> Result<Accepted, IngestError> {
+        self.counted(|| {
+            let batch = self.decode(body, loupe_ingest::decode_metrics)?;
+            let diagnose = self.fanout.diagnoses();
+            let mut wb = WriteBatch::new();
+            let mut latest = Vec::with_capacity(batch.series.len());
+            let mut diag = Vec::new();
+            for (index, s) in batch.series.into_iter().enumerate() {
+                let key =
+                    SeriesKey::for_run(s.name.clone(), run).map_err(|source| IngestError::Key {
+                        index,
+                        field: ".name",
+                        source,
+                    })?;
+                if diagnose {
+                    diag.push(diag_columns(&s));
+                }
+                if let Some(l) = LatestPoint::of(s.steps.as_deref(), &s.values) {
+                    latest.push((s.name, l));
+                }
+                wb.push(SeriesWrite::new(key, s.steps, s.times_ns, s.values));
+            }
+            let points = wb.points() as u64;
+            self.stores.tsdb.append(wb)?;
+            self.fanout.run_points(run, points, latest, diag);
+            Ok(Accepted::stored(points))
+        })
+    }
+
+    /// Series outside runs (hosts, services): each keyed by its own labels
+    /// plus `project=PROJECT`.
+    pub fn source_metrics(
+        &self,
+        project: &str,
+        body: RawBody<'_>,
+    ) -> Result<Accepted, IngestError> {
+        self.counted(|| {
+            let series = self.decode(body, loupe_ingest::decode_external_metrics)?;
+            let diagnose = self.fanout.diagnoses();
+            let mut wb = WriteBatch::new();
+            let mut diag = Vec::new();
+            for (index, (key, cols)) in series.into_iter().enumerate() {
+                if diagnose {
+                    diag.push((key.labels().to_vec(), diag_columns(&cols)));
+                }
+                let mut labels = key.labels().to_vec();
+                labels.push((label::PROJECT.into(), project.to_string()));
+                let key =
+                    SeriesKey::new(key.name(), labels).map_err(|source| IngestError::Key {
+                        index,
+                        field: "",
+                        source,
+                    })?;
+                wb.push(SeriesWrite::new(
+                    key,
+                    cols.steps,
+                    cols.times_ns,
+                    cols.values,
+                ));
+            }
+            let points = wb.points() as u64;
+            self.stores.tsdb.append(wb)?;
+            self.fanout.source_points(project, points, diag);
+            Ok(Accepted::stored(points))
+        })
+    }
+
+    /// A run's log records; with an idempotency key, a batch is stored once
+    /// per run and key (a resend answers `duplicate`).
+    pub fn run_logs(
+        &self,
+        run: &str,
+        body: RawBody<'_>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Accepted, IngestError> {
+        self.counted(|| {
+            let records: Vec<LogRecord> = self.decode(body, loupe_ingest::decode_logs)?;
+            let Some(first_seq) =
+                self.stores
+                    .meta
+                    .append_logs_once(run, idempotency_key, &records)?
+            else {
+                // Stored before under this key: the client lost our answer.
+                return Ok(Accepted {
+                    accepted: 0,
+                    duplicate: true,
+                });
+            };
+            self.fanout.run_logs(run, first_seq, &records);
+            Ok(Accepted::stored(records.len() as u64))
+        })
+    }
+
+    /// Undoes the body's encoding, then decodes it with the server's clock
+    /// as "now" for points that carry no time.
+    fn decode<T>(
+        &self,
+        body: RawBody<'_>,
+        decoder: impl FnOnce(&[u8], i64, &Limits) -> Result<T, DecodeError>,
+    ) -> Result<T, IngestError> {
+        let bytes = loupe_ingest::decode_body(body.bytes, body.encoding, &self.limits)?;
+        Ok(decoder(&bytes, clock::now_ns(), &self.limits)?)
+    }
+
+    /// Counts a client's mistake once, whatever the protocol.
+    fn counted(
+        &self,
+        write: impl FnOnce() -> Result<Accepted, IngestError>,
+    ) -> Result<Accepted, IngestError> {
+        let result = write();
+        if let Err(e) = &result
+            && e.is_rejection()
+        {
+            self.fanout.rejected();
+        }
+        result
+    }
+}
+
+/// The diagnoser's copy of a series' columns (times in Unix seconds).
+fn diag_columns(s: &SeriesColumns) -> SeriesIn {
+    SeriesIn {
+        name: s.name.clone(),
+        steps: s.steps.clone(),
+        times: s.times_ns.iter().map(|t| *t as f64 / 1e9).collect(),
+        values: s.values.clone(),
+    }
+}

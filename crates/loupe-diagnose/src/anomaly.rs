@@ -132,7 +132,11 @@ impl ErrorChannel {
             return 0.5;
         }
         let scale = self.squash * self.typical;
-        let u = if e + scale > 0.0 { e / (e + scale) } else { 0.0 };
+        let u = if e + scale > 0.0 {
+            e / (e + scale)
+        } else {
+            0.0
+        };
         self.seen += 1;
         self.typical += self.alpha.max(1.0 / self.seen as f64) * (e - self.typical);
         self.likelihood.update(u)
@@ -159,7 +163,10 @@ const NOVEL_RANGE_TAIL: f64 = 1e-8;
 
 impl AnomalyDetector {
     pub fn new(cfg: &AnomalyConfig) -> Self {
-        let seasonal = matches!(cfg.method, AnomalyMethod::Seasonal | AnomalyMethod::Ensemble);
+        let seasonal = matches!(
+            cfg.method,
+            AnomalyMethod::Seasonal | AnomalyMethod::Ensemble
+        );
         let discord = matches!(cfg.method, AnomalyMethod::Discord | AnomalyMethod::Ensemble);
         AnomalyDetector {
             cadence: Cadence::new(),

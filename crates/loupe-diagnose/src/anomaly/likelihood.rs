@@ -30,8 +30,11 @@ pub(crate) const MAX_SHORT_WINDOW: usize = 32;
 
 /// Score from a tail probability: `ln(p) / ln(1e-10)` clamped to [0, 1].
 pub(crate) fn score_from_tail(p: f64) -> f64 {
-    if !(p > 0.0) {
-        return if p.is_nan() { 0.0 } else { 1.0 };
+    if p.is_nan() {
+        return 0.0;
+    }
+    if p <= 0.0 {
+        return 1.0;
     }
     (p.max(SCORE_FLOOR_TAIL).ln() / SCORE_FLOOR_TAIL.ln()).clamp(0.0, 1.0)
 }

@@ -190,7 +190,25 @@ CREATE TABLE incident_run (
 CREATE INDEX incident_run_incident ON incident_run(incident);
 "#;
 
-const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: users' verdicts on incident causes and fixes. Rows keep the
+/// incident's id as text (not a reference), so feedback outlives a pruned
+/// incident and keeps weighing in its project.
+const V3: &str = r#"
+CREATE TABLE feedback (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    project   INTEGER NOT NULL REFERENCES project(id),
+    incident  TEXT NOT NULL,
+    cause     TEXT NOT NULL,                  -- the cause kind's API name
+    fix       TEXT,                           -- for verdict = worked
+    verdict   TEXT NOT NULL,                  -- confirmed | wrong | worked
+    who       TEXT NOT NULL,
+    time      REAL NOT NULL
+) STRICT;
+CREATE INDEX feedback_project  ON feedback(project, id);
+CREATE INDEX feedback_incident ON feedback(incident, id);
+"#;
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -282,9 +282,11 @@ pub struct DetectArgs {
     /// Write the result here instead of standard output.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-    /// The series' name, which picks its detectors: `train/loss` gets the
-    /// loss rules, `perf/tokens_per_s` the throughput ones. Default: the
-    /// value column's header, else `value`.
+    /// The series' name, which picks its detectors: training curves
+    /// (`train/loss`, grad norms, learning rates, loss scales) get the run
+    /// rules; any other name the general anomaly detector (`--set
+    /// anomaly.method=discord` or `ensemble` picks other predictors).
+    /// Default: the value column's header, else `value`.
     #[arg(long)]
     pub series: Option<String>,
     /// Print JSON lines (`{"timestamp","value","anomaly_score","label"}`)

@@ -17,6 +17,21 @@ for arg in "$@"; do
     esac
 done
 
+if [[ $# -eq 0 ]]; then
+    # The whole suite: what its tests use, from PyPI when missing, as .ci/run
+    # installs it, so a fresh machine skips no more than CI does (the torch
+    # tests). module:package pairs; aiosmtpd is the SMTP server the alerting
+    # tests (Rust, below) deliver to; the rest serve the Python tests.
+    missing=()
+    for pair in pytest:pytest numpy:numpy keras:keras jax:'jax[cpu]' \
+        transformers:transformers aiosmtpd:aiosmtpd; do
+        python3 -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
+    done
+    if ((${#missing[@]})); then
+        python3 -m pip install --quiet --disable-pip-version-check "${missing[@]}"
+    fi
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run "${scope[@]}" --release "$@"
     # nextest does not run doctests.
@@ -29,9 +44,6 @@ fi
 # when the whole suite runs (no package or filter was given).
 if [[ $# -eq 0 ]]; then
     cargo build --release -p loupe
-    # On a fresh machine pytest may be missing; PyPI has it.
-    python3 -c 'import pytest' 2>/dev/null \
-        || python3 -m pip install --quiet --disable-pip-version-check pytest
     LOUPE_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/loupe" python3 -m pytest python/tests -q
 
     # The web UI, end to end in headless Chromium against the same binary.

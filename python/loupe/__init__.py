@@ -17,6 +17,7 @@ server cannot be reached. Standard library only.
 __version__ = "0.1.0"
 
 from ._api import alert, finish, flush, init, log, log_text  # noqa: E402
+from ._compat import Artifact, Settings  # noqa: E402
 from ._run import Config, DisabledRun, LoupeWarning, Run, Summary  # noqa: E402
 
 #: The current run (None before ``init`` and after ``finish``).
@@ -84,11 +85,46 @@ def watch(*args, **kwargs):
 
 
 def define_metric(*args, **kwargs):
+    """Accepted; see ``Run.define_metric``."""
     return None
 
 
 def save(*args, **kwargs):
     return False
+
+
+def log_artifact(artifact=None, name=None, type=None, aliases=None, **kwargs):  # noqa: A002 (W&B's name)
+    """The current run's ``log_artifact`` (a run event; no artifact store yet)."""
+    return run.log_artifact(artifact, name, type, aliases) if run is not None else artifact
+
+
+def use_artifact(artifact=None, type=None, **kwargs):  # noqa: A002 (W&B's name)
+    return run.use_artifact(artifact, type) if run is not None else artifact
+
+
+def mark_preempting():
+    if run is not None:
+        run.mark_preempting()
+
+
+def setup(settings=None):
+    """W&B's ``setup``: nothing to prepare."""
+    return None
+
+
+def teardown(exit_code=None):
+    """W&B's ``teardown``: finishes the current run."""
+    finish(exit_code)
+
+
+def termlog(string="", newline=True, repeat=True):
+    import sys as _sys
+
+    _sys.stderr.write("loupe: %s%s" % (string, "\n" if newline else ""))
+
+
+termwarn = termlog
+termerror = termlog
 
 
 __all__ = [
@@ -118,4 +154,14 @@ __all__ = [
     "watch",
     "define_metric",
     "save",
+    "Settings",
+    "Artifact",
+    "log_artifact",
+    "use_artifact",
+    "mark_preempting",
+    "setup",
+    "teardown",
+    "termlog",
+    "termwarn",
+    "termerror",
 ]

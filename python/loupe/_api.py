@@ -156,9 +156,18 @@ def init(
             return run
         run = _start(m, project, name, config, tags, group, notes, resume, resume_step, dir, server, token, id,
                      capture_console)
+        run.silent = _silent(kwargs.get("settings"))
         _set_current(run)
         _install_hooks()
+        run._announce("started:")
         return run
+
+
+def _silent(settings: Any) -> bool:
+    """W&B's ``settings=wandb.Settings(silent=True)`` (or a dict)."""
+    if isinstance(settings, dict):
+        return bool(settings.get("silent"))
+    return bool(getattr(settings, "silent", False))
 
 
 def _apply_basic(run: Run, project, name, config, tags, group, notes) -> None:

@@ -17,6 +17,13 @@ MAX_LINE_BYTES = 64 * 1024
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _ERROR = re.compile(r"^(Traceback \(most recent call last\)|\w*(Error|Exception)\b)|\b(ERROR|CRITICAL|FATAL)\b")
 _WARNING = re.compile(r"\b(WARNING|WARN)\b|\w*Warning:")
+# A tqdm-style progress bar: "45%|████▌     | 45/100 [00:01<00:01, 40.2it/s]",
+# or without a total "45it [00:01, 40.2it/s]". The same rule as `loupe run`'s
+# (crates/loupe-agent/src/supervise/progress.rs): bars stay out of a failure's
+# stderr tail, where they would push out the lines that explain it.
+_PROGRESS = re.compile(
+    r"\d+%\|[^|]*\||\[\d+:\d\d(?::\d\d)?(?:<(?:\d+:\d\d(?::\d\d)?|\?))?, *(?:[\d.?]+ *(?:[a-zA-Z]+/s|s/[a-zA-Z]+)|\?[a-zA-Z]+/s)"
+)
 
 # (time, stream, level, text)
 Line = Tuple[float, str, str, str]
@@ -28,6 +35,10 @@ def level_of(text: str) -> str:
     if _WARNING.search(text):
         return "warning"
     return "info"
+
+
+def is_progress_bar(text: str) -> bool:
+    return _PROGRESS.search(text) is not None
 
 
 def clean_line(line: str) -> str:

@@ -7,15 +7,19 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import threading
 import time
 import traceback
 import warnings
+from collections import deque
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import _env
+from ._console import is_progress_bar
+from ._urls import project_url, run_url
 from ._values import (
     DROP,
     config_dict,
@@ -45,6 +49,8 @@ MAX_RECORDS_PER_BODY = 5_000
 MAX_LOG_BYTES_PER_BODY = 4 << 20
 MAX_TEXT_BYTES = 64 * 1024
 MAX_ATTR_BYTES = 4096
+# As many stderr lines as `loupe run` keeps in a failure (STDERR_TAIL_LINES).
+STDERR_TAIL_LINES = 50
 
 _LEVELS = {
     "debug": "debug",
@@ -292,6 +298,11 @@ class Run:
         self._pending_tags: Optional[List[str]] = None
         self._pending_notes: Optional[str] = None
         self._final_patch: Optional[dict] = None
+        # What `loupe run` also reports when a run fails: the exception (set
+        # by _fail_with) and the last lines the program wrote to stderr.
+        self._failure: Optional[dict] = None
+        self._stderr_tail: "deque[str]" = deque(maxlen=STDERR_TAIL_LINES)
+        self.silent = False
         self._pipeline = None
         self._capture = None
         self._lockfile = None
@@ -474,6 +485,7 @@ class Run:
         recs = [{"time": t, "stream": st, "level": lv, "text": tx} for t, st, lv, tx in lines]
         with self._lock:
             self._logs.extend(recs)
+            self._stderr_tail.extend(tx for _, st, _, tx in lines if st == "stderr" and not is_progress_bar(tx))
 
     def _record(self, text: str, level: str = "info", attributes: Optional[Dict[str, str]] = None) -> None:
         rec: Dict[str, Any] = {
@@ -563,7 +575,21 @@ class Run:
 
     @property
     def url(self) -> str:
-        return "%s/api/v1/runs/%s" % (self.server, self.id)
+        """The run's page in the web UI."""
+        return run_url(self.server, self.id)
+
+    def get_url(self) -> str:
+        """W&B's ``run.get_url()``: the run's page in the web UI."""
+        return self.url
+
+    def get_project_url(self) -> Optional[str]:
+        return project_url(self.server, self.project) if self.project else None
+
+    def get_sweep_url(self) -> None:
+        return None
+
+    def project_name(self) -> str:
+        return self.project or ""
 
     @property
     def offline(self) -> bool:
@@ -664,6 +690,8 @@ class Run:
             self._capture = None
         with self._lock:
             self._final_patch = {"status": status, "exit_code": code, "end_time": _time()}
+            if status != "finished":
+                self._final_patch["failure"] = self._failure_object()
             self._closed = True
         self.status = status
         done = True
@@ -682,6 +710,32 @@ class Run:
         _update_run_json(self.dir, {"final_status": status, "exit_code": code, "end_time": _time()})
         _unlock(self._lockfile)
         self._lockfile = None
+        self._announce("%s:" % status)
+
+    def _announce(self, what: str) -> None:
+        """W&B prints the run's page at init and at finish; so do we (on
+        stderr, not captured; quiet with LOUPE_SILENT=1 or
+        ``settings=loupe.Settings(silent=True)``)."""
+        if self.silent or _env.env_bool("LOUPE_SILENT", False) or _env.env_bool("WANDB_SILENT", False):
+            return
+        where = self.url if self.mode == "online" else "%s (offline; upload with `python -m loupe sync %s`)" % (
+            self.url, self.dir)
+        # Past the console capture's tee (when it is installed): the line is
+        # for the person at the terminal, not a line of the run's output.
+        err = getattr(sys.stderr, "_loupe_original", sys.stderr)
+        try:
+            err.write("loupe: run %s %s %s\n" % (self.id, what, where))
+            err.flush()
+        except Exception:
+            pass
+
+    def _failure_object(self) -> dict:
+        """The run's ``failure``, in the shape `loupe run` writes it."""
+        f = dict(self._failure or {})
+        for k in ("exception_type", "message", "signal", "traceback"):
+            f.setdefault(k, None)
+        f["stderr_tail"] = list(self._stderr_tail)
+        return f
 
     def _fail_with(self, exc: BaseException, tb: Any = None) -> None:
         """Records an exception's traceback and finishes the run as failed
@@ -689,8 +743,14 @@ class Run:
         if self._closed:
             return
         try:
-            text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
-            self._record(text.rstrip(), "error", {"exception": type(exc).__name__})
+            text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__)).rstrip()
+            self._record(text, "error", {"exception": type(exc).__name__})
+            self._failure = {
+                "exception_type": exception_type_name(type(exc)),
+                "message": truncate_utf8(str(exc), MAX_TEXT_BYTES) or None,
+                "signal": signal.SIGINT.value if isinstance(exc, KeyboardInterrupt) else None,
+                "traceback": truncate_utf8(text, MAX_TEXT_BYTES),
+            }
         except Exception:
             pass
         if isinstance(exc, KeyboardInterrupt):
@@ -705,9 +765,11 @@ class Run:
             if code is None or code == 0:
                 self.finish(exit_code=0)
             elif isinstance(code, int):
+                self._failure = {"exception_type": "SystemExit", "message": "exit code %d" % code}
                 self.finish(exit_code=code)
             else:
                 self._record(str(code), "error")
+                self._failure = {"exception_type": "SystemExit", "message": str(code)}
                 self.finish(exit_code=1)
         else:
             self._fail_with(exc, tb)
@@ -724,7 +786,9 @@ class Run:
 
     # --- W&B calls that have no Loupe meaning (yet) ---------------------------------
 
-    def define_metric(self, *args: Any, **kwargs: Any) -> None:
+    def define_metric(self, name: str = "", step_metric: Optional[str] = None, **kwargs: Any) -> None:
+        """Accepted; charts use the step every point is logged at (see
+        python/README.md), so there is nothing to change."""
         return None
 
     def watch(self, *args: Any, **kwargs: Any) -> None:
@@ -736,17 +800,47 @@ class Run:
     def save(self, *args: Any, **kwargs: Any) -> bool:
         return False
 
-    def log_artifact(self, *args: Any, **kwargs: Any) -> None:
-        if "artifact" not in self._warned:
-            self._warned.add("artifact")
-            _warn("artifacts are not supported by Loupe; ignored")
+    def log_artifact(self, artifact: Any = None, name: Optional[str] = None, type: Optional[str] = None,  # noqa: A002
+                     aliases: Any = None, **kwargs: Any) -> Any:
+        """Loupe has no artifact store yet: records a run event naming the
+        artifact, its type and files (``event=artifact`` on an app log
+        record) and returns the artifact."""
+        return self._artifact_event("logged", artifact, name, type)
 
-    use_artifact = log_artifact
-    log_code = log_artifact
-    log_model = log_artifact
+    def use_artifact(self, artifact: Any = None, type: Optional[str] = None, **kwargs: Any) -> Any:  # noqa: A002
+        """Records which artifact the run used; returns it (nothing to download)."""
+        return self._artifact_event("used", artifact, None, type)
+
+    def log_model(self, path: Any = None, name: Optional[str] = None, aliases: Any = None, **kwargs: Any) -> Any:
+        return self._artifact_event("logged", path, name, "model")
+
+    def log_code(self, root: Any = ".", name: Optional[str] = None, **kwargs: Any) -> Any:
+        return self._artifact_event("logged", root, name or "code", "code")
+
+    def _artifact_event(self, verb: str, artifact: Any, name: Optional[str], type: Optional[str]) -> Any:  # noqa: A002
+        from ._compat import Artifact
+
+        try:
+            if not isinstance(artifact, Artifact):
+                path = None if artifact is None else str(artifact)
+                artifact = Artifact(name or (os.path.basename(path.rstrip(os.sep)) if path else "artifact"),
+                                    type or "artifact")
+                if path is not None and os.path.exists(path):
+                    (artifact.add_dir if os.path.isdir(path) else artifact.add_file)(path)
+                elif path is not None:
+                    artifact.add_reference(path)
+            if not self._closed:
+                self._record("artifact %s: %s" % (verb, artifact.describe()), "info",
+                             {"event": "artifact", "artifact": artifact.name, "type": artifact.type, "action": verb})
+        except Exception as e:
+            self._internal_error("log_artifact", e)
+        return artifact
 
     def mark_preempting(self) -> None:
-        return None
+        """Records that the scheduler is about to preempt the run (a run
+        event), so a run that stops next reads as preempted, not lost."""
+        if not self._closed:
+            self._record("run marked as preempting", "warning", {"event": "preempting"})
 
     def __repr__(self) -> str:
         return "<loupe.Run %s %s (%s)>" % (self.id, self.name or "", self.mode)
@@ -792,6 +886,17 @@ class DisabledRun(Run):
 
 
 # --- bodies ---------------------------------------------------------------------
+
+
+def exception_type_name(etype: type) -> str:
+    """The exception's name as its traceback's last line shows it (and as
+    `loupe run` reads it from there): ``ValueError``,
+    ``torch.OutOfMemoryError``."""
+    name = getattr(etype, "__qualname__", None) or getattr(etype, "__name__", "Exception")
+    mod = getattr(etype, "__module__", None)
+    if mod and mod not in ("builtins", "__main__"):
+        return "%s.%s" % (mod, name)
+    return name
 
 
 def _dumps(obj: Any) -> bytes:

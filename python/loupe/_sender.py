@@ -586,6 +586,10 @@ class Pipeline:
             self._cv.notify_all()
         if self._uploader is not None:
             self._uploader.join(0.2)
+        # The keep-alive connection is ours to close (an open socket at exit
+        # is a ResourceWarning); not while an upload still hangs on it.
+        if self.transport is not None and (self._uploader is None or not self._uploader.is_alive()):
+            self.transport.client.close()
         return done
 
     def stats(self) -> dict:

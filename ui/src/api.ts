@@ -160,6 +160,34 @@ export interface Incident {
   anomalies: Anomaly[];
   /** Every run it touches (a job's incident: the ranks involved). */
   runs?: string[];
+  /** How the project's feedback re-ranked the causes; absent when none applied. */
+  feedback?: FeedbackRanking;
+}
+
+/** Each cause's rule score and feedback weight, in the ranked order. */
+export interface FeedbackRanking {
+  causes: { kind: string; rule_score: number; weight: number; ranked_score: number }[];
+  fixes_reordered: number;
+}
+
+export type Verdict = "confirmed" | "wrong" | "worked";
+
+export interface FeedbackEntry {
+  id: number;
+  project: string;
+  incident: string;
+  cause: string;
+  fix: string | null;
+  verdict: Verdict;
+  who: string;
+  time: number;
+}
+
+export interface ProjectFeedback {
+  project: string;
+  causes: { cause: string; confirmed: number; wrong: number; weight: number }[];
+  fixes: { cause: string; fix: string; worked: number; weight: number }[];
+  feedback: FeedbackEntry[];
 }
 
 export interface Health {
@@ -577,4 +605,21 @@ export async function expireSilence(id: string): Promise<void> {
 /** An `alert` live event's alert, with its value made a number. */
 export function liveAlert(a: Alert): Alert {
   return fixAlert(a);
+}
+
+/** The verdicts users gave on an incident's causes and fixes, oldest first. */
+export async function incidentFeedback(id: string): Promise<FeedbackEntry[]> {
+  return (await get<{ feedback: FeedbackEntry[] }>(`/incidents/${encodeURIComponent(id)}/feedback`)).feedback;
+}
+
+/** Marks a cause confirmed or wrong, or one of its fixes as the one that worked. */
+export async function sendFeedback(id: string, v: { cause: string; verdict: Verdict; fix?: string }): Promise<FeedbackEntry> {
+  const r = await send<FeedbackEntry>("POST", `/incidents/${encodeURIComponent(id)}/feedback`, v);
+  if (!r) throw new ApiError(500, "empty", "the server answered without the stored verdict");
+  return r;
+}
+
+/** A project's feedback weights and newest verdicts. */
+export async function projectFeedback(project: string): Promise<ProjectFeedback> {
+  return get<ProjectFeedback>(`/projects/${encodeURIComponent(project)}/feedback`);
 }

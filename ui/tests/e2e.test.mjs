@@ -433,6 +433,39 @@ describe("ui", () => {
     await page.unrouteAll();
   });
 
+  test("feedback: clicking \"confirmed\" on a cause stores it, and the buttons show what is stored", async () => {
+    await api.createRun({ id: "fb-1", project: P, name: "oom" });
+    const text = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.10 GiB of which 1.12 GiB is free.";
+    await api.post("/api/v1/runs/fb-1/logs", { records: [{ text, stream: "stderr", level: "error" }] });
+    let incident;
+    for (let i = 0; i < 100 && !incident; i++) {
+      incident = (await api.get("/api/v1/runs/fb-1/incidents")).incidents[0];
+      if (!incident) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(incident, "the OOM line became an incident");
+    const kind = incident.causes[0].kind;
+    await page.goto(`${server.base}/r/fb-1?tab=diagnosis`);
+    const confirm = `.incident button.fb[data-verdict="confirmed"][data-cause="${kind}"]`;
+    await page.waitForSelector(confirm);
+    assert.match(await page.textContent(".fb-weights"), /No feedback yet/);
+    await page.click(confirm);
+    await page.waitForSelector(`${confirm}.on`);
+    assert.match(await page.textContent(".fb-status"), /Recorded/);
+    const stored = (await api.get(`/api/v1/incidents/${incident.id}/feedback`)).feedback;
+    assert.equal(stored.length, 1);
+    assert.equal(stored[0].cause, kind);
+    assert.equal(stored[0].verdict, "confirmed");
+    assert.equal(stored[0].who, "local");
+    const weights = await api.get(`/api/v1/projects/${P}/feedback`);
+    assert.deepEqual(weights.causes.map((c) => [c.cause, c.confirmed, c.weight]), [[kind, 1, 1.25]]);
+    // Reloaded, the page shows the stored mark and the project's weight.
+    await page.reload();
+    await page.waitForSelector(`${confirm}.on`);
+    await page.waitForFunction(() => /×1\.25/.test(document.querySelector(".fb-weights")?.textContent ?? ""));
+    assert.equal(await page.$$eval('.incident button.fb.on', (b) => b.length), 1);
+    await page.screenshot({ path: join(shots, "10e-diagnosis-feedback.png"), fullPage: true });
+  });
+
   test("compare overlays two runs and shows only the config differences", async () => {
     await page.goto(`${server.base}/compare?runs=cmp-a,cmp-b`);
     await page.waitForSelector("table.diff");

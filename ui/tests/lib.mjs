@@ -12,14 +12,15 @@ import { chromium } from "playwright-core";
 export const SCREENSHOTS = process.env.LOUPE_SCREENSHOTS ?? new URL("./screenshots/", import.meta.url).pathname;
 
 /**
- * Starts `loupe serve --addr 127.0.0.1:0` and resolves once it says where it
- * listens; `args` are added to the command line (e.g. `["--rules", file]`).
+ * Starts `loupe serve --addr 127.0.0.1:0` (or `addr`) and resolves once it
+ * says where it listens; `args` are added to the command line (e.g.
+ * `["--rules", file]`).
  */
-export async function startServer({ args = [] } = {}) {
+export async function startServer({ args = [], addr = "127.0.0.1:0" } = {}) {
   const bin = process.env.LOUPE_BIN;
   if (!bin) throw new Error("LOUPE_BIN must point at the built loupe binary (target/release/loupe)");
   const data = mkdtempSync(join(tmpdir(), "loupe-ui-"));
-  const child = spawn(bin, ["serve", "--addr", "127.0.0.1:0", "--data", data, ...args], {
+  const child = spawn(bin, ["serve", "--addr", addr, "--data", data, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, LOUPE_LOG: process.env.LOUPE_LOG ?? "warn" },
   });

@@ -68,6 +68,7 @@ mod batch;
 pub mod context;
 mod gate;
 mod lines;
+mod progress;
 mod signals;
 mod system;
 pub mod traceback;
@@ -89,10 +90,14 @@ pub use gate::HELD_DIR;
 
 pub use batch::Batch;
 use gate::{Created, Gate};
-pub use lines::{LineSplitter, MAX_LINE_BYTES};
+pub use lines::{LineSplitter, MAX_LINE_BYTES, Piece};
+use progress::{RedrawHold, is_progress_bar};
 pub use traceback::{PythonException, TracebackTracker};
 
 use crate::{AgentError, GpuCollector, HostCollector, ProcessTreeSampler, Sender, SenderConfig};
+
+/// What [`SuperviseConfig::on_start`] calls with the new run's id.
+pub type RunStartFn = Box<dyn FnOnce(&str) + Send>;
 
 /// Finds metrics in one line of output: `(step, [(name, value)])`. The
 /// supervisor takes it as a function so this crate needs no parser; `loupe
@@ -148,6 +153,9 @@ pub struct SuperviseConfig {
     /// Metric parsers for stdout and stderr; `None` sends lines as logs only.
     pub stdout_metrics: Option<LineMetricFn>,
     pub stderr_metrics: Option<LineMetricFn>,
+    /// Called with the run id before the command starts (the binary prints
+    /// the run's UI link with it).
+    pub on_start: Option<RunStartFn>,
 }
 
 impl SuperviseConfig {
@@ -172,6 +180,7 @@ impl SuperviseConfig {
             flush_timeout: Duration::from_secs(10),
             stdout_metrics: None,
             stderr_metrics: None,
+            on_start: None,
         }
     }
 }
@@ -300,6 +309,9 @@ pub fn supervise(mut cfg: SuperviseConfig) -> Result<Outcome, SuperviseError> {
     let quick = RunApi::new(&cfg.server, cfg.token.as_deref(), Duration::from_secs(2));
     shared.gate.try_create(&quick, &shared.sender);
     let api = RunApi::new(&cfg.server, cfg.token.as_deref(), Duration::from_secs(5));
+    if let Some(announce) = cfg.on_start.take() {
+        announce(&run_id);
+    }
 
     let mut cmd = Command::new(&cfg.command[0]);
     cmd.args(&cfg.command[1..])
@@ -666,6 +678,7 @@ fn read_stream(
 ) {
     let mut buf = vec![0u8; 64 << 10];
     let mut splitter = LineSplitter::new();
+    let mut hold = RedrawHold::default();
     let mut tee = true;
     loop {
         let n = match src.read(&mut buf) {
@@ -684,8 +697,8 @@ fn read_stream(
             };
         }
         let mut c = shared.collected.lock();
-        splitter.push(&buf[..n], |line| {
-            take_line(&mut c, stderr, line, &mut metrics)
+        splitter.push(&buf[..n], |piece| {
+            take_piece(&mut c, stderr, piece, &mut hold, &mut metrics)
         });
         if c.batch.is_large() {
             let mut batch = std::mem::take(&mut c.batch);
@@ -694,19 +707,71 @@ fn read_stream(
         }
     }
     let mut c = shared.collected.lock();
-    splitter.finish(|line| take_line(&mut c, stderr, line, &mut metrics));
+    splitter.finish(|piece| take_piece(&mut c, stderr, piece, &mut hold, &mut metrics));
+    take_piece(&mut c, stderr, Piece::RedrawEnd, &mut hold, &mut metrics);
 }
 
 fn write_now(w: &mut impl Write, bytes: &[u8]) -> bool {
     w.write_all(bytes).and_then(|_| w.flush()).is_ok()
 }
 
-/// One line: a log record, its metrics, and for stderr the tail and the
-/// traceback tracker.
-fn take_line(c: &mut Collected, stderr: bool, line: &str, metrics: &mut Option<LineMetricFn>) {
-    let time = c.stamp();
+/// One piece of output. Every line and every redraw gives its metrics at
+/// once (a bar's step and rate); only a redrawn line's last state becomes a
+/// log record.
+fn take_piece(
+    c: &mut Collected,
+    stderr: bool,
+    piece: Piece<'_>,
+    hold: &mut RedrawHold,
+    metrics: &mut Option<LineMetricFn>,
+) {
+    match piece {
+        Piece::Redraw(text) => {
+            let time = c.stamp();
+            take_metrics(c, text, time, metrics);
+            hold.replace(text);
+        }
+        Piece::RedrawEnd => {
+            if let Some(text) = hold.take() {
+                let time = c.stamp();
+                log_line(c, stderr, &text, time);
+            }
+        }
+        Piece::LastRedraw(text) => {
+            // The final state replaces the held one.
+            hold.take();
+            let time = c.stamp();
+            log_line(c, stderr, text, time);
+            take_metrics(c, text, time, metrics);
+        }
+        Piece::Line(text) => {
+            // A redraw that another line interrupted was its last state.
+            if let Some(held) = hold.take() {
+                let time = c.stamp();
+                log_line(c, stderr, &held, time);
+            }
+            let time = c.stamp();
+            log_line(c, stderr, text, time);
+            take_metrics(c, text, time, metrics);
+        }
+    }
+}
+
+fn take_metrics(c: &mut Collected, line: &str, time: f64, metrics: &mut Option<LineMetricFn>) {
+    if let Some(f) = metrics
+        && let Some((step, values)) = f(line)
+    {
+        for (name, value) in values {
+            c.batch.point(&name, step, time, value);
+        }
+    }
+}
+
+/// A log record, and for stderr the traceback tracker and the failure's
+/// tail (progress bars left out of it).
+fn log_line(c: &mut Collected, stderr: bool, line: &str, time: f64) {
     let in_tb = stderr && c.traceback.feed(line);
-    if stderr {
+    if stderr && !is_progress_bar(line) {
         if c.stderr_tail.len() == STDERR_TAIL_LINES {
             c.stderr_tail.pop_front();
         }
@@ -716,13 +781,6 @@ fn take_line(c: &mut Collected, stderr: bool, line: &str, metrics: &mut Option<L
     }
     c.batch
         .log(time, stderr, lines::level(stderr, line, in_tb), line);
-    if let Some(f) = metrics
-        && let Some((step, values)) = f(line)
-    {
-        for (name, value) in values {
-            c.batch.point(&name, step, time, value);
-        }
-    }
 }
 
 /// Samples the process tree, host and GPUs every `interval`, hands the

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use loupe_model::{IncidentState, Severity, label};
+use loupe_model::{IncidentState, RunTab, Severity, label, project_url, run_tab_url, run_url};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -162,10 +162,13 @@ pub struct IncidentSignal {
     pub kind: String,
     pub title: String,
     pub project: Option<String>,
-    /// The incident's run, or the first run of a job's incident.
+    /// The incident's run, or the rank behind a job's incident.
     pub run: Option<String>,
     pub group: Option<String>,
     pub host: Option<String>,
+    /// `(run, series)` pairs diagnosis found NaN or ±Inf in (its
+    /// non-finite anomalies), for rules that look for NaN.
+    pub nonfinite: Vec<(String, String)>,
 }
 
 /// Holds the rules, the alerts and the silences; never does IO.
@@ -344,6 +347,47 @@ impl Engine {
         out
     }
 
+    /// What diagnosis adds to a rule that looks for NaN (or ±Inf) in
+    /// `series`: an open incident with a non-finite anomaly on a matching
+    /// series of a run. A loss that went NaN once and then came back to
+    /// numbers (or whose NaN points were never the last) still fires while
+    /// diagnosis keeps the incident open.
+    pub fn nonfinite_conditions(
+        &self,
+        series: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Vec<Condition> {
+        let mut out: Vec<Condition> = Vec::new();
+        for inc in self.incidents.values() {
+            for (run, name) in &inc.nonfinite {
+                let wanted = glob::matches(series, name)
+                    && labels.iter().all(|(k, pat)| {
+                        let v = match k.as_str() {
+                            label::RUN => Some(run),
+                            label::PROJECT => inc.project.as_ref(),
+                            label::GROUP => inc.group.as_ref(),
+                            _ => None,
+                        };
+                        v.is_some_and(|v| glob::matches(pat, v))
+                    });
+                let labels = BTreeMap::from([
+                    (label::RUN.to_string(), run.clone()),
+                    ("series".to_string(), name.clone()),
+                ]);
+                if wanted && !out.iter().any(|c| c.labels == labels) {
+                    out.push(Condition {
+                        labels,
+                        value: None,
+                        summary: format!("{name} is NaN in run {run} (diagnosis: {})", inc.title),
+                        severity: None,
+                        series: None,
+                    });
+                }
+            }
+        }
+        out
+    }
+
     /// Takes the conditions `rule` found true at `now` and moves its
     /// alerts along; returns the alerts whose state changed.
     pub fn apply(&mut self, rule: &str, conditions: Vec<Condition>, now: f64) -> Vec<Alert> {
@@ -505,25 +549,28 @@ impl Engine {
         }
     }
 
+    /// Links into the UI (built by `loupe_model`'s one URL rule): the run,
+    /// its diagnosis tab for an incident, and the project's runs table.
     fn links(&self, a: &Alert) -> Vec<Link> {
         let base = &self.settings.base_url;
         let mut out = Vec::new();
-        if let Some(run) = a.labels.get(label::RUN) {
+        let run = a.labels.get(label::RUN);
+        if let Some(run) = run {
             out.push(Link {
                 name: label::RUN.into(),
-                url: format!("{base}/runs/{run}"),
+                url: run_url(base, run),
             });
         }
-        if let Some(inc) = a.labels.get("incident") {
+        if let (Some(run), Some(_)) = (run, a.labels.get("incident")) {
             out.push(Link {
                 name: "incident".into(),
-                url: format!("{base}/incidents/{inc}"),
+                url: run_tab_url(base, run, RunTab::Diagnosis),
             });
         }
-        if let Some(g) = a.labels.get(label::GROUP) {
+        if let Some(p) = a.labels.get(label::PROJECT) {
             out.push(Link {
-                name: label::GROUP.into(),
-                url: format!("{base}/groups/{g}"),
+                name: label::PROJECT.into(),
+                url: project_url(base, p),
             });
         }
         out
@@ -703,7 +750,7 @@ mod tests {
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].status, "firing");
         assert_eq!(n[0].alerts[0].value, Some(92.0));
-        assert_eq!(n[0].alerts[0].links[0].url, "http://127.0.0.1:7070/runs/r1");
+        assert_eq!(n[0].alerts[0].links[0].url, "http://127.0.0.1:7070/r/r1");
         // Dedup: still firing, nothing new until the repeat interval.
         e.apply("hot", vec![cond("r1", 93.0)], 310.0);
         assert!(e.notifications(310.0).is_empty());
@@ -807,6 +854,7 @@ mod tests {
             run: Some(run.into()),
             group: None,
             host: None,
+            nonfinite: Vec::new(),
         }
     }
 
@@ -839,6 +887,65 @@ mod tests {
             e.notifications(90000.0)
                 .iter()
                 .all(|n| n.alerts.iter().all(|a| a.alert != "builtin:crashed_run"))
+        );
+    }
+
+    #[test]
+    fn a_nan_loss_that_diagnosis_reports_fires_the_nan_rule() {
+        let rules = crate::rules::builtin_rules(Default::default());
+        let nan = rules
+            .iter()
+            .find(|r| r.name == "builtin:nan_loss")
+            .unwrap()
+            .clone();
+        let RuleKind::Threshold { series, labels, .. } = &nan.kind else {
+            panic!("{nan:?}");
+        };
+        let mut e = engine(rules.clone());
+        let mut inc = incident("i1", "divergence", "r3", Severity::Critical, true);
+        inc.nonfinite = vec![
+            ("r3".into(), "train/loss".into()),
+            ("r3".into(), "grad_norm".into()),
+        ];
+        e.observe_incidents(&[inc.clone()]);
+        let conds = e.nonfinite_conditions(series, labels);
+        assert_eq!(conds.len(), 1, "only the loss: {conds:?}");
+        assert_eq!(conds[0].labels["run"], "r3");
+        assert_eq!(conds[0].labels["series"], "train/loss");
+        e.apply("builtin:nan_loss", conds, 0.0);
+        let n = e.notifications(0.0);
+        assert_eq!(n[0].alerts[0].alert, "builtin:nan_loss");
+        // Resolved incidents report nothing.
+        inc.state = IncidentState::Resolved;
+        e.observe_incidents(&[inc]);
+        assert!(e.nonfinite_conditions(series, labels).is_empty());
+    }
+
+    #[test]
+    fn an_incident_alert_links_to_its_run_diagnosis_and_project() {
+        let r = rule("any", "incident", |_| {});
+        let mut e = engine(vec![r]);
+        e.observe_incidents(&[incident(
+            "i9",
+            "cuda_out_of_memory",
+            "job.r5",
+            Severity::Critical,
+            true,
+        )]);
+        e.evaluate_incident_rules(0.0);
+        let n = e.notifications(0.0);
+        let urls: Vec<&str> = n[0].alerts[0]
+            .links
+            .iter()
+            .map(|l| l.url.as_str())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "http://127.0.0.1:7070/r/job.r5",
+                "http://127.0.0.1:7070/r/job.r5?tab=diagnosis",
+                "http://127.0.0.1:7070/p/p"
+            ]
         );
     }
 

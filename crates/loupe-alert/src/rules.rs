@@ -25,7 +25,7 @@ pub struct Settings {
     pub repeat_interval: Duration,
     /// Labels that put alerts into one message (`run`, `group`, `project`).
     pub group_by: Vec<String>,
-    /// Where links in notifications point (`{base_url}/runs/{id}`).
+    /// Where links in notifications point (`{base_url}/r/{id}`, see `loupe_model::run_url`).
     pub base_url: String,
     /// Longest wait between two delivery attempts.
     pub max_backoff: Duration,
@@ -86,7 +86,7 @@ impl Serialize for Secret {
 pub struct Defaults {
     /// A run's loss (`*loss`) is NaN.
     pub nan_loss: bool,
-    /// A run crashed.
+    /// A run crashed, or ended failed with an exception or out of memory.
     pub crashed_run: bool,
     /// A run stalls: an open soft or collective hang incident.
     pub stalled_run: bool,
@@ -407,7 +407,14 @@ impl Rule {
     }
 }
 
-pub const RUN_STATES: [&str; 3] = ["failed", "crashed", "lost"];
+/// The states a `run_state` rule may name. `exception` is not a status: it
+/// is a run that ended `failed` with an uncaught exception (an
+/// out-of-memory error included) or `killed` by SIGKILL, as the kernel's
+/// OOM killer does — what a user calls a crash.
+pub const RUN_STATES: [&str; 4] = ["failed", "crashed", "lost", "exception"];
+
+/// The pseudo-state of [`RUN_STATES`] for runs that died of an exception.
+pub const EXCEPTION_STATE: &str = "exception";
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
     s.parse()
@@ -559,7 +566,10 @@ impl RuleSpec {
                     .unwrap_or_else(|| vec!["failed".into(), "crashed".into(), "lost".into()]);
                 for s in &states {
                     if !RUN_STATES.contains(&s.as_str()) {
-                        err("states", format!("{s:?} is not failed, crashed or lost"));
+                        err(
+                            "states",
+                            format!("{s:?} is not failed, crashed, lost or exception"),
+                        );
                     }
                 }
                 if states.is_empty() {
@@ -710,15 +720,15 @@ pub fn builtin_rules(d: Defaults) -> Vec<Rule> {
         let mut r = mk(
             "builtin:crashed_run",
             RuleKind::RunState {
-                states: vec!["crashed".into()],
+                states: vec!["crashed".into(), EXCEPTION_STATE.into()],
                 project: None,
                 group: None,
             },
             Severity::Critical,
-            "run {run} crashed",
+            "run {run} {reason}",
             "run_state",
         );
-        r.spec.states = Some(vec!["crashed".into()]);
+        r.spec.states = Some(vec!["crashed".into(), EXCEPTION_STATE.into()]);
         out.push(r);
     }
     if d.stalled_run {

@@ -18,6 +18,9 @@ pub struct DiagnoseConfig {
     pub cohort: CohortConfig,
     pub gpu: GpuConfig,
     pub incident: IncidentConfig,
+    /// The general detector of series with no rule of their own (host,
+    /// GPU, serving and external series outside runs, `loupe detect`).
+    pub anomaly: crate::anomaly::AnomalyConfig,
     pub baseline: crate::baseline::BaselineConfig,
     /// At most this many series are watched at once; the least recently
     /// updated are forgotten beyond it (their state, not their data).
@@ -38,6 +41,7 @@ impl Default for DiagnoseConfig {
             cohort: CohortConfig::default(),
             gpu: GpuConfig::default(),
             incident: IncidentConfig::default(),
+            anomaly: crate::anomaly::AnomalyConfig::default(),
             baseline: crate::baseline::BaselineConfig::default(),
             max_series: 200_000,
         }

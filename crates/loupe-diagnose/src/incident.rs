@@ -81,6 +81,31 @@ impl Incident {
     pub fn top_cause(&self) -> Option<&Cause> {
         self.causes.first()
     }
+
+    /// The run a link to this incident should open: the incident's own run,
+    /// else (a job's incident) the rank behind the top cause's first piece
+    /// of evidence — the rank that ran out of memory, not rank 0 — else the
+    /// rank of its strongest anomaly, else the first run it touches.
+    pub fn culprit_run(&self) -> Option<&str> {
+        if let Some(r) = &self.run {
+            return Some(r);
+        }
+        let from_evidence = self.top_cause().and_then(|c| {
+            c.evidence.iter().find_map(|e| match e {
+                Evidence::Series { run, .. } | Evidence::Log { run, .. } => run.as_deref(),
+            })
+        });
+        let from_anomaly = || {
+            self.anomalies
+                .iter()
+                .filter(|a| a.run.is_some())
+                .max_by(|a, b| a.score.total_cmp(&b.score))
+                .and_then(|a| a.run.as_deref())
+        };
+        from_evidence
+            .or_else(from_anomaly)
+            .or_else(|| self.runs.first().map(String::as_str))
+    }
 }
 
 /// Groups findings into the anomaly list: one entry per (run, series,

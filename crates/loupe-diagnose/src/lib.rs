@@ -3,6 +3,9 @@
 //!
 //! - [`detect`]: streaming detectors, one state per series, O(1) or
 //!   O(log n) per point with bounded state.
+//! - [`anomaly`]: the general streaming detector for series with no rule
+//!   of their own (seasonal baseline, calibrated likelihood, one alarm per
+//!   episode).
 //! - [`logsig`]: log signatures (CUDA OOM, NCCL timeouts, Xid, tracebacks…)
 //!   and templates of unknown error lines.
 //! - [`incident`]: findings close in time within a run, group or host are
@@ -32,6 +35,7 @@ pub mod finding;
 
 pub use config::{ConfigError, DiagnoseConfig};
 pub use finding::{Direction, Finding, FindingKind, LogRef, Scope, SeriesRole};
+pub mod anomaly;
 pub mod diagnoser;
 pub mod health;
 pub mod incident;

@@ -10,6 +10,7 @@
 //! writes.
 
 mod error;
+mod feedback;
 mod incidents;
 mod integrity;
 mod logs;
@@ -20,6 +21,7 @@ mod tokens;
 mod validate;
 
 pub use error::{Error, Result};
+pub use feedback::{FeedbackRecord, MAX_FEEDBACK_LIMIT, NewFeedback};
 pub use incidents::{GroupHealth, IncidentQuery, IncidentRecord, MAX_INCIDENT_LIMIT};
 pub use integrity::integrity_check;
 pub use logs::{DEFAULT_LOG_LIMIT, LogOrder, LogPage, LogQuery, MAX_LOG_LIMIT};

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::store::MetaStore;
 use crate::validate;
 
-use fts_query::fts_expression;
+use fts_query::{LogSearch, log_search};
 
 /// Page size when the query names none.
 pub const DEFAULT_LOG_LIMIT: usize = 100;
@@ -38,10 +38,11 @@ pub enum LogOrder {
 /// Which lines of a run to read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogQuery {
-    /// Full-text search of the line's text. Words are ANDed; `"a phrase"`
-    /// in double quotes is a phrase; a trailing `*` makes a word a prefix.
-    /// Everything else (FTS5 operators, punctuation) is plain text, so no
-    /// input is a syntax error. Matching is by whole words, case- and
+    /// Search of the line's text by substrings, through a trigram index:
+    /// every word must occur (`OutOfMemory` finds `torch.OutOfMemoryError`);
+    /// `"loss 4.8"` in double quotes is one term, spaces included (it finds
+    /// `loss 4.81`). Everything else (FTS5 operators, punctuation) is plain
+    /// text, so no input is a syntax error. Case- and
     /// diacritic-insensitive.
     pub q: Option<String>,
     /// This level and above.
@@ -183,9 +184,9 @@ impl MetaStore {
                 return Err(Error::invalid(format!("{what} must be a number")));
             }
         }
-        let fts = match query.q.as_deref() {
-            Some(q) => match fts_expression(q) {
-                Some(expr) => Some(expr),
+        let search = match query.q.as_deref() {
+            Some(q) => match log_search(q) {
+                Some(search) => Some(search),
                 // Nothing searchable (only punctuation, say) matches nothing.
                 None => {
                     return self.read(|tx| {
@@ -213,9 +214,11 @@ impl MetaStore {
                 // No block overlaps the window.
                 None => (0, -1),
             };
+            let fts = search.as_ref().and_then(|s| s.fts.as_deref());
             let select = Select {
                 query: &query,
-                fts: fts.as_deref(),
+                fts,
+                like: search.as_ref().map_or(&[][..], |s: &LogSearch| &s.like[..]),
                 lower,
                 upper,
                 limit: limit + 1,
@@ -345,6 +348,8 @@ type LogRow = (i64, f64, i64, i64, String, Option<String>);
 struct Select<'a> {
     query: &'a LogQuery,
     fts: Option<&'a str>,
+    /// `LIKE` patterns for search terms too short for the trigram index.
+    like: &'a [String],
     /// Exclusive lower and inclusive upper rowid bound.
     lower: i64,
     upper: i64,
@@ -397,6 +402,10 @@ impl Select<'_> {
         if let (Some(min), None) = (q.level, level) {
             sql.push_str(" AND l.level >= ?");
             params.push(SqlValue::Integer(level_code(min)));
+        }
+        for pattern in self.like {
+            sql.push_str(" AND l.text LIKE ? ESCAPE '\\'");
+            params.push(SqlValue::Text(pattern.clone()));
         }
         if let Some(stream) = q.stream {
             sql.push_str(" AND l.stream = ?");

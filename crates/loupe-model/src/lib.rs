@@ -11,6 +11,7 @@ mod matcher;
 pub mod nonfinite;
 mod run;
 mod series;
+mod ui_url;
 
 pub use incident::{IncidentState, Severity, UnknownSeverity};
 pub use matcher::{LabelMatch, SeriesMatcher};
@@ -20,6 +21,7 @@ pub use run::{
 pub use series::{
     KeyDecodeError, KeyError, MAX_LABEL_BYTES, MAX_LABELS, MAX_NAME_BYTES, SeriesKey,
 };
+pub use ui_url::{RunTab, project_url, run_tab_url, run_url};
 
 /// A step value that means "this point has no step" (system metrics carry
 /// only a time). Real steps must be greater than this.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use loupe_alert::channels::Channel;
 use loupe_alert::dispatch::Dispatcher;
 use loupe_alert::queue::{ChannelCounts, Queue, QueuedItem};
-use loupe_alert::rules::{Check, RuleKind};
+use loupe_alert::rules::{Check, EXCEPTION_STATE, RuleKind};
 use loupe_alert::{
     Alert, Condition, Engine, IncidentSignal, Rule, RuleSpec, RulesConfig, RulesError, Silence,
 };
@@ -31,6 +31,8 @@ use crate::stores::Stores;
 /// Run-state alerts look at runs that ended this recently (seconds), so a
 /// first start does not page for every run that ever crashed.
 const RUN_STATE_LOOKBACK_S: f64 = 24.0 * 3600.0;
+/// The signal the kernel's OOM killer sends.
+const SIGKILL: i32 = 9;
 /// How much of a series a notification's chart shows (seconds).
 const CHART_SPAN_S: f64 = 3600.0;
 
@@ -94,11 +96,22 @@ fn signal(inc: &Incident) -> IncidentSignal {
         kind: inc.kind.clone(),
         title: inc.title.clone(),
         project: inc.project.clone(),
-        run: inc.run.clone().or_else(|| inc.runs.first().cloned()),
+        // A job's incident names the rank behind it (the one that ran out
+        // of memory), so its alert links there, not to rank 0.
+        run: inc.culprit_run().map(str::to_string),
         group: inc.group.clone(),
         host: inc.host.clone(),
+        nonfinite: inc
+            .anomalies
+            .iter()
+            .filter(|a| a.detector == NONFINITE_DETECTOR)
+            .filter_map(|a| Some((a.run.clone()?, a.series.clone()?)))
+            .collect(),
     }
 }
+
+/// The detector name of a non-finite (NaN, ±Inf) anomaly in an incident.
+const NONFINITE_DETECTOR: &str = "non_finite";
 
 impl Alerting {
     /// Opens `DIR/alerts.sqlite`, loads the rules file (or the built-ins
@@ -359,7 +372,19 @@ impl Alerting {
                     series,
                     check,
                     labels,
-                } => threshold(st, series, *check, labels, settings.stale_after, now),
+                } => {
+                    let mut conds =
+                        threshold(st, series, *check, labels, settings.stale_after, now);
+                    if matches!(check, Check::IsNan | Check::NotFinite) {
+                        let diagnosed = self.engine.lock().nonfinite_conditions(series, labels);
+                        for c in diagnosed {
+                            if !conds.iter().any(|x| x.labels == c.labels) {
+                                conds.push(c);
+                            }
+                        }
+                    }
+                    conds
+                }
                 RuleKind::Absence {
                     after,
                     project,
@@ -578,21 +603,29 @@ fn run_state(
     group: &Option<String>,
     now: f64,
 ) -> Vec<Condition> {
+    let exceptions = states.iter().any(|s| s == EXCEPTION_STATE);
+    let named = |s: RunStatus| states.iter().any(|x| x == s.as_str());
     let wanted: Vec<RunStatus> = RunStatus::ALL
         .into_iter()
-        .filter(|s| states.iter().any(|x| x == s.as_str()))
+        .filter(|&s| named(s) || (exceptions && matches!(s, RunStatus::Failed | RunStatus::Killed)))
         .collect();
     let mut out = Vec::new();
     for r in runs_in(st, wanted) {
         let ended = r.end_time.unwrap_or(r.heartbeat_time);
+        let died = died_of(&r);
         if now - ended > RUN_STATE_LOOKBACK_S
             || !glob_ok(project, Some(&r.project))
             || !glob_ok(group, r.group.as_deref())
+            || !(named(r.status) || (exceptions && died.is_some()))
         {
             continue;
         }
         let mut labels = run_labels(&r);
         labels.insert("status".into(), r.status.as_str().into());
+        labels.insert(
+            "reason".into(),
+            died.unwrap_or_else(|| r.status.as_str().to_string()),
+        );
         let exit = r
             .exit_code
             .map(|c| format!(" (exit code {c})"))
@@ -606,6 +639,21 @@ fn run_state(
         });
     }
     out
+}
+
+/// How a run that ended `failed` or `killed` died, when it died of an
+/// exception (`failed with torch.OutOfMemoryError`) or of SIGKILL, which is
+/// how the kernel's OOM killer ends a process; `None` for an ordinary
+/// non-zero exit or a stop the user asked for (Ctrl-C, SIGTERM).
+fn died_of(r: &loupe_model::Run) -> Option<String> {
+    if !matches!(r.status, RunStatus::Failed | RunStatus::Killed) {
+        return None;
+    }
+    let f = r.failure.as_ref()?;
+    if let Some(e) = &f.exception_type {
+        return Some(format!("failed with {e}"));
+    }
+    (f.signal == Some(SIGKILL)).then(|| "was killed by SIGKILL (out of memory?)".to_string())
 }
 
 #[allow(clippy::too_many_arguments)]

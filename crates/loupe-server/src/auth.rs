@@ -18,6 +18,9 @@ pub struct Principal {
     /// `None`: every project (open mode).
     pub project: Option<String>,
     pub role: Role,
+    /// Who this is, for what they record (feedback): the token's label (or
+    /// id when it has none), `local` in open mode.
+    pub who: String,
 }
 
 impl Principal {
@@ -83,6 +86,7 @@ impl FromRequestParts<SharedState> for Principal {
             return Ok(Principal {
                 project: None,
                 role: Role::Admin,
+                who: "local".into(),
             });
         }
         let header = parts
@@ -104,6 +108,11 @@ impl FromRequestParts<SharedState> for Principal {
             .map_err(|e| ApiError::internal(e.to_string()))?;
         match found {
             Some(t) => Ok(Principal {
+                who: if t.label.trim().is_empty() {
+                    format!("token {}", t.id)
+                } else {
+                    t.label
+                },
                 project: Some(t.project),
                 role: t.role,
             }),

@@ -43,6 +43,9 @@ pub struct DiagnosisDeps {
     pub incidents: Arc<dyn IncidentSink>,
 }
 
+mod baselines;
+pub(crate) mod feedback;
+
 /// Columns of one series as the diagnoser takes them.
 #[derive(Debug, Clone)]
 pub struct SeriesIn {
@@ -78,6 +81,10 @@ pub enum DiagInput {
     Heartbeat {
         run: String,
     },
+    /// A user's verdict was stored: the project's weights are read again.
+    FeedbackChanged {
+        project: String,
+    },
 }
 
 impl DiagInput {
@@ -87,7 +94,7 @@ impl DiagInput {
             | DiagInput::Logs { run, .. }
             | DiagInput::Status { run, .. }
             | DiagInput::Heartbeat { run } => Some(run),
-            DiagInput::SourcePoints { .. } => None,
+            DiagInput::SourcePoints { .. } | DiagInput::FeedbackChanged { .. } => None,
         }
     }
 }
@@ -231,6 +238,11 @@ struct Worker {
     caught: HashSet<String>,
     last_tick: Instant,
     last_health: Instant,
+    /// Baselines of the runs from their projects' history.
+    baselines: baselines::BaselineLoader,
+    baseline_cfg: loupe_diagnose::baseline::BaselineConfig,
+    /// Projects whose feedback weights the diagnoser holds.
+    feedback_loaded: HashSet<String>,
 }
 
 /// Resolved incidents remembered per run for its health.
@@ -242,6 +254,9 @@ impl Worker {
         Worker {
             deps,
             shared,
+            baselines: baselines::BaselineLoader::default(),
+            baseline_cfg: cfg.baseline.clone(),
+            feedback_loaded: HashSet::new(),
             d: Diagnoser::new(cfg, &prefix),
             known: HashSet::new(),
             unknown: HashSet::new(),
@@ -310,6 +325,10 @@ impl Worker {
                     fp16,
                 });
                 self.known.insert(run.to_string());
+                if !self.feedback_loaded.contains(&r.project) {
+                    self.load_feedback(&r.project);
+                }
+                self.baselines.watch(r);
                 true
             }
             Err(_) => {
@@ -330,6 +349,12 @@ impl Worker {
                 // time order; its queued batches would only interleave.
                 if self.shared.behind.lock().contains(&run) || !self.ensure_run(&run) {
                     return;
+                }
+                if let Some(b) = self
+                    .baselines
+                    .due(&self.deps.stores, &run, &self.baseline_cfg)
+                {
+                    self.d.set_baseline(&run, b);
                 }
                 let caught = self.caught.contains(&run);
                 let mut n = 0;
@@ -407,6 +432,9 @@ impl Worker {
                 status,
                 exit_code,
             } => {
+                if status.is_terminal() {
+                    self.baselines.run_ended(&run);
+                }
                 if status.is_terminal() && self.known.contains(&run) {
                     self.d.run_ended(&run, status.as_str(), exit_code, now);
                     self.touched.insert(run);
@@ -416,6 +444,18 @@ impl Worker {
                 }
             }
             DiagInput::Heartbeat { run } => self.d.heartbeat(&run, now),
+            DiagInput::FeedbackChanged { project } => self.load_feedback(&project),
+        }
+    }
+
+    /// Reads a project's feedback weights and hands them to the diagnoser.
+    fn load_feedback(&mut self, project: &str) {
+        match feedback::load_weights(&self.deps.stores.meta, project) {
+            Ok(w) => {
+                self.d.set_feedback(project, w);
+                self.feedback_loaded.insert(project.to_string());
+            }
+            Err(e) => tracing::warn!(project, "feedback weights not read: {e}"),
         }
     }
 

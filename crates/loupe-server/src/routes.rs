@@ -2,6 +2,7 @@
 //! HTTP and the stores and hold no business logic of their own.
 
 pub mod alerts;
+pub mod feedback;
 pub mod incidents;
 pub mod logs;
 pub mod metrics;
@@ -42,6 +43,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/v1/live", get(logs::live))
         .route("/api/v1/incidents", get(incidents::list_incidents))
         .route("/api/v1/incidents/{id}", get(incidents::get_incident))
+        .route(
+            "/api/v1/incidents/{id}/feedback",
+            post(feedback::post_feedback).get(feedback::incident_feedback),
+        )
+        .route(
+            "/api/v1/projects/{project}/feedback",
+            get(feedback::project_feedback),
+        )
         .route("/api/v1/runs/{id}/incidents", get(incidents::run_incidents))
         .route("/api/v1/runs/{id}/health", get(incidents::run_health))
         .route(

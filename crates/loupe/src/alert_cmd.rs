@@ -59,6 +59,7 @@ pub enum SilenceCmd {
         /// How long, e.g. 2h.
         #[arg(long, default_value = "2h")]
         duration: String,
+        /// Why, for whoever sees the silence later.
         #[arg(long, default_value = "")]
         comment: String,
         #[command(flatten)]
@@ -68,9 +69,13 @@ pub enum SilenceCmd {
     List {
         #[command(flatten)]
         server: ServerArgs,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a silence.
     Rm {
+        /// The silence's id, as `loupe silence list` shows it.
         id: String,
         #[command(flatten)]
         server: ServerArgs,
@@ -114,13 +119,11 @@ fn call(server: &ServerArgs, method: &str, path: &str, body: Option<Value>) -> R
     let body: Value = if text.trim().is_empty() {
         Value::Null
     } else {
-        serde_json::from_str(&text).with_context(|| format!("{path}: the answer is not JSON"))?
+        serde_json::from_str(&text)
+            .with_context(|| crate::client::not_json(&server.server, status))?
     };
     if !status.is_success() {
-        bail!(
-            "{path}: {status}: {}",
-            body["error"]["message"].as_str().unwrap_or("(no message)")
-        );
+        bail!("{}", crate::client::refusal(&body, status));
     }
     Ok(body)
 }
@@ -151,8 +154,12 @@ pub fn silence(cmd: SilenceCmd) -> Result<()> {
             )?;
             println!("{}", s["id"].as_str().unwrap_or(""));
         }
-        SilenceCmd::List { server } => {
+        SilenceCmd::List { server, json } => {
             let v = call(&server, "GET", "/api/v1/silences", None)?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())

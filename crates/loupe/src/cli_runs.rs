@@ -4,6 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use loupe_model::run_url;
 use serde_json::Value;
 
 use crate::client::{Client, ServerArgs};
@@ -12,11 +13,13 @@ use crate::client::{Client, ServerArgs};
 pub struct RunsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Only the runs of this project.
     #[arg(long)]
     pub project: Option<String>,
     /// running, finished, failed, crashed, killed, lost (comma-separated).
     #[arg(long)]
     pub status: Option<String>,
+    /// Only runs with this tag.
     #[arg(long)]
     pub tag: Option<String>,
     /// Text in the name, id or group.
@@ -25,6 +28,7 @@ pub struct RunsArgs {
     /// e.g. `-start_time`, `name`, `summary.train/loss.last`.
     #[arg(long)]
     pub sort: Option<String>,
+    /// At most this many runs.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
     /// Print JSON for scripts.
@@ -39,6 +43,38 @@ fn age(secs: f64) -> String {
         120..=7199 => format!("{}m", s / 60),
         7200..=172_799 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86400),
+    }
+}
+
+/// `2026-12-07 13:40:14.123` (UTC), for log lines.
+fn utc_time(secs: f64) -> String {
+    let ms = (secs * 1000.0).round() as i64;
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| format!("{secs:.3}"))
+}
+
+/// About four significant digits: `0.4871`, `3.422`, `48035`, `6.008e10`.
+pub fn short_number(v: &Value) -> String {
+    let x = match v {
+        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+        Value::String(s) => return s.clone(),
+        other => return other.to_string(),
+    };
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    if (-3..5).contains(&magnitude) {
+        let decimals = (3 - magnitude).max(0) as usize;
+        let s = format!("{x:.decimals$}");
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    } else {
+        format!("{x:.3e}")
     }
 }
 
@@ -95,7 +131,7 @@ pub fn runs(a: RunsArgs) -> Result<()> {
         let loss = r["summary"]
             .as_object()
             .and_then(|m| m.iter().find(|(k, _)| k.ends_with("loss")))
-            .map(|(k, v)| format!("{}={}", escape_controls(k), v["last"]))
+            .map(|(k, v)| format!("{}={}", escape_controls(k), short_number(&v["last"])))
             .unwrap_or_default();
         println!(
             "{:<10} {:<24} {:<10} {:<12} {:>8} {:<20}",
@@ -117,7 +153,9 @@ pub fn runs(a: RunsArgs) -> Result<()> {
 pub struct ShowArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// The run's id.
     pub run: String,
+    /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
 }
@@ -142,6 +180,7 @@ pub fn show(a: ShowArgs) -> Result<()> {
         text(&run["status"]),
         text(&run["project"])
     );
+    println!("  {:<11} {}", "url", run_url(&a.server.server, &a.run));
     for k in [
         "group",
         "host",
@@ -183,8 +222,11 @@ pub fn show(a: ShowArgs) -> Result<()> {
 pub struct LogsArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// The run's id.
     pub run: String,
-    /// Full-text search.
+    /// Search the lines' text: every word must occur, inside words too
+    /// (`OutOfMemory`); `"…"` for text with spaces. Exits 1 when nothing
+    /// matches.
     #[arg(short, long)]
     pub q: Option<String>,
     /// Minimum level.
@@ -193,14 +235,18 @@ pub struct LogsArgs {
     /// Keep printing new lines.
     #[arg(short, long)]
     pub follow: bool,
+    /// Print JSON lines for scripts.
     #[arg(long)]
     pub json: bool,
 }
 
-pub fn logs(a: LogsArgs) -> Result<()> {
+/// Prints the lines; exit code 1 when a search (`-q`) matched nothing, as
+/// `grep` does.
+pub fn logs(a: LogsArgs) -> Result<u8> {
     let c = Client::new(&a.server);
     let mut cursor: Option<String> = None;
     let mut out = std::io::stdout().lock();
+    let mut shown = 0usize;
     loop {
         let mut q = vec![("limit", "1000".to_string())];
         if let Some(v) = &a.q {
@@ -214,6 +260,7 @@ pub fn logs(a: LogsArgs) -> Result<()> {
         }
         let page = c.get(&format!("/api/v1/runs/{}/logs", a.run), &q)?;
         for r in page["records"].as_array().cloned().unwrap_or_default() {
+            shown += 1;
             if let Some(seq) = r["seq"].as_u64() {
                 // Lines after the last one shown, for the next page or the tail.
                 cursor = Some(seq.to_string());
@@ -223,8 +270,8 @@ pub fn logs(a: LogsArgs) -> Result<()> {
             } else {
                 writeln!(
                     out,
-                    "{:>14.3} {:<6} {:<8} {}",
-                    r["time"].as_f64().unwrap_or(0.0),
+                    "{} {:<6} {:<8} {}",
+                    utc_time(r["time"].as_f64().unwrap_or(0.0)),
                     r["stream"].as_str().unwrap_or(""),
                     r["level"].as_str().unwrap_or(""),
                     r["text"].as_str().unwrap_or("")
@@ -233,7 +280,14 @@ pub fn logs(a: LogsArgs) -> Result<()> {
         }
         if page["next_cursor"].is_null() {
             if !a.follow {
-                return Ok(());
+                out.flush()?;
+                return Ok(match (&a.q, shown) {
+                    (Some(q), 0) => {
+                        eprintln!("loupe logs: no line of run {} matches {q:?}", a.run);
+                        1
+                    }
+                    _ => 0,
+                });
             }
             out.flush()?;
             std::thread::sleep(Duration::from_millis(500));
@@ -245,6 +299,7 @@ pub fn logs(a: LogsArgs) -> Result<()> {
 pub struct ExportArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// The run's id.
     pub run: String,
     /// csv or jsonl.
     #[arg(long, default_value = "csv")]
@@ -335,5 +390,18 @@ mod tests {
         let shown = escape_controls("loss\x1b[2J\r\u{9b}31m\u{7f}é");
         assert_eq!(shown, "loss\\u{1b}[2J\\u{d}\\u{9b}31m\\u{7f}é");
         assert!(!shown.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn numbers_have_about_four_significant_digits() {
+        let f = |v: Value| short_number(&v);
+        assert_eq!(f(serde_json::json!(0.4871)), "0.4871");
+        assert_eq!(f(serde_json::json!(3.4224626523975448)), "3.422");
+        assert_eq!(f(serde_json::json!(48035.3663)), "48035");
+        assert_eq!(f(serde_json::json!(6.008e10)), "6.008e10");
+        assert_eq!(f(serde_json::json!(2.0)), "2");
+        assert_eq!(f(serde_json::json!(0)), "0");
+        assert_eq!(f(serde_json::json!("NaN")), "NaN");
+        assert_eq!(f(serde_json::json!(-0.00012)), "-1.200e-4");
     }
 }

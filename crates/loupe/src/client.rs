@@ -58,11 +58,37 @@ impl Client {
         let body: Value = resp
             .body_mut()
             .read_json()
-            .with_context(|| format!("{path}: the server's answer is not JSON"))?;
+            .with_context(|| not_json(&self.base, status))?;
         if !status.is_success() {
-            let msg = body["error"]["message"].as_str().unwrap_or("(no message)");
-            bail!("{path}: {status}: {msg}");
+            bail!("{}", refusal(&body, status));
         }
         Ok(body)
     }
+}
+
+/// The server's own message for a refused request (`run "x" not found`),
+/// without the API path it came from: that is the CLI's business.
+pub fn refusal(body: &Value, status: ureq::http::StatusCode) -> String {
+    let msg = body["error"]["message"].as_str();
+    match (status.as_u16(), msg) {
+        (401, m) => format!(
+            "the server wants a token (--token or LOUPE_TOKEN){}",
+            m.map(|m| format!(": {m}")).unwrap_or_default()
+        ),
+        (403, m) => format!(
+            "this token may not do that{}",
+            m.map(|m| format!(": {m}")).unwrap_or_default()
+        ),
+        (_, Some(m)) => m.to_string(),
+        (code, None) => format!("the server answered {code}"),
+    }
+}
+
+/// What to say when a server's answer is not JSON: it is probably not a
+/// Loupe server.
+pub fn not_json(base: &str, status: ureq::http::StatusCode) -> String {
+    format!(
+        "the answer from {base} ({}) is not Loupe's JSON: is --server right?",
+        status.as_u16()
+    )
 }

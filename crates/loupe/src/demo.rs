@@ -35,6 +35,7 @@ use loupe_diagnose::scenario::{Event, FaultKind, Injected, JobSpec, Scenario, ge
 use loupe_diagnose::{DiagnoseConfig, Incident};
 use loupe_model::clock::now_s;
 use loupe_model::nonfinite::to_json as json_value;
+use loupe_model::run_url;
 use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
@@ -74,7 +75,10 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     let server = DemoServer::start(a.addr, data.clone(), demo_config(a.speed))?;
     let base = format!("http://{}", server.addr);
     println!("loupe serve listening on {base}");
-    println!("Loupe demo: open {base}/ in a browser (project \"{PROJECT}\")");
+    println!(
+        "Loupe demo: open {} in a browser",
+        loupe_model::project_url(&base, PROJECT)
+    );
     let sim_seconds = a.duration as f64 * a.speed;
     // The simulated past ends now, so data and incident times agree at the end.
     let t0 = now_s() - sim_seconds;
@@ -458,8 +462,8 @@ impl DemoClient {
                 let _ = writeln!(out, "    try: {f}");
             }
         }
-        if let Some(run) = i.runs.first() {
-            let _ = writeln!(out, "    see: {}/runs/{run}", self.base);
+        if let Some(run) = i.culprit_run() {
+            let _ = writeln!(out, "    see: {}", run_url(&self.base, run));
         }
     }
 }

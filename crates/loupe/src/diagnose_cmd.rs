@@ -282,11 +282,17 @@ pub struct DetectArgs {
     /// Write the result here instead of standard output.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-    /// The series' name, which picks its detectors: `train/loss` gets the
-    /// loss rules, `perf/tokens_per_s` the throughput ones. Default: the
-    /// value column's header, else `value`.
+    /// The series' name, which picks its detectors: training curves
+    /// (`train/loss`, grad norms, learning rates, loss scales) get the run
+    /// rules; any other name the general anomaly detector (`--set
+    /// anomaly.method=discord` or `ensemble` picks other predictors).
+    /// Default: the value column's header, else `value`.
     #[arg(long)]
     pub series: Option<String>,
+    /// Print JSON lines (`{"timestamp","value","anomaly_score","label"}`)
+    /// instead of CSV.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub settings: DiagnoseSettings,
 }
@@ -360,13 +366,30 @@ pub fn detect(a: &DetectArgs) -> Result<()> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    writeln!(
-        out,
-        "{},anomaly_score,label",
-        header.as_deref().unwrap_or("timestamp,value")
-    )?;
-    for (row, s) in rows.iter().zip(&scores) {
-        writeln!(out, "{row},{:.4},{}", s.score, u8::from(s.label))?;
+    if a.json {
+        for (((row, t), v), s) in rows.iter().zip(&times).zip(&values).zip(&scores) {
+            let stamp = row.split(',').next().unwrap_or("").trim().trim_matches('"');
+            let value = if v.is_finite() {
+                serde_json::json!(v)
+            } else {
+                serde_json::json!(v.to_string())
+            };
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"timestamp": stamp, "time": t, "value": value,
+                    "anomaly_score": (s.score * 1e4).round() / 1e4, "label": s.label})
+            )?;
+        }
+    } else {
+        writeln!(
+            out,
+            "{},anomaly_score,label",
+            header.as_deref().unwrap_or("timestamp,value")
+        )?;
+        for (row, s) in rows.iter().zip(&scores) {
+            writeln!(out, "{row},{:.4},{}", s.score, u8::from(s.label))?;
+        }
     }
     out.flush()?;
     let n = scores.iter().filter(|s| s.label).count();

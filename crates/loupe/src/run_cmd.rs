@@ -4,18 +4,23 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use loupe_agent::supervise::{LineMetricFn, SuperviseConfig, supervise};
 use loupe_ingest::LineMetricExtractor;
+use loupe_model::run_url;
 
 use crate::client::ServerArgs;
+use steps::StepFiller;
+
+mod steps;
 
 #[derive(clap::Args, Debug)]
 #[command(
     trailing_var_arg = true,
-    after_help = "Examples:\n  loupe run -- python train.py --lr 3e-4\n  loupe run --project nlp --tag baseline -- torchrun --nproc-per-node 8 train.py\n\nThe command's output still reaches the terminal unchanged. The exit code is the command's (128+N when signal N killed it)."
+    after_help = "Examples:\n  loupe run -- python train.py --lr 3e-4\n  loupe run --project nlp --tag baseline -- torchrun --nproc-per-node 8 train.py\n\nThe command's output still reaches the terminal unchanged; a progress bar redrawn with \\r is logged once, in its last state. The run's page in the UI is printed at the start and at the end. The exit code is the command's (128+N when signal N killed it).\n\nSteps of metrics found in the output: a line that names its step (`step 7 loss=…`, a tqdm bar's count) keeps it; a line without one (a Hugging Face Trainer's {'loss': …, 'epoch': …}) takes the highest step seen so far in the output (the Trainer's bar counts global steps), or, before any step was seen, its arrival order (0, 1, 2, …)."
 )]
 pub struct RunArgs {
     #[command(flatten)]
@@ -82,10 +87,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn extractor(patterns: &[String]) -> Result<LineMetricFn> {
+/// A metric parser for one stream; `steps` is shared by both streams.
+fn extractor(patterns: &[String], steps: &Arc<Mutex<StepFiller>>) -> Result<LineMetricFn> {
     let mut ex = LineMetricExtractor::new(patterns)?;
+    let steps = Arc::clone(steps);
     Ok(Box::new(move |line: &str| {
-        ex.extract(line).map(|m| (m.step, m.values))
+        let m = ex.extract(line)?;
+        let step = steps.lock().unwrap_or_else(|e| e.into_inner()).fill(m.step);
+        Some((Some(step), m.values))
     }))
 }
 
@@ -103,11 +112,21 @@ pub fn run(args: RunArgs) -> Result<i32> {
     cfg.flush_timeout = args.flush_timeout;
     if !args.no_capture_metrics {
         // Checked before the command starts: a bad pattern is a usage error.
-        cfg.stdout_metrics = Some(extractor(&args.metric_patterns)?);
-        cfg.stderr_metrics = Some(extractor(&args.metric_patterns)?);
+        let steps = Arc::new(Mutex::new(StepFiller::default()));
+        cfg.stdout_metrics = Some(extractor(&args.metric_patterns, &steps)?);
+        cfg.stderr_metrics = Some(extractor(&args.metric_patterns, &steps)?);
     }
     let server = cfg.server.clone();
+    let start_server = server.clone();
+    cfg.on_start = Some(Box::new(move |run: &str| {
+        eprintln!("loupe run: {}", run_url(&start_server, run));
+    }));
     let out = supervise(cfg).context("loupe run")?;
+    eprintln!(
+        "loupe run: {} {}",
+        out.status,
+        run_url(&server, &out.run_id)
+    );
     if let Some(e) = &out.spawn_error {
         eprintln!("loupe run: {e}");
     }

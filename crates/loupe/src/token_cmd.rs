@@ -9,26 +9,36 @@ use loupe_model::Role;
 pub enum TokenCmd {
     /// Create a token; it is printed once and stored only as a hash.
     Create {
+        /// The project the token is for.
         #[arg(long)]
         project: String,
         /// ingest, read or admin.
         #[arg(long)]
         role: Role,
+        /// A note to tell tokens apart (`ci`, `alice's laptop`).
         #[arg(long, default_value = "")]
         label: String,
+        /// The server's data directory (default: as `loupe serve`).
         #[arg(long)]
         data: Option<PathBuf>,
     },
     /// List a project's tokens (never their secrets).
     List {
+        /// The project whose tokens to list.
         #[arg(long)]
         project: String,
+        /// The server's data directory (default: as `loupe serve`).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke a token by its id.
     Revoke {
+        /// The token's id, as `loupe token list` shows it.
         id: String,
+        /// The server's data directory (default: as `loupe serve`).
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -61,9 +71,25 @@ pub fn run(cmd: TokenCmd) -> Result<()> {
             );
             println!("{secret}");
         }
-        TokenCmd::List { project, data } => {
+        TokenCmd::List {
+            project,
+            data,
+            json,
+        } => {
             let m = meta(data)?;
-            for t in m.list_tokens(&project)? {
+            let tokens = m.list_tokens(&project)?;
+            if json {
+                let list: Vec<serde_json::Value> = tokens
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({"id": t.id, "role": t.role.as_str(), "label": t.label,
+                            "created": t.created})
+                    })
+                    .collect();
+                println!("{}", serde_json::json!({ "tokens": list }));
+                return Ok(());
+            }
+            for t in tokens {
                 println!(
                     "{:<16} {:<8} {:<20} created {:.0}",
                     t.id,

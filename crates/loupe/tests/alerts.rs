@@ -216,10 +216,7 @@ fn fires_once_within_5s_then_resolves_with_a_signed_webhook() {
     assert_eq!(n["alerts"][0]["state"], "firing");
     assert_eq!(n["alerts"][0]["labels"]["run"], "r1");
     assert_eq!(n["alerts"][0]["value"], 92.5);
-    assert_eq!(
-        n["alerts"][0]["links"][0]["url"],
-        "http://loupe.test/runs/r1"
-    );
+    assert_eq!(n["alerts"][0]["links"][0]["url"], "http://loupe.test/r/r1");
     assert!(
         n["alerts"][0]["summary"]
             .as_str()
@@ -815,13 +812,14 @@ channels = ["hook"]
     assert_eq!(a["alert"], "oom", "{n:#}");
     assert_eq!(a["labels"]["kind"], "cuda_out_of_memory");
     assert_eq!(a["labels"]["run"], "big");
-    let inc = a["labels"]["incident"].as_str().unwrap();
+    assert!(a["labels"]["incident"].is_string(), "{a:#}");
+    // The incident opens on its run's diagnosis tab (the UI's route).
     assert!(
         a["links"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|l| l["url"] == format!("http://loupe.test/incidents/{inc}").as_str()),
+            .any(|l| l["name"] == "incident" && l["url"] == "http://loupe.test/r/big?tab=diagnosis"),
         "{a:#}"
     );
     std::thread::sleep(Duration::from_secs(1));

@@ -22,6 +22,22 @@ fn get(base: &str, path: &str) -> Value {
         .unwrap()
 }
 
+/// The first alert `pred` accepts, waiting for the server's evaluations.
+fn wait_for_alert(base: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let all = get(base, "/api/v1/alerts");
+        if let Some(a) = all["alerts"]
+            .as_array()
+            .and_then(|v| v.iter().find(|a| pred(a)))
+        {
+            return a.clone();
+        }
+        assert!(Instant::now() < deadline, "no such alert in {all:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
 fn every_injected_fault_becomes_an_incident_with_the_right_top_cause() {
     let data = tempfile::tempdir().unwrap();
@@ -120,6 +136,37 @@ fn every_injected_fault_becomes_an_incident_with_the_right_top_cause() {
             .unwrap_or("")
             .contains("OutOfMemoryError"),
         "{r5:#}"
+    );
+    // Every printed link is a UI page (`/r/ID`, which the UI's browser test
+    // follows); a job's incident links to the rank behind it.
+    let links: Vec<&str> = transcript
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("see: "))
+        .collect();
+    assert!(!links.is_empty(), "{transcript}");
+    assert!(
+        links
+            .iter()
+            .all(|l| l.starts_with(&format!("{base}/r/")) && !l.contains("/runs/")),
+        "{links:?}"
+    );
+    assert!(
+        links.contains(&format!("{base}/r/pretrain-7b.r5").as_str()),
+        "{links:?}"
+    );
+    // The built-in rules fire as a user expects: the rank that ran out of
+    // memory is a crashed run.
+    let crashed = wait_for_alert(&base, |a| {
+        a["rule"] == "builtin:crashed_run"
+            && a["labels"]["run"] == "pretrain-7b.r5"
+            && a["state"] == "firing"
+    });
+    assert!(
+        crashed["labels"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("OutOfMemoryError"),
+        "{crashed:#}"
     );
     // --follow keeps serving until SIGTERM, then stops cleanly.
     unsafe {

@@ -57,22 +57,30 @@ fn assert_points(got: &[(Option<i64>, f64)], want: &[(Option<i64>, f64)]) {
     assert!(same, "got {got:?}\nwant {want:?}");
 }
 
+// As a Hugging Face Trainer writes: its bar (global steps) redrawn on
+// stderr, its dicts, without a step, on stdout between redraws.
 const HF_SCRIPT: &str = r#"
 import sys, time
 print("***** Running training *****")
-print("  Num examples = 1,000")
-print({'loss': 0.5123, 'grad_norm': 1.84, 'learning_rate': 4.9e-05, 'epoch': 0.5})
-print({'loss': 0.4871, 'grad_norm': 2.0625, 'learning_rate': 4.8e-05, 'epoch': 1.0})
-bars = ["  0%|          | 0/3 [00:00<?, ?it/s]",
-        " 33%|###3      | 1/3 [00:00<00:01,  1.98it/s, loss=0.9]",
-        " 67%|######6   | 2/3 [00:01<00:00,  2.00it/s, loss=0.8]",
-        "100%|##########| 3/3 [00:01<00:00,  2.01it/s, loss=0.7]"]
-for b in bars:
+print("  Num examples = 1,000", flush=True)
+def bar(b):
     sys.stderr.write("\r" + b)
     sys.stderr.flush()
-    time.sleep(0.05)
+    time.sleep(0.1)
+def say(d):
+    print(d, flush=True)
+    time.sleep(0.1)
+bar("  0%|          | 0/4 [00:00<?, ?it/s]")
+bar(" 25%|##5       | 1/4 [00:00<00:01,  1.98it/s, loss=0.9]")
+bar(" 50%|#####     | 2/4 [00:01<00:01,  2.00it/s, loss=0.8]")
+say({'loss': 0.5123, 'grad_norm': 1.84, 'learning_rate': 4.9e-05, 'epoch': 0.5})
+bar(" 75%|#######5  | 3/4 [00:01<00:00,  2.01it/s, loss=0.7]")
+bar("100%|##########| 4/4 [00:02<00:00,  2.01it/s, loss=0.6]")
+say({'loss': 0.4871, 'grad_norm': 2.0625, 'learning_rate': 4.8e-05, 'epoch': 1.0})
 sys.stderr.write("\n")
-print({'eval_loss': 0.4012, 'eval_runtime': 1.2345, 'epoch': 1.0})
+sys.stderr.flush()
+time.sleep(0.1)
+say({'eval_loss': 0.4012, 'eval_runtime': 1.2345, 'epoch': 1.0})
 print("step 7 loss=nan")
 time.sleep(0.6)
 "#;
@@ -95,13 +103,21 @@ fn trainer_dicts_and_tqdm_bars_become_series_and_logs() {
         stdout.starts_with("***** Running training *****\n  Num examples = 1,000\n{'loss': 0.5123"),
         "{stdout}"
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("\r 33%|###3      | 1/3 [00:00<00:01,  1.98it/s, loss=0.9]\r")
+        stderr.contains("\r 25%|##5       | 1/4 [00:00<00:01,  1.98it/s, loss=0.9]\r"),
+        "{stderr}"
     );
 
     let run = the_run(&api);
     let id = run["id"].as_str().unwrap();
+    // The run's UI page, at the start and at the end.
+    let url = format!("{}/r/{id}", server.base());
+    assert!(
+        stderr.starts_with(&format!("loupe run: {url}\n"))
+            && stderr.ends_with(&format!("loupe run: finished {url}\n")),
+        "{stderr}"
+    );
     assert_eq!(run["status"], "finished", "{run}");
     assert_eq!(run["exit_code"], 0);
     assert!(
@@ -122,30 +138,31 @@ fn trainer_dicts_and_tqdm_bars_become_series_and_logs() {
     assert!(run["host"].is_string(), "{run}");
     assert!(run["failure"].is_null(), "{run}");
 
+    // The Trainer's dicts take the bar's global step at the time they were
+    // printed; the evaluation dict, printed after the bar ended, the last one.
     assert_points(
         &points(&api, id, "loss"),
         &[
-            (None, 0.5123),
-            (None, 0.4871),
             (Some(1), 0.9),
-            (Some(2), 0.8),
+            (Some(2), 0.5123),
             (Some(3), 0.7),
+            (Some(4), 0.4871),
             (Some(7), f64::NAN),
         ],
     );
     assert_points(
         &points(&api, id, "learning_rate"),
-        &[(None, 4.9e-05), (None, 4.8e-05)],
+        &[(Some(2), 4.9e-05), (Some(4), 4.8e-05)],
     );
     assert_points(
         &points(&api, id, "grad_norm"),
-        &[(None, 1.84), (None, 2.0625)],
+        &[(Some(2), 1.84), (Some(4), 2.0625)],
     );
     assert_points(
         &points(&api, id, "epoch"),
-        &[(None, 0.5), (None, 1.0), (None, 1.0)],
+        &[(Some(2), 0.5), (Some(4), 1.0)],
     );
-    assert_points(&points(&api, id, "eval_loss"), &[(None, 0.4012)]);
+    assert_points(&points(&api, id, "eval_loss"), &[(Some(4), 0.4012)]);
     assert_points(
         &points(&api, id, "tqdm/n"),
         &[
@@ -153,20 +170,27 @@ fn trainer_dicts_and_tqdm_bars_become_series_and_logs() {
             (Some(1), 1.0),
             (Some(2), 2.0),
             (Some(3), 3.0),
+            (Some(4), 4.0),
         ],
     );
     assert_points(
         &points(&api, id, "tqdm/total"),
         &[
-            (Some(0), 3.0),
-            (Some(1), 3.0),
-            (Some(2), 3.0),
-            (Some(3), 3.0),
+            (Some(0), 4.0),
+            (Some(1), 4.0),
+            (Some(2), 4.0),
+            (Some(3), 4.0),
+            (Some(4), 4.0),
         ],
     );
     assert_points(
         &points(&api, id, "tqdm/rate"),
-        &[(Some(1), 1.98), (Some(2), 2.0), (Some(3), 2.01)],
+        &[
+            (Some(1), 1.98),
+            (Some(2), 2.0),
+            (Some(3), 2.01),
+            (Some(4), 2.01),
+        ],
     );
     // Prose made no series.
     let series = api.series(id);
@@ -207,13 +231,15 @@ fn trainer_dicts_and_tqdm_bars_become_series_and_logs() {
         "{'loss': 0.5123, 'grad_norm': 1.84, 'learning_rate': 4.9e-05, 'epoch': 0.5}"
     )));
     assert!(texts.contains(&("stdout", "step 7 loss=nan")));
-    assert!(texts.contains(&(
-        "stderr",
-        "100%|##########| 3/3 [00:01<00:00,  2.01it/s, loss=0.7]"
-    )));
+    // Only the bar's last state is a log line.
+    let stderr_lines: Vec<&str> = texts
+        .iter()
+        .filter(|(s, _)| *s == "stderr")
+        .map(|(_, t)| *t)
+        .collect();
     assert_eq!(
-        texts.iter().filter(|(s, _)| *s == "stderr").count(),
-        4,
+        stderr_lines,
+        ["100%|##########| 4/4 [00:02<00:00,  2.01it/s, loss=0.6]"],
         "{texts:?}"
     );
     // Everything was delivered: no spool left behind.
@@ -441,4 +467,59 @@ fn the_python_sdk_inside_attaches_to_the_same_run() {
         1,
         "{logs:?}"
     );
+}
+
+/// Real tqdm output (tqdm 4.70, a 20-step training bar then a 5-step
+/// evaluation bar, as it wrote them to a pipe), replayed one redraw per
+/// write; then the script fails.
+const TQDM_SCRIPT: &str = r#"
+import sys, time
+data = open(sys.argv[1], encoding="utf-8", newline="").read()
+for part in data.split("\r"):
+    if part:
+        sys.stderr.write("\r" + part)
+        sys.stderr.flush()
+        time.sleep(0.005)
+print("saving checkpoint", file=sys.stderr, flush=True)
+raise ValueError("loss is nan")
+"#;
+
+#[test]
+fn progress_bars_are_logged_once_and_kept_out_of_the_failure_tail() {
+    let server = Server::start();
+    let api = server.api();
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tqdm_4.70_stderr.txt"
+    );
+    let mut c = loupe_run(&server, dir.path(), &[], TQDM_SCRIPT);
+    c.arg(fixture);
+    let out = output(c);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let run = the_run(&api);
+    let id = run["id"].as_str().unwrap();
+    let logs = api.all_logs(id, &[("stream", "stderr")]);
+    let texts: Vec<&str> = logs.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    let bars: Vec<&&str> = texts.iter().filter(|t| t.contains("it/s]")).collect();
+    assert_eq!(bars.len(), 2, "one line per bar, its last state: {texts:?}");
+    assert!(
+        bars[0].starts_with("train: 100%") && bars[0].contains("20/20"),
+        "{bars:?}"
+    );
+    assert!(
+        bars[1].starts_with("eval: 100%") && bars[1].contains("5/5"),
+        "{bars:?}"
+    );
+    let f = &run["failure"];
+    assert_eq!(f["exception_type"], "ValueError", "{run}");
+    let tail: Vec<&str> = f["stderr_tail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(tail.first(), Some(&"saving checkpoint"), "{tail:?}");
+    assert_eq!(tail.last(), Some(&"ValueError: loss is nan"), "{tail:?}");
+    assert!(!tail.iter().any(|l| l.contains("it/s")), "{tail:?}");
 }

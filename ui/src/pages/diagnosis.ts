@@ -6,6 +6,7 @@ import type { Cause, Health, Incident, Run, SeriesEvidence } from "../api";
 import { fmtSeriesValue, humanizeText, unitOf, type Unit } from "../format";
 import { paths } from "../router";
 import { fmtNum, fmtTime, h } from "../util";
+import { causeButtons, fixButton, projectWeights, rankingNote, showMarks } from "./feedback";
 import { isJobIncident, ranksInvolved } from "./job";
 
 /** What the diagnosis tab knows besides the incidents: whose page it is, and the job's ranks. */
@@ -129,7 +130,10 @@ export function jsonTree(v: unknown, name?: string, depth = 0): HTMLElement {
 }
 
 export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement {
-  const causes = [...inc.causes].sort((a, b) => b.score - a.score);
+  // The server ranks causes (with the project's feedback weights); the
+  // sort only orders incidents from servers that did not.
+  const ranked = (c: Cause) => inc.feedback?.causes.find((w) => w.kind === c.kind)?.ranked_score ?? c.score;
+  const causes = [...inc.causes].sort((a, b) => ranked(b) - ranked(a));
   const byId = new Map((ctx?.ranks ?? []).map((r) => [r.id, r] as const));
   const rankOf = (run: string): string | null => {
     const r = byId.get(run);
@@ -137,7 +141,7 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
   };
   const job = isJobIncident(inc);
   const involved = job ? ranksInvolved(inc, byId) : [];
-  return h(
+  const card = h(
     "article.incident",
     { class: `sev-${inc.severity} state-${inc.state}`, "data-incident": inc.id },
     h(
@@ -157,6 +161,7 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
       inc.end_time ? ` to ${fmtTime(inc.end_time)}` : "",
       inc.start_step !== null ? ` · steps ${inc.start_step}${inc.end_step !== null ? `–${inc.end_step}` : "+"}` : "",
     ),
+    rankingNote(inc),
     causes.length
       ? h(
           "ol.causes",
@@ -165,9 +170,9 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
             h(
               "li.cause",
               null,
-              h("div.cause-head", null, h("span.score", { style: `--w:${Math.round(c.score * 100)}%`, title: `score ${c.score.toFixed(2)}` }, `${Math.round(c.score * 100)}%`), h("b", null, c.title), h("span.muted", null, ` ${c.kind}`), sparkline(c, inc)),
+              h("div.cause-head", null, h("span.score", { style: `--w:${Math.round(c.score * 100)}%`, title: `score ${c.score.toFixed(2)}` }, `${Math.round(c.score * 100)}%`), h("b", null, c.title), h("span.muted", null, ` ${c.kind}`), sparkline(c, inc), causeButtons(inc, c)),
               h("p", null, humanizeText(c.explanation, causeUnit(c))),
-              c.fixes.length ? h("div.fixes", null, h("h4", null, "What to try"), h("ul", null, ...c.fixes.map((f) => h("li", null, f)))) : null,
+              c.fixes.length ? h("div.fixes", null, h("h4", null, "What to try"), h("ul", null, ...c.fixes.map((f) => h("li", null, f, " ", fixButton(inc, c, f))))) : null,
               c.evidence.length
                 ? h(
                     "div.evidence",
@@ -188,6 +193,7 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
           ),
         )
       : h("p.muted", null, "No cause identified yet."),
+    h("div.fb-status.muted", { role: "status" }),
     inc.anomalies.length
       ? h(
           "details.anoms",
@@ -197,6 +203,8 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
         )
       : null,
   );
+  void showMarks(card, inc);
+  return card;
 }
 
 export function healthView(health: Health | null): HTMLElement {
@@ -225,6 +233,7 @@ export function diagnosisView(incidents: Incident[] | null, health: Health | nul
     const jobs = sorted.filter(isJobIncident);
     if (own.length) body.push(...own.map((i) => incidentCard(i, ctx)));
     if (jobs.length) body.push(h("h3.inc-section", null, `Incidents of job ${jobs[0].group} (${jobs.length})`), ...jobs.map((i) => incidentCard(i, ctx)));
+    if (sorted[0].project) body.push(projectWeights(sorted[0].project));
   }
   const el = h("div.diagnosis", null, ...body);
   const focus = ctx?.focus;

@@ -219,7 +219,7 @@ mod tests {
                 resolved: None,
                 links: vec![Link {
                     name: "run".into(),
-                    url: "http://x/runs/r1".into(),
+                    url: "http://x/r/r1".into(),
                 }],
                 series: None,
             }],

@@ -190,7 +190,55 @@ CREATE TABLE incident_run (
 CREATE INDEX incident_run_incident ON incident_run(incident);
 "#;
 
-const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: users' verdicts on incident causes and fixes. Rows keep the
+/// incident's id as text (not a reference), so feedback outlives a pruned
+/// incident and keeps weighing in its project.
+const V3: &str = r#"
+CREATE TABLE feedback (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    project   INTEGER NOT NULL REFERENCES project(id),
+    incident  TEXT NOT NULL,
+    cause     TEXT NOT NULL,                  -- the cause kind's API name
+    fix       TEXT,                           -- for verdict = worked
+    verdict   TEXT NOT NULL,                  -- confirmed | wrong | worked
+    who       TEXT NOT NULL,
+    time      REAL NOT NULL
+) STRICT;
+CREATE INDEX feedback_project  ON feedback(project, id);
+CREATE INDEX feedback_incident ON feedback(incident, id);
+"#;
+
+/// Version 4: log search by substrings. `log_fts` is rebuilt with FTS5's
+/// `trigram` tokenizer (case- and diacritic-insensitive), so a search finds
+/// text inside words (`OutOfMemory` in `torch.OutOfMemoryError`) and across
+/// punctuation (`loss 4.8` in `loss 4.81`), and still seeks each run's rowid
+/// range. The index is rebuilt from `log` here, so existing lines are found
+/// the new way; it is ~3× the size of the word index it replaces.
+const V4: &str = r#"
+DROP TRIGGER log_fts_insert;
+DROP TRIGGER log_fts_delete;
+DROP TRIGGER log_fts_update;
+DROP TABLE log_fts;
+CREATE VIRTUAL TABLE log_fts USING fts5(
+    text,
+    content = 'log',
+    content_rowid = 'id',
+    tokenize = 'trigram case_sensitive 0 remove_diacritics 1'
+);
+CREATE TRIGGER log_fts_insert AFTER INSERT ON log BEGIN
+    INSERT INTO log_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER log_fts_delete AFTER DELETE ON log BEGIN
+    INSERT INTO log_fts(log_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER log_fts_update AFTER UPDATE OF text ON log BEGIN
+    INSERT INTO log_fts(log_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO log_fts(rowid, text) VALUES (new.id, new.text);
+END;
+INSERT INTO log_fts(log_fts) VALUES ('rebuild');
+"#;
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -253,5 +301,45 @@ mod tests {
         assert_eq!((name.as_str(), open, failure), ("old run", 0, None));
         conn.execute("INSERT INTO log_batch (run, key) VALUES (1, 'k')", [])
             .unwrap();
+    }
+
+    /// Lines written under the word index (version 2) are found by
+    /// substring once the file is opened by this version.
+    #[test]
+    fn version_2_logs_are_found_by_substring_after_the_migration() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(V1).unwrap();
+        conn.execute_batch(V2).unwrap();
+        conn.execute_batch("PRAGMA user_version = 2").unwrap();
+        conn.execute_batch(
+            "INSERT INTO project (id, name, created) VALUES (1, 'p', 0);
+             INSERT INTO run (id, project, name, tags, config, status, start_time,
+                              heartbeat_time, search)
+             VALUES ('r1', 1, 'old run', '[]', '{}', 'finished', 1, 2, 'old run');
+             INSERT INTO log (id, time, stream, level, text)
+             VALUES (4294967297, 1, 1, 3, 'torch.OutOfMemoryError: CUDA out of memory'),
+                    (4294967298, 2, 0, 1, 'step 10 loss 4.81');",
+        )
+        .unwrap();
+        let hits = |conn: &Connection, q: &str| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM log_fts WHERE log_fts MATCH ?1",
+                [q],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(hits(&conn, "\"OutOfMemory\""), 0, "words only before");
+        migrate(&mut conn).unwrap();
+        assert_eq!(hits(&conn, "\"OutOfMemory\""), 1);
+        assert_eq!(hits(&conn, "\"outofmemory\""), 1);
+        assert_eq!(hits(&conn, "\"loss 4.8\""), 1);
+        // New lines are indexed by the new triggers.
+        conn.execute(
+            "INSERT INTO log (id, time, stream, level, text) VALUES (4294967299, 3, 0, 1, 'loss 4.79')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(hits(&conn, "\"loss 4.\""), 2);
     }
 }

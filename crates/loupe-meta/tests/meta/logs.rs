@@ -215,7 +215,7 @@ fn cursors_page_both_ways() {
 }
 
 #[test]
-fn full_text_search_matches_words_phrases_and_prefixes() {
+fn search_matches_substrings_phrases_and_short_terms() {
     let t = open();
     let s = &t.store;
     s.create_or_resume_run(named_run("p", "r")).unwrap();
@@ -229,6 +229,8 @@ fn full_text_search_matches_words_phrases_and_prefixes() {
         "café résumé naïve",
         "he said \"quoted text\" here",
         "a or b, not c",
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB",
+        "step 300 loss 4.81 lr 3e-4",
     ];
     let records: Vec<_> = lines
         .iter()
@@ -239,25 +241,40 @@ fn full_text_search_matches_words_phrases_and_prefixes() {
     s.append_logs("other", &[info(0.0, "CUDA out of memory in another run")])
         .unwrap();
 
-    assert_eq!(search(s, "r", "cuda"), vec![lines[0]]);
-    assert_eq!(search(s, "r", "MEMORY"), vec![lines[0], lines[3]]);
-    // Words are ANDed, in any order.
-    assert_eq!(search(s, "r", "memory out"), vec![lines[0], lines[3]]);
-    assert_eq!(search(s, "r", "CUDA out of memory"), vec![lines[0]]);
-    // A quoted phrase keeps its order.
-    assert_eq!(search(s, "r", "\"out of memory\""), vec![lines[0]]);
+    assert_eq!(search(s, "r", "cuda"), vec![lines[0], lines[8]]);
+    assert_eq!(search(s, "r", "MEMORY"), vec![lines[0], lines[3], lines[8]]);
+    // Inside words and across punctuation (issue 13's examples).
+    assert_eq!(search(s, "r", "OutOfMemory"), vec![lines[8]]);
+    assert_eq!(search(s, "r", "loss 4.8"), vec![lines[9]]);
+    assert_eq!(search(s, "r", "\"loss 4.8\""), vec![lines[9]]);
+    assert_eq!(search(s, "r", "memoryerr"), vec![lines[8]]);
+    // Terms must all occur, in any order.
+    assert_eq!(
+        search(s, "r", "memory out"),
+        vec![lines[0], lines[3], lines[8]]
+    );
+    assert_eq!(
+        search(s, "r", "CUDA out of memory"),
+        vec![lines[0], lines[8]]
+    );
+    // A quoted phrase is one term: its words in order.
+    assert_eq!(
+        search(s, "r", "\"out of memory\""),
+        vec![lines[0], lines[8]]
+    );
     assert_eq!(search(s, "r", "\"memory out\""), Vec::<String>::new());
     assert_eq!(search(s, "r", "\"quoted text\""), vec![lines[6]]);
-    // Prefixes.
+    // A trailing star changes nothing; an underscore is itself.
     assert_eq!(search(s, "r", "check*"), vec![lines[2]]);
-    // "step_12*" is the phrase "step 12*": "step 1200" matches as well.
-    assert_eq!(search(s, "r", "step_12*"), vec![lines[1], lines[2]]);
+    assert_eq!(search(s, "r", "step_12*"), vec![lines[2]]);
     // Unicode, case and diacritics.
     assert_eq!(search(s, "r", "ОШИБКА"), vec![lines[4]]);
     assert_eq!(search(s, "r", "cafe resume"), vec![lines[5]]);
-    // Operators are words.
-    assert_eq!(search(s, "r", "a OR b"), vec![lines[7]]);
+    // Operators are text; terms of one or two characters match too.
+    assert_eq!(search(s, "r", "\"a or b\""), vec![lines[7]]);
     assert_eq!(search(s, "r", "not c"), vec![lines[7]]);
+    assert_eq!(search(s, "r", "lr 3e"), vec![lines[9]]);
+    assert_eq!(search(s, "r", "Mi"), vec![lines[8]]);
     // Search is per run.
     assert_eq!(
         search(s, "other", "cuda"),
@@ -310,7 +327,11 @@ fn tricky_queries_never_error() {
         );
         assert!(r.is_ok(), "query {q:?}: {r:?}");
     }
-    assert_eq!(search(s, "r", "-x"), vec!["x marks the spot"]);
+    assert_eq!(search(s, "r", "marks the"), vec!["x marks the spot"]);
+    assert!(
+        search(s, "r", "-x").is_empty(),
+        "`-` is text, not an operator"
+    );
     assert!(search(s, "r", "*").is_empty());
 }
 

@@ -63,7 +63,7 @@ pub async fn post_logs(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct LogParams {
-    /// Full-text search (words; quotes for a phrase).
+    /// Search by substrings: every word must occur, inside words too; quotes for text with spaces.
     pub q: Option<String>,
     /// Minimum level: debug, info, warning, error, critical.
     pub level: Option<String>,

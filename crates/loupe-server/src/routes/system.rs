@@ -212,6 +212,9 @@ pub async fn prometheus_metrics(
         crate::routes::incidents::run_incidents,
         crate::routes::incidents::run_health,
         crate::routes::incidents::group_health,
+        crate::routes::feedback::post_feedback,
+        crate::routes::feedback::incident_feedback,
+        crate::routes::feedback::project_feedback,
         crate::routes::alerts::list_rules,
         crate::routes::alerts::post_rule,
         crate::routes::alerts::delete_rule,
@@ -220,7 +223,14 @@ pub async fn prometheus_metrics(
         crate::routes::alerts::post_silence,
         crate::routes::alerts::delete_silence,
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail))
+    components(schemas(
+        crate::error::ErrorBody,
+        crate::error::ErrorDetail,
+        crate::routes::feedback::FeedbackRequest,
+        crate::routes::feedback::FeedbackEntry,
+        crate::routes::feedback::IncidentFeedback,
+        crate::routes::feedback::ProjectFeedback,
+    ))
 )]
 pub struct ApiDoc;
 

@@ -13,11 +13,13 @@
 mod support;
 
 mod auth;
+mod baseline;
 mod concurrency;
 mod crash;
 mod damage;
 mod diagnosis;
 mod errors;
+mod feedback;
 mod live;
 mod logs;
 mod metrics;

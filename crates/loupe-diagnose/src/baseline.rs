@@ -128,35 +128,3 @@ pub fn compared_role(role: SeriesRole) -> bool {
         SeriesRole::Loss | SeriesRole::Throughput | SeriesRole::StepTime
     )
 }
-
-/// A number with about four significant digits (`2.346`, `0.0001235`,
-/// `1.235e+06`), for explanations.
-pub(crate) fn sig4(x: f64) -> String {
-    if !x.is_finite() {
-        return format!("{x}");
-    }
-    let a = x.abs();
-    if a == 0.0 {
-        return "0".into();
-    }
-    if !(1e-4..1e6).contains(&a) {
-        return format!("{x:.3e}");
-    }
-    let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
-    format!("{x:.decimals$}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn four_significant_digits() {
-        assert_eq!(sig4(2.34567), "2.346");
-        assert_eq!(sig4(1234.567), "1235");
-        assert_eq!(sig4(0.00123456), "0.001235");
-        assert_eq!(sig4(-12.34567), "-12.35");
-        assert_eq!(sig4(0.0), "0");
-        assert_eq!(sig4(2.5e7), "2.500e7");
-    }
-}

@@ -13,11 +13,10 @@ mod shift;
 mod spike;
 mod trend;
 
-pub use trend::human_duration;
-
 use crate::Severity;
 use crate::config::DiagnoseConfig;
 use crate::finding::{Direction, FindingKind, SeriesRole};
+use loupe_model::units::{self, Unit};
 
 /// A detector's output before the caller adds scope, series, time and step.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,20 +64,20 @@ const NONFINITE_REPEAT: u32 = 200;
 const GRAD_NORM_NONFINITE_RUN: u32 = 3;
 
 impl SeriesDetector {
-    pub(crate) fn new(role: SeriesRole, cfg: &DiagnoseConfig) -> Self {
+    pub(crate) fn new(role: SeriesRole, unit: Unit, cfg: &DiagnoseConfig) -> Self {
         use SeriesRole::*;
         let spike = (cfg.spike.enabled
             && matches!(role, Loss | GradNorm | Latency | Errors | Other))
-        .then(|| spike::SpikeDetector::new(&cfg.spike));
+        .then(|| spike::SpikeDetector::new(&cfg.spike).in_unit(unit));
         let shift = (cfg.shift.enabled
             && matches!(
                 role,
                 Throughput | StepTime | GpuUtilization | CpuPercent | Latency | Errors | GpuClock
             ))
-        .then(|| shift::ShiftDetector::new(&cfg.shift));
+        .then(|| shift::ShiftDetector::new(&cfg.shift).in_unit(unit));
         let trend = (cfg.trend.enabled
             && matches!(role, GpuMemory | HostMemory | ProcessMemory | DiskUsage))
-        .then(trend::TrendDetector::default);
+        .then(|| trend::TrendDetector::in_unit(unit));
         let loss = (matches!(role, Loss)).then(divergence::LossTrendDetector::default);
         let blowup =
             (cfg.blowup.enabled && matches!(role, Loss)).then(blowup::BlowUpDetector::default);
@@ -235,7 +234,11 @@ impl SeriesDetector {
                             x,
                             cfg.gpu.max_temperature_c,
                             Severity::Warning,
-                            format!("{x:.0} °C, at or above {:.0} °C", cfg.gpu.max_temperature_c),
+                            format!(
+                                "{}, at or above {}",
+                                units::value(x, Unit::Celsius),
+                                units::value(cfg.gpu.max_temperature_c, Unit::Celsius)
+                            ),
                         ));
                     }
                 } else {
@@ -318,7 +321,7 @@ mod tests {
 
     fn feed(role: SeriesRole, values: &[f64]) -> Vec<Severity> {
         let cfg = DiagnoseConfig::default();
-        let mut d = SeriesDetector::new(role, &cfg);
+        let mut d = SeriesDetector::new(role, Unit::None, &cfg);
         let mut out = Vec::new();
         for (i, x) in values.iter().enumerate() {
             d.observe(Some(i as i64), i as f64, *x, None, &cfg, &mut out);

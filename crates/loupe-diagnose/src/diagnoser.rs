@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 use hashbrown::HashMap;
+use loupe_model::units::{self, Unit};
 use loupe_model::{LogLevel, LogStream};
 
 use crate::Severity;
@@ -655,10 +656,10 @@ impl Diagnoser {
             f.severity = Severity::Warning;
             f.score = (since / (2.0 * threshold)).clamp(0.5, 1.0);
             f.detail = format!(
-                "the step has not advanced past {} for {:.0} s (usually {:.2} s per step)",
+                "the step has not advanced past {} for {} (usually {} per step)",
                 st.last_step.unwrap_or_default(),
-                since,
-                interval
+                units::seconds(since.round()),
+                units::seconds(interval)
             );
             f.attributes.insert(
                 "last_step".into(),
@@ -702,7 +703,11 @@ impl Diagnoser {
                 } else {
                     Severity::Info
                 };
-                f.detail = format!("no points for {quiet:.0} s (usually every {interval:.2} s)");
+                f.detail = format!(
+                    "no points for {} (usually every {})",
+                    units::seconds(quiet.round()),
+                    units::seconds(interval)
+                );
                 self.sink.emit(f, now);
             }
         }
@@ -811,8 +816,10 @@ impl Diagnoser {
                 };
                 f.time = watched.series.get(name).map_or(now, |s| s.last_time);
                 f.detail = format!(
-                    "{name} is {v:.4} against the group's median {med:.4} ({:+.0}%)",
-                    rel * 100.0
+                    "{name} is {} against the group's median {} ({})",
+                    units::series_value(v, name),
+                    units::series_value(med, name),
+                    units::percent_change(rel)
                 );
                 if let Some(r) = rank {
                     f.attributes.insert("rank".into(), r.to_string());
@@ -879,7 +886,7 @@ fn new_series(name: &str, role: SeriesRole, cfg: &DiagnoseConfig) -> SeriesState
     );
     SeriesState {
         cohort: compared.then(|| cohort_key(name).into()),
-        det: SeriesDetector::new(role, cfg),
+        det: SeriesDetector::new(role, Unit::of(name), cfg),
         last_time: f64::NAN,
         last_arrival: 0.0,
         interval: None,

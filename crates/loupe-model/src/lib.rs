@@ -12,6 +12,7 @@ pub mod nonfinite;
 mod run;
 mod series;
 mod ui_url;
+pub mod units;
 
 pub use incident::{IncidentState, Severity, UnknownSeverity};
 pub use matcher::{LabelMatch, SeriesMatcher};

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use loupe_model::run_url;
+use loupe_model::{run_url, units};
 use serde_json::Value;
 
 use crate::client::{Client, ServerArgs};
@@ -54,27 +54,15 @@ fn utc_time(secs: f64) -> String {
         .unwrap_or_else(|| format!("{secs:.3}"))
 }
 
-/// About four significant digits: `0.4871`, `3.422`, `48035`, `6.008e10`.
-pub fn short_number(v: &Value) -> String {
-    let x = match v {
-        Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-        Value::String(s) => return s.clone(),
-        other => return other.to_string(),
-    };
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    let magnitude = x.abs().log10().floor() as i32;
-    if (-3..5).contains(&magnitude) {
-        let decimals = (3 - magnitude).max(0) as usize;
-        let s = format!("{x:.decimals$}");
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        } else {
-            s
-        }
-    } else {
-        format!("{x:.3e}")
+/// A stored value of the series `series` as a person reads it: about four
+/// significant digits in the unit the series' name implies (`0.4871`,
+/// `48.04k/s`, `39.12 GiB`); NaN and ±Inf as the API writes them.
+pub fn value_text(v: &Value, series: &str) -> String {
+    match v {
+        Value::Number(n) => units::series_value(n.as_f64().unwrap_or(f64::NAN), series),
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
     }
 }
 
@@ -131,7 +119,7 @@ pub fn runs(a: RunsArgs) -> Result<()> {
         let loss = r["summary"]
             .as_object()
             .and_then(|m| m.iter().find(|(k, _)| k.ends_with("loss")))
-            .map(|(k, v)| format!("{}={}", escape_controls(k), short_number(&v["last"])))
+            .map(|(k, v)| format!("{}={}", escape_controls(k), value_text(&v["last"], k)))
             .unwrap_or_default();
         println!(
             "{:<10} {:<24} {:<10} {:<12} {:>8} {:<20}",
@@ -205,14 +193,15 @@ pub fn show(a: ShowArgs) -> Result<()> {
         "SERIES", "POINTS", "LAST STEP", "LAST", "MIN", "MAX"
     );
     for s in series["series"].as_array().cloned().unwrap_or_default() {
+        let name = s["name"].as_str().unwrap_or_default();
         println!(
             "{:<36} {:>10} {:>10} {:>14} {:>14} {:>14}",
             text(&s["name"]),
             s["count"],
             s["last_step"],
-            s["last"].to_string(),
-            s["min"].to_string(),
-            s["max"].to_string()
+            value_text(&s["last"], name),
+            value_text(&s["min"], name),
+            value_text(&s["max"], name)
         );
     }
     Ok(())
@@ -393,15 +382,24 @@ mod tests {
     }
 
     #[test]
-    fn numbers_have_about_four_significant_digits() {
-        let f = |v: Value| short_number(&v);
-        assert_eq!(f(serde_json::json!(0.4871)), "0.4871");
-        assert_eq!(f(serde_json::json!(3.4224626523975448)), "3.422");
-        assert_eq!(f(serde_json::json!(48035.3663)), "48035");
-        assert_eq!(f(serde_json::json!(6.008e10)), "6.008e10");
-        assert_eq!(f(serde_json::json!(2.0)), "2");
-        assert_eq!(f(serde_json::json!(0)), "0");
-        assert_eq!(f(serde_json::json!("NaN")), "NaN");
-        assert_eq!(f(serde_json::json!(-0.00012)), "-1.200e-4");
+    fn values_read_in_their_series_unit() {
+        let f = |v: Value, name: &str| value_text(&v, name);
+        assert_eq!(f(serde_json::json!(0.4871), "train/loss"), "0.4871");
+        assert_eq!(
+            f(serde_json::json!(3.4224626523975448), "train/loss"),
+            "3.422"
+        );
+        assert_eq!(
+            f(serde_json::json!(48035.3663), "train/tokens_per_s"),
+            "48.04k/s"
+        );
+        assert_eq!(
+            f(serde_json::json!(4.2e10), "gpu/0/memory_used_bytes"),
+            "39.12 GiB"
+        );
+        assert_eq!(f(serde_json::json!(2.0), "train/loss"), "2");
+        assert_eq!(f(serde_json::json!("NaN"), "train/loss"), "NaN");
+        assert_eq!(f(serde_json::json!(-0.00012), "train/loss"), "-1.2e-4");
+        assert_eq!(f(Value::Null, "train/loss"), "");
     }
 }

@@ -15,9 +15,10 @@ use hashbrown::HashMap;
 
 use super::envelope::{Envelope, EnvelopeBucket, median_sorted};
 use super::family::ConfigChange;
-use super::{BaselineConfig, compared_role, sig4};
+use super::{BaselineConfig, compared_role};
 use crate::Severity;
 use crate::finding::{Direction, Finding, FindingKind, Scope, SeriesRole};
+use loupe_model::units;
 
 /// Points of the current bucket kept: beyond it every other one is
 /// dropped and the stride doubles, so the kept ones stay an even sample.
@@ -237,20 +238,20 @@ impl Judge<'_> {
         f.detail = format!(
             "{} is {} at step {}, {:.1}σ {side} the median {} of {} previous run{} of this config family ({than} was {}), since step {}",
             self.env.series,
-            sig4(level),
+            units::series_value(level, &self.env.series),
             w.last_step,
             z,
-            sig4(b.median),
+            units::series_value(b.median, &self.env.series),
             b.runs,
             if b.runs == 1 { "" } else { "s" },
-            sig4(edge),
+            units::series_value(edge, &self.env.series),
             w.first_deviating_step,
         );
         let a = &mut f.attributes;
         a.insert("baseline_runs".into(), runs.join(","));
-        a.insert("baseline_median".into(), sig4(b.median));
-        a.insert("baseline_min".into(), sig4(b.min));
-        a.insert("baseline_max".into(), sig4(b.max));
+        a.insert("baseline_median".into(), units::sig(b.median, 4));
+        a.insert("baseline_min".into(), units::sig(b.min, 4));
+        a.insert("baseline_max".into(), units::sig(b.max, 4));
         a.insert("sigma".into(), format!("{z:.1}"));
         a.insert("since_step".into(), w.first_deviating_step.to_string());
         if let Some(c) = &self.baseline.closest {

@@ -16,6 +16,7 @@ use super::Raw;
 use crate::Severity;
 use crate::config::BlowUpConfig;
 use crate::finding::{Direction, FindingKind};
+use loupe_model::units;
 
 /// Standard deviations per upper quartile of |N(0, 1)|: the spread of the
 /// differences is read from their upper quartile rather than their median,
@@ -105,7 +106,10 @@ impl BlowUpDetector {
             score: (ratio / (2.0 * cfg.factor)).clamp(0.5, 1.0),
             severity: Severity::Warning,
             detail: format!(
-                "the loss multiplied ×{ratio:.1} to {x:.4} from a recent level of {level:.4}"
+                "the loss multiplied ×{} to {} from a recent level of {}",
+                units::sig(ratio, 3),
+                units::number(x),
+                units::number(level)
             ),
             attributes: vec![("ratio".into(), format!("{ratio:.2}"))],
         })

@@ -5,6 +5,7 @@ use super::rolling::RollingWindow;
 use crate::Severity;
 use crate::config::{DivergenceConfig, PlateauConfig};
 use crate::finding::{Direction, FindingKind};
+use loupe_model::units;
 
 /// Robust standard deviations per MAD for normal data.
 const MAD_TO_SD: f64 = 1.4826;
@@ -70,9 +71,10 @@ impl LossTrendDetector {
                     score: (rise / (2.0 * div.rise)).clamp(0.5, 1.0),
                     severity: Severity::Warning,
                     detail: format!(
-                        "the smoothed loss climbed to {ema:.4}, {:.0}% above its best {:.4}",
-                        rise * 100.0,
-                        self.best
+                        "the smoothed loss climbed to {}, {}% above its best {}",
+                        units::number(ema),
+                        units::sig(rise * 100.0, 3),
+                        units::number(self.best)
                     ),
                     attributes: vec![("rise".into(), format!("{rise:.3}"))],
                 });
@@ -97,8 +99,8 @@ impl LossTrendDetector {
                         score: 0.3,
                         severity: Severity::Info,
                         detail: format!(
-                            "the loss improved {:.2}% over the last {} points",
-                            improved * 100.0,
+                            "the loss improved {}% over the last {} points",
+                            units::sig(improved * 100.0, 3),
                             plateau.window
                         ),
                         attributes: vec![],

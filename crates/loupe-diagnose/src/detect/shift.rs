@@ -9,6 +9,7 @@ use super::rolling::RollingWindow;
 use crate::Severity;
 use crate::config::ShiftConfig;
 use crate::finding::{Direction, FindingKind};
+use loupe_model::units::{self, Unit};
 
 const MAD_TO_SD: f64 = 1.4826;
 /// Values averaged for the level "now".
@@ -25,6 +26,8 @@ pub(crate) struct ShiftDetector {
     shifted_for: Option<u32>,
     shifted_dir: Direction,
     frozen: Option<(f64, f64)>,
+    /// What the series measures, for the explanation's numbers.
+    unit: Unit,
 }
 
 impl ShiftDetector {
@@ -37,7 +40,14 @@ impl ShiftDetector {
             shifted_for: None,
             shifted_dir: Direction::Up,
             frozen: None,
+            unit: Unit::None,
         }
+    }
+
+    /// The detector of a series measured in `unit`.
+    pub(crate) fn in_unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
     }
 
     pub(crate) fn reset(&mut self) {
@@ -135,9 +145,11 @@ impl ShiftDetector {
             score: (relative.abs() / 0.5).clamp(0.3, 1.0),
             severity: Severity::Warning,
             detail: format!(
-                "{} from {level:.4} to {recent:.4} ({:+.0}%){}",
+                "{} from {} to {} ({}){}",
                 if dir == Direction::Up { "rose" } else { "fell" },
-                relative * 100.0,
+                units::value(level, self.unit),
+                units::value(recent, self.unit),
+                units::percent_change(relative),
                 if repeat { ", still" } else { "" }
             ),
             attributes: vec![("relative".into(), format!("{relative:.3}"))],

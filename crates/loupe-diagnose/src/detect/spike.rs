@@ -5,6 +5,7 @@ use super::rolling::RollingWindow;
 use crate::Severity;
 use crate::config::SpikeConfig;
 use crate::finding::{Direction, FindingKind, SeriesRole};
+use loupe_model::units::{self, Unit};
 
 /// Robust standard deviations per MAD for normal data.
 const MAD_TO_SD: f64 = 1.4826;
@@ -15,6 +16,8 @@ pub(crate) struct SpikeDetector {
     cooldown: u32,
     /// Lowest and highest value since the last reset: a loss's range.
     range: Option<(f64, f64)>,
+    /// What the series measures, for the explanation's numbers.
+    unit: Unit,
 }
 
 impl SpikeDetector {
@@ -23,7 +26,14 @@ impl SpikeDetector {
             window: RollingWindow::new(cfg.window),
             cooldown: 0,
             range: None,
+            unit: Unit::None,
         }
+    }
+
+    /// The detector of a series measured in `unit`.
+    pub(crate) fn in_unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
     }
 
     pub(crate) fn reset(&mut self) {
@@ -75,9 +85,11 @@ impl SpikeDetector {
                     score: (z.abs() / (2.0 * threshold)).min(1.0),
                     severity,
                     detail: format!(
-                        "{x:.4} is {:.1} robust deviations {} the rolling median {med:.4}",
+                        "{} is {:.1} robust deviations {} the rolling median {}",
+                        units::value(x, self.unit),
                         z.abs(),
-                        if up { "above" } else { "below" }
+                        if up { "above" } else { "below" },
+                        units::value(med, self.unit),
                     ),
                     attributes: vec![("z".into(), format!("{:.1}", z.abs()))],
                 });

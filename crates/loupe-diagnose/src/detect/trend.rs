@@ -10,6 +10,7 @@ use super::Raw;
 use crate::Severity;
 use crate::config::TrendConfig;
 use crate::finding::{Direction, FindingKind};
+use loupe_model::units::{self, Unit};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TrendDetector {
@@ -24,11 +25,21 @@ pub(crate) struct TrendDetector {
     /// Point-to-point increases among the ring's changes.
     rises: usize,
     since_report: Option<u32>,
+    /// What the series measures, for the explanation's numbers.
+    unit: Unit,
 }
 
 impl TrendDetector {
+    /// The detector of a series measured in `unit`.
+    pub(crate) fn in_unit(unit: Unit) -> Self {
+        TrendDetector {
+            unit,
+            ..TrendDetector::default()
+        }
+    }
+
     pub(crate) fn reset(&mut self) {
-        *self = TrendDetector::default();
+        *self = TrendDetector::in_unit(self.unit);
     }
 
     fn add(&mut self, t: f64, x: f64, sign: f64) {
@@ -159,7 +170,10 @@ impl TrendDetector {
             Some(e) => {
                 attributes.push(("eta_s".into(), format!("{e:.0}")));
                 attributes.push(("limit".into(), format!("{:.0}", limit.unwrap_or_default())));
-                format!(", reaching its limit in about {}", human_duration(e))
+                format!(
+                    ", reaching its limit in about {}",
+                    units::seconds(e.round())
+                )
             }
             None => String::new(),
         };
@@ -170,20 +184,14 @@ impl TrendDetector {
             direction: Some(Direction::Up),
             score: (r2 * (0.5 + growth).min(1.0)).clamp(0.3, 1.0),
             severity,
-            detail: format!("growing steadily ({slope:.3e}/s, R² {r2:.2}){eta_text}"),
+            detail: format!(
+                "growing steadily ({}{}/s, R² {})",
+                if slope >= 0.0 { "+" } else { "" },
+                units::value(slope, self.unit),
+                units::sig(r2, 2),
+            ) + &eta_text,
             attributes,
         })
-    }
-}
-
-/// "3 h 20 min", "45 s".
-pub fn human_duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        0..=119 => format!("{s} s"),
-        120..=7199 => format!("{} min", s / 60),
-        7200..=172_799 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
-        _ => format!("{} days", s / 86_400),
     }
 }
 

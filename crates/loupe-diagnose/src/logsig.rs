@@ -243,6 +243,22 @@ fn says_not_error(rest: &str, lower: &str) -> bool {
         || lower.contains(" nccl info ")
         || lower.contains(" nccl warn ")
         || lower.contains("tainting kernel")
+        || says_harmless(lower)
+}
+
+/// The program's own words that the error it mentions is expected: "the
+/// following error message '…' can be ignored", "this error is harmless".
+fn says_harmless(lower: &str) -> bool {
+    [
+        "can be ignored",
+        "can be safely ignored",
+        "you can ignore",
+        "is harmless",
+        "are harmless",
+        "can safely ignore",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
 }
 
 fn note_error_line(kept: &mut VecDeque<String>, line: &str) {

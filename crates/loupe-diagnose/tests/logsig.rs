@@ -220,6 +220,40 @@ fn multi_line_record() {
 }
 
 /// Code lines inside a traceback are source, not events.
+/// Distributed runtimes' own words: a JAX coordination-service deadline is
+/// a rank that did not arrive, NCCL's socket code warns only about the
+/// network, and a line that calls its error harmless is not one.
+#[test]
+fn runtime_timeouts_socket_warnings_and_harmless_errors() {
+    let kinds = |lines: &[&str]| -> Vec<LogSignatureKind> {
+        run(&lines.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>())
+            .into_iter()
+            .map(|m| m.kind)
+            .collect()
+    };
+    let jax = kinds(&[
+        "E0101 coordination_service_agent.cc:99] Failed to reach the barrier in the coordination service: DEADLINE_EXCEEDED: Barrier timed out",
+    ]);
+    assert_eq!(jax.first(), Some(&LogSignatureKind::NcclTimeout), "{jax:?}");
+    let socket = kinds(&[
+        "node7:1234:1250 [3] misc/socket.cc:50 NCCL WARN socketPollConnect: connect returned Connection timed out",
+    ]);
+    assert_eq!(
+        socket.first(),
+        Some(&LogSignatureKind::NcclNetwork),
+        "{socket:?}"
+    );
+    let fallback = kinds(&[
+        "node7:1234:1234 [0] misc/ibvwrap.cc:63 NCCL WARN Failed to open libibverbs.so[.1]",
+    ]);
+    assert!(fallback.is_empty(), "{fallback:?}");
+    let harmless = kinds(&[
+        "[12:00:01] The following error message 'xyz failed' can be ignored.",
+        "[12:00:02] The following error message 'xyz failed' can be ignored.",
+    ]);
+    assert!(harmless.is_empty(), "{harmless:?}");
+}
+
 #[test]
 fn code_lines_are_not_signatures() {
     let lines = [

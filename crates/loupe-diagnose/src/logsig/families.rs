@@ -87,6 +87,8 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 r"assertion `[^`]*` failed\.?$",
                 r"\bthcudacheck fail\b",
                 r"cudaerrorillegaladdress|cuda_error_illegal_address|cudaerrorlaunchfailure",
+                // NCCL's ncclUnhandledCudaError: a CUDA call inside NCCL failed.
+                r"nccl.*unhandled cuda error|ncclunhandledcudaerror",
             ],
         ),
         family(
@@ -139,6 +141,31 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 r"ncclinvalidusage|nccl version mismatch",
                 r"no cuda gpus are available|cuda unavailable|no cuda-capable device is detected",
                 r"importerror: .*(?:dll load failed|cannot import name)",
+                // The CUDA runtime's errors about the installation, not the
+                // program (cudaGetErrorString's texts).
+                r"invalid device function|device kernel image is invalid",
+                r"ptx was compiled with an unsupported toolchain|unsupported ptx version",
+                r"unsupported display driver / cuda driver combination",
+                r"forward compatibility was attempted on non supported hw",
+                r"cuda driver is a stub library|cudaerrorinsufficientdriver",
+            ],
+        ),
+        // Any other CUDA runtime or driver error, after the installation's
+        // own (which also print `CUDA error:`): the runtime's error texts
+        // are program errors on the device — `unspecified launch failure`,
+        // `operation not permitted when stream is capturing`, `an illegal
+        // instruction`, `invalid resource handle`.
+        family(
+            Kind::CudaError,
+            "CUDA error in a kernel or library call",
+            Critical,
+            &[
+                r"\bcuda error: [a-z]",
+                r"\bcuda error \d+:|\bcuda runtime error \(\d+\)|cuda failure \d+",
+                r"\bcudaerror[a-z]+\b|\bcuda_error_[a-z_]+\b",
+                r"operation (?:not permitted when stream is capturing|failed due to a previous error during capture)",
+                r"cudagraph.*(?:capture|replay) failed|stream capture (?:invalidated|unsupported)",
+                r"cublas_status_not_initialized|cusparse_status_\w+_error|cufft_\w+_failed|curand_status_\w+_failure",
             ],
         ),
         family(
@@ -164,6 +191,12 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
                 r"server socket has failed to (?:listen|bind)",
                 r"rendezvous(?:connection|timeout|closed)error|rendezvous.*timed out",
                 r"the connection to the c10d store has failed",
+                // The store (TCPStore, rank 0's port) is the rendezvous:
+                // a client that cannot reach it never joins the job.
+                r"client socket has timed out after \d+m?s while trying to connect",
+                r"socket timeout.*(?:tcpstore|c10d)|tcpstore.*(?:timed out|timeout)",
+                r"failed to connect to (?:the )?(?:master|store|coordinator)",
+                r"coordination service.*unavailable|unavailable: failed to connect to all addresses",
                 r"node failure on",
                 r"due to node_fail|node_fail",
                 r"slurmd.*fatal|fatal:.*slurm|unable to determine this slurmd's nodename",
@@ -178,6 +211,8 @@ static FAMILIES: LazyLock<Vec<Family>> = LazyLock::new(|| {
             Critical,
             &[
                 r"engine(?:core)? (?:is )?dead|asyncenginedeaderror|enginedeaderror",
+                r"engine ?core (?:failed to start|initialization failed|proc\(s\) failed)",
+                r"(?:engine|model worker|tokenizer manager|detokenizer) (?:process )?(?:failed to start|died unexpectedly)",
                 r"enginecore(?:_\w+)? (?:encountered|hit) (?:a fatal error|an exception)",
                 r"scheduler hit an exception",
                 r"background loop has errored",
@@ -209,7 +244,11 @@ pub(crate) const KEYWORDS: &str = concat!(
     "address already in use|eaddrinuse|server socket|rendezvous|c10d store|slurmd|mpirun|",
     "orte was|enough slots|dead|enginecore|scheduler hit|background loop|shard|",
     "output handler|outputhandler|webserver|llm_engine|run_engine_loop|blocks: 0|",
-    "kv cache is -|invalid usage|connection closed|connection reset|timed out|denied"
+    "kv cache is -|invalid usage|connection closed|connection reset|timed out|denied|",
+    "cuda error|cudaerror|cuda_error|cuda failure|cuda runtime|stream is capturing|during capture|",
+    "capture|_status_|cufft_|device function|ptx|display driver|forward compatibility|stub library|",
+    "client socket|tcpstore|failed to connect|coordination|deadline|engine core|engine process|",
+    "model worker|tokenizer manager|detokenizer|died unexpectedly"
 );
 
 /// The family of a line, if any (prefixes already taken off; `lower` is
@@ -297,6 +336,47 @@ mod tests {
             Some(Kind::EnvironmentError)
         );
         assert_eq!(kind("step 10 loss 2.31"), None);
+    }
+
+    /// The CUDA runtime's error texts: program errors are `cuda_error`,
+    /// the installation's are `environment_error`, whatever the wording
+    /// around them.
+    #[test]
+    fn cuda_runtime_errors_by_their_text() {
+        for line in [
+            "RuntimeError: CUDA error: operation not permitted when stream is capturing",
+            "RuntimeError: CUDA error: invalid resource handle",
+            "CUDA error 700: cudaErrorIllegalAddress",
+            "NCCL error in: ProcessGroupNCCL.cpp:1191, unhandled cuda error, NCCL version 2.10.3",
+            "RuntimeError: CUDA error: operation failed due to a previous error during capture",
+        ] {
+            assert_eq!(kind(line), Some(Kind::CudaError), "{line}");
+        }
+        for line in [
+            "RuntimeError: CUDA error: invalid device function",
+            "RuntimeError: CUDA error: no kernel image is available for execution on the device",
+            "CUDA error: the provided PTX was compiled with an unsupported toolchain.",
+        ] {
+            assert_eq!(kind(line), Some(Kind::EnvironmentError), "{line}");
+        }
+    }
+
+    #[test]
+    fn rendezvous_stores_and_engines_that_never_start() {
+        assert_eq!(
+            kind(
+                "[c10d] The client socket has timed out after 600s while trying to connect to (10.0.0.1, 29500)."
+            ),
+            Some(Kind::LauncherFailure)
+        );
+        assert_eq!(
+            kind("RuntimeError: Engine core initialization failed. See root cause above."),
+            Some(Kind::ServingFailure)
+        );
+        assert_eq!(
+            kind("ERROR [core.py:396] EngineCore failed to start."),
+            Some(Kind::ServingFailure)
+        );
     }
 
     #[test]

@@ -81,7 +81,14 @@ static NCCL_TIMEOUT: LazyLock<Regex> = LazyLock::new(|| {
         r"processgroupnccl's watchdog got stuck|collective operation timeout|timeout at nccl work|",
         r"barrier timed out|detected mismatch between collectives|",
         r"\(either an error or timeout\) detected by watchdog|gloo.*timed out|",
-        r"wait_for_all_tasks_to_register"
+        r"wait_for_all_tasks_to_register|",
+        // The JAX/TensorFlow distributed runtime: every RPC of its
+        // coordination service is a barrier, a heartbeat or a key-value
+        // wait, so gRPC's DEADLINE_EXCEEDED (status 4) there is a rank that
+        // did not arrive in time.
+        r"coordination service.*deadline[ _]exceeded|deadline[ _]exceeded.*coordination|",
+        r"xlaruntimeerror: deadline_exceeded|barrier.*deadline[ _]exceeded|",
+        r"coordination service.*(?:heartbeat|missed|timed out)"
     ))
 });
 static SEQ_NUM: LazyLock<Regex> = LazyLock::new(|| re(r"seqnum=(\d+)|timeout at nccl work: (\d+)"));
@@ -92,6 +99,12 @@ static RAN_FOR: LazyLock<Regex> = LazyLock::new(|| re(r"ran for (\d+) millisecon
 static NCCL_NET: LazyLock<Regex> = LazyLock::new(|| {
     re(concat!(
         r"nccl warn\s+(?:net|transport|socket|ib|proxy)\b|",
+        // NCCL's socket, IB and proxy code (`misc/socket.cc`,
+        // `transport/net_ib.cc`…) warns only about the network (`ibvwrap.cc`
+        // also warns of a missing libibverbs, a routine fallback to sockets):
+        // `socketFinalizeAccept`, `socketPollConnect`, `ibv_poll_cq`.
+        r"nccl warn\s+(?:socket|ncclsocket|ncclib|ib_|ibv|net_|proxy)\w*|",
+        r"(?:misc/socket|net_socket|net_ib)\.cc:\d+ nccl warn|",
         r"nccl warn .*(?:connection (?:closed|refused|reset)|remote peer|ibv_)|",
         r"ncclremoteerror|ncclsystemerror|unhandled system error|",
         r"remote process exited or there was a network error|connection reset by peer|connection closed by (?:remote )?peer|",

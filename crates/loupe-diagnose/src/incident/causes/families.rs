@@ -44,6 +44,12 @@ const LAUNCHER_FRAMES: &[&str] = &[
     "accelerate/commands/",
     "deepspeed/launcher/",
     "subprocess.py",
+    // The launchers' console scripts (a traceback cut short may show
+    // nothing below them).
+    "bin/torchrun",
+    "bin/accelerate",
+    "bin/deepspeed",
+    "distributed/launch.py",
 ];
 
 /// One family's cause: what it is and what to try.

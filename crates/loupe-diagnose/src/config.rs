@@ -334,8 +334,14 @@ pub struct IncidentConfig {
     /// ... and its step at most this far from the evidence's steps, when
     /// both have steps (data clocks can lie; steps do not).
     pub join_steps: i64,
-    /// An incident with no new evidence for this long is resolved.
+    /// An incident with no new evidence for this long (arrival time) is
+    /// resolved.
     pub resolve_after_s: f64,
+    /// A repeat of evidence an open incident already holds (the same kind
+    /// on the same series of the same run: a leak still growing, errors
+    /// still bursting) joins it when its data time is at most this far
+    /// after the incident's latest evidence, even beyond `join_window_s`.
+    pub repeat_window_s: f64,
     /// When an incident opens, minor findings of this recent past join it
     /// as evidence (a grad-norm spike just before a loss spike).
     pub lookback_s: f64,
@@ -349,6 +355,7 @@ impl Default for IncidentConfig {
             join_window_s: 120.0,
             join_steps: 2000,
             resolve_after_s: 180.0,
+            repeat_window_s: 180.0,
             lookback_s: 120.0,
             max_evidence: 40,
         }

@@ -6,6 +6,9 @@
 //! incident's latest evidence. Minor (info) findings never open one; they
 //! join an open incident, and the recent ones are pulled in when an
 //! incident opens — a grad-norm spike just before a loss spike is evidence.
+//! A repeat of evidence an incident already holds (the same kind on the
+//! same series) joins it up to `repeat_window_s` after its latest evidence,
+//! so one ongoing burst or leak stays one incident.
 //! An incident with no new evidence for `resolve_after_s` is resolved; a
 //! resolved incident never reopens (new trouble opens a new one).
 

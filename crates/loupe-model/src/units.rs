@@ -273,10 +273,15 @@ pub fn series_value(x: f64, name: &str) -> String {
     value(x, Unit::of(name))
 }
 
-/// A change as a percentage with a sign: `+52%`, `−3.1%`, `+0.04%`.
+/// A relative change `ratio` (new / old − 1) as a person reads it: a
+/// percentage with a sign (`+52.3%`, `−3.1%`), or a factor once the value
+/// has more than doubled (`×24.2`: "+2320%" reads badly).
 pub fn percent_change(ratio: f64) -> String {
     if let Some(s) = non_finite(ratio) {
         return s.into();
+    }
+    if ratio >= 1.0 {
+        return format!("×{}", sig(1.0 + ratio, 3));
     }
     let p = ratio * 100.0;
     let text = sig(p.abs(), if p.abs() >= 10.0 { 3 } else { 2 });
@@ -321,5 +326,6 @@ mod tests {
         assert_eq!(value(0.0125, Unit::Seconds), "12.5 ms");
         assert_eq!(percent_change(0.523), "+52.3%");
         assert_eq!(percent_change(-0.031), "−3.1%");
+        assert_eq!(percent_change(23.2), "×24.2");
     }
 }

@@ -126,14 +126,17 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// The server's diagnosis windows, divided by the demo's speed.
+/// The server's diagnosis windows for the demo's compressed time.
 fn demo_config(speed: f64) -> DiagnoseConfig {
     let mut c = DiagnoseConfig::default();
-    // Tighter than the defaults even in simulated time: the demo packs
-    // four faults of one job into ten minutes, a real job spreads them out.
-    c.incident.join_window_s = 30.0 / speed;
+    // Windows on data time (simulated seconds) are tighter than the
+    // defaults: the demo packs four faults of one job into ten minutes, a
+    // real job spreads them out. Windows on arrival time (resolving a quiet
+    // incident, stalls, silences) are divided by the speed.
+    c.incident.join_window_s = 30.0;
+    c.incident.repeat_window_s = 60.0;
+    c.incident.lookback_s = 30.0;
     c.incident.resolve_after_s = 60.0 / speed;
-    c.incident.lookback_s = 30.0 / speed;
     c.stall.min_seconds /= speed;
     c.silence.min_seconds /= speed;
     c

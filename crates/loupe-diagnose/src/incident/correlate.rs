@@ -64,7 +64,7 @@ impl Open {
         }
         major
             && t >= self.first_data - join
-            && t - self.last_data < cfg.resolve_after_s
+            && t - self.last_data < cfg.repeat_window_s
             && self
                 .findings
                 .iter()

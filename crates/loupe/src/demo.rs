@@ -98,7 +98,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     let incidents = client.incidents()?;
     for i in &incidents {
         if seen.get(&i.id) != Some(&i.kind) {
-            client.announce(i);
+            client.announce(i, seen.contains_key(&i.id));
         }
     }
     summary(&scenario, &incidents, &client)?;
@@ -216,7 +216,7 @@ fn play(
                     if tty {
                         eprint!("\r\x1b[K");
                     }
-                    client.announce(&i);
+                    client.announce(&i, seen.contains_key(&i.id));
                     seen.insert(i.id.clone(), i.kind.clone());
                 }
             }
@@ -445,7 +445,18 @@ impl DemoClient {
             .collect())
     }
 
-    fn announce(&self, i: &Incident) {
+    /// Prints an incident the first time it is seen; `update` when an
+    /// incident already printed got a new top cause (one incident, not two).
+    fn announce(&self, i: &Incident, update: bool) {
+        if update {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "  ↳ {} now reads: {}",
+                i.id,
+                i.title
+            );
+            return;
+        }
         let where_ = i
             .run
             .clone()
@@ -455,9 +466,10 @@ impl DemoClient {
         let out = &mut std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "⚠ incident [{}] {where_}: {}",
+            "⚠ incident [{}] {where_}: {} ({})",
             i.severity.as_str(),
-            i.title
+            i.title,
+            i.id
         );
         if let Some(c) = i.causes.first() {
             let _ = writeln!(out, "    why: {}", c.explanation);

@@ -8,7 +8,7 @@
 //! definition of "detected" and "right cause first".
 
 mod judge;
-mod load;
+pub(crate) mod load;
 
 pub use judge::{Outcome, Report, Seen, Targets, judge, pick};
 pub use load::{Case, CorpusError, default_dir, load};

@@ -12,7 +12,7 @@ mod judge;
 mod load;
 
 pub use judge::{CurveOutcome, CurveReport, judge};
-pub use load::{Curve, CurveError, default_dir, load};
+pub use load::{Curve, default_dir, load};
 
 use std::collections::BTreeMap;
 

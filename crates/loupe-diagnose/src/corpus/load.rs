@@ -23,6 +23,13 @@ pub enum CorpusError {
         file: String,
         what: String,
     },
+    /// A row of a curve's CSV file.
+    #[error("{file} line {line}: {what}")]
+    Row {
+        file: String,
+        line: usize,
+        what: String,
+    },
 }
 
 /// One excerpt with what it is expected to be diagnosed as.
@@ -100,6 +107,19 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CorpusError + '_ {
     }
 }
 
+/// A file of the corpus as text.
+pub(crate) fn read_text(path: &Path) -> Result<String, CorpusError> {
+    std::fs::read_to_string(path).map_err(io(path))
+}
+
+/// An `index.toml` of the corpus (logs or curves), parsed.
+pub(crate) fn read_index<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, CorpusError> {
+    toml::from_str(&read_text(path)?).map_err(|e| CorpusError::Index {
+        path: path.to_owned(),
+        source: Box::new(e),
+    })
+}
+
 /// Every case under `dir/logs/`, by family then file.
 pub fn load(dir: &Path) -> Result<Vec<Case>, CorpusError> {
     let logs = dir.join("logs");
@@ -116,11 +136,7 @@ pub fn load(dir: &Path) -> Result<Vec<Case>, CorpusError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let index_path = fam.join("index.toml");
-        let text = std::fs::read_to_string(&index_path).map_err(io(&index_path))?;
-        let index: Index = toml::from_str(&text).map_err(|e| CorpusError::Index {
-            path: index_path.clone(),
-            source: Box::new(e),
-        })?;
+        let index: Index = read_index(&index_path)?;
         for e in index.case {
             out.push(case(&family, &fam, &index_path, e)?);
         }

@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::corpus::CorpusError;
+use crate::corpus::load::{read_index, read_text};
+
 /// One published metric history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {
@@ -19,26 +22,6 @@ pub struct Curve {
     pub split: String,
     pub steps: Vec<i64>,
     pub values: Vec<f64>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CurveError {
-    #[error("reading {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Index {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
-    #[error("{file} line {line}: {what}")]
-    Row {
-        file: String,
-        line: usize,
-        what: String,
-    },
 }
 
 #[derive(Deserialize)]
@@ -65,18 +48,13 @@ pub fn default_dir() -> PathBuf {
 }
 
 /// Every curve of the index in `dir`, in index order.
-pub fn load(dir: &Path) -> Result<Vec<Curve>, CurveError> {
-    let path = dir.join("index.toml");
-    let text = read(&path)?;
-    let index: Index = toml::from_str(&text).map_err(|e| CurveError::Index {
-        path: path.clone(),
-        source: Box::new(e),
-    })?;
+pub fn load(dir: &Path) -> Result<Vec<Curve>, CorpusError> {
+    let index: Index = read_index(&dir.join("index.toml"))?;
     index
         .curve
         .into_iter()
         .map(|e| {
-            let (steps, values) = parse_csv(&e.file, &read(&dir.join(&e.file))?)?;
+            let (steps, values) = parse_csv(&e.file, &read_text(&dir.join(&e.file))?)?;
             Ok(Curve {
                 file: e.file,
                 source: e.source,
@@ -90,22 +68,15 @@ pub fn load(dir: &Path) -> Result<Vec<Curve>, CurveError> {
         .collect()
 }
 
-fn read(path: &Path) -> Result<String, CurveError> {
-    std::fs::read_to_string(path).map_err(|source| CurveError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// `step,value` rows after a header; values as Rust reads them (`NaN`,
 /// `inf` included).
-fn parse_csv(file: &str, text: &str) -> Result<(Vec<i64>, Vec<f64>), CurveError> {
+fn parse_csv(file: &str, text: &str) -> Result<(Vec<i64>, Vec<f64>), CorpusError> {
     let (mut steps, mut values) = (Vec::new(), Vec::new());
     for (i, row) in text.lines().enumerate().skip(1) {
         if row.trim().is_empty() {
             continue;
         }
-        let bad = |what: String| CurveError::Row {
+        let bad = |what: String| CorpusError::Row {
             file: file.to_string(),
             line: i + 1,
             what,

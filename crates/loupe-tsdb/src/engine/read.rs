@@ -154,13 +154,13 @@ impl Tsdb {
 
     /// Every point of a series in identity order (step, or time for unstepped points).
     pub fn read_all(&self, key: &SeriesKey) -> Result<Points> {
-        self.check_readable(key)?;
-        let Some(id) = self.id_of(key) else {
-            return Ok(Points::default());
-        };
-        let v = self.snapshot();
-        let ss = sources_of(&v, id);
-        self.noting_damage(materialize(&ss))
+        self.guarded_read(key, || {
+            let Some(id) = self.id_of(key) else {
+                return Ok(Points::default());
+            };
+            let v = self.snapshot();
+            materialize(&sources_of(&v, id))
+        })
     }
 
     /// Fails when a segment named in the manifest could not be opened: its
@@ -181,9 +181,12 @@ impl Tsdb {
         }
     }
 
-    /// Counts damage a read met, so `/metrics` shows it, and passes the
-    /// result on.
-    fn noting_damage<T>(&self, r: Result<T>) -> Result<T> {
+    /// Every read of a series goes through here: refused while a segment
+    /// is unreadable, and damage the read meets counted, so `/metrics`
+    /// shows it, before the error is passed on.
+    fn guarded_read<T>(&self, key: &SeriesKey, read: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.check_readable(key)?;
+        let r = read();
         if let Err(e) = &r
             && e.is_corruption()
         {
@@ -202,9 +205,7 @@ impl Tsdb {
         to: i64,
         limit: Option<usize>,
     ) -> Result<Points> {
-        self.check_readable(key)?;
-        let r = self.read_range_inner(key, axis, from, to, limit);
-        self.noting_damage(r)
+        self.guarded_read(key, || self.read_range_inner(key, axis, from, to, limit))
     }
 
     fn read_range_inner(
@@ -274,9 +275,7 @@ impl Tsdb {
                 "empty range: from {from} > to {to}"
             )));
         }
-        self.check_readable(key)?;
-        let r = self.m4_inner(key, axis, from, to, width);
-        self.noting_damage(r)
+        self.guarded_read(key, || self.m4_inner(key, axis, from, to, width))
     }
 
     fn m4_inner(
@@ -309,9 +308,7 @@ impl Tsdb {
 
     /// Count, extremes (NaN ignored), sum, first and last of a series.
     pub fn summary(&self, key: &SeriesKey) -> Result<Option<Summary>> {
-        self.check_readable(key)?;
-        let r = self.summary_inner(key);
-        self.noting_damage(r)
+        self.guarded_read(key, || self.summary_inner(key))
     }
 
     fn summary_inner(&self, key: &SeriesKey) -> Result<Option<Summary>> {

@@ -20,6 +20,7 @@ mod damage;
 mod diagnosis;
 mod errors;
 mod feedback;
+mod full_disk;
 mod live;
 mod logs;
 mod metrics;

@@ -825,3 +825,34 @@ channels = ["hook"]
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(recv.count(), 1);
 }
+
+/// A NaN that the loss left behind (its last value is finite again) is
+/// still a NaN loss: diagnosis saw it, and the built-in rule fires from
+/// diagnosis, not only from the series' current value.
+#[test]
+fn nan_loss_fires_when_diagnosis_saw_a_nan_the_series_has_left_behind() {
+    let recv = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_file(dir.path(), &webhook_rules(recv.port, ""));
+    let (_s, api) = serve(&rules);
+    api.create_run(json!({"id": "nanrun"}));
+    let steps: Vec<i64> = (1..=40).collect();
+    let mut values: Vec<Value> = steps
+        .iter()
+        .map(|s| json!(2.0 - *s as f64 * 0.01))
+        .collect();
+    values[30] = json!("NaN");
+    api.post_metrics(
+        "nanrun",
+        &json!({"series": [{"name": "train/loss", "step": steps, "value": values}]}),
+    );
+    let got = recv.wait(1, Duration::from_secs(15));
+    let n = got[0].json();
+    let a = &n["alerts"][0];
+    assert_eq!(a["alert"], "builtin:nan_loss", "{n:#}");
+    assert_eq!(a["labels"]["run"], "nanrun", "{a:#}");
+    assert_eq!(a["labels"]["series"], "train/loss", "{a:#}");
+    // The series itself ends finite: only diagnosis could have told.
+    let last = api.get("/api/v1/runs/nanrun/series").expect(200)["series"][0]["last"].clone();
+    assert!(last.as_f64().is_some_and(f64::is_finite), "{last}");
+}

@@ -42,6 +42,8 @@ export async function startServer({ args = [], addr = "127.0.0.1:0" } = {}) {
   });
   return {
     base,
+    /** What the server has logged so far (at LOUPE_LOG, `warn` by default). */
+    stderr: () => stderr,
     async stop() {
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r() : child.on("exit", r)));
@@ -109,12 +111,13 @@ export async function waitSummaries(api, project, series, count) {
   throw new Error(`summaries of ${series} did not appear`);
 }
 
-export async function launch() {
+/** Headless Chromium; `args` are added to its command line. */
+export async function launch({ args = [] } = {}) {
   const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
   return chromium.launch({
     executablePath,
     headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage", ...args],
   });
 }
 

@@ -31,7 +31,8 @@ async function snapshot() {
 }
 
 before(async () => {
-  server = await startServer();
+  // Each refusal is logged at debug (warnings are paced).
+  server = await startServer({ env: { LOUPE_LOG: "warn,loupe_server::guard=debug" } });
   api = client(server.base);
   await api.createRun({ id: "victim", project: "p", name: "victim-run" });
   // The attacker's site: another origin (another port) serving a blank page.
@@ -119,7 +120,7 @@ describe("a page from another origin", () => {
     assert.deepEqual(await snapshot(), before, JSON.stringify(outcomes));
     // The writes reached the server and were refused there, not only
     // blocked by the browser: each is logged.
-    const refused = server.stderr().match(/refused a state-changing request from another origin/g) ?? [];
+    const refused = server.stderr().match(/DEBUG[^\n]*refused a state-changing request from another origin/g) ?? [];
     assert.ok(refused.length >= 6, `${refused.length} refusals logged:\n${server.stderr()}\n${JSON.stringify(outcomes)}`);
   });
 });

@@ -14,15 +14,15 @@ export const SCREENSHOTS = process.env.LOUPE_SCREENSHOTS ?? new URL("./screensho
 /**
  * Starts `loupe serve --addr 127.0.0.1:0` (or `addr`) and resolves once it
  * says where it listens; `args` are added to the command line (e.g.
- * `["--rules", file]`).
+ * `["--rules", file]`); `env` adds to its environment.
  */
-export async function startServer({ args = [], addr = "127.0.0.1:0" } = {}) {
+export async function startServer({ args = [], addr = "127.0.0.1:0", env = {} } = {}) {
   const bin = process.env.LOUPE_BIN;
   if (!bin) throw new Error("LOUPE_BIN must point at the built loupe binary (target/release/loupe)");
   const data = mkdtempSync(join(tmpdir(), "loupe-ui-"));
   const child = spawn(bin, ["serve", "--addr", addr, "--data", data, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, LOUPE_LOG: process.env.LOUPE_LOG ?? "warn" },
+    env: { ...process.env, LOUPE_LOG: process.env.LOUPE_LOG ?? "warn", ...env },
   });
   let stderr = "";
   child.stderr.on("data", (d) => {

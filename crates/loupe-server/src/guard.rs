@@ -25,6 +25,7 @@
 //! `--allowed-origin`, never `*`.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -97,15 +98,58 @@ impl GuardConfig {
     }
 }
 
+/// The middleware's state: the configuration and its warnings' pacing.
+pub struct Guard {
+    cfg: GuardConfig,
+    hosts_refused: Paced,
+    origins_refused: Paced,
+}
+
+impl Guard {
+    pub fn new(cfg: GuardConfig) -> Self {
+        Guard {
+            cfg,
+            hosts_refused: Paced::default(),
+            origins_refused: Paced::default(),
+        }
+    }
+}
+
+/// Refusals are logged one by one at `debug`; a warning says so at most
+/// once per [`WARN_EVERY`] (with how many since the last), so a page that
+/// hammers the server, or a fleet of agents missing an `--allowed-host`,
+/// cannot flood the log.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Paced(parking_lot::Mutex<(Option<Instant>, u64)>);
+
+impl Paced {
+    /// `Some(count since the last warning)` when a warning is due.
+    fn due(&self) -> Option<u64> {
+        let mut g = self.0.lock();
+        g.1 += 1;
+        if g.0.is_some_and(|t| t.elapsed() < WARN_EVERY) {
+            return None;
+        }
+        g.0 = Some(Instant::now());
+        Some(std::mem::take(&mut g.1))
+    }
+}
+
 /// The middleware: refuses what fails a check with the API's JSON error, and
 /// answers CORS for configured origins.
-pub async fn check(State(cfg): State<Arc<GuardConfig>>, req: Request, next: Next) -> Response {
+pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let cfg = &guard.cfg;
     let headers = req.headers();
     let authority = request_authority(&req);
     if let Some(auth) = &authority
         && !cfg.host_allowed(&auth.host)
     {
-        tracing::warn!(host = %auth.raw, "refused a request for a host this server is not configured for (a DNS-rebinding page, or a name missing from --allowed-host)");
+        tracing::debug!(host = %auth.raw, path = %req.uri().path(), "refused a request for a host this server does not answer");
+        if let Some(n) = guard.hosts_refused.due() {
+            tracing::warn!(host = %auth.raw, refused = n, "refused a request for a host this server does not answer (a DNS-rebinding page, or a name missing from --allowed-host)");
+        }
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "host_not_allowed",
@@ -156,7 +200,10 @@ pub async fn check(State(cfg): State<Arc<GuardConfig>>, req: Request, next: Next
             && configured.is_none()
             && !same_origin(o, authority.as_ref())
         {
-            tracing::warn!(origin = %o, method = %req.method(), path = %req.uri().path(), "refused a state-changing request from another origin");
+            tracing::debug!(origin = %o, method = %req.method(), path = %req.uri().path(), "refused a state-changing request from another origin");
+            if let Some(n) = guard.origins_refused.due() {
+                tracing::warn!(origin = %o, refused = n, "refused a state-changing request from another origin (a page from another site, or an origin missing from --allowed-origin)");
+            }
             return ApiError::new(
                 StatusCode::FORBIDDEN,
                 "origin_not_allowed",

@@ -241,7 +241,7 @@ pub async fn serve(
     let alert_loop = tokio::spawn(alerting::run(alerts, stores, fanout.live.clone()));
     on_ready(local);
     let app = routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
-        Arc::new(guard),
+        Arc::new(guard::Guard::new(guard)),
         guard::check,
     ));
     // When shutdown began: the steps after the connections share what is

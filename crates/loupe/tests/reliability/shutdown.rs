@@ -232,3 +232,33 @@ fn sigterm_with_every_kind_of_client_while_writing() {
     server.start_again();
     check_acked(&server, &acked);
 }
+
+/// 300 slow clients (half stuck in their heads, half in their bodies) take
+/// no more than their share: the server still answers, and SIGTERM still
+/// finishes in time.
+#[test]
+fn sigterm_with_300_slow_clients() {
+    let mut server = started();
+    write(&server.api(), 0, 5);
+    let host = server.addr.to_string();
+    let mut slow = Vec::new();
+    for i in 0..300 {
+        let mut s = connect(server.addr);
+        if i % 2 == 0 {
+            write!(s, "GET /api/v1/runs HTTP/1.1\r\nHost: {host}\r\nX-Sl").unwrap();
+        } else {
+            write!(
+                s,
+                "POST /api/v1/runs/r/metrics HTTP/1.1\r\nHost: {host}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{{\"se"
+            )
+            .unwrap();
+        }
+        slow.push(s);
+    }
+    write(&server.api(), 5, 10);
+    sigterm_timed(&mut server, "with 300 slow clients");
+    drop(slow);
+    server.start_again();
+    check_acked(&server, &(0..10).collect::<Vec<_>>());
+}

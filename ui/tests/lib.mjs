@@ -14,15 +14,15 @@ export const SCREENSHOTS = process.env.LOUPE_SCREENSHOTS ?? new URL("./screensho
 /**
  * Starts `loupe serve --addr 127.0.0.1:0` (or `addr`) and resolves once it
  * says where it listens; `args` are added to the command line (e.g.
- * `["--rules", file]`).
+ * `["--rules", file]`); `env` adds to its environment.
  */
-export async function startServer({ args = [], addr = "127.0.0.1:0" } = {}) {
+export async function startServer({ args = [], addr = "127.0.0.1:0", env = {} } = {}) {
   const bin = process.env.LOUPE_BIN;
   if (!bin) throw new Error("LOUPE_BIN must point at the built loupe binary (target/release/loupe)");
   const data = mkdtempSync(join(tmpdir(), "loupe-ui-"));
   const child = spawn(bin, ["serve", "--addr", addr, "--data", data, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, LOUPE_LOG: process.env.LOUPE_LOG ?? "warn" },
+    env: { ...process.env, LOUPE_LOG: process.env.LOUPE_LOG ?? "warn", ...env },
   });
   let stderr = "";
   child.stderr.on("data", (d) => {
@@ -42,6 +42,8 @@ export async function startServer({ args = [], addr = "127.0.0.1:0" } = {}) {
   });
   return {
     base,
+    /** What the server has logged so far (at LOUPE_LOG, `warn` by default). */
+    stderr: () => stderr,
     async stop() {
       child.kill("SIGTERM");
       await new Promise((r) => (child.exitCode !== null ? r() : child.on("exit", r)));
@@ -109,12 +111,13 @@ export async function waitSummaries(api, project, series, count) {
   throw new Error(`summaries of ${series} did not appear`);
 }
 
-export async function launch() {
+/** Headless Chromium; `args` are added to its command line. */
+export async function launch({ args = [] } = {}) {
   const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
   return chromium.launch({
     executablePath,
     headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage", ...args],
   });
 }
 

@@ -184,6 +184,16 @@ pub async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> A
 
 /// A request body axum could not read (over the size limit, or cut off).
 pub fn body_rejection(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    // Cut by the connection layer: too slow, or the server is stopping.
+    match crate::listen::BodyCut::find(&e) {
+        Some(cut @ crate::listen::BodyCut::Timeout(_)) => {
+            return ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", cut.to_string());
+        }
+        Some(cut @ crate::listen::BodyCut::ShuttingDown) => {
+            return ApiError::unavailable(cut.to_string());
+        }
+        None => {}
+    }
     let status = e.status();
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
         "body_too_large"

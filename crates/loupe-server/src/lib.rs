@@ -11,14 +11,21 @@
 //!   the parts it needs ([`stores::Stores`], the live hub, an incident sink),
 //!   never the whole [`state::AppState`].
 //! - [`stores`], [`counters`], [`error`]: shared leaves.
+//!
+//! Around the routes: [`guard`] (the `Host`, `Origin` and `Content-Type`
+//! checks that keep other sites' pages out) and [`listen`] (the connection
+//! loop: a cap on connections, read timeouts, a shutdown that always
+//! finishes).
 
 pub mod alerting;
 pub mod auth;
 pub mod counters;
 pub mod diagnosis;
 pub mod error;
+pub mod guard;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod live;
 pub mod routes;
 pub mod state;
@@ -59,6 +66,10 @@ pub struct ServerConfig {
     /// The alert rules and channels file (`--rules`); built-in rules run
     /// without one.
     pub alert_rules: Option<PathBuf>,
+    /// The names and origins the server answers besides its own.
+    pub guard: guard::GuardConfig,
+    /// Connection cap, read timeouts, shutdown grace.
+    pub conn: listen::ConnLimits,
 }
 
 impl ServerConfig {
@@ -75,6 +86,8 @@ impl ServerConfig {
             diagnose_queue: 0,
             diagnose_pause: Duration::ZERO,
             alert_rules: None,
+            guard: Default::default(),
+            conn: Default::default(),
         }
     }
 
@@ -114,6 +127,23 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error("alerting: {0}")]
     Alerting(#[from] alerting::AlertingError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// At shutdown, how long alert delivery may take to stop.
+const ALERTS_SHUTDOWN: Duration = Duration::from_millis(500);
+/// Diagnosis must have stopped this long after shutdown began; the
+/// engine's close follows (SIGTERM to exit stays within 5 s).
+const DIAGNOSIS_SHUTDOWN_BY: Duration = Duration::from_millis(3500);
+
+/// Runs a blocking shutdown step; past `budget` it is left running (the
+/// process exits without it) and a warning says so.
+async fn within(what: &str, budget: Duration, f: impl FnOnce() + Send + 'static) {
+    let task = tokio::task::spawn_blocking(f);
+    if tokio::time::timeout(budget, task).await.is_err() {
+        tracing::warn!("{what}: not finished {budget:?} into shutdown; exiting without it");
+    }
 }
 
 /// The stores of a data directory: `DIR/tsdb` and `DIR/meta.sqlite`.
@@ -141,6 +171,11 @@ pub async fn serve(
             "AUTHENTICATION IS OFF on a non-loopback address (--insecure-no-auth): anyone who can reach this port can read and write everything"
         );
     }
+    let guard = cfg
+        .guard
+        .clone()
+        .normalized()
+        .map_err(ServerError::Config)?;
     let (tsdb, meta) = open_stores(&cfg)?;
     let alerts = Arc::new(alerting::Alerting::open(
         &cfg.data_dir,
@@ -205,18 +240,42 @@ pub async fn serve(
     let background = tokio::spawn(background_tasks(state.clone()));
     let alert_loop = tokio::spawn(alerting::run(alerts, stores, fanout.live.clone()));
     on_ready(local);
-    let app = routes::router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServerError::Serve)?;
+    let app = routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        Arc::new(guard::Guard::new(guard)),
+        guard::check,
+    ));
+    // When shutdown began: the steps after the connections share what is
+    // left of the budget.
+    let began = Arc::new(std::sync::OnceLock::new());
+    let b = began.clone();
+    listen::serve(listener, app, cfg.conn.clone(), async move {
+        shutdown.await;
+        let _ = b.set(std::time::Instant::now());
+    })
+    .await;
+    let began = began.get().copied().unwrap_or_else(std::time::Instant::now);
     background.abort();
     alert_loop.abort();
+    // A delivery in progress stays in the durable queue and is retried at
+    // the next start.
     let s = state.clone();
-    let _ = tokio::task::spawn_blocking(move || s.alerts.shutdown()).await;
+    within("alert delivery", ALERTS_SHUTDOWN, move || {
+        s.alerts.shutdown()
+    })
+    .await;
     flush_summaries(&state);
+    let left = DIAGNOSIS_SHUTDOWN_BY
+        .saturating_sub(began.elapsed())
+        .max(Duration::from_millis(200));
     let s = state.clone();
-    let _ = tokio::task::spawn_blocking(move || s.diagnosis.shutdown()).await;
+    within(
+        "diagnosis (incidents from the last batches may be missing)",
+        left,
+        move || s.diagnosis.shutdown(),
+    )
+    .await;
+    // The engine's close is never cut short: it is what "everything
+    // flushed" means (the WAL already holds every acknowledged point).
     let t = state.tsdb.clone();
     tokio::task::spawn_blocking(move || t.close())
         .await

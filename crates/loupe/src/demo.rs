@@ -544,7 +544,7 @@ impl DemoServer {
                     .enable_all()
                     .build()
                     .context("starting the async runtime")?;
-                rt.block_on(loupe_server::serve(
+                let served = rt.block_on(loupe_server::serve(
                     cfg,
                     async move {
                         let _ = stop_rx.await;
@@ -552,7 +552,10 @@ impl DemoServer {
                     move |a| {
                         let _ = ready_tx.send(a);
                     },
-                ))?;
+                ));
+                // A shutdown step past its budget is not waited for.
+                rt.shutdown_timeout(Duration::from_millis(100));
+                served?;
                 Ok(())
             })?;
         match ready_rx.recv_timeout(Duration::from_secs(60)) {

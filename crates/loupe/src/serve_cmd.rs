@@ -76,6 +76,27 @@ pub struct ServeArgs {
     /// rules run without it.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// Another name this server may be reached by (the `Host` header), besides
+    /// IP addresses and localhost: `loupe.example.com`, `.example.com` for it
+    /// and its subdomains, `*` for any. Repeatable. Requests for other names
+    /// are refused (403), which stops DNS-rebinding pages.
+    #[arg(long = "allowed-host", value_name = "NAME", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// An origin (`https://dash.example.com`) whose web pages may call the
+    /// API, changes included: it gets CORS headers. Repeatable. Without it,
+    /// a page from another origin can change nothing and read nothing.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Most connections open at once; more are answered 503 and closed.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers (also how long
+    /// an idle keep-alive connection is kept).
+    #[arg(long, default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Seconds a request's body may take to arrive, whole (408 after).
+    #[arg(long, default_value_t = 60)]
+    pub body_read_timeout: u64,
     /// Start even though `meta.sqlite` is missing next to existing
     /// time-series data: a new, empty one is created, so runs, logs, tokens
     /// and incidents start empty (the stored series stay, listed by no run).
@@ -124,6 +145,14 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
     cfg.alert_rules = a.rules.clone();
     cfg.diagnose_queue = a.diagnose_queue;
     cfg.diagnose_pause = Duration::from_millis(a.diagnose_pause_ms);
+    cfg.guard.allowed_hosts = a.allowed_hosts.clone();
+    cfg.guard.allowed_origins = a.allowed_origins.clone();
+    if a.max_connections == 0 {
+        bail!("--max-connections must be at least 1");
+    }
+    cfg.conn.max_connections = a.max_connections;
+    cfg.conn.header_read_timeout = Duration::from_secs(a.header_read_timeout.max(1));
+    cfg.conn.body_read_timeout = Duration::from_secs(a.body_read_timeout.max(1));
     cfg.diagnose = if a.no_diagnose {
         None
     } else {
@@ -176,16 +205,58 @@ pub async fn shutdown_signal() {
 pub fn run(a: ServeArgs) -> Result<()> {
     let cfg = config(&a)?;
     check_meta_present(&cfg.data_dir, a.accept_missing_meta)?;
+    raise_open_file_limit(cfg.conn.max_connections);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         loupe_server::serve(cfg, shutdown_signal(), |addr| {
             // Scripts and tests read this line to find the port.
             println!("loupe serve listening on http://{addr}");
         })
         .await
-    })?;
+    });
+    // A shutdown step that overran its budget is still running on a
+    // blocking thread: it is not waited for.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    served?;
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one (as Go's runtime does):
+/// each connection is a descriptor, and the usual soft limit of 1024 is
+/// below what `--max-connections` and the store need together. Warns when
+/// the limit stays too low for the cap.
+fn raise_open_file_limit(max_connections: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        let want = lim.rlim_max.min(1 << 20);
+        if lim.rlim_cur < want {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = want;
+            }
+        }
+    }
+    // Room for the store's files, the WAL, SQLite and the log.
+    let needed = max_connections as u64 + 128;
+    if lim.rlim_cur < needed {
+        tracing::warn!(
+            "the open-file limit is {} but --max-connections {max_connections} needs about \
+             {needed}: connections past the limit fail to be accepted (raise it with ulimit -n \
+             or LimitNOFILE=, or lower --max-connections)",
+            lim.rlim_cur
+        );
+    }
 }

@@ -322,9 +322,22 @@ fn bad_batches_are_refused_whole_with_clear_errors() {
         413,
         "once decompressed",
     );
-    // A run body with no Content-Type (what `curl -d` sends) is JSON by
-    // contract, like the ingest bodies: it is accepted, not refused with 415.
-    let created = api.post_raw("/api/v1/runs", br#"{"id":"no-content-type"}"#, &[]);
+    // A body with no Content-Type, or a form type (what `curl -d` sends), is
+    // what any web page can send without asking first: refused with 415
+    // naming what to send (see `guard.rs`), unless the client says who it is.
+    for headers in [
+        vec![],
+        vec![("Content-Type", "application/x-www-form-urlencoded")],
+        vec![("Content-Type", "text/plain")],
+    ] {
+        api.post_raw("/api/v1/runs", br#"{"id":"no-content-type"}"#, &headers)
+            .expect_error(415, "Content-Type: application/json");
+    }
+    let created = api.post_raw(
+        "/api/v1/runs",
+        br#"{"id":"no-content-type"}"#,
+        &[("X-Loupe-Client", "a-script")],
+    );
     assert_eq!(
         created.status,
         201,

@@ -410,7 +410,10 @@ fn idempotency_key_stores_a_batch_once() {
     let path = format!("/api/v1/runs/{id}/logs");
     let body = json!({"records": [{"text": "first line"}, {"text": "second line"}]});
     let raw = serde_json::to_vec(&body).unwrap();
-    let key = [("Idempotency-Key", "sdk:abc:1")];
+    let key = [
+        ("Idempotency-Key", "sdk:abc:1"),
+        ("Content-Type", "application/json"),
+    ];
     let first = api.post_raw(&path, &raw, &key).expect(200);
     assert_eq!(first["accepted"], 2);
     assert!(first.get("duplicate").is_none(), "{first}");
@@ -418,7 +421,14 @@ fn idempotency_key_stores_a_batch_once() {
     assert_eq!(again["accepted"], 0);
     assert_eq!(again["duplicate"], true);
     let other = api
-        .post_raw(&path, &raw, &[("Idempotency-Key", "sdk:abc:2")])
+        .post_raw(
+            &path,
+            &raw,
+            &[
+                ("Idempotency-Key", "sdk:abc:2"),
+                ("Content-Type", "application/json"),
+            ],
+        )
         .expect(200);
     assert_eq!(other["accepted"], 2);
     let page = api.get(&path).expect(200);
@@ -432,6 +442,13 @@ fn idempotency_key_stores_a_batch_once() {
         texts,
         ["first line", "second line", "first line", "second line"]
     );
-    api.post_raw(&path, &raw, &[("Idempotency-Key", "has space")])
-        .expect_error(400, "idempotency key");
+    api.post_raw(
+        &path,
+        &raw,
+        &[
+            ("Idempotency-Key", "has space"),
+            ("Content-Type", "application/json"),
+        ],
+    )
+    .expect_error(400, "idempotency key");
 }

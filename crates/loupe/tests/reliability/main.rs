@@ -1,0 +1,26 @@
+//! Issue 19's reliability suite, on the real `loupe` binary (the harness of
+//! `tests/api/`): what an attacker or a careless operator would try on a
+//! default `loupe serve`.
+//!
+//! Run with `cargo nextest run --release -p loupe --test reliability`
+//! (`--no-capture` prints the measured SIGTERM exit times).
+//!
+//! - `cross_site`: cross-site writes (text/plain, forms, foreign origins) and
+//!   DNS-rebinding `Host` values are refused and write nothing; configured
+//!   origins get CORS, others none; the real clients still get through.
+//!   The same attempts from a page in headless Chromium are in
+//!   `ui/tests/csrf.test.mjs`.
+//! - `shutdown`: SIGTERM with an open event stream, a client stuck in its
+//!   headers, a client trickling a body, exits within 5 s, and every
+//!   acknowledged point is there after a restart; slow clients are cut by
+//!   the read timeouts; the connection cap refuses the excess with a log
+//!   line; the server's own 400/414/431 answers have the JSON error shape.
+
+#[path = "../api/support.rs"]
+mod support;
+
+mod raw;
+
+mod connections;
+mod cross_site;
+mod shutdown;

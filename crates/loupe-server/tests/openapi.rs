@@ -1,8 +1,10 @@
-//! The OpenAPI document is checked in (`ui/openapi.json`): this test fails
-//! when it is stale. `LOUPE_BLESS=1 cargo test -p loupe-server --test
-//! openapi` rewrites it.
+//! The OpenAPI document and the web UI's TypeScript types generated from it
+//! are checked in (`ui/openapi.json`, `ui/src/api.gen.ts`): these tests fail
+//! when either is stale. `LOUPE_BLESS=1 cargo test -p loupe-server --test
+//! openapi` rewrites both (the types need Node.js and `npm ci` in `ui/`).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn ui() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui")
@@ -49,3 +51,47 @@ fn openapi_document_is_current() {
         "run `LOUPE_BLESS=1 cargo test -p loupe-server --test openapi` and commit the result",
     );
 }
+
+#[test]
+fn ui_api_types_are_current() {
+    let cli = ui().join("node_modules/openapi-typescript/bin/cli.js");
+    if !cli.is_file() {
+        // No Node.js toolchain here, so no UI build either (see build.rs);
+        // `ui/tests/run.sh` checks the types against ui/openapi.json too.
+        eprintln!("skipped: {} is missing (npm ci in ui/)", cli.display());
+        return;
+    }
+    // From the document this build serves, so that one bless updates both.
+    let dir = tempfile::tempdir().unwrap();
+    let doc = dir.path().join("openapi.json");
+    std::fs::write(&doc, document()).unwrap();
+    let out = Command::new("node")
+        .arg(&cli)
+        .arg(&doc)
+        .current_dir(ui())
+        .output()
+        .expect("running node");
+    assert!(
+        out.status.success(),
+        "openapi-typescript failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ts = format!(
+        "{GENERATED_HEADER}{}",
+        String::from_utf8(out.stdout).expect("UTF-8")
+    );
+    check(
+        &ui().join("src/api.gen.ts"),
+        &ts,
+        "run `LOUPE_BLESS=1 cargo test -p loupe-server --test openapi` (needs npm ci in ui/) and commit the result",
+    );
+}
+
+/// What `ui/src/api.gen.ts` starts with; `ui/tests/api-types.test.mjs`
+/// skips it when it compares.
+const GENERATED_HEADER: &str = "\
+// Generated from ui/openapi.json, the server's OpenAPI document, by
+// openapi-typescript: do not edit. Regenerate with
+// `LOUPE_BLESS=1 cargo test -p loupe-server --test openapi`.
+
+";

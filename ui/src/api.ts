@@ -1,199 +1,39 @@
 // The client of Loupe's public HTTP API (`/api/v1`). The UI talks to the
 // server through this module only.
 
-export type RunStatus = "running" | "finished" | "failed" | "crashed" | "killed" | "lost";
+import type { components, operations } from "./api.gen";
 
-export interface SeriesSummary {
-  last: number;
-  min: number;
-  max: number;
-  count: number;
-  last_step: number | null;
-}
+// The types of the API's bodies are generated from the server's OpenAPI
+// document (api.gen.ts); what is declared here is only how the UI holds
+// them once read: NaN and ±Inf, which the API sends as strings, as numbers
+// (see `num`).
+type S = components["schemas"];
+type Query<Op extends keyof operations> = NonNullable<operations[Op]["parameters"]["query"]>;
+/** `T` with the fields `K` (the API's `Float`s) made plain numbers. */
+type Numbers<T, K extends keyof T> = Omit<T, K> & { [P in K]: number };
 
-export interface Failure {
-  exception_type?: string | null;
-  message?: string | null;
-  signal?: string | number | null;
-  stderr_tail?: string[];
-  traceback?: string | null;
-}
-
-export interface Run {
-  id: string;
-  project: string;
-  name: string;
-  group: string | null;
-  rank: number | null;
-  world_size: number | null;
-  tags: string[];
-  config: unknown;
-  status: RunStatus;
-  host: string | null;
-  command: string | null;
-  git_commit: string | null;
-  notes: string | null;
-  start_time: number;
-  heartbeat_time: number;
-  end_time: number | null;
-  exit_code: number | null;
-  summary: Record<string, SeriesSummary>;
-  resumes: number;
-  // Arriving with the diagnosis work; absent on older servers.
-  health?: number | null;
-  open_incidents?: number;
-  /** Every incident that touched the run, open or resolved. */
-  total_incidents?: number;
-  cwd?: string | null;
-  git_dirty?: boolean | null;
-  failure?: Failure | null;
-}
-
-export interface Project {
-  name: string;
-  runs: number;
-  running: number;
-  // Arriving with the first-hour work; absent on older servers.
-  failed?: number;
-  open_incidents?: number;
-  incidents?: number;
-  last_activity?: number | null;
-}
-
-export interface SeriesInfo {
-  name: string;
-  count: number;
-  first_step: number | null;
-  last_step: number | null;
-  first_time: number;
-  last_time: number;
-  last: number;
-  min: number;
-  max: number;
-  labels?: Record<string, string>;
-}
-
+export type RunStatus = S["RunStatus"];
+export type SeriesSummary = Numbers<S["SeriesSummary"], "last" | "min" | "max">;
+export type Failure = S["RunFailure"];
+export type Run = Omit<S["Run"], "summary"> & { summary: Record<string, SeriesSummary> };
+export type Project = S["Project"];
+export type SeriesInfo = Numbers<S["SeriesInfo"], "last" | "min" | "max">;
 /** One series' points as drawn: x and y with non-finite values as numbers. */
-export interface SeriesData {
-  x: number[];
-  y: number[];
-  count: number;
-  downsampled: boolean;
-  time_ns?: number[];
-  step?: (number | null)[];
-  next_cursor?: string | null;
-}
-
-export type LogLevel = "debug" | "info" | "warning" | "error" | "critical";
-
-export interface LogRecord {
-  seq: number;
-  time: number;
-  stream: "stdout" | "stderr" | "app";
-  level: LogLevel;
-  text: string;
-  attributes?: Record<string, string>;
-}
-
-export interface LogPage {
-  records: LogRecord[];
-  next_cursor: string | null;
-}
-
-export interface SeriesEvidence {
-  kind: "series";
-  run: string;
-  series: string;
-  step: number | null;
-  time: number | null;
-  value: number | string | null;
-  detail: string;
-}
-
-export interface LogEvidence {
-  kind: "log";
-  run: string;
-  seq: number;
-  time: number;
-  text: string;
-}
-
-export interface Cause {
-  kind: string;
-  title: string;
-  score: number;
-  explanation: string;
-  fixes: string[];
-  evidence: (SeriesEvidence | LogEvidence)[];
-}
-
-export interface Anomaly {
-  run: string;
-  series: string;
-  detector: string;
-  start_step: number | null;
-  end_step: number | null;
-  start_time: number;
-  end_time: number | null;
-  score: number;
-  detail: string;
-}
-
-export interface Incident {
-  id: string;
-  project: string;
-  run: string | null;
-  group: string | null;
-  host: string | null;
-  state: "open" | "resolved";
-  severity: "critical" | "warning" | "info";
-  kind: string;
-  title: string;
-  opened: number;
-  updated: number;
-  resolved: number | null;
-  start_time: number;
-  end_time: number | null;
-  start_step: number | null;
-  end_step: number | null;
-  causes: Cause[];
-  anomalies: Anomaly[];
-  /** Every run it touches (a job's incident: the ranks involved). */
-  runs?: string[];
-  /** How the project's feedback re-ranked the causes; absent when none applied. */
-  feedback?: FeedbackRanking;
-}
-
+export type SeriesData = Omit<S["SeriesData"], "x" | "y"> & { x: number[]; y: number[] };
+export type LogLevel = S["LogLevel"];
+export type LogRecord = S["LogEntry"];
+export type LogPage = S["LogPage"];
+export type SeriesEvidence = Extract<S["Evidence"], { kind: "series" }>;
+export type LogEvidence = Extract<S["Evidence"], { kind: "log" }>;
+export type Cause = S["Cause"];
+export type Anomaly = S["Anomaly"];
+export type Incident = S["Incident"];
 /** Each cause's rule score and feedback weight, in the ranked order. */
-export interface FeedbackRanking {
-  causes: { kind: string; rule_score: number; weight: number; ranked_score: number }[];
-  fixes_reordered: number;
-}
-
-export type Verdict = "confirmed" | "wrong" | "worked";
-
-export interface FeedbackEntry {
-  id: number;
-  project: string;
-  incident: string;
-  cause: string;
-  fix: string | null;
-  verdict: Verdict;
-  who: string;
-  time: number;
-}
-
-export interface ProjectFeedback {
-  project: string;
-  causes: { cause: string; confirmed: number; wrong: number; weight: number }[];
-  fixes: { cause: string; fix: string; worked: number; weight: number }[];
-  feedback: FeedbackEntry[];
-}
-
-export interface Health {
-  score: number;
-  breakdown: { indicator: string; penalty: number; detail: string }[];
-}
+export type FeedbackRanking = S["FeedbackRanking"];
+export type Verdict = S["FeedbackVerdict"];
+export type FeedbackEntry = S["FeedbackEntry"];
+export type ProjectFeedback = S["ProjectFeedback"];
+export type Health = S["RunHealth"];
 
 export class ApiError extends Error {
   constructor(
@@ -256,13 +96,16 @@ export function num(v: unknown): number {
   return Number(v);
 }
 
-function fixSummary(r: Run): Run {
+/** The run with its summary's values made numbers (in place: a page holds
+ * up to 1000 runs). */
+function fixSummary(r: S["Run"]): Run {
   for (const s of Object.values(r.summary ?? {})) {
-    s.last = num(s.last);
-    s.min = num(s.min);
-    s.max = num(s.max);
+    const n = s as unknown as SeriesSummary;
+    n.last = num(s.last);
+    n.min = num(s.min);
+    n.max = num(s.max);
   }
-  return r;
+  return r as unknown as Run;
 }
 
 /** POST/DELETE with a JSON body; errors as `get` reports them. */
@@ -292,16 +135,10 @@ export async function send<T>(method: "POST" | "DELETE", path: string, body?: un
 }
 
 export async function projects(): Promise<Project[]> {
-  return (await get<{ projects: Project[] }>("/projects")).projects;
+  return (await get<S["ProjectList"]>("/projects")).projects;
 }
 
-export interface RunListParams {
-  project?: string;
-  status?: string;
-  tag?: string;
-  q?: string;
-  sort?: string;
-}
+export type RunListParams = Omit<Query<"list_runs">, "limit" | "cursor">;
 
 /**
  * Every run matching `p`, page by page: a small first page (so the table
@@ -319,53 +156,40 @@ export async function allRuns(
   let seen = 0;
   for (;;) {
     const limit = first ? 200 : 1000;
-    const page: { runs: Run[]; next_cursor: string | null } = await get(
-      "/runs",
-      { ...p, limit, cursor },
-      signal,
-    );
+    const page: S["RunPage"] = await get("/runs", { ...p, limit, cursor }, signal);
     first = false;
-    page.runs.forEach(fixSummary);
-    seen += page.runs.length;
+    const runs = page.runs.map(fixSummary);
+    seen += runs.length;
     const done = !page.next_cursor || seen >= max;
-    onPage(page.runs, done);
+    onPage(runs, done);
     if (done) return;
     cursor = page.next_cursor;
   }
 }
 
 export async function run(id: string): Promise<Run> {
-  return fixSummary(await get<Run>(`/runs/${encodeURIComponent(id)}`));
+  return fixSummary(await get<S["Run"]>(`/runs/${encodeURIComponent(id)}`));
 }
 
-function fixSeriesInfo(s: SeriesInfo): SeriesInfo {
-  s.last = num(s.last);
-  s.min = num(s.min);
-  s.max = num(s.max);
-  return s;
+function fixSeriesInfo(s: S["SeriesInfo"]): SeriesInfo {
+  return { ...s, last: num(s.last), min: num(s.min), max: num(s.max) };
 }
 
 export async function runSeries(id: string): Promise<SeriesInfo[]> {
-  const r = await get<{ series: SeriesInfo[] }>(`/runs/${encodeURIComponent(id)}/series`);
+  const r = await get<S["SeriesList"]>(`/runs/${encodeURIComponent(id)}/series`);
   return r.series.map(fixSeriesInfo);
 }
 
 export async function hostSeries(project: string, labels: Record<string, string>): Promise<SeriesInfo[]> {
   const params: Params = { project };
   for (const [k, v] of Object.entries(labels)) params[`label.${k}`] = v;
-  const r = await get<{ series: SeriesInfo[] }>("/metrics/series", params);
+  const r = await get<S["SeriesList"]>("/metrics/series", params);
   return r.series.map(fixSeriesInfo);
 }
 
-export interface DataQuery {
-  x: "step" | "time";
-  width?: number;
-  from?: number;
-  to?: number;
-  limit?: number;
-}
+export type DataQuery = Pick<Query<"series_data">, "width" | "from" | "to" | "limit"> & { x: "step" | "time" };
 
-function fixData(d: { x: unknown[]; y: unknown[] } & Omit<SeriesData, "x" | "y">): SeriesData {
+function fixData(d: S["SeriesData"]): SeriesData {
   const n = d.x.length;
   const x = new Array<number>(n);
   const y = new Array<number>(n);
@@ -384,7 +208,7 @@ export async function seriesData(
   q: DataQuery,
   signal?: AbortSignal,
 ): Promise<SeriesData> {
-  const d = await get<{ x: unknown[]; y: unknown[] } & SeriesData>(
+  const d = await get<S["SeriesData"]>(
     `/runs/${encodeURIComponent(run)}/series/data`,
     { name, ...q },
     signal,
@@ -402,19 +226,11 @@ export async function hostSeriesData(
 ): Promise<SeriesData> {
   const params: Params = { project, name, ...q };
   for (const [k, v] of Object.entries(labels)) params[`label.${k}`] = v;
-  const d = await get<{ x: unknown[]; y: unknown[] } & SeriesData>("/metrics/data", params, signal);
+  const d = await get<S["SeriesData"]>("/metrics/data", params, signal);
   return fixData(d);
 }
 
-export interface LogQuery {
-  q?: string;
-  level?: string;
-  stream?: string;
-  from?: number;
-  to?: number;
-  limit?: number;
-  cursor?: string | null;
-}
+export type LogQuery = Query<"get_logs">;
 
 export async function logs(run: string, q: LogQuery, signal?: AbortSignal): Promise<LogPage> {
   return get<LogPage>(`/runs/${encodeURIComponent(run)}/logs`, { ...q }, signal);
@@ -423,7 +239,7 @@ export async function logs(run: string, q: LogQuery, signal?: AbortSignal): Prom
 /** Incidents, or null while the server has no diagnosis endpoints (404). */
 export async function runIncidents(run: string): Promise<Incident[] | null> {
   try {
-    return (await get<{ incidents: Incident[] }>(`/runs/${encodeURIComponent(run)}/incidents`)).incidents;
+    return (await get<S["IncidentPage"]>(`/runs/${encodeURIComponent(run)}/incidents`)).incidents;
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) return null;
     throw e;
@@ -438,7 +254,7 @@ export async function incidents(p: {
   limit?: number;
 }): Promise<Incident[] | null> {
   try {
-    return (await get<{ incidents: Incident[] }>("/incidents", p)).incidents;
+    return (await get<S["IncidentPage"]>("/incidents", p)).incidents;
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) return null;
     throw e;
@@ -488,111 +304,37 @@ export function live(run: string | null, h: LiveHandlers): () => void {
   return () => es.close();
 }
 
-export type AlertState = "pending" | "firing" | "resolved";
-export type Severity = "info" | "warning" | "critical";
-
+export type AlertState = S["AlertState"];
+export type Severity = S["Severity"];
 /** One alert: a rule and a label set through its life (times in Unix seconds). */
-export interface Alert {
-  id: string;
-  rule: string;
-  severity: Severity;
-  state: AlertState;
-  /** The condition's labels plus `alertname` and `severity`. */
-  labels: Record<string, string>;
-  summary: string;
-  value: number | null;
-  series: string | null;
-  active_since: number;
-  fired_at: number | null;
-  resolved_at: number | null;
-  updated: number;
-  last_sent: number | null;
-  silenced_by: string | null;
-  inhibited_by: string | null;
-}
-
+export type Alert = Omit<S["Alert"], "value"> & { value: number | null };
 /** A queued notification: `pending` (retrying), `delivered`, or `failed` (given up). */
-export interface Delivery {
-  seq: number;
-  id: string;
-  channel: string;
-  state: "pending" | "delivered" | "failed";
-  attempts: number;
-  created: number;
-  next_attempt: number;
-  delivered: number | null;
-  last_error: string | null;
-  title: string;
-}
-
-export interface ChannelCounts {
-  pending: number;
-  delivered: number;
-  failed: number;
-}
-
-export interface AlertsView {
-  alerts: Alert[];
-  notifications: Delivery[];
-  channels: Record<string, ChannelCounts>;
-}
-
+export type Delivery = S["Delivery"];
+export type ChannelCounts = S["ChannelCounts"];
+export type AlertsView = Omit<S["AlertsView"], "alerts"> & { alerts: Alert[] };
 /** A rule as the rules file or the API gave it; fields depend on `kind`. */
-export interface RuleSpec {
-  name: string;
-  kind: string;
-  severity?: string;
-  for?: string;
-  channels?: string[];
-  summary?: string;
-  expr?: string;
-  labels?: Record<string, string>;
-  states?: string[];
-  min_severity?: string;
-  causes?: string[];
-  project?: string;
-  run?: string;
-  group?: string;
-  errors?: string;
-  total?: string;
-  objective?: number;
-  [k: string]: unknown;
-}
+export type RuleSpec = S["RuleSpec"];
+export type RuleEntry = S["RuleEntry"];
+export type Silence = S["Silence"];
 
-export interface RuleEntry {
-  source: "builtin" | "file" | "api";
-  rule: RuleSpec;
-}
-
-export interface Silence {
-  id: string;
-  matchers: Record<string, string>;
-  starts: number;
-  ends: number;
-  comment: string;
-  created_by: string | null;
-}
-
-function fixAlert(a: Alert): Alert {
-  a.value = a.value === null || a.value === undefined ? null : num(a.value);
-  return a;
+function fixAlert(a: S["Alert"]): Alert {
+  return { ...a, value: a.value === null || a.value === undefined ? null : num(a.value) };
 }
 
 export async function alerts(): Promise<AlertsView> {
-  const v = await get<AlertsView>("/alerts");
-  v.alerts.forEach(fixAlert);
-  return v;
+  const v = await get<S["AlertsView"]>("/alerts");
+  return { ...v, alerts: v.alerts.map(fixAlert) };
 }
 
 export async function alertRules(): Promise<RuleEntry[]> {
-  return (await get<{ rules: RuleEntry[] }>("/alerts/rules")).rules;
+  return (await get<S["RuleList"]>("/alerts/rules")).rules;
 }
 
 export async function silences(): Promise<Silence[]> {
-  return (await get<{ silences: Silence[] }>("/silences")).silences;
+  return (await get<S["SilenceList"]>("/silences")).silences;
 }
 
-export async function createSilence(s: { matchers: Record<string, string>; duration: string; comment: string }): Promise<Silence> {
+export async function createSilence(s: S["NewSilence"]): Promise<Silence> {
   const r = await send<Silence>("POST", "/silences", s);
   if (!r) throw new ApiError(500, "empty", "the server answered without the silence");
   return r;
@@ -603,17 +345,17 @@ export async function expireSilence(id: string): Promise<void> {
 }
 
 /** An `alert` live event's alert, with its value made a number. */
-export function liveAlert(a: Alert): Alert {
+export function liveAlert(a: S["Alert"]): Alert {
   return fixAlert(a);
 }
 
 /** The verdicts users gave on an incident's causes and fixes, oldest first. */
 export async function incidentFeedback(id: string): Promise<FeedbackEntry[]> {
-  return (await get<{ feedback: FeedbackEntry[] }>(`/incidents/${encodeURIComponent(id)}/feedback`)).feedback;
+  return (await get<S["IncidentFeedback"]>(`/incidents/${encodeURIComponent(id)}/feedback`)).feedback;
 }
 
 /** Marks a cause confirmed or wrong, or one of its fixes as the one that worked. */
-export async function sendFeedback(id: string, v: { cause: string; verdict: Verdict; fix?: string }): Promise<FeedbackEntry> {
+export async function sendFeedback(id: string, v: S["FeedbackRequest"]): Promise<FeedbackEntry> {
   const r = await send<FeedbackEntry>("POST", `/incidents/${encodeURIComponent(id)}/feedback`, v);
   if (!r) throw new ApiError(500, "empty", "the server answered without the stored verdict");
   return r;

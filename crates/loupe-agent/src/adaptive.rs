@@ -7,8 +7,8 @@
 //!
 //! - the server: an open incident on this host (`GET
 //!   /api/v1/incidents?host=HOST&state=open`, polled every 5 s by the agent;
-//!   see [`incidents_open`]), so detectors that see more than one host can
-//!   ask for detail;
+//!   any failure means "none known"), so detectors that see more than one
+//!   host can ask for detail;
 //! - the agent itself: one of its own series crossing a simple local rule
 //!   ([`LocalRules`]: a hot GPU, memory nearly exhausted, an Xid event), so
 //!   the tightening starts at once even when the server is unreachable.
@@ -131,19 +131,6 @@ impl LocalRules {
     }
 }
 
-/// Reads the server's answer to the open-incidents query: `true` when it
-/// lists at least one incident. Any other answer (404 while the endpoint
-/// does not exist, an error, garbage) means "none known".
-pub fn incidents_open(status: u16, body: &[u8]) -> bool {
-    if !(200..300).contains(&status) {
-        return false;
-    }
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("incidents")?.as_array().map(|a| !a.is_empty()))
-        .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,18 +179,5 @@ mod tests {
         assert!(r.check(&[low]).is_some());
         let xid = Sample::new("gpu.xid", &[("gpu", "0"), ("xid", "79")], 79.0);
         assert!(r.check(&[xid]).expect("xid").contains("Xid 79"));
-    }
-
-    #[test]
-    fn incident_answers() {
-        assert!(incidents_open(200, br#"{"incidents":[{"id":1}]}"#));
-        assert!(!incidents_open(200, br#"{"incidents":[]}"#));
-        assert!(!incidents_open(
-            404,
-            br#"{"error":{"code":"not_found","message":"x"}}"#
-        ));
-        assert!(!incidents_open(500, b""));
-        assert!(!incidents_open(200, b"garbage"));
-        assert!(!incidents_open(200, br#"{"incidents":"many"}"#));
     }
 }

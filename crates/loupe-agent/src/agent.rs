@@ -15,8 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use loupe_client::api::IncidentQuery;
+use loupe_client::{Client, ClientOptions};
+
 use crate::AgentError;
-use crate::adaptive::{IntervalPolicy, LocalRules, incidents_open};
+use crate::adaptive::{IntervalPolicy, LocalRules};
 use crate::batch::BatchBuilder;
 use crate::gpu::GpuCollector;
 use crate::host::HostCollector;
@@ -138,41 +141,44 @@ pub fn hostname() -> String {
 
 use loupe_model::clock::now_s as unix_now;
 
+/// What the poller reads of a page of incidents: whether there is one, not
+/// their shape (which a newer server may extend).
+#[derive(serde::Deserialize)]
+struct OpenIncidents {
+    incidents: Vec<serde::de::IgnoredAny>,
+}
+
 /// Polls the server for open incidents on `host` until `stop`; the answer
 /// goes to `open`.
 fn spawn_incident_poller(cfg: &AgentConfig, open: Arc<AtomicBool>) -> Result<(), AgentError> {
-    let url = format!("{}/api/v1/incidents", cfg.server);
+    let client = Client::new(
+        &cfg.server,
+        ClientOptions {
+            token: cfg.token.clone(),
+            timeout: Some(cfg.incident_poll.max(Duration::from_secs(1))),
+            connect_timeout: None,
+        },
+    );
+    // One is enough to know.
+    let query = IncidentQuery {
+        host: Some(cfg.host.clone()),
+        state: Some("open".into()),
+        limit: Some(1),
+        ..Default::default()
+    };
     let host = cfg.host.clone();
-    let auth = cfg.token.as_ref().map(|t| format!("Bearer {t}"));
     let every = cfg.incident_poll;
     let stop = cfg.stop.clone();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(every.max(Duration::from_secs(1))))
-        .build()
-        .into();
     std::thread::Builder::new()
         .name("loupe-incidents".into())
         .spawn(move || {
             let mut was_open = false;
             while !stop.load(Ordering::SeqCst) && !SIGNALLED.load(Ordering::SeqCst) {
-                let mut req = agent.get(&url).query("host", &host).query("state", "open");
-                if let Some(a) = &auth {
-                    req = req.header("Authorization", a);
-                }
-                let now_open = match req.call() {
-                    Ok(mut r) => {
-                        let status = r.status().as_u16();
-                        let body = r
-                            .body_mut()
-                            .with_config()
-                            .limit(1 << 20)
-                            .read_to_vec()
-                            .unwrap_or_default();
-                        incidents_open(status, &body)
-                    }
-                    Err(_) => false,
-                };
+                // Any failure (no server, an older one without diagnosis)
+                // means "none known".
+                let now_open = client
+                    .get::<OpenIncidents>("/api/v1/incidents", &query)
+                    .is_ok_and(|page| !page.incidents.is_empty());
                 if now_open != was_open {
                     tracing::info!(
                         "loupe agent: the server reports {} open incident(s) on {host}",

@@ -19,14 +19,13 @@
 //!   `Authorization: Bearer`.
 
 use std::collections::{HashSet, VecDeque};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use loupe_client::{Backoff, Client, ClientOptions, Encoding, Error, Method, Raw};
 use parking_lot::{Condvar, Mutex};
-use rand::Rng;
 
 use crate::AgentError;
 use crate::buffer::{DiskBuffer, Record, RecordId};
@@ -314,14 +313,15 @@ impl Drop for Sender {
 
 /// The sending thread.
 fn run(shared: Arc<Shared>, cfg: SenderConfig) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(cfg.request_timeout))
-        .timeout_connect(Some(cfg.request_timeout.min(Duration::from_secs(3))))
-        .build()
-        .into();
-    let auth = cfg.token.as_ref().map(|t| format!("Bearer {t}"));
-    let mut backoff = cfg.backoff_min;
+    let client = Client::new(
+        &cfg.server,
+        ClientOptions {
+            token: cfg.token.clone(),
+            timeout: Some(cfg.request_timeout),
+            connect_timeout: Some(cfg.request_timeout.min(Duration::from_secs(3))),
+        },
+    );
+    let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max).jittered();
     let mut retry_at: Option<Instant> = None;
     let mut last_error_logged: Option<Instant> = None;
     loop {
@@ -355,7 +355,7 @@ fn run(shared: Arc<Shared>, cfg: SenderConfig) {
                         Ok(None) => {}
                         Err(e) => {
                             tracing::warn!("loupe agent: cannot read the disk buffer: {e}");
-                            retry_at = Some(Instant::now() + cfg.backoff_max);
+                            retry_at = Some(Instant::now() + backoff.max());
                             continue;
                         }
                     }
@@ -371,7 +371,7 @@ fn run(shared: Arc<Shared>, cfg: SenderConfig) {
                 shared.wake.wait(&mut st);
             }
         };
-        let outcome = post(&agent, &cfg.server, auth.as_deref(), &rec);
+        let outcome = post(&client, &rec);
 
         let mut st = shared.state.lock();
         // A spill while we were sending may have moved the record to disk.
@@ -390,7 +390,7 @@ fn run(shared: Arc<Shared>, cfg: SenderConfig) {
                     tracing::info!("loupe agent: the server at {} answers again", cfg.server);
                 }
                 st.down = false;
-                backoff = cfg.backoff_min;
+                backoff.reset();
                 last_error_logged = None;
             }
             Outcome::Refused(why) => {
@@ -421,49 +421,32 @@ fn run(shared: Arc<Shared>, cfg: SenderConfig) {
                     );
                     last_error_logged = Some(Instant::now());
                 }
-                let jitter = rand::thread_rng().gen_range(0.5..1.5);
-                retry_at = Some(Instant::now() + backoff.mul_f64(jitter));
-                backoff = (backoff * 2).min(cfg.backoff_max);
+                retry_at = Some(Instant::now() + backoff.next_delay());
             }
         }
         shared.progress.notify_all();
     }
 }
 
-/// One POST of a gzipped body.
-fn post(agent: &ureq::Agent, server: &str, auth: Option<&str>, rec: &Record) -> Outcome {
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(rec.body.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    let body = match gz.write_all(&rec.body).and_then(|_| gz.finish()) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Retry(format!("gzip: {e}")),
-    };
-    let mut req = agent
-        .post(format!("{server}{}", rec.path))
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip");
-    if let Some(a) = auth {
-        req = req.header("Authorization", a);
-    }
-    match req.send(&body[..]) {
-        Ok(mut resp) => {
-            let status = resp.status().as_u16();
-            // Read the answer so the connection can be reused.
-            let text = resp
-                .body_mut()
-                .with_config()
-                .limit(64 << 10)
-                .read_to_string()
-                .unwrap_or_default();
-            match status {
-                200..=299 => Outcome::Sent,
-                408 | 429 => Outcome::Retry(format!("HTTP {status}")),
-                400..=499 => Outcome::Refused(format!("HTTP {status}: {}", text.trim())),
-                _ => Outcome::Retry(format!("HTTP {status}")),
-            }
-        }
-        Err(e) => Outcome::Retry(e.to_string()),
+/// One POST of a gzipped body, and what its answer means for the record.
+fn post(client: &Client, rec: &Record) -> Outcome {
+    let sent = client.send(Raw {
+        method: Method::Post,
+        path: &rec.path,
+        body: &rec.body,
+        encoding: Encoding::Gzip,
+        idempotency_key: None,
+    });
+    match sent {
+        Ok(_) => Outcome::Sent,
+        Err(Error::Unreachable { why, .. }) => Outcome::Retry(why),
+        Err(e) if e.is_retryable() => Outcome::Retry(match e.status() {
+            Some(s) => format!("HTTP {s}"),
+            None => e.to_string(),
+        }),
+        Err(e) => Outcome::Refused(match e.status() {
+            Some(s) => format!("HTTP {s}: {e}"),
+            None => e.to_string(),
+        }),
     }
 }

@@ -169,6 +169,40 @@ pub mod vec {
     }
 }
 
+/// The OpenAPI schema of a value written by this module: a JSON number, or
+/// one of the strings [`NAN`], [`INFINITY`], [`NEG_INFINITY`]. Use it as
+/// `#[schema(value_type = loupe_model::nonfinite::Float)]` (or
+/// `Option<Float>`, `Vec<Float>`) on fields encoded here.
+#[cfg(feature = "schema")]
+pub struct Float;
+
+#[cfg(feature = "schema")]
+impl utoipa::PartialSchema for Float {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Double))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([NAN, INFINITY, NEG_INFINITY])),
+            )
+            .description(Some(
+                "A number; NaN and ±∞ (which JSON cannot write) as the strings \"NaN\", \"Infinity\", \"-Infinity\".",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "schema")]
+impl utoipa::ToSchema for Float {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use crate::nonfinite;
 
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     Running,
@@ -81,39 +82,54 @@ impl FromStr for RunStatus {
 /// Last, smallest and largest value of one series of a run. In JSON,
 /// non-finite values are the strings "NaN", "Infinity" and "-Infinity", as
 /// everywhere in the API.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SeriesSummary {
     #[serde(with = "nonfinite")]
+    #[cfg_attr(feature = "schema", schema(value_type = crate::nonfinite::Float))]
     pub last: f64,
     #[serde(with = "nonfinite")]
+    #[cfg_attr(feature = "schema", schema(value_type = crate::nonfinite::Float))]
     pub min: f64,
     #[serde(with = "nonfinite")]
+    #[cfg_attr(feature = "schema", schema(value_type = crate::nonfinite::Float))]
     pub max: f64,
     pub count: u64,
+    #[cfg_attr(feature = "schema", schema(required))]
     pub last_step: Option<i64>,
 }
 
 /// A training or evaluation run.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub id: String,
     pub project: String,
     pub name: String,
     /// The distributed job this run is one rank of.
+    #[cfg_attr(feature = "schema", schema(required))]
     pub group: Option<String>,
+    #[cfg_attr(feature = "schema", schema(required))]
     pub rank: Option<u32>,
+    #[cfg_attr(feature = "schema", schema(required))]
     pub world_size: Option<u32>,
     pub tags: Vec<String>,
     pub config: serde_json::Value,
     pub status: RunStatus,
+    #[cfg_attr(feature = "schema", schema(required))]
     pub host: Option<String>,
+    #[cfg_attr(feature = "schema", schema(required))]
     pub command: Option<String>,
+    #[cfg_attr(feature = "schema", schema(required))]
     pub git_commit: Option<String>,
+    #[cfg_attr(feature = "schema", schema(required))]
     pub notes: Option<String>,
     /// Unix seconds.
     pub start_time: f64,
     pub heartbeat_time: f64,
+    #[cfg_attr(feature = "schema", schema(required))]
     pub end_time: Option<f64>,
+    #[cfg_attr(feature = "schema", schema(required))]
     pub exit_code: Option<i32>,
     /// Per series name: last/min/max.
     pub summary: BTreeMap<String, SeriesSummary>,
@@ -121,27 +137,34 @@ pub struct Run {
     pub resumes: u32,
     /// The working directory the run was started in (`loupe run`).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(required))]
     pub cwd: Option<String>,
     /// Whether the git work tree had uncommitted changes at start.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(required))]
     pub git_dirty: Option<bool>,
     /// Why the run ended badly, when it did and the client could tell.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(required))]
     pub failure: Option<RunFailure>,
     /// The latest health score (0–100), once diagnosis has judged the run.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(required))]
     pub health: Option<f64>,
     /// Incidents of this run that are open now.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(required))]
     pub open_incidents: u32,
     /// Every incident that touched this run, open or resolved: a run whose
     /// five incidents all resolved still shows them.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schema(required))]
     pub total_incidents: u32,
 }
 
 /// What a client saw when its run failed: the exception of the last
 /// traceback, the signal that killed the process, the end of its stderr.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunFailure {
     #[serde(default)]
@@ -158,6 +181,7 @@ pub struct RunFailure {
 
 /// Which output a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {
     Stdout,
@@ -191,6 +215,7 @@ impl FromStr for LogStream {
 
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Debug,

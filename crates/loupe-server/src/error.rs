@@ -2,26 +2,13 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+pub use loupe_api::{ErrorBody, ErrorDetail};
 
 /// An error as the API reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
-    pub message: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, machine-readable: `not_found`, `invalid_batch`, `payload_too_large`, …
-    pub code: String,
-    /// What went wrong and where, for people.
     pub message: String,
 }
 

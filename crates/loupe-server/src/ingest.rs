@@ -23,29 +23,11 @@ pub use fanout::{Fanout, LatestPoint};
 use loupe_ingest::{BodyError, DecodeError, Limits, SeriesColumns};
 use loupe_model::{KeyError, LogRecord, SeriesKey, clock, label};
 use loupe_tsdb::{SeriesWrite, WriteBatch};
-use serde::Serialize;
 
 use crate::diagnosis::SeriesIn;
 use crate::stores::Stores;
 
-/// What an ingest request stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Accepted {
-    /// Points (or records) written durably.
-    pub accepted: u64,
-    /// The batch's `Idempotency-Key` was seen before: nothing was stored again.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub duplicate: bool,
-}
-
-impl Accepted {
-    fn stored(n: u64) -> Self {
-        Accepted {
-            accepted: n,
-            duplicate: false,
-        }
-    }
-}
+pub use loupe_api::Accepted;
 
 /// Why a write was refused or failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,11 @@
 //! `loupe rules check FILE` and `loupe silence add|list|rm`.
 
-use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use std::collections::BTreeMap;
 
-use crate::client::ServerArgs;
+use anyhow::{Result, bail};
+use loupe_client::api::NewSilence;
+
+use crate::client::{Client, ServerArgs};
 
 #[derive(clap::Subcommand)]
 pub enum RulesCmd {
@@ -82,52 +84,6 @@ pub enum SilenceCmd {
     },
 }
 
-fn call(server: &ServerArgs, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("{}{path}", server.server.trim_end_matches('/'));
-    let auth = server.token.as_ref().map(|t| format!("Bearer {t}"));
-    let resp = match (method, body) {
-        ("POST", Some(b)) => {
-            let mut r = agent.post(&url).header("Content-Type", "application/json");
-            if let Some(a) = &auth {
-                r = r.header("Authorization", a);
-            }
-            r.send(b.to_string().as_bytes())
-        }
-        ("DELETE", _) => {
-            let mut r = agent.delete(&url);
-            if let Some(a) = &auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
-        }
-        _ => {
-            let mut r = agent.get(&url);
-            if let Some(a) = &auth {
-                r = r.header("Authorization", a);
-            }
-            r.call()
-        }
-    };
-    let mut resp =
-        resp.with_context(|| format!("cannot reach the Loupe server at {}", server.server))?;
-    let status = resp.status();
-    let text = resp.body_mut().read_to_string().unwrap_or_default();
-    let body: Value = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text)
-            .with_context(|| crate::client::not_json(&server.server, status))?
-    };
-    if !status.is_success() {
-        bail!("{}", crate::client::refusal(&body, status));
-    }
-    Ok(body)
-}
-
 pub fn silence(cmd: SilenceCmd) -> Result<()> {
     match cmd {
         SilenceCmd::Add {
@@ -136,48 +92,46 @@ pub fn silence(cmd: SilenceCmd) -> Result<()> {
             comment,
             server,
         } => {
-            let mut m = serde_json::Map::new();
+            let mut m = BTreeMap::new();
             for x in &matchers {
                 let Some((k, v)) = x.split_once('=') else {
                     bail!("--match {x:?}: write LABEL=VALUE");
                 };
-                m.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+                m.insert(k.trim().to_string(), v.trim().to_string());
             }
-            let who = std::env::var("USER").ok();
-            let s = call(
-                &server,
-                "POST",
-                "/api/v1/silences",
-                Some(
-                    serde_json::json!({"matchers": m, "duration": duration, "comment": comment, "created_by": who}),
-                ),
-            )?;
-            println!("{}", s["id"].as_str().unwrap_or(""));
+            let new = NewSilence {
+                matchers: m,
+                duration: Some(duration),
+                comment,
+                created_by: std::env::var("USER").ok(),
+                ..Default::default()
+            };
+            let s = Client::new(&server).call(|api| api.create_silence(&new))?;
+            println!("{}", s.id);
         }
         SilenceCmd::List { server, json } => {
-            let v = call(&server, "GET", "/api/v1/silences", None)?;
+            let v = Client::new(&server).call(|api| api.silences())?;
             if json {
-                println!("{v}");
+                println!("{}", serde_json::to_string(&v)?);
                 return Ok(());
             }
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0);
-            for s in v["silences"].as_array().into_iter().flatten() {
-                let ends = s["ends"].as_f64().unwrap_or(0.0);
-                let state = if ends <= now { "expired" } else { "active" };
+            for s in &v.silences {
+                let state = if s.ends <= now { "expired" } else { "active" };
                 println!(
                     "{}  {state:<8} {}  ends in {:.0}s  {}",
-                    s["id"].as_str().unwrap_or(""),
-                    s["matchers"],
-                    (ends - now).max(0.0),
-                    s["comment"].as_str().unwrap_or("")
+                    s.id,
+                    serde_json::to_string(&s.matchers)?,
+                    (s.ends - now).max(0.0),
+                    s.comment
                 );
             }
         }
         SilenceCmd::Rm { id, server } => {
-            call(&server, "DELETE", &format!("/api/v1/silences/{id}"), None)?;
+            Client::new(&server).call(|api| api.delete_silence(&id))?;
             println!("removed {id}");
         }
     }

@@ -4,6 +4,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use loupe_client::api::{DataQuery, LogQuery, RunListQuery};
+use loupe_model::nonfinite::to_json;
 use loupe_model::{run_url, units};
 use serde_json::Value;
 
@@ -93,45 +95,45 @@ use loupe_model::clock::now_s as now;
 
 pub fn runs(a: RunsArgs) -> Result<()> {
     let c = Client::new(&a.server);
-    let mut q = vec![("limit", a.limit.to_string())];
-    for (k, v) in [
-        ("project", &a.project),
-        ("status", &a.status),
-        ("tag", &a.tag),
-        ("q", &a.q),
-        ("sort", &a.sort),
-    ] {
-        if let Some(v) = v {
-            q.push((k, v.clone()));
-        }
-    }
-    let body = c.get("/api/v1/runs", &q)?;
+    let q = RunListQuery {
+        project: a.project,
+        status: a.status,
+        tag: a.tag,
+        q: a.q,
+        sort: a.sort,
+        limit: Some(a.limit),
+        cursor: None,
+    };
+    let page = c.call(|api| api.list_runs(&q))?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        println!("{}", serde_json::to_string_pretty(&page)?);
         return Ok(());
     }
-    let runs = body["runs"].as_array().cloned().unwrap_or_default();
     println!(
         "{:<10} {:<24} {:<10} {:<12} {:>8} {:<20}",
         "ID", "NAME", "STATUS", "PROJECT", "AGE", "LOSS (last)"
     );
-    for r in &runs {
-        let loss = r["summary"]
-            .as_object()
-            .and_then(|m| m.iter().find(|(k, _)| k.ends_with("loss")))
-            .map(|(k, v)| format!("{}={}", escape_controls(k), value_text(&v["last"], k)))
+    for r in &page.runs {
+        let loss = r
+            .summary
+            .iter()
+            .find(|(k, _)| k.ends_with("loss"))
+            .map(|(k, v)| format!("{}={}", escape_controls(k), value_text(&to_json(v.last), k)))
             .unwrap_or_default();
         println!(
             "{:<10} {:<24} {:<10} {:<12} {:>8} {:<20}",
-            text(&r["id"]),
-            text(&r["name"]).chars().take(24).collect::<String>(),
-            text(&r["status"]),
-            text(&r["project"]),
-            age(now() - r["start_time"].as_f64().unwrap_or(0.0)),
+            escape_controls(&r.id),
+            escape_controls(&r.name)
+                .chars()
+                .take(24)
+                .collect::<String>(),
+            r.status.as_str(),
+            escape_controls(&r.project),
+            age(now() - r.start_time),
             loss
         );
     }
-    if runs.is_empty() {
+    if page.runs.is_empty() {
         println!("(no runs)");
     }
     Ok(())
@@ -150,17 +152,17 @@ pub struct ShowArgs {
 
 pub fn show(a: ShowArgs) -> Result<()> {
     let c = Client::new(&a.server);
-    let run = c.get(&format!("/api/v1/runs/{}", a.run), &[])?;
-    let series = c.get(&format!("/api/v1/runs/{}/series", a.run), &[])?;
+    let run = c.call(|api| api.run(&a.run))?;
+    let series = c.call(|api| api.run_series(&a.run))?.series;
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"run": run, "series": series["series"]})
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({"run": run, "series": series}))?
         );
         return Ok(());
     }
+    // The fields below are printed by name, as the API spells them.
+    let run = serde_json::to_value(&run)?;
     println!(
         "{} ({})  {}  project {}",
         text(&run["name"]),
@@ -192,16 +194,15 @@ pub fn show(a: ShowArgs) -> Result<()> {
         "\n{:<36} {:>10} {:>10} {:>14} {:>14} {:>14}",
         "SERIES", "POINTS", "LAST STEP", "LAST", "MIN", "MAX"
     );
-    for s in series["series"].as_array().cloned().unwrap_or_default() {
-        let name = s["name"].as_str().unwrap_or_default();
+    for s in &series {
         println!(
             "{:<36} {:>10} {:>10} {:>14} {:>14} {:>14}",
-            text(&s["name"]),
-            s["count"],
-            s["last_step"],
-            value_text(&s["last"], name),
-            value_text(&s["min"], name),
-            value_text(&s["max"], name)
+            escape_controls(&s.name),
+            s.count,
+            serde_json::to_string(&s.last_step)?,
+            value_text(&to_json(s.last), &s.name),
+            value_text(&to_json(s.min), &s.name),
+            value_text(&to_json(s.max), &s.name)
         );
     }
     Ok(())
@@ -237,37 +238,32 @@ pub fn logs(a: LogsArgs) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     let mut shown = 0usize;
     loop {
-        let mut q = vec![("limit", "1000".to_string())];
-        if let Some(v) = &a.q {
-            q.push(("q", v.clone()));
-        }
-        if let Some(v) = &a.level {
-            q.push(("level", v.clone()));
-        }
-        if let Some(v) = &cursor {
-            q.push(("cursor", v.clone()));
-        }
-        let page = c.get(&format!("/api/v1/runs/{}/logs", a.run), &q)?;
-        for r in page["records"].as_array().cloned().unwrap_or_default() {
+        let q = LogQuery {
+            q: a.q.clone(),
+            level: a.level.clone(),
+            limit: Some(1000),
+            cursor: cursor.clone(),
+            ..Default::default()
+        };
+        let page = c.call(|api| api.logs(&a.run, &q))?;
+        for r in &page.records {
             shown += 1;
-            if let Some(seq) = r["seq"].as_u64() {
-                // Lines after the last one shown, for the next page or the tail.
-                cursor = Some(seq.to_string());
-            }
+            // Lines after the last one shown, for the next page or the tail.
+            cursor = Some(r.seq.to_string());
             if a.json {
-                writeln!(out, "{r}")?;
+                writeln!(out, "{}", serde_json::to_string(r)?)?;
             } else {
                 writeln!(
                     out,
                     "{} {:<6} {:<8} {}",
-                    utc_time(r["time"].as_f64().unwrap_or(0.0)),
-                    r["stream"].as_str().unwrap_or(""),
-                    r["level"].as_str().unwrap_or(""),
-                    r["text"].as_str().unwrap_or("")
+                    utc_time(r.time),
+                    r.stream.as_str(),
+                    r.level.as_str(),
+                    r.text
                 )?;
             }
         }
-        if page["next_cursor"].is_null() {
+        if page.next_cursor.is_none() {
             if !a.follow {
                 out.flush()?;
                 return Ok(match (&a.q, shown) {
@@ -305,7 +301,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         bail!("--format {:?}: expected csv or jsonl", a.format);
     }
     let c = Client::new(&a.server);
-    let series = c.get(&format!("/api/v1/runs/{}/series", a.run), &[])?;
+    let series = c.call(|api| api.run_series(&a.run))?.series;
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
@@ -315,32 +311,31 @@ pub fn export(a: ExportArgs) -> Result<()> {
     if a.format == "csv" {
         writeln!(out, "series,step,time_ns,value")?;
     }
-    for s in series["series"].as_array().cloned().unwrap_or_default() {
-        let name = s["name"].as_str().unwrap_or("").to_string();
+    for s in &series {
+        let name = &s.name;
         // Stepped series page by step (with times); others by time.
-        let stepped = !s["last_step"].is_null();
+        let stepped = s.last_step.is_some();
         let mut cursor: Option<String> = None;
         loop {
-            let mut q = vec![("name", name.clone()), ("limit", "100000".into())];
-            q.push(("x", if stepped { "step" } else { "time" }.into()));
-            if let Some(cur) = &cursor {
-                q.push(("cursor", cur.clone()));
-            }
-            let page = c.get(&format!("/api/v1/runs/{}/series/data", a.run), &q)?;
-            let ys = page["y"].as_array().cloned().unwrap_or_default();
-            let steps = page["step"].as_array().cloned().unwrap_or_default();
-            let times = page["time_ns"].as_array().cloned().unwrap_or_default();
-            if steps.len() != ys.len() || times.len() != ys.len() {
+            let q = DataQuery {
+                name: name.clone(),
+                x: Some(if stepped { "step" } else { "time" }.into()),
+                limit: Some(100_000),
+                cursor: cursor.clone(),
+                ..Default::default()
+            };
+            let page = c.call(|api| api.series_data(&a.run, &q))?;
+            let (Some(steps), Some(times)) = (&page.step, &page.time_ns) else {
+                bail!("the server's page for {name} lacks step/time columns (too old a server?)");
+            };
+            if steps.len() != page.y.len() || times.len() != page.y.len() {
                 bail!("the server's page for {name} lacks step/time columns (too old a server?)");
             }
-            for ((st, t), y) in steps.iter().zip(&times).zip(&ys) {
-                let step = if st.is_null() {
-                    String::new()
-                } else {
-                    st.to_string()
-                };
-                let time = t.to_string();
-                let value = match y {
+            for ((st, t), &y) in steps.iter().zip(times).zip(&page.y) {
+                let step = st.map(|s| s.to_string()).unwrap_or_default();
+                // Shortest form that reads back to the same f64; NaN and ±∞ by name.
+                let y = to_json(y);
+                let value = match &y {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
@@ -350,7 +345,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
                     } else {
                         name.clone()
                     };
-                    writeln!(out, "{quoted},{step},{time},{value}")?;
+                    writeln!(out, "{quoted},{step},{t},{value}")?;
                 } else {
                     writeln!(
                         out,
@@ -359,7 +354,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
                     )?;
                 }
             }
-            match page["next_cursor"].as_str() {
+            match page.next_cursor() {
                 Some(n) => cursor = Some(n.to_string()),
                 None => break,
             }

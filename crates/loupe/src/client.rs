@@ -1,6 +1,8 @@
-//! A small blocking client of Loupe's HTTP API for the CLI commands.
+//! The CLI's side of the one HTTP client (`loupe-client`): where the server
+//! is, and what its failures are called in a terminal.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, anyhow};
+use loupe_client::{ClientOptions, Error};
 use serde_json::Value;
 
 /// Where the server is and how to authenticate.
@@ -19,76 +21,72 @@ pub struct ServerArgs {
     pub token: Option<String>,
 }
 
+/// A client of the server named on the command line.
 pub struct Client {
-    base: String,
-    token: Option<String>,
-    agent: ureq::Agent,
+    api: loupe_client::Client,
 }
 
 impl Client {
     pub fn new(args: &ServerArgs) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
         Self {
-            base: args.server.trim_end_matches('/').to_string(),
-            token: args.token.clone(),
-            agent,
+            api: loupe_client::Client::new(
+                &args.server,
+                ClientOptions {
+                    token: args.token.clone(),
+                    ..Default::default()
+                },
+            ),
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// One typed call (`|api| api.run(id)`), its failure in the CLI's words.
+    pub fn call<T>(&self, f: impl FnOnce(&loupe_client::Client) -> Result<T, Error>) -> Result<T> {
+        f(&self.api).map_err(|e| explain(self.api.server(), e))
     }
 
-    /// GET `path` with query pairs; the JSON body, or the API's error message.
+    /// GET `path` with query pairs, as JSON, for output that prints the
+    /// server's fields by name.
     pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
-        let mut req = self.agent.get(&self.url(path));
-        for (k, v) in query {
-            req = req.query(*k, v);
-        }
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", &format!("Bearer {t}"));
-        }
-        let mut resp = req
-            .call()
-            .with_context(|| format!("cannot reach the Loupe server at {}", self.base))?;
-        let status = resp.status();
-        let body: Value = resp
-            .body_mut()
-            .read_json()
-            .with_context(|| not_json(&self.base, status))?;
-        if !status.is_success() {
-            bail!("{}", refusal(&body, status));
-        }
-        Ok(body)
+        let q: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        self.call(|api| api.get_with(path, &q))
     }
 }
 
-/// The server's own message for a refused request (`run "x" not found`),
-/// without the API path it came from: that is the CLI's business.
-pub fn refusal(body: &Value, status: ureq::http::StatusCode) -> String {
-    let msg = body["error"]["message"].as_str();
-    match (status.as_u16(), msg) {
-        (401, m) => format!(
+/// A failure as the CLI reports it: the server's own message for a refused
+/// request (`run "x" not found`), without the API path it came from (that
+/// is the CLI's business); what to check when it is not Loupe answering.
+pub fn explain(server: &str, e: Error) -> anyhow::Error {
+    let with = |m: &str| {
+        if m.is_empty() {
+            String::new()
+        } else {
+            format!(": {m}")
+        }
+    };
+    match e {
+        Error::Refused {
+            status: 401,
+            message,
+            ..
+        } => anyhow!(
             "the server wants a token (--token or LOUPE_TOKEN){}",
-            m.map(|m| format!(": {m}")).unwrap_or_default()
+            with(&message)
         ),
-        (403, m) => format!(
-            "this token may not do that{}",
-            m.map(|m| format!(": {m}")).unwrap_or_default()
-        ),
-        (_, Some(m)) => m.to_string(),
-        (code, None) => format!("the server answered {code}"),
+        Error::Refused {
+            status: 403,
+            message,
+            ..
+        } => anyhow!("this token may not do that{}", with(&message)),
+        // An error that is not in the API's shape: not a Loupe server.
+        Error::Refused { status, code, .. } if code.is_empty() => not_loupe(server, status),
+        Error::NotLoupe { status, .. } => not_loupe(server, status),
+        e => anyhow!("{e}"),
     }
 }
 
-/// What to say when a server's answer is not JSON: it is probably not a
-/// Loupe server.
-pub fn not_json(base: &str, status: ureq::http::StatusCode) -> String {
-    format!(
-        "the answer from {base} ({}) is not Loupe's JSON: is --server right?",
-        status.as_u16()
-    )
+fn not_loupe(server: &str, status: u16) -> anyhow::Error {
+    anyhow!("the answer from {server} ({status}) is not Loupe's JSON: is --server right?")
 }

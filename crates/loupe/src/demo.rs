@@ -30,13 +30,16 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use loupe_client::api::{
+    CreateRun, IncidentQuery, LogBatch, LogLine, MetricsBatch, PatchRun, RunFailure, RunStatus,
+    SeriesColumns,
+};
+use loupe_client::{Client, ClientOptions};
 use loupe_diagnose::scenario::quality::{evaluate, touches};
 use loupe_diagnose::scenario::{Event, FaultKind, Injected, JobSpec, Scenario, generate};
 use loupe_diagnose::{DiagnoseConfig, Incident};
 use loupe_model::clock::now_s;
-use loupe_model::nonfinite::to_json as json_value;
 use loupe_model::run_url;
-use serde_json::{Value, json};
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -257,11 +260,11 @@ fn clock(s: f64) -> String {
 #[derive(Default)]
 struct Batch {
     /// Per run: its metric series.
-    metrics: BTreeMap<String, Vec<Value>>,
-    logs: BTreeMap<String, Vec<Value>>,
-    external: Vec<Value>,
+    metrics: BTreeMap<String, Vec<SeriesColumns>>,
+    logs: BTreeMap<String, Vec<LogLine>>,
+    external: Vec<SeriesColumns>,
     /// Per run: its status, failure and end (simulated time).
-    ended: Vec<(String, String, Option<Value>, f64)>,
+    ended: Vec<(String, String, Option<RunFailure>, f64)>,
 }
 
 impl Batch {
@@ -273,22 +276,36 @@ impl Batch {
                 steps,
                 times,
                 values,
-            } => self.metrics.entry(run.clone()).or_default().push(json!({
-                "name": series, "step": steps, "time": times,
-                "value": values.iter().map(|v| json_value(*v)).collect::<Vec<_>>(),
-            })),
+            } => self
+                .metrics
+                .entry(run.clone())
+                .or_default()
+                .push(SeriesColumns {
+                    name: series.clone(),
+                    step: Some(steps.clone()),
+                    time: Some(times.clone()),
+                    value: values.clone(),
+                    labels: None,
+                }),
             Event::SourcePoints {
                 scope,
                 series,
                 times,
                 values,
                 ..
-            } => self.external.push(json!({
-                "name": series,
-                "labels": {"service": scope.service, "host": scope.host},
-                "time": times,
-                "value": values.iter().map(|v| json_value(*v)).collect::<Vec<_>>(),
-            })),
+            } => {
+                let labels = [("service", &scope.service), ("host", &scope.host)]
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k.to_string(), v.clone()?)))
+                    .collect();
+                self.external.push(SeriesColumns {
+                    name: series.clone(),
+                    step: None,
+                    time: Some(times.clone()),
+                    value: values.clone(),
+                    labels: Some(labels),
+                })
+            }
             Event::Log {
                 run,
                 time,
@@ -303,10 +320,13 @@ impl Batch {
                         t.pop_front();
                     }
                 }
-                self.logs
-                    .entry(run.clone())
-                    .or_default()
-                    .push(json!({"time": time, "stream": stream, "level": level, "text": text}))
+                self.logs.entry(run.clone()).or_default().push(LogLine {
+                    time: Some(*time),
+                    stream: Some(*stream),
+                    level: Some(*level),
+                    text: text.clone(),
+                    attributes: BTreeMap::new(),
+                })
             }
             Event::RunEnded {
                 run, status, time, ..
@@ -324,14 +344,17 @@ impl Batch {
                         .and_then(|l| l.split_once(": "))
                         .map(|(a, b)| (Some(a.to_string()), Some(b.to_string())))
                         .unwrap_or((None, None));
-                    json!({"exception_type": ty, "message": msg, "stderr_tail": tail})
+                    RunFailure {
+                        exception_type: ty,
+                        message: msg,
+                        stderr_tail: tail,
+                        ..Default::default()
+                    }
                 });
                 // A rank the launcher stopped saw no error of its own: no
                 // failure to show (an empty one reads as a mystery).
-                let failure = failure.filter(|f| {
-                    !f["exception_type"].is_null()
-                        || f["stderr_tail"].as_array().is_some_and(|t| !t.is_empty())
-                });
+                let failure =
+                    failure.filter(|f| f.exception_type.is_some() || !f.stderr_tail.is_empty());
                 self.ended
                     .push((run.clone(), status.clone(), failure, *time));
             }
@@ -340,38 +363,31 @@ impl Batch {
     }
 }
 
+/// The demo's calls, over the one HTTP client.
 struct DemoClient {
     base: String,
-    agent: ureq::Agent,
+    api: Client,
+}
+
+/// A page of incidents, read as the diagnoser's own type (the demo scores
+/// them with the fault-injection suite's evaluation).
+#[derive(serde::Deserialize)]
+struct Incidents {
+    incidents: Vec<Incident>,
 }
 
 impl DemoClient {
     fn new(base: &str) -> Self {
         DemoClient {
             base: base.to_string(),
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(Duration::from_secs(30)))
-                .build()
-                .into(),
+            api: Client::new(
+                base,
+                ClientOptions {
+                    timeout: Some(Duration::from_secs(30)),
+                    ..Default::default()
+                },
+            ),
         }
-    }
-
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut resp = match (method, body) {
-            ("GET", _) => self.agent.get(&url).call(),
-            ("POST", Some(b)) => self.agent.post(&url).send_json(b),
-            ("PATCH", Some(b)) => self.agent.patch(&url).send_json(b),
-            _ => bail!("unsupported request {method} {path}"),
-        }
-        .with_context(|| format!("{method} {path}"))?;
-        let status = resp.status();
-        let v: Value = resp.body_mut().read_json().unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("{method} {path}: {status}: {}", v["error"]["message"]);
-        }
-        Ok(v)
     }
 
     /// Creates every run, started at `t0`: the simulated start its data and
@@ -380,18 +396,28 @@ impl DemoClient {
         for e in &sc.events {
             if let Event::RunStarted { info, config } = e {
                 let world = if info.group.is_some() { Some(8) } else { None };
-                self.call(
-                    "POST",
-                    "/api/v1/runs",
-                    Some(&json!({
-                        "id": info.id, "name": info.id, "project": PROJECT,
-                        "group": info.group, "rank": info.rank, "world_size": world,
-                        "host": info.host, "config": config,
-                        "tags": if info.group.is_some() { vec!["pretrain", "7b"] } else { vec!["baseline", "7b"] },
-                        "command": "torchrun --nproc-per-node 4 train.py --config 7b.yaml",
-                        "start_time": t0,
-                    })),
-                )?;
+                let tags = if info.group.is_some() {
+                    ["pretrain", "7b"]
+                } else {
+                    ["baseline", "7b"]
+                };
+                let req = CreateRun {
+                    id: Some(info.id.clone()),
+                    name: Some(info.id.clone()),
+                    project: Some(PROJECT.into()),
+                    group: info.group.clone(),
+                    rank: info.rank,
+                    world_size: world,
+                    host: info.host.clone(),
+                    config: Some(config.clone()),
+                    tags: tags.map(String::from).to_vec(),
+                    command: Some("torchrun --nproc-per-node 4 train.py --config 7b.yaml".into()),
+                    start_time: Some(t0),
+                    ..Default::default()
+                };
+                self.api
+                    .create_run(&req)
+                    .with_context(|| format!("creating run {}", info.id))?;
             }
         }
         Ok(())
@@ -399,50 +425,50 @@ impl DemoClient {
 
     fn send(&self, b: Batch) -> Result<()> {
         for (run, series) in b.metrics {
-            self.call(
-                "POST",
-                &format!("/api/v1/runs/{run}/metrics"),
-                Some(&json!({"series": series})),
-            )?;
+            self.api
+                .post_run_metrics(&run, &MetricsBatch { series })
+                .with_context(|| format!("metrics of {run}"))?;
         }
         for (run, records) in b.logs {
-            self.call(
-                "POST",
-                &format!("/api/v1/runs/{run}/logs"),
-                Some(&json!({"records": records})),
-            )?;
+            self.api
+                .post_logs(&run, &LogBatch { records }, None)
+                .with_context(|| format!("logs of {run}"))?;
         }
         if !b.external.is_empty() {
-            self.call(
-                "POST",
-                &format!("/api/v1/metrics?project={PROJECT}"),
-                Some(&json!({"series": b.external})),
-            )?;
+            self.api
+                .post_metrics(Some(PROJECT), &MetricsBatch { series: b.external })
+                .context("host and service metrics")?;
         }
         for (run, status, failure, end_time) in b.ended {
-            let exit = if status == "finished" { 0 } else { 1 };
-            self.call(
-                "PATCH",
-                &format!("/api/v1/runs/{run}"),
-                Some(&json!({
-                    "status": status, "exit_code": exit, "failure": failure, "end_time": end_time,
-                })),
-            )?;
+            let patch = PatchRun {
+                status: Some(
+                    status
+                        .parse::<RunStatus>()
+                        .map_err(|e| anyhow::anyhow!("run {run}: {e}"))?,
+                ),
+                exit_code: Some(if status == "finished" { 0 } else { 1 }),
+                failure,
+                end_time: Some(end_time),
+                ..Default::default()
+            };
+            self.api
+                .patch_run(&run, &patch)
+                .with_context(|| format!("ending run {run}"))?;
         }
         Ok(())
     }
 
     fn incidents(&self) -> Result<Vec<Incident>> {
-        let v = self.call(
-            "GET",
-            &format!("/api/v1/incidents?project={PROJECT}&limit=1000"),
-            None,
-        )?;
-        let list = v["incidents"].as_array().cloned().unwrap_or_default();
-        Ok(list
-            .into_iter()
-            .filter_map(|i| serde_json::from_value::<Incident>(i).ok())
-            .collect())
+        let q = IncidentQuery {
+            project: Some(PROJECT.into()),
+            limit: Some(1000),
+            ..Default::default()
+        };
+        let page: Incidents = self
+            .api
+            .get("/api/v1/incidents", &q)
+            .context("listing incidents")?;
+        Ok(page.incidents)
     }
 
     /// Prints an incident the first time it is seen; `update` when an
@@ -509,8 +535,12 @@ fn summary(sc: &Scenario, incidents: &[Incident], client: &DemoClient) -> Result
             found.map(|i| i.title.as_str()).unwrap_or("not found")
         );
     }
-    let base = client.call("GET", &format!("/api/v1/runs/{BASELINE}/incidents"), None)?;
-    let n = base["incidents"].as_array().map_or(0, Vec::len);
+    let n = client
+        .api
+        .run_incidents(BASELINE, &IncidentQuery::default())
+        .context("the baseline's incidents")?
+        .incidents
+        .len();
     println!(
         "  {} healthy baseline run {BASELINE}: {n} incident(s)",
         if n == 0 { "✓" } else { "✗" }

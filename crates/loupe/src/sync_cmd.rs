@@ -35,6 +35,7 @@ use loupe_agent::supervise::{
     BUFFER_DIR, BUFFER_LOCK_FILE, HELD_DIR, PENDING_CREATE_FILE, PENDING_PATCH_FILE,
 };
 use loupe_agent::{Sender, SenderConfig};
+use loupe_client::{Backoff, Client, ClientOptions, Encoding, Error as ClientError, Method, Raw};
 use loupe_model::RunStatus;
 use serde_json::Value;
 
@@ -136,7 +137,14 @@ fn sync_dir(dir: &Path, args: &SyncArgs) -> Result<()> {
         })
         .unwrap_or_else(|| DEFAULT_SERVER.to_owned());
     let server = server.trim_end_matches('/').to_owned();
-    let client = Client::new(&server, args.token.as_deref());
+    let client = Client::new(
+        &server,
+        ClientOptions {
+            token: args.token.clone(),
+            timeout: Some(Duration::from_secs(30)),
+            connect_timeout: None,
+        },
+    );
     if dir.join(SPOOL).is_file() || dir.join(RUN_JSON).is_file() {
         let info = info
             .as_ref()
@@ -386,13 +394,6 @@ fn next_request(entries: &[Entry], i: usize) -> (usize, Vec<u8>) {
     (j, body)
 }
 
-/// A blocking client for the four request kinds.
-struct Client {
-    agent: ureq::Agent,
-    server: String,
-    auth: Option<String>,
-}
-
 /// What one request came to.
 enum Sent {
     Ok,
@@ -402,70 +403,25 @@ enum Sent {
     Failed(String),
 }
 
-impl Client {
-    fn new(server: &str, token: Option<&str>) -> Client {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
-        Client {
-            agent,
-            server: server.to_owned(),
-            auth: token.map(|t| format!("Bearer {t}")),
-        }
-    }
-
-    fn send(&self, run_id: &str, kind: &str, body: &[u8], key: Option<&str>) -> Sent {
-        let url = match kind {
-            "metrics" => format!("{}/api/v1/runs/{run_id}/metrics", self.server),
-            "logs" => format!("{}/api/v1/runs/{run_id}/logs", self.server),
-            "patch" => format!("{}/api/v1/runs/{run_id}", self.server),
-            _ => format!("{}/api/v1/runs", self.server),
-        };
-        let result = if kind == "patch" {
-            let mut r = self
-                .agent
-                .patch(&url)
-                .header("Content-Type", "application/json");
-            if let Some(a) = &self.auth {
-                r = r.header("Authorization", a);
-            }
-            r.send(body)
-        } else {
-            let mut r = self
-                .agent
-                .post(&url)
-                .header("Content-Type", "application/json");
-            if let Some(a) = &self.auth {
-                r = r.header("Authorization", a);
-            }
-            if let Some(k) = key {
-                r = r.header("Idempotency-Key", k);
-            }
-            r.send(body)
-        };
-        match result {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let text = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(64 << 10)
-                    .read_to_string()
-                    .unwrap_or_default();
-                if (200..300).contains(&status) {
-                    Sent::Ok
-                } else {
-                    let msg = serde_json::from_str::<Value>(&text)
-                        .ok()
-                        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                        .unwrap_or(text);
-                    Sent::Status(status, msg)
-                }
-            }
-            Err(e) => Sent::Failed(e.to_string()),
-        }
+/// Sends one of the four request kinds with its body as it was spooled.
+fn send(client: &Client, run_id: &str, kind: &str, body: &[u8], key: Option<&str>) -> Sent {
+    let (method, path) = match kind {
+        "metrics" => (Method::Post, format!("/api/v1/runs/{run_id}/metrics")),
+        "logs" => (Method::Post, format!("/api/v1/runs/{run_id}/logs")),
+        "patch" => (Method::Patch, format!("/api/v1/runs/{run_id}")),
+        _ => (Method::Post, "/api/v1/runs".to_string()),
+    };
+    let sent = client.send(Raw {
+        method,
+        path: &path,
+        body,
+        encoding: Encoding::Identity,
+        idempotency_key: key.filter(|_| method == Method::Post),
+    });
+    match sent {
+        Ok(_) => Sent::Ok,
+        Err(ClientError::Unreachable { why, .. } | ClientError::Request(why)) => Sent::Failed(why),
+        Err(e) => Sent::Status(e.status().unwrap_or(0), e.to_string()),
     }
 }
 
@@ -499,7 +455,7 @@ fn sync_spool(dir: &Path, info: &Value, client: &Client, attempts: u32) -> Resul
     let entries = spool.unacked()?;
     let mut i = 0;
     let mut failures = 0;
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     while i < entries.len() {
         let (j, body) = next_request(&entries, i);
         let e = &entries[i];
@@ -510,13 +466,12 @@ fn sync_spool(dir: &Path, info: &Value, client: &Client, attempts: u32) -> Resul
                 if failures >= attempts {
                     bail!(
                         "run {rid}: {}: {why}; {} batch(es) left in {} (run sync again)",
-                        client.server,
+                        client.server(),
                         spool.last_seq - spool.acked_seq,
                         spool.path.display()
                     );
                 }
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                std::thread::sleep(backoff.next_delay());
                 false
             }
         };
@@ -529,7 +484,7 @@ fn sync_spool(dir: &Path, info: &Value, client: &Client, attempts: u32) -> Resul
         counts[slot] += j - i;
         requests += 1;
         failures = 0;
-        backoff = Duration::from_millis(500);
+        backoff.reset();
         if e.kind == "run" {
             (sent_run, final_sent) = (true, false);
         } else if e.kind == "patch"
@@ -546,14 +501,14 @@ fn sync_spool(dir: &Path, info: &Value, client: &Client, attempts: u32) -> Resul
     if sent_run && !final_sent && info["final_status"].is_null() {
         // The session this sync created never said how it ended, and its
         // process is gone (we hold its lock): it crashed.
-        let _ = client.send(rid, "patch", br#"{"status":"crashed"}"#, None);
+        let _ = send(client, rid, "patch", br#"{"status":"crashed"}"#, None);
     }
     println!(
         "loupe sync: run {rid}: uploaded {} metric, {} log, {} update batch(es) in {requests} request(s) to {}",
         counts[1],
         counts[2],
         counts[0] + counts[3],
-        client.server
+        client.server()
     );
     Ok(())
 }
@@ -571,13 +526,13 @@ fn send_entry(
 ) -> Result<(), String> {
     let mut created = false;
     loop {
-        match client.send(rid, kind, body, key) {
+        match send(client, rid, kind, body, key) {
             Sent::Ok => return Ok(()),
             // The server does not know the run (a fresh data directory):
             // create it, then try once more.
             Sent::Status(404, _) if kind != "run" && !created => {
                 created = true;
-                match client.send(rid, "run", create, None) {
+                match send(client, rid, "run", create, None) {
                     Sent::Ok => continue,
                     Sent::Status(s, m) => return Err(format!("HTTP {s} creating the run: {m}")),
                     Sent::Failed(m) => return Err(m),
@@ -640,7 +595,7 @@ fn sync_supervisor(dir: &Path, server: &str, token: Option<&str>, client: &Clien
         Ok(Some((rid.to_owned(), serde_json::to_vec(&v["body"])?)))
     };
     if let Some((rid, body)) = pending(PENDING_CREATE_FILE)? {
-        match client.send(&rid, "run", &body, None) {
+        match send(client, &rid, "run", &body, None) {
             Sent::Ok => fs::remove_file(dir.join(PENDING_CREATE_FILE))?,
             Sent::Status(s, m) => bail!(
                 "{}: the server answered {s} to the run's creation: {m}",
@@ -680,7 +635,7 @@ fn sync_supervisor(dir: &Path, server: &str, token: Option<&str>, client: &Clien
     }
     let mut patched = false;
     if let Some((rid, body)) = pending(PENDING_PATCH_FILE)? {
-        match client.send(&rid, "patch", &body, None) {
+        match send(client, &rid, "patch", &body, None) {
             Sent::Ok => {
                 fs::remove_file(dir.join(PENDING_PATCH_FILE))?;
                 patched = true;

@@ -26,15 +26,18 @@ const SPARK_WIDTH = 120;
 
 /** The chart of an evidence series, zoomed on its step (or its time), with the step marked. */
 export function evidenceHref(e: SeriesEvidence, inc: Incident): string {
+  // Evidence of a job's incident names its rank's run; a run's may leave it to the incident.
+  const run = e.run ?? inc.run ?? "";
+  const series = e.series ?? "";
   if (e.step !== null) {
     const span = inc.start_step !== null && inc.end_step !== null ? inc.end_step - inc.start_step : 0;
     const pad = Math.max(EVIDENCE_PAD_STEPS, Math.ceil(span / 2));
-    return paths.run(e.run, { s: e.series, z: `${e.series}:${Math.max(0, e.step - pad)}:${e.step + pad}`, mark: String(e.step) });
+    return paths.run(run, { s: series, z: `${series}:${Math.max(0, e.step - pad)}:${e.step + pad}`, mark: String(e.step) });
   }
   if (e.time !== null) {
-    return paths.run(e.run, { s: e.series, x: "time", z: `${e.series}:${e.time - EVIDENCE_PAD_SECONDS}:${e.time + EVIDENCE_PAD_SECONDS}` });
+    return paths.run(run, { s: series, x: "time", z: `${series}:${e.time - EVIDENCE_PAD_SECONDS}:${e.time + EVIDENCE_PAD_SECONDS}` });
   }
-  return paths.run(e.run, { s: e.series });
+  return paths.run(run, { s: series });
 }
 
 /**
@@ -43,7 +46,9 @@ export function evidenceHref(e: SeriesEvidence, inc: Incident): string {
  * into view; nothing when the series has no points there.
  */
 function sparkline(c: Cause, inc: Incident): HTMLElement | null {
-  const e = c.evidence.find((x): x is SeriesEvidence => x.kind === "series" && !!x.run && (x.step !== null || x.time !== null));
+  const e = c.evidence.find(
+    (x): x is SeriesEvidence & { run: string; series: string } => x.kind === "series" && !!x.run && !!x.series && (x.step !== null || x.time !== null),
+  );
   if (!e) return null;
   const holder = h("a.spark", { href: evidenceHref(e, inc), title: `${e.series} around ${e.step !== null ? `step ${e.step}` : fmtTime(e.time)}`, "data-series": e.series });
   const draw = async () => {
@@ -95,20 +100,20 @@ function sparkline(c: Cause, inc: Incident): HTMLElement | null {
 
 /** The unit of a cause's text: its series evidence's, when they all share one. */
 function causeUnit(c: Cause): Unit {
-  const units = new Set(c.evidence.filter((e): e is SeriesEvidence => e.kind === "series").map((e) => unitOf(e.series)));
+  const units = new Set(c.evidence.filter((e): e is SeriesEvidence => e.kind === "series").map((e) => unitOf(e.series ?? "")));
   return units.size === 1 ? [...units][0] : "none";
 }
 
 function seriesEvidenceItem(e: SeriesEvidence, inc: Incident, rankOf: (run: string) => string | null): HTMLElement {
-  const rank = rankOf(e.run);
+  const rank = e.run ? rankOf(e.run) : null;
   return h(
     "li",
     null,
     h("a.evidence-link", { href: evidenceHref(e, inc), title: "open the chart zoomed on this point" }, e.series),
     rank ? h("span.muted", null, ` (${rank})`) : null,
     e.step !== null ? ` at step ${e.step}` : e.time !== null ? ` at ${fmtTime(e.time)}` : "",
-    e.value !== null ? ` = ${typeof e.value === "number" ? fmtSeriesValue(e.value, e.series) : e.value}` : "",
-    e.detail ? h("span.muted", null, ` — ${humanizeText(e.detail, unitOf(e.series))}`) : null,
+    e.value !== null ? ` = ${typeof e.value === "number" ? fmtSeriesValue(e.value, e.series ?? "") : e.value}` : "",
+    e.detail ? h("span.muted", null, ` — ${humanizeText(e.detail, unitOf(e.series ?? ""))}`) : null,
   );
 }
 
@@ -184,7 +189,7 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
                       ...c.evidence.map((e) =>
                         e.kind === "series"
                           ? seriesEvidenceItem(e, inc, rankOf)
-                          : h("li", null, h("a", { href: paths.run(e.run, { tab: "logs", t: String(e.time), seq: String(e.seq) }) }, fmtTime(e.time)), " ", h("code.log-ev", null, e.text)),
+                          : h("li", null, h("a", { href: paths.run(e.run ?? inc.run ?? "", { tab: "logs", t: String(e.time), seq: String(e.seq) }) }, fmtTime(e.time)), " ", h("code.log-ev", null, e.text)),
                       ),
                     ),
                   )
@@ -199,7 +204,7 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
           "details.anoms",
           null,
           h("summary", null, `${inc.anomalies.length} anomal${inc.anomalies.length === 1 ? "y" : "ies"}`),
-          h("ul", null, ...inc.anomalies.map((a) => h("li", null, h("b", null, a.series), a.run && rankOf(a.run) ? h("span.muted", null, ` (${rankOf(a.run)})`) : null, ` ${a.detector} · score ${fmtNum(a.score)}`, a.start_step !== null ? ` · steps ${a.start_step}–${a.end_step ?? "…"}` : "", a.detail ? ` — ${humanizeText(a.detail, unitOf(a.series))}` : ""))),
+          h("ul", null, ...inc.anomalies.map((a) => h("li", null, h("b", null, a.series), a.run && rankOf(a.run) ? h("span.muted", null, ` (${rankOf(a.run)})`) : null, ` ${a.detector} · score ${fmtNum(a.score)}`, a.start_step !== null ? ` · steps ${a.start_step}–${a.end_step ?? "…"}` : "", a.detail ? ` — ${humanizeText(a.detail, unitOf(a.series ?? ""))}` : ""))),
         )
       : null,
   );
@@ -209,6 +214,7 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
 
 export function healthView(health: Health | null): HTMLElement {
   if (!health) return h("div.health-box.muted", null, "No health score: this server does not compute one yet.");
+  if (health.score === null) return h("div.health-box.muted", null, "No health score yet: diagnosis has not judged this run.");
   const score = Math.round(health.score);
   return h(
     "div.health-box",

@@ -31,7 +31,7 @@ export function failureReason(r: Run): string | null {
   if (/out ?of ?memory|OutOfMemory|\bOOM\b/i.test(text)) return /cuda|gpu/i.test(text) ? "ran out of GPU memory" : "ran out of memory";
   if (f?.exception_type) return `raised ${f.exception_type}${f.message ? `: ${short(f.message, 80)}` : ""}`;
   if (f?.message) return `failed: ${short(f.message, 80)}`;
-  if (f?.signal !== null && f?.signal !== undefined && f.signal !== "") return `was killed by ${typeof f.signal === "number" ? `signal ${f.signal}` : f.signal}`;
+  if (f?.signal !== null && f?.signal !== undefined) return `was killed by signal ${f.signal}`;
   if (r.status === "lost") return "stopped reporting (lost)";
   if (BAD.includes(r.status) && r.exit_code !== null && r.exit_code !== 0) return `exited with code ${r.exit_code}`;
   return null;

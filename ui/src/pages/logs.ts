@@ -75,7 +75,7 @@ export function logsView(run: api.Run, query: URLSearchParams): LogsView {
     loadingMore = true;
     info.textContent = "loading…";
     try {
-      let page = await api.logs(run.id, { ...params(), cursor }, ac.signal);
+      let page = await api.logs(run.id, { ...params(), cursor: cursor ?? undefined }, ac.signal);
       // The tail's window (the last minutes before the run's last sign of
       // life) can miss lines stamped by another clock: then show from the start.
       if (reset && follow && at === null && !page.records.length) page = await api.logs(run.id, { ...params(), from: undefined }, ac.signal);

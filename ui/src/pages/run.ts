@@ -45,8 +45,8 @@ function deviceOf(name: string, labels?: Record<string, string>): string {
 /** The series an incident's evidence and anomalies touch. */
 function seriesOfIncident(inc: Incident): Set<string> {
   const out = new Set<string>();
-  for (const a of inc.anomalies) out.add(a.series);
-  for (const c of inc.causes) for (const e of c.evidence) if (e.kind === "series") out.add(e.series);
+  for (const a of inc.anomalies) if (a.series) out.add(a.series);
+  for (const c of inc.causes) for (const e of c.evidence) if (e.kind === "series" && e.series) out.add(e.series);
   return out;
 }
 
@@ -371,7 +371,7 @@ export function runPage(root: HTMLElement, route: Route): () => void {
     if (hostSeries.length)
       parts.push(
         h("h3", null, `Host ${r.host} during the run`),
-        chartGrid(hostSeries, (s) => deviceOf(s.name, s.labels), (g) => (g === "host" ? 0 : 1), (s) => ({ project: r.project, labels: s.labels ?? {} }), win),
+        chartGrid(hostSeries, (s) => deviceOf(s.name, s.labels ?? undefined), (g) => (g === "host" ? 0 : 1), (s) => ({ project: r.project, labels: s.labels ?? {} }), win),
       );
     return h("div.system", null, ...parts);
   }

@@ -9,16 +9,16 @@
 use std::path::Path;
 use std::time::Duration;
 
+use loupe_client::{Client, ClientOptions, Encoding, Method, Raw, retryable_status};
+
 /// Name of the file a final PATCH waits in when the server was away.
 pub const PENDING_PATCH_FILE: &str = "pending_patch.json";
 /// Name of the file the run's creation waits in when the server was away.
 pub const PENDING_CREATE_FILE: &str = "pending_create.json";
 
-/// A blocking client for run updates.
+/// The run's own calls, over the one HTTP client (`loupe-client`).
 pub struct RunApi {
-    agent: ureq::Agent,
-    server: String,
-    auth: Option<String>,
+    client: Client,
 }
 
 /// Why a PATCH did not land.
@@ -33,78 +33,66 @@ pub enum PatchError {
 }
 
 impl PatchError {
-    /// Whether a later attempt may succeed.
+    /// Whether a later attempt may succeed: what the client's rule says,
+    /// and a 404 too (the run's creation may not have landed yet).
     pub fn is_transient(&self) -> bool {
         match self {
             PatchError::Unreachable(_) => true,
-            PatchError::Status { status, .. } => {
-                *status >= 500 || *status == 404 || *status == 408 || *status == 429
+            PatchError::Status { status, .. } => *status == 404 || retryable_status(*status),
+        }
+    }
+}
+
+impl From<loupe_client::Error> for PatchError {
+    fn from(e: loupe_client::Error) -> Self {
+        match e {
+            loupe_client::Error::Unreachable { why, .. } => PatchError::Unreachable(why),
+            e @ (loupe_client::Error::Refused { .. } | loupe_client::Error::NotLoupe { .. }) => {
+                PatchError::Status {
+                    status: e.status().unwrap_or(0),
+                    body: e.to_string(),
+                }
             }
+            loupe_client::Error::Request(m) => PatchError::Unreachable(m),
         }
     }
 }
 
 impl RunApi {
     pub fn new(server: &str, token: Option<&str>, timeout: Duration) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(timeout))
-            .build()
-            .into();
         Self {
-            agent,
-            server: server.trim_end_matches('/').to_owned(),
-            auth: token.map(|t| format!("Bearer {t}")),
+            client: Client::new(
+                server,
+                ClientOptions {
+                    token: token.map(str::to_owned),
+                    timeout: Some(timeout),
+                    connect_timeout: None,
+                },
+            ),
         }
     }
 
     /// `PATCH /api/v1/runs/{id}` with a JSON body.
     pub fn patch(&self, run_id: &str, body: &[u8]) -> Result<(), PatchError> {
-        let mut req = self
-            .agent
-            .patch(format!("{}/api/v1/runs/{run_id}", self.server))
-            .header("Content-Type", "application/json");
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
-        Self::answer(req.send(body))
+        self.send(Method::Patch, &format!("/api/v1/runs/{run_id}"), body)
     }
 
     /// `POST /api/v1/runs` (create, or resume the run with this id).
     pub fn create(&self, body: &[u8]) -> Result<(), PatchError> {
-        let mut req = self
-            .agent
-            .post(format!("{}/api/v1/runs", self.server))
-            .header("Content-Type", "application/json");
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
-        }
-        Self::answer(req.send(body))
+        self.send(Method::Post, "/api/v1/runs", body)
     }
 
-    fn answer(
-        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<(), PatchError> {
-        match sent {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let text = resp
-                    .body_mut()
-                    .with_config()
-                    .limit(16 << 10)
-                    .read_to_string()
-                    .unwrap_or_default();
-                if (200..300).contains(&status) {
-                    Ok(())
-                } else {
-                    Err(PatchError::Status {
-                        status,
-                        body: text.trim().to_owned(),
-                    })
-                }
-            }
-            Err(e) => Err(PatchError::Unreachable(e.to_string())),
-        }
+    fn send(&self, method: Method, path: &str, body: &[u8]) -> Result<(), PatchError> {
+        self.client
+            .send(Raw {
+                method,
+                path,
+                body,
+                encoding: Encoding::Identity,
+                idempotency_key: None,
+            })
+            .map(|_| ())
+            .map_err(PatchError::from)
     }
 }
 

@@ -8,9 +8,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use loupe_alert::{RuleSpec, RulesError, Silence};
+use loupe_api::{AlertsView, ErrorBody, NewSilence, RuleEntry, RuleList, RuleSource, SilenceList};
 use loupe_model::Role;
-use serde::Deserialize;
 
+use crate::alerting;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{blocking, json_body};
@@ -25,32 +26,34 @@ fn store_err(e: loupe_alert::Error) -> ApiError {
 }
 
 /// Every rule: built-ins, the rules file's, and those added here.
-#[utoipa::path(get, path = "/api/v1/alerts/rules",
-    responses((status = 200, description = r#"{"rules":[{"source":"builtin|file|api","rule":{…}}]}"#, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/alerts/rules", responses((status = 200, body = RuleList)))]
 pub async fn list_rules(
     State(st): State<SharedState>,
     who: Principal,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<RuleList>> {
     who.require(Role::Read)?;
-    let rules: Vec<serde_json::Value> = st
+    let rules = st
         .alerts
         .rules()
         .into_iter()
-        .map(|(src, spec)| serde_json::json!({"source": src, "rule": spec}))
+        .map(|(src, spec)| RuleEntry {
+            source: source(src),
+            rule: rule(spec),
+        })
         .collect();
-    Ok(Json(serde_json::json!({ "rules": rules })))
+    Ok(Json(RuleList { rules }))
 }
 
 /// Adds or replaces a rule (JSON, the same fields as a `[[rules]]` entry
 /// of the rules file). Invalid rules get a 400 naming the field.
-#[utoipa::path(post, path = "/api/v1/alerts/rules",
-    request_body(content = Object, description = r#"{"name":"hot","kind":"threshold","expr":"gpu/0/temperature > 85","for":"5m"}"#),
-    responses((status = 201, description = "the stored rule", body = Object), (status = 400, description = "invalid rule")))]
+#[utoipa::path(post, path = "/api/v1/alerts/rules", request_body = loupe_api::RuleSpec,
+    responses((status = 201, description = "the stored rule", body = RuleEntry),
+              (status = 400, description = "invalid rule", body = ErrorBody)))]
 pub async fn post_rule(
     State(st): State<SharedState>,
     who: Principal,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<RuleEntry>)> {
     who.require(Role::Admin)?;
     let spec: RuleSpec = json_body(body).map_err(|e| {
         if e.status == StatusCode::UNPROCESSABLE_ENTITY {
@@ -63,13 +66,16 @@ pub async fn post_rule(
     let stored = blocking(move || s.alerts.put_rule(spec).map_err(invalid)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(serde_json::json!({"source": "api", "rule": stored})),
+        Json(RuleEntry {
+            source: RuleSource::Api,
+            rule: rule(stored),
+        }),
     ))
 }
 
 /// Removes a rule added through the API.
 #[utoipa::path(delete, path = "/api/v1/alerts/rules/{name}",
-    responses((status = 204, description = "removed"), (status = 404, description = "no such API rule")))]
+    responses((status = 204, description = "removed"), (status = 404, description = "no such API rule", body = ErrorBody)))]
 pub async fn delete_rule(
     State(st): State<SharedState>,
     who: Principal,
@@ -88,12 +94,11 @@ pub async fn delete_rule(
 
 /// Current alerts (pending, firing, recently resolved) with their state,
 /// and the delivery queue: recent notifications and per-channel counts.
-#[utoipa::path(get, path = "/api/v1/alerts",
-    responses((status = 200, description = r#"{"alerts":[…],"notifications":[…],"channels":{…}}"#, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/alerts", responses((status = 200, body = AlertsView)))]
 pub async fn list_alerts(
     State(st): State<SharedState>,
     who: Principal,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<AlertsView>> {
     who.require(Role::Read)?;
     let s = st.clone();
     let scoped = who.project.is_some();
@@ -102,9 +107,10 @@ pub async fn list_alerts(
         Ok((s.alerts.alerts(), notes, counts))
     })
     .await?;
-    let alerts: Vec<_> = alerts
+    let alerts = alerts
         .into_iter()
         .filter(|a| who.project.is_none() || a.labels.get("project").is_some_and(|p| who.sees(p)))
+        .map(alert)
         .collect();
     // Deliveries may concern other projects; a scoped token sees only its alerts.
     let (notes, counts) = if scoped {
@@ -112,50 +118,38 @@ pub async fn list_alerts(
     } else {
         (notes, counts)
     };
-    let channels: BTreeMap<String, _> = counts.into_iter().collect();
-    Ok(Json(serde_json::json!({
-        "alerts": alerts,
-        "notifications": notes,
-        "channels": channels,
-    })))
-}
-
-/// A silence to create: label matchers and a window (`ends`, or
-/// `duration` like "2h" from `starts`, which defaults to now).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewSilence {
-    pub matchers: BTreeMap<String, String>,
-    pub starts: Option<f64>,
-    pub ends: Option<f64>,
-    pub duration: Option<String>,
-    #[serde(default)]
-    pub comment: String,
-    pub created_by: Option<String>,
+    let channels: BTreeMap<String, _> = counts
+        .into_iter()
+        .map(|(name, c)| (name, channel_counts(c)))
+        .collect();
+    Ok(Json(AlertsView {
+        alerts,
+        notifications: notes.into_iter().map(delivery).collect(),
+        channels,
+    }))
 }
 
 /// Silences, active and scheduled.
-#[utoipa::path(get, path = "/api/v1/silences",
-    responses((status = 200, description = r#"{"silences":[…]}"#, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/silences", responses((status = 200, body = SilenceList)))]
 pub async fn list_silences(
     State(st): State<SharedState>,
     who: Principal,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SilenceList>> {
     who.require(Role::Read)?;
-    Ok(Json(
-        serde_json::json!({ "silences": st.alerts.silences() }),
-    ))
+    Ok(Json(SilenceList {
+        silences: st.alerts.silences().into_iter().map(silence).collect(),
+    }))
 }
 
 /// Creates a silence: matching alerts keep their record but are not sent.
-#[utoipa::path(post, path = "/api/v1/silences",
-    request_body(content = Object, description = r#"{"matchers":{"run":"r-1"},"duration":"2h","comment":"…"}"#),
-    responses((status = 201, description = "the silence", body = Object), (status = 400, description = "invalid silence")))]
+#[utoipa::path(post, path = "/api/v1/silences", request_body = NewSilence,
+    responses((status = 201, description = "the silence", body = loupe_api::Silence),
+              (status = 400, description = "invalid silence", body = ErrorBody)))]
 pub async fn post_silence(
     State(st): State<SharedState>,
     who: Principal,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<loupe_api::Silence>)> {
     who.require(Role::Admin)?;
     let n: NewSilence = json_body(body)?;
     let now = loupe_alert::now_s();
@@ -187,15 +181,12 @@ pub async fn post_silence(
     let st2 = st.clone();
     let s2 = s.clone();
     blocking(move || st2.alerts.add_silence(s2).map_err(store_err)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(&s).unwrap_or_default()),
-    ))
+    Ok((StatusCode::CREATED, Json(silence(s))))
 }
 
 /// Ends a silence.
 #[utoipa::path(delete, path = "/api/v1/silences/{id}",
-    responses((status = 204, description = "removed"), (status = 404, description = "no such silence")))]
+    responses((status = 204, description = "removed"), (status = 404, description = "no such silence", body = ErrorBody)))]
 pub async fn delete_silence(
     State(st): State<SharedState>,
     who: Principal,
@@ -209,5 +200,184 @@ pub async fn delete_silence(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("silence", &id))
+    }
+}
+
+// Alerting's types as the API shows them. Every field is named (no `..`),
+// so a field added on either side does not compile until the other has it.
+
+fn source(s: alerting::RuleSource) -> RuleSource {
+    match s {
+        alerting::RuleSource::Builtin => RuleSource::Builtin,
+        alerting::RuleSource::File => RuleSource::File,
+        alerting::RuleSource::Api => RuleSource::Api,
+    }
+}
+
+fn rule(r: RuleSpec) -> loupe_api::RuleSpec {
+    let RuleSpec {
+        name,
+        kind,
+        severity,
+        for_,
+        channels,
+        repeat_interval,
+        summary,
+        min_severity,
+        causes,
+        project,
+        run,
+        group,
+        expr,
+        labels,
+        states,
+        errors,
+        total,
+        objective,
+        windows,
+        counter,
+    } = r;
+    loupe_api::RuleSpec {
+        name,
+        kind,
+        severity,
+        for_,
+        channels,
+        repeat_interval,
+        summary,
+        min_severity,
+        causes,
+        project,
+        run,
+        group,
+        expr,
+        labels,
+        states,
+        errors,
+        total,
+        objective,
+        windows: windows.map(|w| w.into_iter().map(window).collect()),
+        counter,
+    }
+}
+
+fn window(w: loupe_alert::rules::WindowSpec) -> loupe_api::WindowSpec {
+    let loupe_alert::rules::WindowSpec {
+        long,
+        short,
+        factor,
+        severity,
+    } = w;
+    loupe_api::WindowSpec {
+        long,
+        short,
+        factor,
+        severity,
+    }
+}
+
+fn alert(a: loupe_alert::Alert) -> loupe_api::Alert {
+    let loupe_alert::Alert {
+        id,
+        rule,
+        severity,
+        state,
+        labels,
+        summary,
+        value,
+        series,
+        active_since,
+        fired_at,
+        resolved_at,
+        updated,
+        last_sent,
+        sent_firing,
+        sent_resolved,
+        silenced_by,
+        inhibited_by,
+        sticky,
+    } = a;
+    loupe_api::Alert {
+        id,
+        rule,
+        severity,
+        state: match state {
+            loupe_alert::AlertState::Pending => loupe_api::AlertState::Pending,
+            loupe_alert::AlertState::Firing => loupe_api::AlertState::Firing,
+            loupe_alert::AlertState::Resolved => loupe_api::AlertState::Resolved,
+        },
+        labels,
+        summary,
+        value,
+        series,
+        active_since,
+        fired_at,
+        resolved_at,
+        updated,
+        last_sent,
+        sent_firing,
+        sent_resolved,
+        silenced_by,
+        inhibited_by,
+        sticky,
+    }
+}
+
+fn delivery(q: loupe_alert::queue::QueuedItem) -> loupe_api::Delivery {
+    let loupe_alert::queue::QueuedItem {
+        seq,
+        id,
+        channel,
+        state,
+        attempts,
+        created,
+        next_attempt,
+        delivered,
+        last_error,
+        title,
+    } = q;
+    loupe_api::Delivery {
+        seq,
+        id,
+        channel,
+        state,
+        attempts,
+        created,
+        next_attempt,
+        delivered,
+        last_error,
+        title,
+    }
+}
+
+fn channel_counts(c: loupe_alert::queue::ChannelCounts) -> loupe_api::ChannelCounts {
+    let loupe_alert::queue::ChannelCounts {
+        pending,
+        delivered,
+        failed,
+    } = c;
+    loupe_api::ChannelCounts {
+        pending,
+        delivered,
+        failed,
+    }
+}
+
+fn silence(s: Silence) -> loupe_api::Silence {
+    let Silence {
+        id,
+        matchers,
+        starts,
+        ends,
+        comment,
+        created_by,
+    } = s;
+    loupe_api::Silence {
+        id,
+        matchers,
+        starts,
+        ends,
+        comment,
+        created_by,
     }
 }

@@ -7,117 +7,20 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use loupe_api::{
+    CauseWeight, ErrorBody, FeedbackEntry, FeedbackRequest, FeedbackVerdict, FixWeight,
+    IncidentFeedback, ProjectFeedback,
+};
 use loupe_diagnose::Incident;
 use loupe_diagnose::incident::feedback::cause_key;
 use loupe_meta::{FeedbackRecord, MAX_FEEDBACK_LIMIT, NewFeedback};
 use loupe_model::Role;
-use serde::{Deserialize, Serialize};
 
 use crate::auth::Principal;
 use crate::diagnosis::DiagInput;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{blocking, json_body, meta_err};
 use crate::state::SharedState;
-
-/// What a user says about a cause or a fix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FeedbackVerdict {
-    /// The cause was the right one.
-    Confirmed,
-    /// The cause was wrong.
-    Wrong,
-    /// The fix (`fix`) is the one that worked.
-    Worked,
-}
-
-impl FeedbackVerdict {
-    fn as_str(self) -> &'static str {
-        match self {
-            FeedbackVerdict::Confirmed => "confirmed",
-            FeedbackVerdict::Wrong => "wrong",
-            FeedbackVerdict::Worked => "worked",
-        }
-    }
-}
-
-/// A verdict on one of the incident's causes, or on one of its fixes.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FeedbackRequest {
-    /// The cause's kind as the incident lists it (`causes[].kind`).
-    pub cause: String,
-    pub verdict: FeedbackVerdict,
-    /// With `worked`: the fix's text as the cause lists it.
-    pub fix: Option<String>,
-}
-
-/// A stored verdict.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FeedbackEntry {
-    pub id: i64,
-    pub project: String,
-    pub incident: String,
-    pub cause: String,
-    pub fix: Option<String>,
-    pub verdict: String,
-    /// The token's label (`local` on a server without tokens).
-    pub who: String,
-    /// Unix seconds.
-    pub time: f64,
-}
-
-impl From<FeedbackRecord> for FeedbackEntry {
-    fn from(r: FeedbackRecord) -> Self {
-        FeedbackEntry {
-            id: r.id,
-            project: r.project,
-            incident: r.incident,
-            cause: r.cause,
-            fix: r.fix,
-            verdict: r.verdict,
-            who: r.who,
-            time: r.time,
-        }
-    }
-}
-
-/// An incident's verdicts, oldest first.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct IncidentFeedback {
-    pub feedback: Vec<FeedbackEntry>,
-}
-
-/// A cause kind's marks in a project and the weight they give it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CauseWeight {
-    pub cause: String,
-    pub confirmed: u32,
-    pub wrong: u32,
-    /// Multiplies the cause's score when incidents are ranked (0.5–1.5).
-    pub weight: f64,
-}
-
-/// A fix marked as worked, and the weight that moves it up its cause's list.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FixWeight {
-    pub cause: String,
-    /// The fix's text, numbers masked as `#` (one fix whatever the step).
-    pub fix: String,
-    pub worked: u32,
-    /// 1–2; a cause's fixes are listed by it.
-    pub weight: f64,
-}
-
-/// A project's feedback: the weights diagnosis ranks with, and the verdicts.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProjectFeedback {
-    pub project: String,
-    pub causes: Vec<CauseWeight>,
-    pub fixes: Vec<FixWeight>,
-    /// The newest verdicts (at most 1000), oldest first.
-    pub feedback: Vec<FeedbackEntry>,
-}
 
 /// Verdicts listed with a project's weights.
 const LISTED: usize = 1000;
@@ -126,9 +29,9 @@ const LISTED: usize = 1000;
 /// that worked. Needs the project's write (ingest) role.
 #[utoipa::path(post, path = "/api/v1/incidents/{id}/feedback", request_body = FeedbackRequest,
     responses((status = 201, body = FeedbackEntry),
-              (status = 400, body = crate::error::ErrorBody),
-              (status = 403, body = crate::error::ErrorBody),
-              (status = 404, body = crate::error::ErrorBody)))]
+              (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
 pub async fn post_feedback(
     State(st): State<SharedState>,
     who: Principal,
@@ -150,12 +53,12 @@ pub async fn post_feedback(
     let s = st.clone();
     let stored = blocking(move || s.meta.add_feedback(&new).map_err(meta_err)).await?;
     st.diagnosis.submit(DiagInput::FeedbackChanged { project });
-    Ok((StatusCode::CREATED, Json(stored.into())))
+    Ok((StatusCode::CREATED, Json(entry(stored))))
 }
 
 /// The verdicts on an incident, oldest first.
 #[utoipa::path(get, path = "/api/v1/incidents/{id}/feedback",
-    responses((status = 200, body = IncidentFeedback), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = IncidentFeedback), (status = 404, body = ErrorBody)))]
 pub async fn incident_feedback(
     State(st): State<SharedState>,
     who: Principal,
@@ -166,13 +69,13 @@ pub async fn incident_feedback(
     let s = st.clone();
     let rows = blocking(move || s.meta.incident_feedback(&id).map_err(meta_err)).await?;
     Ok(Json(IncidentFeedback {
-        feedback: rows.into_iter().map(Into::into).collect(),
+        feedback: rows.into_iter().map(entry).collect(),
     }))
 }
 
 /// A project's feedback weights and its newest verdicts.
 #[utoipa::path(get, path = "/api/v1/projects/{project}/feedback",
-    responses((status = 200, body = ProjectFeedback), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, body = ProjectFeedback), (status = 404, body = ErrorBody)))]
 pub async fn project_feedback(
     State(st): State<SharedState>,
     who: Principal,
@@ -212,8 +115,32 @@ pub async fn project_feedback(
         project,
         causes,
         fixes,
-        feedback: rows.into_iter().skip(skip).map(Into::into).collect(),
+        feedback: rows.into_iter().skip(skip).map(entry).collect(),
     }))
+}
+
+/// A stored verdict as the API shows it.
+fn entry(r: FeedbackRecord) -> FeedbackEntry {
+    let FeedbackRecord {
+        id,
+        project,
+        incident,
+        cause,
+        fix,
+        verdict,
+        who,
+        time,
+    } = r;
+    FeedbackEntry {
+        id,
+        project,
+        incident,
+        cause,
+        fix,
+        verdict,
+        who,
+        time,
+    }
 }
 
 /// The incident and its project, or 404 when the caller may not see it.

@@ -10,9 +10,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use loupe_meta::LogQuery;
+use loupe_api::{ErrorBody, LiveQuery, LogBatch, LogEntry, LogPage};
 use loupe_model::{LogLevel, LogStream, Role};
-use serde::Deserialize;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -21,15 +20,16 @@ use crate::auth::Principal;
 use crate::counters::ServerMetrics;
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::http::{blocking, check_visible, encoded_body, meta_err, raw_body};
-use crate::ingest::Accepted;
 use crate::state::SharedState;
+use loupe_api::Accepted;
 
 /// A batch sent with an `Idempotency-Key` header (1–128 characters of
 /// `[A-Za-z0-9_.:-]`) is stored once per run and key; resending it answers
 /// `{"accepted": 0, "duplicate": true}`.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/logs",
-    request_body(content = Object, description = r#"{"records":[{"time":…,"stream":"stdout","level":"info","text":"…"}]}"#),
-    responses((status = 200, body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
+    request_body(content = LogBatch, description = "Log lines; gzip or zstd bodies accepted"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Stores the batch once per run and key")),
+    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody)))]
 pub async fn post_logs(
     State(st): State<SharedState>,
     who: Principal,
@@ -61,32 +61,19 @@ pub async fn post_logs(
     Ok(Json(accepted))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct LogParams {
-    /// Search by substrings: every word must occur, inside words too; quotes for text with spaces.
-    pub q: Option<String>,
-    /// Minimum level: debug, info, warning, error, critical.
-    pub level: Option<String>,
-    pub stream: Option<String>,
-    /// Unix seconds.
-    pub from: Option<f64>,
-    pub to: Option<f64>,
-    pub limit: Option<usize>,
-    pub cursor: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/runs/{id}/logs", params(LogParams), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}/logs", params(loupe_api::LogQuery),
+    responses((status = 200, body = LogPage), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_logs(
     State(st): State<SharedState>,
     who: Principal,
     Path(id): Path<String>,
-    ApiQuery(p): ApiQuery<LogParams>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiQuery(p): ApiQuery<loupe_api::LogQuery>,
+) -> ApiResult<Json<LogPage>> {
     who.require(Role::Read)?;
     check_visible(&st, &who, &id).await?;
     ServerMetrics::add(&st.metrics.query_requests, 1);
     let bad = |e: String| ApiError::bad_request("invalid_request", e);
-    let q = LogQuery {
+    let q = loupe_meta::LogQuery {
         q: p.q,
         level: p
             .level
@@ -112,30 +99,39 @@ pub async fn get_logs(
     };
     let s2 = st.clone();
     let page = blocking(move || s2.meta.query_logs(&id, q).map_err(meta_err)).await?;
-    let records: Vec<serde_json::Value> = page
+    let records = page
         .records
-        .iter()
+        .into_iter()
         .map(|(seq, r)| {
-            serde_json::json!({"seq": seq, "time": r.time, "stream": r.stream, "level": r.level, "text": r.text, "attributes": r.attributes})
+            let loupe_model::LogRecord {
+                time,
+                stream,
+                level,
+                text,
+                attributes,
+            } = r;
+            LogEntry {
+                seq,
+                time,
+                stream,
+                level,
+                text,
+                attributes,
+            }
         })
         .collect();
-    Ok(Json(
-        serde_json::json!({"records": records, "next_cursor": page.next_cursor.map(|c| c.to_string())}),
-    ))
+    Ok(Json(LogPage {
+        records,
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct LiveParams {
-    /// Only events of this run (all visible runs when absent).
-    pub run: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/live", params(LiveParams),
+#[utoipa::path(get, path = "/api/v1/live", params(LiveQuery),
     responses((status = 200, description = "text/event-stream of `points`, `logs` and `status` events")))]
 pub async fn live(
     State(st): State<SharedState>,
     who: Principal,
-    ApiQuery(p): ApiQuery<LiveParams>,
+    ApiQuery(p): ApiQuery<LiveQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     who.require(Role::Read)?;
     if let Some(run) = &p.run {

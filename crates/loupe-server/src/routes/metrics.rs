@@ -7,18 +7,17 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use loupe_api::{Accepted, ErrorBody, MetricsBatch, MetricsQuery};
 use loupe_model::Role;
-use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::error::{ApiQuery, ApiResult};
 use crate::http::{blocking, check_visible, encoded_body, raw_body};
-pub use crate::ingest::Accepted;
 use crate::state::SharedState;
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/metrics",
-    request_body(content = Object, description = r#"{"series":[{"name":"train/loss","step":[…],"time":[…],"value":[…]}]}; gzip or zstd bodies accepted"#),
-    responses((status = 200, body = Accepted), (status = 400, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody)))]
+    request_body(content = MetricsBatch, description = "The run's series as columns; gzip or zstd bodies accepted"),
+    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn post_run_metrics(
     State(st): State<SharedState>,
     who: Principal,
@@ -35,19 +34,13 @@ pub async fn post_run_metrics(
     Ok(Json(accepted))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct ExternalParams {
-    /// The project the series belong to (defaults to the token's, or `default`).
-    pub project: Option<String>,
-}
-
-#[utoipa::path(post, path = "/api/v1/metrics", params(ExternalParams),
-    request_body(content = Object, description = r#"{"series":[{"name":"gpu/util","labels":{"host":"n1"},"time":[…],"value":[…]}]}"#),
-    responses((status = 200, body = Accepted), (status = 400, body = crate::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/metrics", params(MetricsQuery),
+    request_body(content = MetricsBatch, description = "Series outside runs (host, GPU, scraped), named by their labels"),
+    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody)))]
 pub async fn post_external_metrics(
     State(st): State<SharedState>,
     who: Principal,
-    ApiQuery(p): ApiQuery<ExternalParams>,
+    ApiQuery(p): ApiQuery<MetricsQuery>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {

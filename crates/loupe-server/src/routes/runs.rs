@@ -5,10 +5,11 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use loupe_api::{CreateRun, PatchRun, Project, ProjectList, RunListQuery, RunPage};
+use loupe_meta::ProjectInfo;
 use loupe_meta::{NewRun, RunPatch, RunQuery};
 use loupe_model::label;
 use loupe_model::{Role, Run, RunStatus, SeriesMatcher};
-use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::diagnosis::DiagInput;
@@ -16,64 +17,9 @@ use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::http::{blocking, check_visible, json_body, meta_err, visible_run};
 use crate::state::SharedState;
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct CreateRun {
-    /// Resume this run if it exists; create it with this id otherwise.
-    pub id: Option<String>,
-    /// Defaults to the token's project, or `default`.
-    pub project: Option<String>,
-    pub name: Option<String>,
-    pub group: Option<String>,
-    pub rank: Option<u32>,
-    pub world_size: Option<u32>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[schema(value_type = Object)]
-    pub config: Option<serde_json::Value>,
-    pub host: Option<String>,
-    pub command: Option<String>,
-    pub git_commit: Option<String>,
-    pub notes: Option<String>,
-    /// Resuming from a checkpoint at this step.
-    pub resume_step: Option<i64>,
-    /// When the run started (Unix seconds), for runs uploaded later from a
-    /// client's spool; the server's clock otherwise.
-    pub start_time: Option<f64>,
-    /// The working directory the command was started in.
-    pub cwd: Option<String>,
-    /// Whether the git work tree had uncommitted changes.
-    pub git_dirty: Option<bool>,
-}
-
-/// One series' summary as a client sends it.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct SummaryIn {
-    #[serde(deserialize_with = "loupe_model::nonfinite::deserialize")]
-    pub last: f64,
-    #[serde(deserialize_with = "loupe_model::nonfinite::deserialize")]
-    pub min: f64,
-    #[serde(deserialize_with = "loupe_model::nonfinite::deserialize")]
-    pub max: f64,
-    #[serde(default)]
-    pub count: u64,
-    #[serde(default)]
-    pub last_step: Option<i64>,
-}
-
-impl SummaryIn {
-    fn into_summary(self) -> loupe_model::SeriesSummary {
-        loupe_model::SeriesSummary {
-            last: self.last,
-            min: self.min,
-            max: self.max,
-            count: self.count,
-            last_step: self.last_step,
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/runs", request_body = CreateRun,
-    responses((status = 201, description = "created", body = Object), (status = 200, description = "resumed", body = Object)))]
+    responses((status = 201, description = "created", body = Run), (status = 200, description = "resumed", body = Run),
+              (status = 404, description = "another project's run", body = loupe_api::ErrorBody)))]
 pub async fn create_run(
     State(st): State<SharedState>,
     who: Principal,
@@ -139,30 +85,18 @@ pub async fn create_run(
     Ok((code, Json(run)))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct ListParams {
-    pub project: Option<String>,
-    /// One status, or several separated by commas.
-    pub status: Option<String>,
-    pub tag: Option<String>,
-    /// Substring of the name, id or group.
-    pub q: Option<String>,
-    /// `start_time` (default), `name`, `status`, `heartbeat`, or
-    /// `summary.<series>.<last|min|max>`; prefix `-` for descending.
-    pub sort: Option<String>,
-    pub limit: Option<usize>,
-    pub cursor: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/runs", params(ListParams), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/runs", params(RunListQuery), responses((status = 200, body = RunPage)))]
 pub async fn list_runs(
     State(st): State<SharedState>,
     who: Principal,
-    ApiQuery(p): ApiQuery<ListParams>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiQuery(p): ApiQuery<RunListQuery>,
+) -> ApiResult<Json<RunPage>> {
     who.require(Role::Read)?;
     let Some(project) = who.list_project(p.project.as_deref()) else {
-        return Ok(Json(serde_json::json!({"runs": [], "next_cursor": null})));
+        return Ok(Json(RunPage {
+            runs: Vec::new(),
+            next_cursor: None,
+        }));
     };
     let status = match &p.status {
         None => None,
@@ -191,12 +125,13 @@ pub async fn list_runs(
     };
     let s = st.clone();
     let page = blocking(move || s.meta.list_runs(q).map_err(meta_err)).await?;
-    Ok(Json(
-        serde_json::json!({"runs": page.runs, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(RunPage {
+        runs: page.runs,
+        next_cursor: page.next_cursor,
+    }))
 }
 
-#[utoipa::path(get, path = "/api/v1/runs/{id}", responses((status = 200, body = Object), (status = 404, body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}", responses((status = 200, body = Run), (status = 404, body = loupe_api::ErrorBody)))]
 pub async fn get_run(
     State(st): State<SharedState>,
     who: Principal,
@@ -206,32 +141,8 @@ pub async fn get_run(
     Ok(Json(visible_run(&st, &who, &id).await?))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct PatchRun {
-    #[schema(value_type = Option<String>)]
-    pub status: Option<RunStatus>,
-    /// Merged into the run's config (objects deep-merged).
-    #[schema(value_type = Object)]
-    pub config: Option<serde_json::Value>,
-    /// Per series: `{"last","min","max","count","last_step"}`; values are
-    /// numbers or "NaN", "Infinity", "-Infinity".
-    #[schema(value_type = Object)]
-    pub summary: Option<std::collections::BTreeMap<String, SummaryIn>>,
-    /// Rename the run.
-    pub name: Option<String>,
-    pub tags: Option<Vec<String>>,
-    /// Just say "still alive".
-    #[serde(default)]
-    pub heartbeat: bool,
-    pub exit_code: Option<i32>,
-    pub end_time: Option<f64>,
-    pub notes: Option<String>,
-    /// Why the run failed: `{"exception_type","message","signal","stderr_tail","traceback"}`.
-    #[schema(value_type = Object)]
-    pub failure: Option<loupe_model::RunFailure>,
-}
-
-#[utoipa::path(patch, path = "/api/v1/runs/{id}", request_body = PatchRun, responses((status = 200, body = Object)))]
+#[utoipa::path(patch, path = "/api/v1/runs/{id}", request_body = PatchRun,
+    responses((status = 200, body = Run), (status = 404, body = loupe_api::ErrorBody)))]
 pub async fn patch_run(
     State(st): State<SharedState>,
     who: Principal,
@@ -243,7 +154,7 @@ pub async fn patch_run(
     check_visible(&st, &who, &id).await?;
     let summary = req.summary.map(|m| {
         m.into_iter()
-            .map(|(k, v)| (k, v.into_summary()))
+            .map(|(k, v)| (k, v.into()))
             .collect::<std::collections::BTreeMap<_, _>>()
     });
     let patch = RunPatch {
@@ -297,14 +208,39 @@ pub async fn delete_run(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/projects", responses((status = 200, body = ProjectList)))]
 pub async fn list_projects(
     State(st): State<SharedState>,
     who: Principal,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ProjectList>> {
     who.require(Role::Read)?;
     let s = st.clone();
     let mut projects = blocking(move || s.meta.list_projects().map_err(meta_err)).await?;
     projects.retain(|p| who.sees(&p.name));
-    Ok(Json(serde_json::json!({ "projects": projects })))
+    Ok(Json(ProjectList {
+        projects: projects.into_iter().map(project).collect(),
+    }))
+}
+
+/// A project as the API shows it (every field named, so that a field the
+/// store adds does not compile until the API has it too).
+fn project(p: ProjectInfo) -> Project {
+    let ProjectInfo {
+        name,
+        runs,
+        running,
+        failed,
+        open_incidents,
+        incidents,
+        last_activity,
+    } = p;
+    Project {
+        name,
+        runs,
+        running,
+        failed,
+        open_incidents,
+        incidents,
+        last_activity,
+    }
 }

@@ -1,12 +1,13 @@
 //! Reading a run's series: the list with summaries, and the data, raw or M4.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
+use loupe_api::{DataQuery, ErrorBody, SeriesData, SeriesInfo, SeriesList, XColumn};
 use loupe_model::label;
-use loupe_model::nonfinite::to_json as json_value;
 use loupe_model::{NO_STEP, Role, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
-use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::counters::ServerMetrics;
@@ -14,20 +15,17 @@ use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::http::{blocking, check_visible};
 use crate::state::SharedState;
 
-fn opt_step(s: i64) -> serde_json::Value {
-    if s == NO_STEP {
-        serde_json::Value::Null
-    } else {
-        s.into()
-    }
+fn opt_step(s: i64) -> Option<i64> {
+    (s != NO_STEP).then_some(s)
 }
 
-#[utoipa::path(get, path = "/api/v1/runs/{id}/series", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}/series",
+    responses((status = 200, body = SeriesList), (status = 404, body = ErrorBody)))]
 pub async fn list_series(
     State(st): State<SharedState>,
     who: Principal,
     Path(id): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SeriesList>> {
     who.require(Role::Read)?;
     check_visible(&st, &who, &id).await?;
     let s2 = st.clone();
@@ -38,37 +36,29 @@ pub async fn list_series(
             .series(&SeriesMatcher::any().label_eq(label::RUN, &id))
         {
             if let Some(s) = s2.tsdb.summary(&info.key).map_err(ApiError::from)? {
-                let entry = series_entry(&info.key, &s, (s.first_time, s.last_time));
-                out.push(serde_json::Value::Object(entry));
+                out.push(series_entry(&info.key, &s, (s.first_time, s.last_time)));
             }
         }
         Ok(out)
     })
     .await?;
-    Ok(Json(serde_json::json!({ "series": out })))
+    Ok(Json(SeriesList { series: out }))
 }
 
 /// One series in a listing: its name, point count, step and time extent
 /// (`times`, in ns), and last/min/max.
-fn series_entry(
-    key: &SeriesKey,
-    s: &loupe_tsdb::Summary,
-    times: (i64, i64),
-) -> serde_json::Map<String, serde_json::Value> {
-    let v = serde_json::json!({
-        "name": key.name(),
-        "count": s.count,
-        "first_step": opt_step(s.first_step),
-        "last_step": opt_step(s.last_step),
-        "first_time": times.0 as f64 / 1e9,
-        "last_time": times.1 as f64 / 1e9,
-        "last": json_value(s.last),
-        "min": json_value(s.min),
-        "max": json_value(s.max),
-    });
-    match v {
-        serde_json::Value::Object(m) => m,
-        _ => unreachable!("a JSON object literal"),
+fn series_entry(key: &SeriesKey, s: &loupe_tsdb::Summary, times: (i64, i64)) -> SeriesInfo {
+    SeriesInfo {
+        name: key.name().to_string(),
+        count: s.count,
+        first_step: opt_step(s.first_step),
+        last_step: opt_step(s.last_step),
+        first_time: times.0 as f64 / 1e9,
+        last_time: times.1 as f64 / 1e9,
+        last: s.last,
+        min: s.min,
+        max: s.max,
+        labels: None,
     }
 }
 
@@ -77,30 +67,14 @@ fn default_axis(key: &SeriesKey) -> &'static str {
     if key.run().is_some() { "step" } else { "time" }
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct DataParams {
-    /// The series name, e.g. `train/loss`.
-    pub name: String,
-    /// `step` (the default for run series) or `time` (Unix seconds; the
-    /// default for series outside runs).
-    pub x: Option<String>,
-    pub from: Option<f64>,
-    pub to: Option<f64>,
-    /// Chart width in pixels: at most 4 × width points come back (M4).
-    pub width: Option<u32>,
-    /// Without `width`: points per page (default 10000, at most 100000).
-    pub limit: Option<usize>,
-    /// Without `width`: the `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/runs/{id}/series/data", params(DataParams), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}/series/data", params(DataQuery),
+    responses((status = 200, body = SeriesData), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn series_data(
     State(st): State<SharedState>,
     who: Principal,
     Path(id): Path<String>,
-    ApiQuery(p): ApiQuery<DataParams>,
-) -> ApiResult<Json<serde_json::Value>> {
+    ApiQuery(p): ApiQuery<DataQuery>,
+) -> ApiResult<Json<SeriesData>> {
     who.require(Role::Read)?;
     check_visible(&st, &who, &id).await?;
     let key = SeriesKey::for_run(p.name.clone(), &id)
@@ -112,8 +86,8 @@ pub async fn series_data(
 pub async fn series_data_of(
     st: SharedState,
     key: SeriesKey,
-    p: DataParams,
-) -> ApiResult<Json<serde_json::Value>> {
+    p: DataQuery,
+) -> ApiResult<Json<SeriesData>> {
     ServerMetrics::add(&st.metrics.query_requests, 1);
     let axis = match p.x.as_deref().unwrap_or(default_axis(&key)) {
         "step" => XAxis::Step,
@@ -162,10 +136,10 @@ pub async fn series_data_of(
             format!("from ({from}) is after to ({to})"),
         ));
     }
-    let out_x = move |x: i64| -> serde_json::Value {
+    let out_x = move |xs: &[i64]| -> XColumn {
         match axis {
-            XAxis::Step => x.into(),
-            XAxis::Time => json_value(x as f64 / 1e9),
+            XAxis::Step => XColumn::Steps(xs.to_vec()),
+            XAxis::Time => XColumn::Seconds(xs.iter().map(|&x| x as f64 / 1e9).collect()),
         }
     };
     let width = p.width;
@@ -195,18 +169,29 @@ pub async fn series_data_of(
                 }
             }
             if lo > hi {
-                return Ok(serde_json::json!({"x": [], "y": [], "count": 0, "downsampled": false}));
+                return Ok(SeriesData {
+                    x: XColumn::Steps(Vec::new()),
+                    y: Vec::new(),
+                    count: 0,
+                    downsampled: false,
+                    next_cursor: None,
+                    step: None,
+                    time_ns: None,
+                });
             }
             let m = s2
                 .tsdb
                 .m4(&key, axis, lo, hi, width)
                 .map_err(ApiError::from)?;
-            Ok(serde_json::json!({
-                "x": m.x.iter().map(|&x| out_x(x)).collect::<Vec<_>>(),
-                "y": m.y.iter().map(|&y| json_value(y)).collect::<Vec<_>>(),
-                "count": m.count,
-                "downsampled": m.downsampled,
-            }))
+            Ok(SeriesData {
+                x: out_x(&m.x),
+                y: m.y,
+                count: m.count,
+                downsampled: m.downsampled,
+                next_cursor: None,
+                step: None,
+                time_ns: None,
+            })
         } else {
             let pts = s2
                 .tsdb
@@ -231,16 +216,21 @@ pub async fn series_data_of(
             } else {
                 None
             };
-            Ok(serde_json::json!({
-                "x": xs.iter().map(|&x| out_x(x)).collect::<Vec<_>>(),
-                "y": pts.values[range.clone()].iter().map(|&y| json_value(y)).collect::<Vec<_>>(),
-                "count": n,
-                "downsampled": false,
-                "next_cursor": next,
+            Ok(SeriesData {
+                x: out_x(&xs),
+                y: pts.values[range.clone()].to_vec(),
+                count: n as u64,
+                downsampled: false,
+                next_cursor: Some(next),
                 // Raw pages carry every coordinate exactly, for export.
-                "step": pts.steps[range.clone()].iter().map(|&s| opt_step(s)).collect::<Vec<_>>(),
-                "time_ns": pts.times[range].to_vec(),
-            }))
+                step: Some(
+                    pts.steps[range.clone()]
+                        .iter()
+                        .map(|&s| opt_step(s))
+                        .collect(),
+                ),
+                time_ns: Some(pts.times[range].to_vec()),
+            })
         }
     })
     .await?;
@@ -262,12 +252,12 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// summaries. Filters: `name`, `prefix`, and `label.<name>=<value>`.
 #[utoipa::path(get, path = "/api/v1/metrics/series",
     params(("project" = Option<String>, Query), ("name" = Option<String>, Query), ("prefix" = Option<String>, Query)),
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = SeriesList)))]
 pub async fn list_external_series(
     State(st): State<SharedState>,
     who: Principal,
     ApiQuery(q): ApiQuery<Vec<(String, String)>>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SeriesList>> {
     who.require(Role::Read)?;
     let project = who.read_project(param(&q, "project"))?;
     let mut m = SeriesMatcher::any().label_eq("project", project);
@@ -284,23 +274,23 @@ pub async fn list_external_series(
     let out = blocking(move || {
         let mut out = Vec::new();
         for info in s2.tsdb.series(&m).into_iter().take(10_000) {
-            let labels: serde_json::Map<String, serde_json::Value> = info
+            let labels: BTreeMap<String, String> = info
                 .key
                 .labels()
                 .iter()
-                .filter(|(k, _)| k != "project")
-                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .filter(|(k, _)| k != label::PROJECT)
+                .cloned()
                 .collect();
             if let Some(s) = s2.tsdb.summary(&info.key).map_err(ApiError::from)? {
                 let mut entry = series_entry(&info.key, &s, (s.min_time, s.max_time));
-                entry.insert("labels".into(), labels.into());
-                out.push(serde_json::Value::Object(entry));
+                entry.labels = Some(labels);
+                out.push(entry);
             }
         }
         Ok(out)
     })
     .await?;
-    Ok(Json(serde_json::json!({ "series": out })))
+    Ok(Json(SeriesList { series: out }))
 }
 
 /// The data of one series outside runs, named by `name` and every label as
@@ -309,12 +299,12 @@ pub async fn list_external_series(
     params(("name" = String, Query), ("project" = Option<String>, Query), ("x" = Option<String>, Query),
            ("from" = Option<f64>, Query), ("to" = Option<f64>, Query), ("width" = Option<u32>, Query),
            ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, body = Object)))]
+    responses((status = 200, body = SeriesData), (status = 400, body = ErrorBody)))]
 pub async fn external_series_data(
     State(st): State<SharedState>,
     who: Principal,
     ApiQuery(q): ApiQuery<Vec<(String, String)>>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SeriesData>> {
     who.require(Role::Read)?;
     let project = who.read_project(param(&q, "project"))?;
     let bad = |m: String| ApiError::bad_request("invalid_request", m);
@@ -330,7 +320,7 @@ pub async fn external_series_data(
             })
             .transpose()
     };
-    let p = DataParams {
+    let p = DataQuery {
         name: name.to_string(),
         x: param(&q, "x").map(str::to_string),
         from: num("from")?,

@@ -1,12 +1,14 @@
 //! Health, Loupe's own metrics, and the OpenAPI document.
 
 use std::fmt::Write;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use loupe_api::ServerHealth;
 use utoipa::OpenApi;
 
 use crate::state::SharedState;
@@ -22,13 +24,13 @@ fn sqlite_bytes(path: &std::path::Path) -> u64 {
     total
 }
 
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Object)))]
-pub async fn healthz(State(st): State<SharedState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "status": "ok",
-        "uptime_s": st.started.elapsed().as_secs_f64(),
-        "version": env!("CARGO_PKG_VERSION"),
-    }))
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = ServerHealth)))]
+pub async fn healthz(State(st): State<SharedState>) -> Json<ServerHealth> {
+    Json(ServerHealth {
+        status: "ok".into(),
+        uptime_s: st.started.elapsed().as_secs_f64(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 /// Loupe's own metrics in the Prometheus text format.
@@ -182,59 +184,27 @@ pub async fn prometheus_metrics(
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
+/// The document's header; its paths and schemas come from the routes
+/// themselves ([`crate::routes::api_routes`]).
 #[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Loupe API",
-        description = "Runs, metrics, logs and live updates of Loupe, observability for AI training and serving."
-    ),
-    paths(
-        healthz,
-        prometheus_metrics,
-        openapi,
-        crate::routes::runs::create_run,
-        crate::routes::runs::list_runs,
-        crate::routes::runs::get_run,
-        crate::routes::runs::patch_run,
-        crate::routes::runs::delete_run,
-        crate::routes::runs::list_projects,
-        crate::routes::metrics::post_run_metrics,
-        crate::routes::metrics::post_external_metrics,
-        crate::routes::series::list_series,
-        crate::routes::series::series_data,
-        crate::routes::series::list_external_series,
-        crate::routes::series::external_series_data,
-        crate::routes::logs::post_logs,
-        crate::routes::logs::get_logs,
-        crate::routes::logs::live,
-        crate::routes::incidents::list_incidents,
-        crate::routes::incidents::get_incident,
-        crate::routes::incidents::run_incidents,
-        crate::routes::incidents::run_health,
-        crate::routes::incidents::group_health,
-        crate::routes::feedback::post_feedback,
-        crate::routes::feedback::incident_feedback,
-        crate::routes::feedback::project_feedback,
-        crate::routes::alerts::list_rules,
-        crate::routes::alerts::post_rule,
-        crate::routes::alerts::delete_rule,
-        crate::routes::alerts::list_alerts,
-        crate::routes::alerts::list_silences,
-        crate::routes::alerts::post_silence,
-        crate::routes::alerts::delete_silence,
-    ),
-    components(schemas(
-        crate::error::ErrorBody,
-        crate::error::ErrorDetail,
-        crate::routes::feedback::FeedbackRequest,
-        crate::routes::feedback::FeedbackEntry,
-        crate::routes::feedback::IncidentFeedback,
-        crate::routes::feedback::ProjectFeedback,
-    ))
-)]
+#[openapi(info(
+    title = "Loupe API",
+    description = "Runs, metrics, logs and live updates of Loupe, observability for AI training and serving."
+))]
 pub struct ApiDoc;
 
-#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, body = Object)))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The OpenAPI document of every route, built once.
+pub fn openapi_doc() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(|| crate::routes::api_routes().into_openapi())
+}
+
+/// This document: OpenAPI 3.1, generated from the routes and the types of
+/// `loupe-api`.
+#[utoipa::path(get, path = "/api/v1/openapi.json",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json")))]
+pub async fn openapi() -> impl IntoResponse {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    let text = TEXT.get_or_init(|| openapi_doc().to_json().unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], text.as_str())
 }

@@ -8,8 +8,10 @@ use serde_json::json;
 
 use crate::support::{Server, prom_sample, same_value, to_json, value_at, wait_for};
 
-/// `(path, method)` of every route in the server's router, read from its
-/// source so that this test follows the router as it grows.
+/// `(path, method)` of every route the server's router registers with a
+/// plain `.route(…)`, read from its source. Routes registered through
+/// `utoipa-axum`'s `routes!` are in the OpenAPI document by construction;
+/// a plain `.route` would be served but not documented.
 fn router_routes() -> BTreeSet<(String, String)> {
     let src_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../loupe-server/src/routes.rs");
     let src = std::fs::read_to_string(src_path).expect("reading routes.rs");
@@ -59,8 +61,6 @@ fn openapi_lists_every_route_with_its_methods() {
     let server = Server::start();
     let api = server.api();
     let routes = router_routes();
-    assert!(routes.len() >= 14, "parsed too few routes: {routes:?}");
-    assert!(routes.contains(&("/api/v1/runs/{id}".into(), "patch".into())));
 
     let r = api.get("/api/v1/openapi.json");
     assert!(r.content_type.starts_with("application/json"));
@@ -77,11 +77,12 @@ fn openapi_lists_every_route_with_its_methods() {
             }
         }
     }
+    assert!(documented.len() >= 30, "too few operations: {documented:?}");
+    assert!(documented.contains(&("/api/v1/runs/{id}".into(), "patch".into())));
     let undocumented: Vec<_> = routes.difference(&documented).collect();
-    let phantom: Vec<_> = documented.difference(&routes).collect();
     assert!(
-        undocumented.is_empty() && phantom.is_empty(),
-        "served but not documented: {undocumented:?}\ndocumented but not served: {phantom:?}"
+        undocumented.is_empty(),
+        "served but not documented: {undocumented:?}"
     );
 
     // Every documented operation is really routed: a request reaches a

@@ -23,9 +23,13 @@
 //!   whatever is left. The caller flushes the stores after this returns.
 //! - hyper's own answers to unparsable request heads (400, 414, 431) get
 //!   the API's JSON error body ([`canned`]).
+//! - **A lingering close** ([`linger`]): a connection closed with a request
+//!   body still arriving (a `413`) half-closes and drains it briefly, so the
+//!   client reads the answer instead of a reset.
 
 pub mod body;
 pub mod canned;
+mod linger;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -180,7 +184,7 @@ async fn connection(
     limits: &ConnLimits,
     mut stop: watch::Receiver<bool>,
 ) {
-    let io = canned::JsonErrors::new(TokioIo::new(stream));
+    let io = canned::JsonErrors::new(linger::Lingering::new(TokioIo::new(stream)));
     let body_limit = limits.body_read_timeout;
     let stop_rx = stop.clone();
     // Requests whose answer is not yet sent whole.

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use cadence::{Cadence, DAY_S, WEEK_S};
 use discord::DiscordScorer;
 use episode::EpisodeGate;
-use likelihood::{Likelihood, score_from_tail};
+use likelihood::{Likelihood, score_from_tail, tail_from_score};
 use seasonal::SeasonalHistory;
 
 /// Which predictors feed the score.
@@ -55,6 +55,10 @@ pub struct AnomalyConfig {
     pub warmup_points: u64,
     /// Raw errors averaged before comparing with their history.
     pub short_window: usize,
+    /// Horizon (points) of a second, exponentially weighted average of
+    /// the raw errors, judged against its own history (0: none): a
+    /// moderate surprise that lasts is as telling as a brief large one.
+    pub slow_window: usize,
     /// Horizon (points) of the long-run error distribution.
     pub long_window: usize,
     /// Raw errors are squashed to `e / (e + squash × typical e)`, so one
@@ -65,6 +69,11 @@ pub struct AnomalyConfig {
     pub scale_window: usize,
     /// Longest season (points) held for the seasonal baseline.
     pub max_season_points: usize,
+    /// A stretch unusual enough to alarm teaches the detector nothing (its
+    /// errors join neither the typical size nor the long-run
+    /// distribution), so an anomaly does not make the next one look
+    /// usual; one that lasts this many points becomes the new normal.
+    pub relearn_after: u64,
     /// Discord: shingle length and history (points).
     pub shingle: usize,
     pub discord_history: usize,
@@ -82,10 +91,12 @@ impl Default for AnomalyConfig {
             episode_min_points: 30,
             warmup_points: 150,
             short_window: 10,
+            slow_window: 15,
             long_window: 3000,
             squash: 3.0,
             scale_window: 1000,
             max_season_points: 4096,
+            relearn_after: 600,
             shingle: 4,
             discord_history: 512,
             novel_range_margin: 0.02,
@@ -113,6 +124,11 @@ struct ErrorChannel {
     alpha: f64,
     squash: f64,
     likelihood: Likelihood,
+    /// Tails under this are not learnt from (the alarm's tail)…
+    quiet_tail: f64,
+    /// …unless the stretch has lasted this many points.
+    relearn_after: u64,
+    unusual_run: u64,
 }
 
 impl ErrorChannel {
@@ -122,7 +138,15 @@ impl ErrorChannel {
             seen: 0,
             alpha: 1.0 / cfg.scale_window.max(2) as f64,
             squash: cfg.squash.max(1e-6),
-            likelihood: Likelihood::new(cfg.short_window, cfg.long_window, cfg.warmup_points),
+            likelihood: Likelihood::new(
+                cfg.short_window,
+                cfg.slow_window,
+                cfg.long_window,
+                cfg.warmup_points,
+            ),
+            quiet_tail: tail_from_score(cfg.alarm_score),
+            relearn_after: cfg.relearn_after,
+            unusual_run: 0,
         }
     }
 
@@ -137,9 +161,19 @@ impl ErrorChannel {
         } else {
             0.0
         };
+        let tail = self.likelihood.observe(u);
+        if tail < self.quiet_tail {
+            self.unusual_run += 1;
+            if self.unusual_run <= self.relearn_after {
+                return tail;
+            }
+        } else {
+            self.unusual_run = 0;
+        }
         self.seen += 1;
         self.typical += self.alpha.max(1.0 / self.seen as f64) * (e - self.typical);
-        self.likelihood.update(u)
+        self.likelihood.learn();
+        tail
     }
 }
 
@@ -180,6 +214,16 @@ impl AnomalyDetector {
             points: 0,
             cfg: cfg.clone(),
         }
+    }
+
+    /// Bytes this detector holds, itself and on the heap: about 2 KB, plus
+    /// the seasonal history once a day or a week fits (at most
+    /// `8 × (max_season_points + 2)` bytes) and the discord's ring
+    /// (`8 × (discord_history + shingle)`) for the methods that use it.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.history.as_ref().map_or(0, SeasonalHistory::heap_bytes)
+            + self.discord.as_ref().map_or(0, DiscordScorer::heap_bytes)
     }
 
     /// Scores value `x` at time `t` (seconds; only the gaps matter). A
@@ -370,13 +414,28 @@ mod tests {
         };
         let mut d = AnomalyDetector::new(&cfg);
         let (t, v) = daily_wave(20_000);
-        let before = format!("{:?}", d).len();
+        let fixed = d.memory_bytes();
+        assert!(fixed < 3 * 1024, "{fixed}");
         for (&t, &x) in t.iter().zip(&v) {
             d.observe(t, x);
         }
-        // Every buffer is allocated up front; only digits in the debug
-        // text may grow.
-        let after = format!("{:?}", d).len();
-        assert!(after < before * 4, "{before} → {after}");
+        // The 288-point day fits: its history, then nothing more.
+        let bound = fixed + 8 * (cfg.max_season_points + 2);
+        assert!(d.memory_bytes() <= bound, "{} > {bound}", d.memory_bytes());
+        assert!(d.memory_bytes() > fixed);
+    }
+
+    #[test]
+    fn a_fast_series_holds_no_seasonal_history() {
+        // One point a second: a day is 86 400 points, more than any
+        // season held, so only the previous value is kept.
+        let mut d = AnomalyDetector::new(&AnomalyConfig::default());
+        let fixed = d.memory_bytes();
+        for i in 0..20_000 {
+            let x = 40.0 + ((i * 7919) % 23) as f64 / 23.0;
+            d.observe(i as f64, x);
+        }
+        assert_eq!(d.memory_bytes(), fixed);
+        assert!(fixed < 3 * 1024, "{fixed}");
     }
 }

@@ -65,14 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut csv = String::from("timestamp,value,anomaly_score,label\n");
             for (i, ((ts, _, x), s)) in rows.iter().zip(&scored).enumerate() {
                 let label = labels.get(i).copied().unwrap_or("0");
-                csv.push_str(&format!(
-                    "{ts},{x},{:.6},{label}\n",
-                    if std::env::var_os("RAWSCORE").is_some() {
-                        s.likelihood_score
-                    } else {
-                        s.score
-                    }
-                ));
+                csv.push_str(&format!("{ts},{x},{:.6},{label}\n", s.score));
             }
             let dir = Path::new(out).join(name).join(cat_name);
             fs::create_dir_all(&dir)?;

@@ -12,8 +12,11 @@ pub(crate) mod rolling;
 mod shift;
 mod spike;
 mod trend;
+mod unusual;
 
 pub use trend::human_duration;
+pub use unusual::UnusualConfig;
+use unusual::UnusualDetector;
 
 use crate::Severity;
 use crate::config::DiagnoseConfig;
@@ -45,6 +48,9 @@ pub(crate) struct SeriesDetector {
     trend: Option<trend::TrendDetector>,
     loss: Option<divergence::LossTrendDetector>,
     blowup: Option<blowup::BlowUpDetector>,
+    /// The general detector, for series outside runs (see
+    /// [`SeriesDetector::watch_unusual`]); boxed, as most series have none.
+    unusual: Option<Box<UnusualDetector>>,
     nonfinite_cooldown: u32,
     /// Non-finite values in a row.
     nonfinite_run: u32,
@@ -89,12 +95,21 @@ impl SeriesDetector {
             trend,
             loss,
             blowup,
+            unusual: None,
             nonfinite_cooldown: 0,
             nonfinite_run: 0,
             over_limit_points: 0,
             last_counter: None,
             last_step: None,
             points: 0,
+        }
+    }
+
+    /// Adds the general detector (series outside runs whose role it
+    /// applies to; once).
+    pub(crate) fn watch_unusual(&mut self, cfg: &DiagnoseConfig) {
+        if self.unusual.is_none() && cfg.unusual.enabled && UnusualDetector::applies(self.role) {
+            self.unusual = Some(Box::new(UnusualDetector::new(&cfg.anomaly)));
         }
     }
 
@@ -179,6 +194,11 @@ impl SeriesDetector {
         }
         if let Some(d) = &mut self.loss
             && let Some(r) = d.observe(x, &cfg.divergence, &cfg.plateau)
+        {
+            out.push(r);
+        }
+        if let Some(d) = &mut self.unusual
+            && let Some(r) = d.observe(self.role, time, x, &cfg.unusual)
         {
             out.push(r);
         }

@@ -26,7 +26,7 @@ const MIN_STD_RELATIVE: f64 = 0.05;
 const MIN_STD_ABSOLUTE: f64 = 1e-3;
 
 /// The most points the short average spans (the ring is a fixed array).
-pub(crate) const MAX_SHORT_WINDOW: usize = 32;
+pub(crate) const MAX_SHORT_WINDOW: usize = 16;
 
 /// Score from a tail probability: `ln(p) / ln(1e-10)` clamped to [0, 1].
 pub(crate) fn score_from_tail(p: f64) -> f64 {

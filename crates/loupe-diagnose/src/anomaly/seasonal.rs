@@ -43,6 +43,8 @@ pub(crate) struct SeasonalErrors {
     pub step: Option<f64>,
     /// Against the seasonal baseline; `None` until a whole season is seen.
     pub season: Option<f64>,
+    /// The seasonal baseline that error is against.
+    pub expected: Option<f64>,
 }
 
 /// Values the heap ring first reserves, and the most it grows by at once.
@@ -145,12 +147,17 @@ impl SeasonalHistory {
                 .filter_map(|&p| Some(x - prev - (self.back(p)? - self.back(p + 1)?)))
                 .fold((x - prev).abs(), |best, e| best.min(e.abs()))
         });
-        let season = seasons
+        let nearest = seasons
             .iter()
-            .filter_map(|&p| self.baseline(p).map(|b| (x - b).abs()))
-            .min_by(f64::total_cmp);
+            .filter_map(|&p| self.baseline(p))
+            .min_by(|a, b| (x - a).abs().total_cmp(&(x - b).abs()));
+        let season = nearest.map(|b| (x - b).abs());
         self.push(x);
-        SeasonalErrors { step, season }
+        SeasonalErrors {
+            step,
+            season,
+            expected: nearest,
+        }
     }
 
     /// The median of the values one, two and three seasons back (as many

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use cadence::{Cadence, DAY_S, WEEK_S};
 use discord::DiscordScorer;
 use episode::EpisodeGate;
+pub(crate) use likelihood::tail_from_score;
 use likelihood::{Likelihood, score_from_tail};
 use seasonal::SeasonalHistory;
 
@@ -55,6 +56,10 @@ pub struct AnomalyConfig {
     pub warmup_points: u64,
     /// Raw errors averaged before comparing with their history.
     pub short_window: usize,
+    /// Horizon (points) of a second, exponentially weighted average of
+    /// the raw errors, judged against its own history (0: none): a
+    /// moderate surprise that lasts is as telling as a brief large one.
+    pub slow_window: usize,
     /// Horizon (points) of the long-run error distribution.
     pub long_window: usize,
     /// Raw errors are squashed to `e / (e + squash × typical e)`, so one
@@ -63,8 +68,18 @@ pub struct AnomalyConfig {
     /// Horizon (points) of the typical error the squash compares with:
     /// short, so a volatile stretch raises it and a calm one lowers it.
     pub scale_window: usize,
+    /// Horizon (points) of the recent level whose distance is a third
+    /// error stream of the seasonal method (0: none): without a season to
+    /// compare with, a level shift is otherwise one large step and then
+    /// nothing.
+    pub level_window: usize,
     /// Longest season (points) held for the seasonal baseline.
     pub max_season_points: usize,
+    /// A stretch unusual enough to alarm teaches the detector nothing (its
+    /// errors join neither the typical size nor the long-run
+    /// distribution), so an anomaly does not make the next one look
+    /// usual; one that lasts this many points becomes the new normal.
+    pub relearn_after: u64,
     /// Discord: shingle length and history (points).
     pub shingle: usize,
     pub discord_history: usize,
@@ -82,10 +97,13 @@ impl Default for AnomalyConfig {
             episode_min_points: 30,
             warmup_points: 150,
             short_window: 10,
+            slow_window: 15,
             long_window: 3000,
             squash: 3.0,
             scale_window: 1000,
             max_season_points: 4096,
+            level_window: 200,
+            relearn_after: 600,
             shingle: 4,
             discord_history: 512,
             novel_range_margin: 0.02,
@@ -103,6 +121,51 @@ pub struct AnomalyPoint {
     pub likelihood_score: f64,
     /// The point opened an episode.
     pub alarm: bool,
+    /// An episode is open at this point (opened here or before).
+    pub in_episode: bool,
+    /// The evidence that made the point least usual (`None` before
+    /// anything is scored).
+    pub reason: Option<AnomalyReason>,
+    /// What the series usually is here: the seasonal baseline when a day
+    /// or a week is known, else its level before the current episode.
+    pub expected: Option<f64>,
+    /// The series' usual error, in its units: the larger of its typical
+    /// step and its typical distance to past days (learnt outside
+    /// unusual stretches); `None` before any.
+    pub noise: Option<f64>,
+    /// The detector has seen a whole cycle of the longest season that
+    /// fits (a week of a five-minute series, a day of an hourly one), or
+    /// its warm-up when none fits: before, a day unlike the previous ones
+    /// may just be the first weekend.
+    pub settled: bool,
+}
+
+/// The evidence behind a score: the error stream with the smallest tail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnomalyReason {
+    /// The step from the previous value, against the usual steps.
+    Step,
+    /// The distance to the same time of the previous days or weeks.
+    Season,
+    /// The distance to the series' recent level.
+    Level,
+    /// The distance to the nearest earlier shape (discord).
+    Shape,
+    /// The value is beyond the range seen so far.
+    NewRange,
+}
+
+impl AnomalyReason {
+    /// The reason in words, for explanations.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AnomalyReason::Step => "a change unlike its usual steps",
+            AnomalyReason::Season => "unlike the same time of the previous days or weeks",
+            AnomalyReason::Level => "away from its recent level",
+            AnomalyReason::Shape => "a shape unlike any in its recent past",
+            AnomalyReason::NewRange => "beyond every value it had before",
+        }
+    }
 }
 
 /// One raw-error stream: its typical size and its likelihood.
@@ -113,6 +176,13 @@ struct ErrorChannel {
     alpha: f64,
     squash: f64,
     likelihood: Likelihood,
+    /// Tails under this are not learnt from (the alarm's tail)…
+    quiet_tail: f64,
+    /// …unless the stretch has lasted this many points.
+    relearn_after: u64,
+    unusual_run: u64,
+    /// The last error was learnt from.
+    learnt: bool,
 }
 
 impl ErrorChannel {
@@ -122,7 +192,16 @@ impl ErrorChannel {
             seen: 0,
             alpha: 1.0 / cfg.scale_window.max(2) as f64,
             squash: cfg.squash.max(1e-6),
-            likelihood: Likelihood::new(cfg.short_window, cfg.long_window, cfg.warmup_points),
+            likelihood: Likelihood::new(
+                cfg.short_window,
+                cfg.slow_window,
+                cfg.long_window,
+                cfg.warmup_points,
+            ),
+            quiet_tail: tail_from_score(cfg.alarm_score),
+            relearn_after: cfg.relearn_after,
+            unusual_run: 0,
+            learnt: false,
         }
     }
 
@@ -137,9 +216,21 @@ impl ErrorChannel {
         } else {
             0.0
         };
+        let tail = self.likelihood.observe(u);
+        self.learnt = false;
+        if tail < self.quiet_tail {
+            self.unusual_run += 1;
+            if self.unusual_run <= self.relearn_after {
+                return tail;
+            }
+        } else {
+            self.unusual_run = 0;
+        }
+        self.learnt = true;
         self.seen += 1;
         self.typical += self.alpha.max(1.0 / self.seen as f64) * (e - self.typical);
-        self.likelihood.update(u)
+        self.likelihood.learn();
+        tail
     }
 }
 
@@ -153,10 +244,20 @@ pub struct AnomalyDetector {
     step: ErrorChannel,
     season: ErrorChannel,
     shape: ErrorChannel,
+    level_error: ErrorChannel,
+    /// The recent level the level stream compares with, learnt only from
+    /// what that stream learns from.
+    recent_level: Option<f64>,
     gate: EpisodeGate,
     range: Option<(f64, f64)>,
     points: u64,
+    /// The series' level, learnt outside episodes only.
+    level: Option<f64>,
 }
+
+/// Weight of a new value in the level (outside episodes): about the last
+/// ten values.
+const LEVEL_ALPHA: f64 = 0.1;
 
 /// Tail probability given to a value outside the range seen so far.
 const NOVEL_RANGE_TAIL: f64 = 1e-8;
@@ -175,11 +276,24 @@ impl AnomalyDetector {
             step: ErrorChannel::new(cfg),
             season: ErrorChannel::new(cfg),
             shape: ErrorChannel::new(cfg),
+            level_error: ErrorChannel::new(cfg),
+            recent_level: None,
             gate: EpisodeGate::new(cfg.alarm_score, cfg.release_score, cfg.episode_min_points),
             range: None,
             points: 0,
+            level: None,
             cfg: cfg.clone(),
         }
+    }
+
+    /// Bytes this detector holds, itself and on the heap: about 2 KB, plus
+    /// the seasonal history once a day or a week fits (at most
+    /// `8 × (max_season_points + 2)` bytes) and the discord's ring
+    /// (`8 × (discord_history + shingle)`) for the methods that use it.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.history.as_ref().map_or(0, SeasonalHistory::heap_bytes)
+            + self.discord.as_ref().map_or(0, DiscordScorer::heap_bytes)
     }
 
     /// Scores value `x` at time `t` (seconds; only the gaps matter). A
@@ -192,12 +306,27 @@ impl AnomalyDetector {
                 score: 0.0,
                 likelihood_score: 0.0,
                 alarm: false,
+                in_episode: self.gate.is_open(),
+                reason: None,
+                expected: self.level,
+                noise: self.noise(),
+                settled: self.settled(),
             };
         }
         // The smallest tail over the error streams, corrected for looking
         // at several (Bonferroni), is the point's tail probability.
         let mut tail: f64 = 1.0;
         let mut streams = 0.0;
+        let mut reason = None;
+        let mut seasonal_expected = None;
+        let mut least = |tail: &mut f64, t: f64, why: AnomalyReason| {
+            if t < *tail {
+                *tail = t;
+                reason = Some(why);
+            } else if reason.is_none() {
+                reason = Some(why);
+            }
+        };
         if let Some(h) = &mut self.history {
             let max = self.cfg.max_season_points;
             let mut seasons = [0usize; 2];
@@ -210,30 +339,78 @@ impl AnomalyDetector {
             }
             let e = h.observe(x, &seasons[..n]);
             if let Some(step) = e.step {
-                tail = tail.min(self.step.update(step));
+                least(&mut tail, self.step.update(step), AnomalyReason::Step);
                 streams += 1.0;
             }
             if let Some(season) = e.season {
-                tail = tail.min(self.season.update(season));
+                least(&mut tail, self.season.update(season), AnomalyReason::Season);
                 streams += 1.0;
+            }
+            seasonal_expected = e.expected;
+            if self.cfg.level_window > 0 {
+                match self.recent_level {
+                    Some(l) => {
+                        let t = self.level_error.update((x - l).abs());
+                        least(&mut tail, t, AnomalyReason::Level);
+                        streams += 1.0;
+                        if self.level_error.learnt {
+                            let a = 1.0 / self.cfg.level_window.max(1) as f64;
+                            self.recent_level = Some(l + a * (x - l));
+                        }
+                    }
+                    None => self.recent_level = Some(x),
+                }
             }
         }
         if let Some(d) = &mut self.discord
             && let Some(dist) = d.observe(x)
         {
-            tail = tail.min(self.shape.update(dist));
+            least(&mut tail, self.shape.update(dist), AnomalyReason::Shape);
             streams += 1.0;
         }
         if self.novel_range(x) {
-            tail = tail.min(NOVEL_RANGE_TAIL);
+            least(&mut tail, NOVEL_RANGE_TAIL, AnomalyReason::NewRange);
         }
         let score = score_from_tail((tail * f64::max(streams, 1.0)).min(1.0));
         let gated = self.gate.observe(score);
+        let expected = seasonal_expected.or(self.level);
+        let in_episode = self.gate.is_open();
+        if !in_episode {
+            self.level = Some(match self.level {
+                Some(l) => l + LEVEL_ALPHA * (x - l),
+                None => x,
+            });
+        }
         AnomalyPoint {
             score: gated.score,
             likelihood_score: score,
             alarm: gated.alarm,
+            in_episode,
+            reason,
+            expected,
+            noise: self.noise(),
+            settled: self.settled(),
         }
+    }
+
+    /// See [`AnomalyPoint::settled`].
+    fn settled(&self) -> bool {
+        let max = self.cfg.max_season_points;
+        let longest = [DAY_S, WEEK_S]
+            .into_iter()
+            .filter_map(|s| self.cadence.season_points(s, max))
+            .max()
+            .unwrap_or(0);
+        self.points > self.cfg.warmup_points.max(longest as u64)
+    }
+
+    /// The larger typical error of the seasonal streams.
+    fn noise(&self) -> Option<f64> {
+        [&self.step, &self.season]
+            .into_iter()
+            .filter(|c| c.seen > 0)
+            .map(|c| c.typical)
+            .reduce(f64::max)
     }
 
     /// Whether finite `x` leaves the range seen so far by the margin
@@ -370,13 +547,28 @@ mod tests {
         };
         let mut d = AnomalyDetector::new(&cfg);
         let (t, v) = daily_wave(20_000);
-        let before = format!("{:?}", d).len();
+        let fixed = d.memory_bytes();
+        assert!(fixed < 3 * 1024, "{fixed}");
         for (&t, &x) in t.iter().zip(&v) {
             d.observe(t, x);
         }
-        // Every buffer is allocated up front; only digits in the debug
-        // text may grow.
-        let after = format!("{:?}", d).len();
-        assert!(after < before * 4, "{before} → {after}");
+        // The 288-point day fits: its history, then nothing more.
+        let bound = fixed + 8 * (cfg.max_season_points + 2);
+        assert!(d.memory_bytes() <= bound, "{} > {bound}", d.memory_bytes());
+        assert!(d.memory_bytes() > fixed);
+    }
+
+    #[test]
+    fn a_fast_series_holds_no_seasonal_history() {
+        // One point a second: a day is 86 400 points, more than any
+        // season held, so only the previous value is kept.
+        let mut d = AnomalyDetector::new(&AnomalyConfig::default());
+        let fixed = d.memory_bytes();
+        for i in 0..20_000 {
+            let x = 40.0 + ((i * 7919) % 23) as f64 / 23.0;
+            d.observe(i as f64, x);
+        }
+        assert_eq!(d.memory_bytes(), fixed);
+        assert!(fixed < 3 * 1024, "{fixed}");
     }
 }

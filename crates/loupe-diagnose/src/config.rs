@@ -21,6 +21,8 @@ pub struct DiagnoseConfig {
     /// The general detector of series with no rule of their own (host,
     /// GPU, serving and external series outside runs, `loupe detect`).
     pub anomaly: crate::anomaly::AnomalyConfig,
+    /// When an unusual episode of a series outside runs becomes a finding.
+    pub unusual: crate::detect::UnusualConfig,
     pub baseline: crate::baseline::BaselineConfig,
     /// At most this many series are watched at once; the least recently
     /// updated are forgotten beyond it (their state, not their data).
@@ -42,6 +44,7 @@ impl Default for DiagnoseConfig {
             gpu: GpuConfig::default(),
             incident: IncidentConfig::default(),
             anomaly: crate::anomaly::AnomalyConfig::default(),
+            unusual: crate::detect::UnusualConfig::default(),
             baseline: crate::baseline::BaselineConfig::default(),
             max_series: 200_000,
         }

@@ -12,6 +12,10 @@ pub(crate) mod rolling;
 mod shift;
 mod spike;
 mod trend;
+mod unusual;
+
+pub use unusual::UnusualConfig;
+use unusual::UnusualDetector;
 
 use crate::Severity;
 use crate::config::DiagnoseConfig;
@@ -39,11 +43,16 @@ const THERMAL_THROTTLE_MASK: u64 = 0x08 | 0x20 | 0x40 | 0x80;
 #[derive(Debug, Clone)]
 pub(crate) struct SeriesDetector {
     pub role: SeriesRole,
+    /// What the series measures, for the explanations' numbers.
+    unit: Unit,
     spike: Option<spike::SpikeDetector>,
     shift: Option<shift::ShiftDetector>,
     trend: Option<trend::TrendDetector>,
     loss: Option<divergence::LossTrendDetector>,
     blowup: Option<blowup::BlowUpDetector>,
+    /// The general detector, for series outside runs (see
+    /// [`SeriesDetector::watch_unusual`]); boxed, as most series have none.
+    unusual: Option<Box<UnusualDetector>>,
     nonfinite_cooldown: u32,
     /// Non-finite values in a row.
     nonfinite_run: u32,
@@ -83,17 +92,27 @@ impl SeriesDetector {
             (cfg.blowup.enabled && matches!(role, Loss)).then(blowup::BlowUpDetector::default);
         SeriesDetector {
             role,
+            unit,
             spike,
             shift,
             trend,
             loss,
             blowup,
+            unusual: None,
             nonfinite_cooldown: 0,
             nonfinite_run: 0,
             over_limit_points: 0,
             last_counter: None,
             last_step: None,
             points: 0,
+        }
+    }
+
+    /// Adds the general detector (series outside runs whose role it
+    /// applies to; once).
+    pub(crate) fn watch_unusual(&mut self, cfg: &DiagnoseConfig) {
+        if self.unusual.is_none() && cfg.unusual.enabled && UnusualDetector::applies(self.role) {
+            self.unusual = Some(Box::new(UnusualDetector::new(&cfg.anomaly, self.unit)));
         }
     }
 
@@ -178,6 +197,11 @@ impl SeriesDetector {
         }
         if let Some(d) = &mut self.loss
             && let Some(r) = d.observe(x, &cfg.divergence, &cfg.plateau)
+        {
+            out.push(r);
+        }
+        if let Some(d) = &mut self.unusual
+            && let Some(r) = d.observe(self.role, time, x, &cfg.unusual)
         {
             out.push(r);
         }

@@ -487,6 +487,9 @@ impl Diagnoser {
         else {
             return;
         };
+        // No run, so no run rules: the general detector watches the series
+        // for whatever its role's rules do not cover.
+        ss.det.watch_unusual(cfg);
         let n = values.len().min(times.len());
         self.sink.stats.points += n as u64;
         let mut pending = Vec::new();

@@ -54,6 +54,9 @@ pub enum FindingKind {
     Threshold,
     /// A run's curve beyond every healthy previous run of its config family.
     BaselineDeviation,
+    /// A series unusual for itself: the general detector's anomaly
+    /// likelihood (series outside runs with no better rule).
+    Unusual,
     /// A log line with a known signature.
     Log(LogSignatureKind),
 }

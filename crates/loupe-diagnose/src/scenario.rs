@@ -9,6 +9,7 @@
 //! bumps, learning-rate warm-up and decay, eval dips, a restart from a
 //! checkpoint, allocator sawtooth, per-rank temperature differences.
 
+pub mod fleet;
 pub mod quality;
 
 pub use quality::replay;

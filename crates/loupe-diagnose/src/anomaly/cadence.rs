@@ -5,6 +5,9 @@
 
 /// Time gaps looked at before the interval is fixed.
 const GAPS_TO_LEARN: usize = 31;
+/// Points (with good times) seen before the interval, and so the
+/// seasons, are known.
+pub(crate) const POINTS_TO_LEARN: usize = GAPS_TO_LEARN + 1;
 /// Seconds in the seasons that matter for machines and people.
 pub(crate) const DAY_S: f64 = 86_400.0;
 pub(crate) const WEEK_S: f64 = 7.0 * DAY_S;

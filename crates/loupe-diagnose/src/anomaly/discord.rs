@@ -39,6 +39,11 @@ impl DiscordScorer {
         }
     }
 
+    /// Bytes held on the heap.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.ring.capacity() * std::mem::size_of::<f64>()
+    }
+
     /// Remembers finite `x` and returns the distance of the newest shingle
     /// to its nearest earlier, non-overlapping neighbour (`None` until
     /// there is one).

@@ -38,6 +38,11 @@ impl EpisodeGate {
         }
     }
 
+    /// An episode is open.
+    pub(crate) fn is_open(&self) -> bool {
+        self.open
+    }
+
     pub(crate) fn observe(&mut self, score: f64) -> Gated {
         let score = if score.is_nan() {
             0.0

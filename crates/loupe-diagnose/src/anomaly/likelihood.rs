@@ -26,7 +26,7 @@ const MIN_STD_RELATIVE: f64 = 0.05;
 const MIN_STD_ABSOLUTE: f64 = 1e-3;
 
 /// The most points the short average spans (the ring is a fixed array).
-pub(crate) const MAX_SHORT_WINDOW: usize = 32;
+pub(crate) const MAX_SHORT_WINDOW: usize = 16;
 
 /// Score from a tail probability: `ln(p) / ln(1e-10)` clamped to [0, 1].
 pub(crate) fn score_from_tail(p: f64) -> f64 {
@@ -39,6 +39,59 @@ pub(crate) fn score_from_tail(p: f64) -> f64 {
     (p.max(SCORE_FLOOR_TAIL).ln() / SCORE_FLOOR_TAIL.ln()).clamp(0.0, 1.0)
 }
 
+/// The tail probability a score stands for (the inverse of
+/// [`score_from_tail`] on 0–1).
+pub(crate) fn tail_from_score(score: f64) -> f64 {
+    SCORE_FLOOR_TAIL.powf(score.clamp(0.0, 1.0))
+}
+
+/// The long-run distribution of one averaged error: an exponentially
+/// weighted mean and variance (exact while warming up).
+#[derive(Debug, Clone)]
+struct RunningDistribution {
+    alpha: f64,
+    mean: f64,
+    var: f64,
+    seen: u64,
+}
+
+impl RunningDistribution {
+    fn new(horizon: usize) -> Self {
+        RunningDistribution {
+            alpha: 1.0 / horizon.max(2) as f64,
+            mean: 0.0,
+            var: 0.0,
+            seen: 0,
+        }
+    }
+
+    /// How many standard deviations `v` lies above the mean so far.
+    fn z(&self, v: f64) -> f64 {
+        let std = self
+            .var
+            .sqrt()
+            .max(MIN_STD_RELATIVE * self.mean.abs())
+            .max(MIN_STD_ABSOLUTE);
+        (v - self.mean) / std
+    }
+
+    fn learn(&mut self, v: f64) {
+        self.seen += 1;
+        // Exact mean/variance during warm-up, exponential forgetting after.
+        let a = self.alpha.max(1.0 / self.seen as f64);
+        let d = v - self.mean;
+        self.mean += a * d;
+        self.var = (1.0 - a) * (self.var + a * d * d);
+    }
+}
+
+/// The likelihood of one raw-error stream at two time scales: the mean of
+/// the last few errors (a burst) and a slower exponentially weighted mean
+/// (a moderate surprise that lasts). Each has its own long-run
+/// distribution; the point's tail is the smaller of the two, times two.
+///
+/// Observing and learning are separate steps, so the caller can keep an
+/// unusual stretch out of what counts as usual.
 #[derive(Debug, Clone)]
 pub(crate) struct Likelihood {
     short: [f64; MAX_SHORT_WINDOW],
@@ -46,37 +99,53 @@ pub(crate) struct Likelihood {
     short_filled: usize,
     short_at: usize,
     short_sum: f64,
-    /// Weight of the newest averaged error in the long-run mean/variance.
-    alpha: f64,
-    mean: f64,
-    var: f64,
+    short_dist: RunningDistribution,
+    /// Weight of a new error in the slow mean (0: no slow scale).
+    slow_alpha: f64,
+    slow: f64,
+    slow_dist: RunningDistribution,
+    /// The averages of the last observed error, not yet learnt.
+    pending: Option<(f64, f64)>,
     seen: u64,
     warmup: u64,
 }
 
 impl Likelihood {
-    /// `short_window` raw errors are averaged; the long-run distribution
-    /// forgets with a horizon of `long_window` points; nothing is scored
-    /// before `warmup` points.
-    pub(crate) fn new(short_window: usize, long_window: usize, warmup: u64) -> Self {
+    /// `short_window` raw errors are averaged, and (when `slow_window` >
+    /// 0) also weighted over about `slow_window` points; the long-run
+    /// distributions forget with a horizon of `long_window` points;
+    /// nothing is scored before `warmup` points (the slow scale not before
+    /// it has seen `slow_window` more).
+    pub(crate) fn new(
+        short_window: usize,
+        slow_window: usize,
+        long_window: usize,
+        warmup: u64,
+    ) -> Self {
         Likelihood {
             short: [0.0; MAX_SHORT_WINDOW],
             short_len: short_window.clamp(1, MAX_SHORT_WINDOW),
             short_filled: 0,
             short_at: 0,
             short_sum: 0.0,
-            alpha: 1.0 / long_window.max(2) as f64,
-            mean: 0.0,
-            var: 0.0,
+            short_dist: RunningDistribution::new(long_window),
+            slow_alpha: match slow_window {
+                0 => 0.0,
+                w => 1.0 / w.max(2) as f64,
+            },
+            slow: 0.0,
+            slow_dist: RunningDistribution::new(long_window),
+            pending: None,
             seen: 0,
             warmup: warmup.max(2),
         }
     }
 
-    /// Feeds one raw error (≥ 0; non-finite errors are ignored) and returns
-    /// the tail probability of the current short average (0.5 while
-    /// warming up or when the error is not a number).
-    pub(crate) fn update(&mut self, raw: f64) -> f64 {
+    /// Feeds one raw error (≥ 0) and returns the tail probability of the
+    /// current averages (0.5 while warming up, or for a non-finite error,
+    /// which is not kept). Learns nothing: see [`Likelihood::learn`].
+    pub(crate) fn observe(&mut self, raw: f64) -> f64 {
+        self.pending = None;
         if !raw.is_finite() {
             return 0.5;
         }
@@ -94,27 +163,46 @@ impl Likelihood {
             self.short_sum = self.short[..self.short_filled].iter().sum();
         }
         let avg = self.short_sum / self.short_filled as f64;
-        let tail = if self.seen >= self.warmup {
-            let std = self
-                .var
-                .sqrt()
-                .max(MIN_STD_RELATIVE * self.mean.abs())
-                .max(MIN_STD_ABSOLUTE);
-            normal_upper_tail((avg - self.mean) / std)
-        } else {
-            0.5
-        };
-        self.learn(avg);
-        tail
+        self.seen += 1;
+        // The tail falls as z grows: the smaller tail is the larger z's,
+        // one tail to compute per point.
+        let mut z = f64::NAN;
+        let mut scales = 1.0;
+        if self.seen > self.warmup {
+            z = self.short_dist.z(avg);
+        }
+        if self.slow_alpha > 0.0 {
+            self.slow += self.slow_alpha.max(1.0 / self.seen as f64) * (raw - self.slow);
+            let span = (1.0 / self.slow_alpha) as u64;
+            if self.seen > self.warmup + span {
+                z = z.max(self.slow_dist.z(self.slow));
+                scales = 2.0;
+            }
+        }
+        self.pending = Some((avg, self.slow));
+        // NaN (warming up) is a tail of one half.
+        (scales * normal_upper_tail(z)).min(1.0)
     }
 
-    fn learn(&mut self, avg: f64) {
-        self.seen += 1;
-        // Exact mean/variance during warm-up, exponential forgetting after.
-        let a = self.alpha.max(1.0 / self.seen as f64);
-        let d = avg - self.mean;
-        self.mean += a * d;
-        self.var = (1.0 - a) * (self.var + a * d * d);
+    /// Makes the last observed averages part of the long-run
+    /// distributions.
+    pub(crate) fn learn(&mut self) {
+        let Some((avg, slow)) = self.pending.take() else {
+            return;
+        };
+        self.short_dist.learn(avg);
+        // The slow mean is an average once it spans its window.
+        if self.slow_alpha > 0.0 && self.seen as f64 * self.slow_alpha >= 1.0 {
+            self.slow_dist.learn(slow);
+        }
+    }
+
+    /// Feeds one raw error and learns it at once.
+    #[cfg(test)]
+    pub(crate) fn update(&mut self, raw: f64) -> f64 {
+        let tail = self.observe(raw);
+        self.learn();
+        tail
     }
 }
 
@@ -133,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_errors_is_improbable_and_usual_noise_is_not() {
-        let mut l = Likelihood::new(4, 500, 50);
+        let mut l = Likelihood::new(4, 0, 500, 50);
         let mut worst_usual: f64 = 1.0;
         for i in 0..1000 {
             let p = l.update(1.0 + 0.3 * ((i * 37 % 11) as f64 / 10.0 - 0.5));
@@ -150,8 +238,65 @@ mod tests {
     }
 
     #[test]
+    fn tails_and_scores_convert_both_ways() {
+        for score in [0.0, 0.3, 0.5, 1.0] {
+            assert!((score_from_tail(tail_from_score(score)) - score).abs() < 1e-12);
+        }
+        assert!((tail_from_score(0.5) - SCORE_HALF_TAIL).abs() < 1e-18);
+    }
+
+    /// Deterministic, uncorrelated noise in [-0.5, 0.5) (splitmix64).
+    fn noise(i: usize) -> f64 {
+        let mut z = (i as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+
+    #[test]
+    fn a_moderate_surprise_that_lasts_is_seen_by_the_slow_scale() {
+        let run = |slow_window| {
+            let mut l = Likelihood::new(10, slow_window, 3000, 150);
+            for i in 0..3000 {
+                l.update(0.3 + 0.4 * noise(i));
+            }
+            // Errors higher than usual by 0.6 of their spread, for 100
+            // points: no short stretch of them is rare, their persistence
+            // is.
+            (3000..3100)
+                .map(|i| l.update(0.37 + 0.4 * noise(i)))
+                .fold(1.0, f64::min)
+        };
+        let short_only = run(0);
+        let with_slow = run(15);
+        // Under the alarm's tail only with the slow scale.
+        let alarm = tail_from_score(0.5);
+        assert!(short_only > alarm, "short scale alone: {short_only}");
+        assert!(with_slow < alarm / 4.0, "with the slow scale: {with_slow}");
+    }
+
+    #[test]
+    fn what_is_not_learnt_stays_unusual() {
+        let mut learnt = Likelihood::new(10, 15, 3000, 150);
+        let mut kept_out = learnt.clone();
+        for i in 0..2000 {
+            learnt.update(0.3 + 0.4 * noise(i));
+            kept_out.update(0.3 + 0.4 * noise(i));
+        }
+        for _ in 0..300 {
+            learnt.update(0.9);
+            kept_out.observe(0.9);
+        }
+        assert!(learnt.observe(0.9) > 1e-5);
+        assert!(kept_out.observe(0.9) < 1e-10);
+    }
+
+    #[test]
     fn non_finite_errors_are_ignored_and_warm_up_says_nothing() {
-        let mut l = Likelihood::new(4, 500, 10);
+        let mut l = Likelihood::new(4, 0, 500, 10);
         for _ in 0..9 {
             assert_eq!(l.update(100.0), 0.5);
         }

@@ -313,50 +313,14 @@ pub fn supervise(mut cfg: SuperviseConfig) -> Result<Outcome, SuperviseError> {
         announce(&run_id);
     }
 
-    let mut cmd = Command::new(&cfg.command[0]);
-    cmd.args(&cfg.command[1..])
-        .stdin(Stdio::inherit())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("PYTHONUNBUFFERED", "1")
-        .env("LOUPE_RUN_ID", &run_id)
-        .env("LOUPE_SERVER", &cfg.server)
-        .env("LOUPE_DIR", &cfg.dir);
-    if let Some(t) = &cfg.token {
-        cmd.env("LOUPE_TOKEN", t);
-    }
-    if let Some(p) = &cfg.project {
-        cmd.env("LOUPE_PROJECT", p);
-    }
-    if std::env::var_os("LOUPE_CONSOLE").is_none() {
-        cmd.env("LOUPE_CONSOLE", "0");
-    }
+    let mut cmd = child_command(&cfg, &run_id);
     blocked.unblock_in_child(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let code = match e.kind() {
-                io::ErrorKind::NotFound => 127,
-                _ => 126,
-            };
-            let message = format!("cannot run {}: {e}", cfg.command[0].to_string_lossy());
-            let failure = json!({
-                "exception_type": null, "message": message, "signal": null,
-                "stderr_tail": [], "traceback": null,
-            });
-            let body = final_body("failed", code, Some(failure));
-            let (delivered, refused) =
-                finish(shared, &api, &cleanup, &body, cfg.flush_timeout, None);
+            let outcome = spawn_failed(&e, &cfg, shared, &api, &cleanup, run_id, run_dir);
             drop(blocked);
-            return Ok(Outcome {
-                run_id,
-                run_dir,
-                exit_code: code,
-                status: "failed",
-                spawn_error: Some(message),
-                delivered,
-                refused,
-            });
+            return Ok(outcome);
         }
     };
     let pid = child.id();
@@ -365,28 +329,7 @@ pub fn supervise(mut cfg: SuperviseConfig) -> Result<Outcome, SuperviseError> {
         .map_err(SuperviseError::Thread)?;
 
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let mut readers = 0;
-    if let Some(out) = child.stdout.take() {
-        spawn_reader(
-            out,
-            false,
-            shared.clone(),
-            cfg.stdout_metrics.take(),
-            done_tx.clone(),
-        )?;
-        readers += 1;
-    }
-    if let Some(err) = child.stderr.take() {
-        spawn_reader(
-            err,
-            true,
-            shared.clone(),
-            cfg.stderr_metrics.take(),
-            done_tx.clone(),
-        )?;
-        readers += 1;
-    }
-    drop(done_tx);
+    let readers = start_readers(&mut child, &shared, &mut cfg, done_tx)?;
 
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let sampler = {
@@ -402,18 +345,7 @@ pub fn supervise(mut cfg: SuperviseConfig) -> Result<Outcome, SuperviseError> {
     let status = wait_child(&mut child);
     exited.store(true, Ordering::SeqCst);
 
-    // The pipes close when the child exits, unless a descendant that
-    // outlives it still holds them (a daemonised worker): do not wait for
-    // that longer than a moment.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    for _ in 0..readers {
-        if done_rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_err()
-        {
-            break;
-        }
-    }
+    wait_readers(&done_rx, readers);
     {
         let (flag, cv) = &*stop;
         *flag.lock() = true;
@@ -427,21 +359,7 @@ pub fn supervise(mut cfg: SuperviseConfig) -> Result<Outcome, SuperviseError> {
         (None, 0) => "finished",
         _ => "failed",
     };
-    let failure = {
-        let mut c = shared.collected.lock();
-        let mut batch = std::mem::take(&mut c.batch);
-        shared.submit(&mut batch);
-        (run_status != "finished").then(|| {
-            let exc = c.traceback.last();
-            json!({
-                "exception_type": exc.map(|e| e.exception_type.clone()),
-                "message": exc.and_then(|e| e.message.clone()),
-                "signal": signal,
-                "stderr_tail": c.stderr_tail.iter().collect::<Vec<_>>(),
-                "traceback": exc.map(|e| e.traceback.clone()),
-            })
-        })
-    };
+    let failure = submit_rest_and_failure(&shared, run_status, signal);
     // A signal from here on (Ctrl-C again while the server is away) cuts
     // the final flush short.
     let signalled = forwarder.last.clone();
@@ -465,6 +383,132 @@ pub fn supervise(mut cfg: SuperviseConfig) -> Result<Outcome, SuperviseError> {
         spawn_error: None,
         delivered,
         refused,
+    })
+}
+
+/// The child's command: piped output, and the environment that lets the
+/// SDK inside attach to the same run.
+fn child_command(cfg: &SuperviseConfig, run_id: &str) -> Command {
+    let mut cmd = Command::new(&cfg.command[0]);
+    cmd.args(&cfg.command[1..])
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("PYTHONUNBUFFERED", "1")
+        .env("LOUPE_RUN_ID", run_id)
+        .env("LOUPE_SERVER", &cfg.server)
+        .env("LOUPE_DIR", &cfg.dir);
+    if let Some(t) = &cfg.token {
+        cmd.env("LOUPE_TOKEN", t);
+    }
+    if let Some(p) = &cfg.project {
+        cmd.env("LOUPE_PROJECT", p);
+    }
+    if std::env::var_os("LOUPE_CONSOLE").is_none() {
+        cmd.env("LOUPE_CONSOLE", "0");
+    }
+    cmd
+}
+
+/// The command could not start: the run ends `failed` with 127 (not
+/// found) or 126, and why.
+fn spawn_failed(
+    e: &io::Error,
+    cfg: &SuperviseConfig,
+    shared: Arc<Shared>,
+    api: &RunApi,
+    cleanup: &Cleanup,
+    run_id: String,
+    run_dir: PathBuf,
+) -> Outcome {
+    let code = match e.kind() {
+        io::ErrorKind::NotFound => 127,
+        _ => 126,
+    };
+    let message = format!("cannot run {}: {e}", cfg.command[0].to_string_lossy());
+    let failure = json!({
+        "exception_type": null, "message": message, "signal": null,
+        "stderr_tail": [], "traceback": null,
+    });
+    let body = final_body("failed", code, Some(failure));
+    let (delivered, refused) = finish(shared, api, cleanup, &body, cfg.flush_timeout, None);
+    Outcome {
+        run_id,
+        run_dir,
+        exit_code: code,
+        status: "failed",
+        spawn_error: Some(message),
+        delivered,
+        refused,
+    }
+}
+
+/// One reader thread per piped stream; returns how many started.
+fn start_readers(
+    child: &mut std::process::Child,
+    shared: &Arc<Shared>,
+    cfg: &mut SuperviseConfig,
+    done_tx: mpsc::Sender<()>,
+) -> Result<usize, SuperviseError> {
+    let mut readers = 0;
+    if let Some(out) = child.stdout.take() {
+        spawn_reader(
+            out,
+            false,
+            shared.clone(),
+            cfg.stdout_metrics.take(),
+            done_tx.clone(),
+        )?;
+        readers += 1;
+    }
+    if let Some(err) = child.stderr.take() {
+        spawn_reader(
+            err,
+            true,
+            shared.clone(),
+            cfg.stderr_metrics.take(),
+            done_tx.clone(),
+        )?;
+        readers += 1;
+    }
+    drop(done_tx);
+    Ok(readers)
+}
+
+/// Waits for the readers to reach the end of their pipes. The pipes close
+/// when the child exits, unless a descendant that outlives it still holds
+/// them (a daemonised worker): do not wait for that longer than a moment.
+fn wait_readers(done_rx: &mpsc::Receiver<()>, readers: usize) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    for _ in 0..readers {
+        if done_rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .is_err()
+        {
+            break;
+        }
+    }
+}
+
+/// Submits what is still pending and, unless the run finished, returns
+/// its `failure`: the last traceback, the signal, the stderr tail.
+fn submit_rest_and_failure(
+    shared: &Shared,
+    run_status: &str,
+    signal: Option<i32>,
+) -> Option<Value> {
+    let mut c = shared.collected.lock();
+    let mut batch = std::mem::take(&mut c.batch);
+    shared.submit(&mut batch);
+    (run_status != "finished").then(|| {
+        let exc = c.traceback.last();
+        json!({
+            "exception_type": exc.map(|e| e.exception_type.clone()),
+            "message": exc.and_then(|e| e.message.clone()),
+            "signal": signal,
+            "stderr_tail": c.stderr_tail.iter().collect::<Vec<_>>(),
+            "traceback": exc.map(|e| e.traceback.clone()),
+        })
     })
 }
 

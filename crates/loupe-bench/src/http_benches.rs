@@ -580,7 +580,6 @@ pub struct HttpIngestArgs {
 
 /// Durable ingest over HTTP: points per second the server acknowledges.
 pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
-    const TARGET: f64 = 1e6;
     let bd = BenchDir::new(&a.server, "ingest")?;
     let srv = bd.start(&a.server)?;
     let ag = agent();
@@ -592,12 +591,72 @@ pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
 
     // Runs and bodies, before the clock starts.
     let t = Instant::now();
-    let prepared: Vec<(String, Vec<Vec<u8>>)> = std::thread::scope(|s| {
+    let prepared = prepare_ingest(a, &ag, &srv, &names, requests)?;
+    let prep_s = t.elapsed().as_secs_f64();
+    let body_bytes = prepared[0].1.iter().map(Vec::len).sum::<usize>() / prepared[0].1.len();
+    let plain_bytes = if a.gzip {
+        let mut rng = StdRng::seed_from_u64(0);
+        metrics_body(&names, 0..a.points_per_series as i64, &mut rng).len()
+    } else {
+        body_bytes
+    };
+
+    let before = server_metrics(&ag, &srv)?;
+    let (srv_cpu0, cli_cpu0) = (srv.cpu_s(), client_cpu_s());
+    let (took, results) = send_ingest(a, &srv, &prepared, requests);
+    let (srv_cpu, cli_cpu) = (srv.cpu_s() - srv_cpu0, client_cpu_s() - cli_cpu0);
+    let mut acked = 0;
+    let mut lats = Vec::new();
+    for r in results {
+        let (n, l) = r?;
+        acked += n;
+        lats.extend(l);
+    }
+    let after = server_metrics(&ag, &srv)?;
+    let mem = srv.mem()?;
+    let expected = (requests * batch_points) as u64;
+    if acked != expected {
+        bail!("the server acknowledged {acked} points, {expected} were sent");
+    }
+    let secs = took.as_secs_f64();
+    let d = |name: &str| prom(&after, name) - prom(&before, name);
+    let fsyncs = d("loupe_wal_fsync_seconds_count");
+    let f = IngestFigures {
+        acked,
+        requests,
+        batch_points,
+        secs,
+        pps: acked as f64 / secs,
+        rps: requests as f64 / secs,
+        lat: Lat::of(lats),
+        body_bytes,
+        plain_bytes,
+        srv_cpu,
+        cli_cpu,
+        fsyncs,
+        fsync_ms: d("loupe_wal_fsync_seconds_sum") / fsyncs * 1e3,
+        flushes: d("loupe_tsdb_flushes_total"),
+        mem,
+        stop: srv.stop()?,
+        distinct_bodies: prepared[0].1.len(),
+        prep_s,
+        fs: fs_type(&bd.data()),
+    };
+    f.print(a);
+    Ok(f.outcome(a))
+}
+
+/// Creates one run per client thread and encodes its distinct bodies.
+fn prepare_ingest(
+    a: &HttpIngestArgs,
+    ag: &ureq::Agent,
+    srv: &Server,
+    names: &[String],
+    requests: usize,
+) -> anyhow::Result<Vec<(String, Vec<Vec<u8>>)>> {
+    std::thread::scope(|s| {
         let handles: Vec<_> = (0..a.threads)
             .map(|th| {
-                let names = &names;
-                let ag = &ag;
-                let srv = &srv;
                 s.spawn(move || -> anyhow::Result<(String, Vec<Vec<u8>>)> {
                     let run = create_run(
                         ag,
@@ -626,21 +685,23 @@ pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
             .into_iter()
             .map(|h| h.join().expect("body generator"))
             .collect::<anyhow::Result<Vec<_>>>()
-    })?;
-    let prep_s = t.elapsed().as_secs_f64();
-    let body_bytes = prepared[0].1.iter().map(Vec::len).sum::<usize>() / prepared[0].1.len();
-    let plain_bytes = if a.gzip {
-        let mut rng = StdRng::seed_from_u64(0);
-        metrics_body(&names, 0..a.points_per_series as i64, &mut rng).len()
-    } else {
-        body_bytes
-    };
+    })
+}
 
-    let before = server_metrics(&ag, &srv)?;
-    let (srv_cpu0, cli_cpu0) = (srv.cpu_s(), client_cpu_s());
+/// One client thread's acknowledged points and request latencies.
+type Sent = anyhow::Result<(u64, Vec<Duration>)>;
+
+/// The timed part: every thread posts its share of the requests, starting
+/// together; returns the wall time and what each thread sent.
+fn send_ingest(
+    a: &HttpIngestArgs,
+    srv: &Server,
+    prepared: &[(String, Vec<Vec<u8>>)],
+    requests: usize,
+) -> (Duration, Vec<Sent>) {
     let barrier = Barrier::new(a.threads + 1);
     let url = |run: &str| srv.url(&format!("/api/v1/runs/{run}/metrics"));
-    let (took, results) = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let handles: Vec<_> = prepared
             .iter()
             .enumerate()
@@ -649,7 +710,7 @@ pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
                 let url = url(run);
                 // This thread's share of the requests.
                 let mine = requests / a.threads + usize::from(th < requests % a.threads);
-                s.spawn(move || -> anyhow::Result<(u64, Vec<Duration>)> {
+                s.spawn(move || -> Sent {
                     let ag = agent();
                     let mut lat = Vec::with_capacity(mine);
                     let mut acked = 0;
@@ -671,112 +732,131 @@ pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
             .map(|h| h.join().expect("client thread"))
             .collect();
         (t.elapsed(), results)
-    });
-    let (srv_cpu, cli_cpu) = (srv.cpu_s() - srv_cpu0, client_cpu_s() - cli_cpu0);
-    let mut acked = 0;
-    let mut lats = Vec::new();
-    for r in results {
-        let (n, l) = r?;
-        acked += n;
-        lats.extend(l);
-    }
-    let after = server_metrics(&ag, &srv)?;
-    let mem = srv.mem()?;
-    let expected = (requests * batch_points) as u64;
-    if acked != expected {
-        bail!("the server acknowledged {acked} points, {expected} were sent");
-    }
-    let secs = took.as_secs_f64();
-    let pps = acked as f64 / secs;
-    let rps = requests as f64 / secs;
-    let lat = Lat::of(lats);
-    let d = |name: &str| prom(&after, name) - prom(&before, name);
-    let fsyncs = d("loupe_wal_fsync_seconds_count");
-    let fsync_ms = d("loupe_wal_fsync_seconds_sum") / fsyncs * 1e3;
-    let flushes = d("loupe_tsdb_flushes_total");
-    let variant = if a.gzip {
-        format!("gzip -{}", a.gzip_level)
-    } else {
-        "json".to_string()
-    };
-    let stop = srv.stop()?;
-    println!(
-        "http-ingest ({variant}): {} points in {} requests of {} points ({} series x {}), {} client threads, fsync {} on {}: {:.2} s",
-        acked,
-        requests,
-        batch_points,
-        a.series,
-        a.points_per_series,
-        a.threads,
-        a.server.fsync,
-        fs_type(&bd.data()),
-        secs
-    );
-    println!(
-        "  {:.3} M points/s, {:.0} requests/s; request latency p50 {:.1} ms, p90 {:.1}, p99 {:.1}, max {:.1}",
-        pps / 1e6,
-        rps,
-        lat.p50,
-        lat.p90,
-        lat.p99,
-        lat.max
-    );
-    println!(
-        "  body {:.0} KB{} ({:.1} bytes/point on the wire); CPU during the run: server {:.2} cores ({:.2} us/point), client {:.2} cores; {} CPUs here",
-        body_bytes as f64 / 1e3,
+    })
+}
+
+/// What one `http-ingest` run measured.
+struct IngestFigures {
+    acked: u64,
+    requests: usize,
+    batch_points: usize,
+    secs: f64,
+    /// Points and requests per second.
+    pps: f64,
+    rps: f64,
+    lat: Lat,
+    body_bytes: usize,
+    plain_bytes: usize,
+    /// CPU seconds during the timed part.
+    srv_cpu: f64,
+    cli_cpu: f64,
+    fsyncs: f64,
+    fsync_ms: f64,
+    flushes: f64,
+    mem: Mem,
+    stop: Duration,
+    distinct_bodies: usize,
+    prep_s: f64,
+    fs: String,
+}
+
+impl IngestFigures {
+    const TARGET: f64 = 1e6;
+
+    fn variant(a: &HttpIngestArgs) -> String {
         if a.gzip {
-            format!(" gzip of {:.0} KB", plain_bytes as f64 / 1e3)
+            format!("gzip -{}", a.gzip_level)
         } else {
-            String::new()
-        },
-        body_bytes as f64 / batch_points as f64,
-        srv_cpu / secs,
-        srv_cpu / acked as f64 * 1e6,
-        cli_cpu / secs,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "  server: {} WAL fsyncs (avg {:.2} ms) for {} requests, {} head flushes; RSS {:.0} MB (peak {:.0} MB); shutdown {:.2} s; {} distinct bodies per thread prepared in {:.1} s (not timed)",
-        fsyncs,
-        fsync_ms,
-        requests,
-        flushes,
-        mb(mem.rss),
-        mb(mem.peak),
-        stop.as_secs_f64(),
-        prepared[0].1.len(),
-        prep_s
-    );
-    let name = if a.gzip {
-        "http-ingest-gzip"
-    } else {
-        "http-ingest"
-    };
-    let o = Outcome::new(
-        name,
-        pps >= TARGET,
-        format!(
-            "{:.3} M points/s durable (target >= 1 M/s), {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, {} threads",
-            pps / 1e6,
-            rps,
-            lat.p50,
-            lat.p99,
-            a.threads
-        ),
-    );
-    report(
-        &o,
-        json!({
-            "variant": variant, "points": acked, "requests": requests, "batch_points": batch_points,
-            "threads": a.threads, "distinct_bodies_per_thread": prepared[0].1.len(), "seconds": secs, "points_per_sec": pps, "requests_per_sec": rps,
-            "latency": lat.json(), "body_bytes": body_bytes, "plain_body_bytes": plain_bytes,
-            "server_cpu_cores": srv_cpu / secs, "client_cpu_cores": cli_cpu / secs,
-            "server_cpu_us_per_point": srv_cpu / acked as f64 * 1e6,
-            "fsyncs": fsyncs, "fsync_avg_ms": fsync_ms, "server_rss_bytes": mem.rss,
-            "server_peak_rss_bytes": mem.peak, "fs": fs_type(&bd.data()),
-        }),
-    );
-    Ok(o)
+            "json".to_string()
+        }
+    }
+
+    fn print(&self, a: &HttpIngestArgs) {
+        let secs = self.secs;
+        println!(
+            "http-ingest ({}): {} points in {} requests of {} points ({} series x {}), {} client threads, fsync {} on {}: {:.2} s",
+            Self::variant(a),
+            self.acked,
+            self.requests,
+            self.batch_points,
+            a.series,
+            a.points_per_series,
+            a.threads,
+            a.server.fsync,
+            self.fs,
+            secs
+        );
+        println!(
+            "  {:.3} M points/s, {:.0} requests/s; request latency p50 {:.1} ms, p90 {:.1}, p99 {:.1}, max {:.1}",
+            self.pps / 1e6,
+            self.rps,
+            self.lat.p50,
+            self.lat.p90,
+            self.lat.p99,
+            self.lat.max
+        );
+        println!(
+            "  body {:.0} KB{} ({:.1} bytes/point on the wire); CPU during the run: server {:.2} cores ({:.2} us/point), client {:.2} cores; {} CPUs here",
+            self.body_bytes as f64 / 1e3,
+            if a.gzip {
+                format!(" gzip of {:.0} KB", self.plain_bytes as f64 / 1e3)
+            } else {
+                String::new()
+            },
+            self.body_bytes as f64 / self.batch_points as f64,
+            self.srv_cpu / secs,
+            self.srv_cpu / self.acked as f64 * 1e6,
+            self.cli_cpu / secs,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        println!(
+            "  server: {} WAL fsyncs (avg {:.2} ms) for {} requests, {} head flushes; RSS {:.0} MB (peak {:.0} MB); shutdown {:.2} s; {} distinct bodies per thread prepared in {:.1} s (not timed)",
+            self.fsyncs,
+            self.fsync_ms,
+            self.requests,
+            self.flushes,
+            mb(self.mem.rss),
+            mb(self.mem.peak),
+            self.stop.as_secs_f64(),
+            self.distinct_bodies,
+            self.prep_s
+        );
+    }
+
+    /// The verdict against the target, reported with its JSON line.
+    fn outcome(&self, a: &HttpIngestArgs) -> Outcome {
+        let (secs, lat) = (self.secs, &self.lat);
+        let name = if a.gzip {
+            "http-ingest-gzip"
+        } else {
+            "http-ingest"
+        };
+        let o = Outcome::new(
+            name,
+            self.pps >= Self::TARGET,
+            format!(
+                "{:.3} M points/s durable (target >= 1 M/s), {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, {} threads",
+                self.pps / 1e6,
+                self.rps,
+                lat.p50,
+                lat.p99,
+                a.threads
+            ),
+        );
+        report(
+            &o,
+            json!({
+                "variant": Self::variant(a), "points": self.acked, "requests": self.requests, "batch_points": self.batch_points,
+                "threads": a.threads, "distinct_bodies_per_thread": self.distinct_bodies, "seconds": secs, "points_per_sec": self.pps, "requests_per_sec": self.rps,
+                "latency": lat.json(), "body_bytes": self.body_bytes, "plain_body_bytes": self.plain_bytes,
+                "server_cpu_cores": self.srv_cpu / secs, "client_cpu_cores": self.cli_cpu / secs,
+                "server_cpu_us_per_point": self.srv_cpu / self.acked as f64 * 1e6,
+                "fsyncs": self.fsyncs, "fsync_avg_ms": self.fsync_ms, "server_rss_bytes": self.mem.rss,
+                "server_peak_rss_bytes": self.mem.peak, "fs": self.fs,
+            }),
+        );
+        o
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1116,62 +1196,7 @@ fn runs_list_inner(a: &RunsListArgs) -> anyhow::Result<RunsListFigures> {
     let mut srv = bd.start(&a.server)?;
     let ag = agent();
     let t = Instant::now();
-    let run_ids = std::thread::scope(|s| -> anyhow::Result<Vec<Vec<String>>> {
-        let handles: Vec<_> = (0..a.threads)
-            .map(|th| {
-                let srv = &srv;
-                s.spawn(move || -> anyhow::Result<Vec<String>> {
-                    let ag = agent();
-                    let mut ids = Vec::new();
-                    let mut rng = StdRng::seed_from_u64(th as u64 + 100);
-                    for i in (th..a.runs).step_by(a.threads) {
-                        let run = create_run(
-                            &ag,
-                            srv,
-                            json!({
-                                "project": "bench",
-                                "name": format!("sweep-{i:05}"),
-                                "group": format!("sweep-{}", i / 100),
-                                "tags": [format!("lr-{}", i % 7), "baseline"],
-                                "config": {"lr": 1e-4 * (1 + i % 10) as f64, "batch_size": 32 << (i % 4), "layers": 12 + i % 24},
-                                "host": format!("node-{:03}", i % 64),
-                            }),
-                        )?;
-                        let k = 3 + i % 3;
-                        let steps = 0..a.points as i64;
-                        let mut body = String::from("{\"series\":[");
-                        for (j, name) in RUN_METRICS[..k].iter().enumerate() {
-                            if j > 0 {
-                                body.push(',');
-                            }
-                            let _ = write!(body, "{{\"name\":\"{name}\",\"step\":");
-                            push_list(&mut body, steps.clone(), |s, st| {
-                                let _ = write!(s, "{st}");
-                            });
-                            body.push_str(",\"value\":");
-                            let level: f64 = rng.gen_range(0.5..5.0);
-                            push_list(&mut body, steps.clone(), |s, st| {
-                                push_f64(s, level * (1.0 + 1.0 / (1.0 + st as f64)) * rng.gen_range(0.99..1.01))
-                            });
-                            body.push('}');
-                        }
-                        body.push_str("]}");
-                        let url = srv.url(&format!("/api/v1/runs/{run}/metrics"));
-                        let acked = accepted(&post(&ag, &url, body.as_bytes(), false)?)?;
-                        if acked != (k * a.points) as u64 {
-                            bail!("run {run}: {acked} points acknowledged of {}", k * a.points);
-                        }
-                        ids.push(run);
-                    }
-                    Ok(ids)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("seeding thread"))
-            .collect()
-    })?;
+    let run_ids = seed_listed_runs(a, &srv)?;
     let seed_s = t.elapsed().as_secs_f64();
     // Summaries reach SQLite about once a second, off the ingest path.
     let flush_s = wait_for_summaries(&ag, &srv, a.runs, |_| true, "have a train/loss summary")?;
@@ -1191,30 +1216,7 @@ fn runs_list_inner(a: &RunsListArgs) -> anyhow::Result<RunsListFigures> {
     // training at once; then how long until every summary shows it.
     let burst_step = a.points as i64;
     let t = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let handles: Vec<_> = run_ids
-            .iter()
-            .map(|ids| {
-                let srv = &srv;
-                s.spawn(move || -> anyhow::Result<()> {
-                    let ag = agent();
-                    for (i, run) in ids.iter().enumerate() {
-                        let body = format!(
-                            "{{\"series\":[{{\"name\":\"train/loss\",\"step\":[{burst_step}],\"value\":[{}]}}]}}",
-                            0.5 + (i % 1000) as f64 / 1000.0
-                        );
-                        let url = srv.url(&format!("/api/v1/runs/{run}/metrics"));
-                        accepted(&post(&ag, &url, body.as_bytes(), false)?)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("burst thread")?;
-        }
-        Ok(())
-    })?;
+    post_burst(&srv, &run_ids, burst_step)?;
     let burst_post_s = t.elapsed().as_secs_f64();
     let burst_lag_s = wait_for_summaries(
         &ag,
@@ -1232,57 +1234,13 @@ fn runs_list_inner(a: &RunsListArgs) -> anyhow::Result<RunsListFigures> {
     );
     std::thread::sleep(Duration::from_secs(2));
 
-    let check = |body: &[u8]| -> anyhow::Result<()> {
-        let v: Value = serde_json::from_slice(body)?;
-        let runs = v["runs"].as_array().context("no runs")?;
-        let lasts: Vec<f64> = runs
-            .iter()
-            .map(|r| {
-                r["summary"]["train/loss"]["last"]
-                    .as_f64()
-                    .unwrap_or(f64::NAN)
-            })
-            .collect();
-        if runs.len() != 50.min(a.runs)
-            || lasts.windows(2).any(|w| {
-                !matches!(
-                    w[0].partial_cmp(&w[1]),
-                    Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
-                )
-            })
-        {
-            bail!("the sorted listing is not 50 runs by descending train/loss: {lasts:?}");
-        }
-        Ok(())
-    };
     let mut rows = Vec::new();
     for phase in ["seeded", "restarted"] {
         if phase == "restarted" {
             srv.stop()?;
             srv = bd.start(&a.server)?;
         }
-        let wal = std::fs::metadata(bd.data().join("meta.sqlite-wal")).map_or(0, |m| m.len());
-        println!(
-            "runs-list, {phase}: meta.sqlite-wal is {:.1} MB",
-            wal as f64 / 1e6
-        );
-        let sorted_url = srv.url(&format!(
-            "/api/v1/runs?sort={}&limit=50",
-            qenc("-summary.train/loss.last")
-        ));
-        let (sorted, body) = time_gets(&ag, a.repeats, |_| sorted_url.clone())?;
-        check(&body)?;
-        let sorted = Lat::of(sorted);
-        let (by_start, _) = time_gets(&ag, a.repeats, |_| srv.url("/api/v1/runs?limit=50"))?;
-        let by_start = Lat::of(by_start);
-        println!(
-            "runs-list, {phase}: GET /api/v1/runs?sort=-summary.train/loss.last&limit=50 p50 {:.2} ms, p90 {:.2}, p99 {:.2} ({:.0} KB) | default sort (-start_time) p50 {:.2} ms",
-            sorted.p50,
-            sorted.p90,
-            sorted.p99,
-            body.len() as f64 / 1e3,
-            by_start.p50
-        );
+        let (sorted, by_start) = time_listings(a, &bd, &srv, &ag, phase)?;
         rows.push((phase, sorted, by_start));
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -1317,6 +1275,165 @@ fn runs_list_inner(a: &RunsListArgs) -> anyhow::Result<RunsListFigures> {
         rss_seeded,
         rss_restarted,
     })
+}
+
+/// Creates `a.runs` runs of a sweep over `a.threads` threads, each with 3–5
+/// metrics of `a.points` points; returns each thread's run ids.
+fn seed_listed_runs(a: &RunsListArgs, srv: &Server) -> anyhow::Result<Vec<Vec<String>>> {
+    std::thread::scope(|s| -> anyhow::Result<Vec<Vec<String>>> {
+        let handles: Vec<_> = (0..a.threads)
+            .map(|th| {
+                s.spawn(move || -> anyhow::Result<Vec<String>> {
+                    let ag = agent();
+                    let mut rng = StdRng::seed_from_u64(th as u64 + 100);
+                    (th..a.runs)
+                        .step_by(a.threads)
+                        .map(|i| seed_listed_run(a, srv, &ag, i, &mut rng))
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("seeding thread"))
+            .collect()
+    })
+}
+
+/// Run `i` of the sweep: created, then its metrics in one request.
+fn seed_listed_run(
+    a: &RunsListArgs,
+    srv: &Server,
+    ag: &ureq::Agent,
+    i: usize,
+    rng: &mut StdRng,
+) -> anyhow::Result<String> {
+    let run = create_run(
+        ag,
+        srv,
+        json!({
+            "project": "bench",
+            "name": format!("sweep-{i:05}"),
+            "group": format!("sweep-{}", i / 100),
+            "tags": [format!("lr-{}", i % 7), "baseline"],
+            "config": {"lr": 1e-4 * (1 + i % 10) as f64, "batch_size": 32 << (i % 4), "layers": 12 + i % 24},
+            "host": format!("node-{:03}", i % 64),
+        }),
+    )?;
+    let k = 3 + i % 3;
+    let steps = 0..a.points as i64;
+    let mut body = String::from("{\"series\":[");
+    for (j, name) in RUN_METRICS[..k].iter().enumerate() {
+        if j > 0 {
+            body.push(',');
+        }
+        let _ = write!(body, "{{\"name\":\"{name}\",\"step\":");
+        push_list(&mut body, steps.clone(), |s, st| {
+            let _ = write!(s, "{st}");
+        });
+        body.push_str(",\"value\":");
+        let level: f64 = rng.gen_range(0.5..5.0);
+        push_list(&mut body, steps.clone(), |s, st| {
+            push_f64(
+                s,
+                level * (1.0 + 1.0 / (1.0 + st as f64)) * rng.gen_range(0.99..1.01),
+            )
+        });
+        body.push('}');
+    }
+    body.push_str("]}");
+    let url = srv.url(&format!("/api/v1/runs/{run}/metrics"));
+    let acked = accepted(&post(ag, &url, body.as_bytes(), false)?)?;
+    if acked != (k * a.points) as u64 {
+        bail!("run {run}: {acked} points acknowledged of {}", k * a.points);
+    }
+    Ok(run)
+}
+
+/// One new train/loss point at `step` for every run, each thread posting
+/// for the runs it created.
+fn post_burst(srv: &Server, run_ids: &[Vec<String>], step: i64) -> anyhow::Result<()> {
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let handles: Vec<_> = run_ids
+            .iter()
+            .map(|ids| {
+                s.spawn(move || -> anyhow::Result<()> {
+                    let ag = agent();
+                    for (i, run) in ids.iter().enumerate() {
+                        let body = format!(
+                            "{{\"series\":[{{\"name\":\"train/loss\",\"step\":[{step}],\"value\":[{}]}}]}}",
+                            0.5 + (i % 1000) as f64 / 1000.0
+                        );
+                        let url = srv.url(&format!("/api/v1/runs/{run}/metrics"));
+                        accepted(&post(&ag, &url, body.as_bytes(), false)?)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("burst thread")?;
+        }
+        Ok(())
+    })
+}
+
+/// The listing sorted by the last train/loss and by start time, timed;
+/// checks the sorted one is 50 runs by descending loss.
+fn time_listings(
+    a: &RunsListArgs,
+    bd: &BenchDir,
+    srv: &Server,
+    ag: &ureq::Agent,
+    phase: &str,
+) -> anyhow::Result<(Lat, Lat)> {
+    let wal = std::fs::metadata(bd.data().join("meta.sqlite-wal")).map_or(0, |m| m.len());
+    println!(
+        "runs-list, {phase}: meta.sqlite-wal is {:.1} MB",
+        wal as f64 / 1e6
+    );
+    let sorted_url = srv.url(&format!(
+        "/api/v1/runs?sort={}&limit=50",
+        qenc("-summary.train/loss.last")
+    ));
+    let (sorted, body) = time_gets(ag, a.repeats, |_| sorted_url.clone())?;
+    check_sorted_by_loss(&body, a.runs)?;
+    let sorted = Lat::of(sorted);
+    let (by_start, _) = time_gets(ag, a.repeats, |_| srv.url("/api/v1/runs?limit=50"))?;
+    let by_start = Lat::of(by_start);
+    println!(
+        "runs-list, {phase}: GET /api/v1/runs?sort=-summary.train/loss.last&limit=50 p50 {:.2} ms, p90 {:.2}, p99 {:.2} ({:.0} KB) | default sort (-start_time) p50 {:.2} ms",
+        sorted.p50,
+        sorted.p90,
+        sorted.p99,
+        body.len() as f64 / 1e3,
+        by_start.p50
+    );
+    Ok((sorted, by_start))
+}
+
+fn check_sorted_by_loss(body: &[u8], runs: usize) -> anyhow::Result<()> {
+    let v: Value = serde_json::from_slice(body)?;
+    let listed = v["runs"].as_array().context("no runs")?;
+    let lasts: Vec<f64> = listed
+        .iter()
+        .map(|r| {
+            r["summary"]["train/loss"]["last"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    if listed.len() != 50.min(runs)
+        || lasts.windows(2).any(|w| {
+            !matches!(
+                w[0].partial_cmp(&w[1]),
+                Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal)
+            )
+        })
+    {
+        bail!("the sorted listing is not 50 runs by descending train/loss: {lasts:?}");
+    }
+    Ok(())
 }
 
 /// The runs table sorted by a summary statistic, over 10k runs.

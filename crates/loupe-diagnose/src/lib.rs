@@ -40,6 +40,7 @@ pub mod diagnoser;
 pub mod health;
 pub mod incident;
 pub mod offline;
+#[cfg(feature = "scenario")]
 pub mod scenario;
 
 pub use diagnoser::{DiagnoseStats, Diagnoser, RunInfo};

@@ -57,9 +57,10 @@
 
 mod dict;
 mod number;
+mod pairs;
 mod tqdm;
 
-use number::{as_step, looks_integral, parse_number};
+use number::{as_step, parse_number};
 use regex::Regex;
 
 /// Bytes of a line that are scanned; the rest is ignored. Metrics sit near
@@ -317,7 +318,7 @@ impl LineMetricExtractor {
         }
 
         tokenize(&self.buf, &mut self.tokens);
-        let (pairs, pair_step, anchored) = pairs(&self.buf, &self.tokens);
+        let (pairs, pair_step, anchored) = pairs::pairs(&self.buf, &self.tokens);
         if pair_step.is_some() {
             step = step.or(pair_step);
         }
@@ -497,173 +498,6 @@ fn mark_sep(out: &mut [Token], pending: &mut bool) {
         last.sep_after = true;
     }
     *pending = true;
-}
-
-/// Finds the pairs among the tokens: the candidates, the step they name,
-/// and whether a step word anchored the line.
-fn pairs(s: &[u8], toks: &[Token]) -> (Vec<Candidate>, Option<i64>, bool) {
-    let text = |i: usize| &s[toks[i].start..toks[i].end];
-    let n = toks.len();
-    let mut consumed = vec![false; n];
-    let mut out = Vec::new();
-    let mut step = None;
-    let mut anchored = false;
-
-    let clause_start = |j: usize, consumed: &[bool]| {
-        j == 0 || toks[j].sep_before || toks[j - 1].sep_after || consumed[j - 1]
-    };
-    // The value at token `k` must end its clause.
-    let value_ends = |k: usize| {
-        k + 1 >= n || toks[k].sep_after || toks[k + 1].sep_before || begins_pair(s, toks, k + 1)
-    };
-    // Key words ending at token `last` (whose text is `last_word`), at
-    // most three, starting a clause; joined with `_`.
-    let key_run = |last: usize, last_word: &[u8], consumed: &[bool]| -> Option<String> {
-        if !valid_key(last_word) {
-            return None;
-        }
-        let mut first = last;
-        loop {
-            if clause_start(first, consumed) {
-                break;
-            }
-            if first == 0 || last - first >= 2 || !valid_key(text(first - 1)) {
-                return None;
-            }
-            first -= 1;
-        }
-        let mut key = String::new();
-        for j in first..=last {
-            let w = if j == last { last_word } else { text(j) };
-            if STOPWORDS
-                .iter()
-                .any(|s| w.eq_ignore_ascii_case(s.as_bytes()))
-            {
-                return None;
-            }
-            if !key.is_empty() {
-                key.push('_');
-            }
-            key.push_str(std::str::from_utf8(w).ok()?);
-        }
-        (key.len() <= MAX_KEY_BYTES).then_some(key)
-    };
-
-    let mut i = 0;
-    while i < n {
-        let t = text(i);
-        let eq = eq_position(t);
-        let mut hit: Option<(String, usize, Kind)> = None; // key, value token, kind
-        let mut tight_value: Option<&[u8]> = None;
-        if let Some(p) = eq {
-            if p > 0 && p + 1 < t.len() {
-                // A log prefix glued to the key (`INFO:__main__:step=10`,
-                // `[rank0]:loss=0.5`): the key is what follows the last
-                // `:` or `]`.
-                let k = &t[..p];
-                let k = match k.iter().rposition(|&c| c == b':' || c == b']') {
-                    Some(q) if !valid_key(k) => &k[q + 1..],
-                    _ => k,
-                };
-                if valid_key(k) {
-                    hit = Some((String::from_utf8_lossy(k).into_owned(), i, Kind::Tight));
-                    tight_value = Some(&t[p + 1..]);
-                }
-            } else if p > 0 && i + 1 < n && !toks[i].sep_before {
-                // "key= value"
-                if let Some(k) = key_run(i, &t[..p], &consumed) {
-                    hit = Some((k, i + 1, Kind::Spaced));
-                }
-            } else if t == b"="
-                && i > 0
-                && i + 1 < n
-                && !consumed[i - 1]
-                && !toks[i - 1].sep_after
-                && let Some(k) = key_run(i - 1, text(i - 1), &consumed)
-            {
-                hit = Some((k, i + 1, Kind::Spaced));
-            }
-        } else if t.len() > 1 && t.ends_with(b":") && i + 1 < n {
-            if let Some(k) = key_run(i, &t[..t.len() - 1], &consumed) {
-                hit = Some((k, i + 1, Kind::Spaced));
-            }
-        } else if i + 1 < n && valid_key(t) {
-            let word = t;
-            let next = text(i + 1);
-            if is_anchor_word(word)
-                && clause_start(i, &consumed)
-                && let Some(v) = anchor_value(next)
-            {
-                let key = word.to_ascii_lowercase();
-                if key != b"epoch" {
-                    if let Some(s) = as_step(v) {
-                        step = Some(s);
-                        anchored = true;
-                        consumed[i] = true;
-                        consumed[i + 1] = true;
-                        i += 2;
-                        continue;
-                    }
-                } else {
-                    anchored = true;
-                    consumed[i] = true;
-                    consumed[i + 1] = true;
-                    out.push(Candidate {
-                        key: "epoch".into(),
-                        value: v,
-                        kind: Kind::Anchor,
-                        integral: true,
-                    });
-                    i += 2;
-                    continue;
-                }
-            }
-            if parse_number(next, true).is_some()
-                && let Some(k) = key_run(i, word, &consumed)
-            {
-                hit = Some((k, i + 1, Kind::Bare));
-            }
-        }
-
-        let Some((key, vi, kind)) = hit else {
-            i += 1;
-            continue;
-        };
-        let vtext = tight_value.unwrap_or_else(|| text(vi));
-        let value = parse_number(vtext, true);
-        let ends = kind == Kind::Tight || value_ends(vi);
-        match value {
-            Some(v) if ends => {
-                consumed[i..=vi].fill(true);
-                if kind != Kind::Tight && kind != Kind::Bare {
-                    // "key =" or "key:" before the value token: both taken.
-                    consumed[vi] = true;
-                }
-                if is_step_key(&key)
-                    && let Some(s) = as_step(v)
-                {
-                    step = Some(s);
-                    anchored = true;
-                    i = vi + 1;
-                    continue;
-                }
-                let key = if key.eq_ignore_ascii_case("epoch") {
-                    "epoch".to_owned()
-                } else {
-                    key
-                };
-                out.push(Candidate {
-                    key,
-                    value: v,
-                    kind,
-                    integral: looks_integral(strip_unit(vtext)),
-                });
-                i = vi + 1;
-            }
-            _ => i += 1,
-        }
-    }
-    (out, step, anchored)
 }
 
 /// Whether token `m` starts a pair (so the value before it ends a clause).

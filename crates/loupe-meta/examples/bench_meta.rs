@@ -36,6 +36,33 @@ fn main() {
     let mut rng = StdRng::seed_from_u64(7);
 
     let t = Instant::now();
+    // All lines go to the last run: the worst case for a per-run search.
+    let log_run = seed_runs(&store, runs, &mut rng);
+    let seed_runs = t.elapsed();
+
+    let t = Instant::now();
+    seed_logs(&store, &log_run, lines, &mut rng);
+    let seed_logs = t.elapsed();
+    let size: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    println!(
+        "seeded {runs} runs in {:.1} s ({:.0} runs/s, create + summary), {lines} log lines in {:.1} s ({:.0} lines/s); files {:.0} MB",
+        seed_runs.as_secs_f64(),
+        runs as f64 / seed_runs.as_secs_f64(),
+        seed_logs.as_secs_f64(),
+        lines as f64 / seed_logs.as_secs_f64(),
+        size as f64 / 1e6
+    );
+
+    time_run_lists(&store);
+    time_log_reads(&store, &log_run, lines);
+}
+
+/// Creates `runs` runs over ten projects, each with a summary of
+/// [`METRICS`]; returns the last run's id.
+fn seed_runs(store: &MetaStore, runs: usize, rng: &mut StdRng) -> String {
     let mut last_id = String::new();
     for i in 0..runs {
         let (run, _) = store
@@ -75,11 +102,12 @@ fn main() {
             .expect("summary");
         last_id = run.id;
     }
-    let seed_runs = t.elapsed();
+    last_id
+}
 
-    // All lines in one run: the worst case for a per-run search.
-    let t = Instant::now();
-    let log_run = last_id;
+/// Appends `lines` training-like log lines to one run in batches of 5000:
+/// one OOM error every 10k lines, a checkpoint line every 1000.
+fn seed_logs(store: &MetaStore, log_run: &str, lines: usize, rng: &mut StdRng) {
     let words = [
         "step",
         "loss",
@@ -123,27 +151,17 @@ fn main() {
             attributes: BTreeMap::new(),
         });
         if batch.len() == 5000 {
-            store.append_logs(&log_run, &batch).expect("append");
+            store.append_logs(log_run, &batch).expect("append");
             batch.clear();
         }
     }
     if !batch.is_empty() {
-        store.append_logs(&log_run, &batch).expect("append");
+        store.append_logs(log_run, &batch).expect("append");
     }
-    let seed_logs = t.elapsed();
-    let size: u64 = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
-        .sum();
-    println!(
-        "seeded {runs} runs in {:.1} s ({:.0} runs/s, create + summary), {lines} log lines in {:.1} s ({:.0} lines/s); files {:.0} MB",
-        seed_runs.as_secs_f64(),
-        runs as f64 / seed_runs.as_secs_f64(),
-        seed_logs.as_secs_f64(),
-        lines as f64 / seed_logs.as_secs_f64(),
-        size as f64 / 1e6
-    );
+}
 
+/// The run table's reads: sorted by a summary metric, paged, filtered.
+fn time_run_lists(store: &MetaStore) {
     let sorted = RunQuery {
         sort: "-summary.train/loss.last".parse().unwrap(),
         ..RunQuery::default()
@@ -189,7 +207,10 @@ fn main() {
     time("list 50 runs, name substring 'brave'", || {
         store.list_runs(searched.clone()).unwrap().runs.len()
     });
+}
 
+/// Log search and log reads over the run holding every line.
+fn time_log_reads(store: &MetaStore, log_run: &str, lines: usize) {
     let search = |q: &str| LogQuery {
         q: Some(q.into()),
         ..LogQuery::default()
@@ -251,7 +272,7 @@ fn main() {
     ] {
         time(label, || {
             store
-                .query_logs(&log_run, query.clone())
+                .query_logs(log_run, query.clone())
                 .unwrap()
                 .records
                 .len()

@@ -283,230 +283,295 @@ fn match_kind(orig: &str, lower: &str) -> Option<LogMatch> {
     if lower.contains(" nccl info ") {
         return None;
     }
+    // The order is part of the rules: the first check that matches wins.
+    // GPUs and their memory.
+    xid_line(orig, lower)
+        .or_else(|| cuda_oom(orig, lower))
+        .or_else(|| ecc_error(orig, lower))
+        // The group's collectives and network.
+        .or_else(|| nccl_timeout(orig, lower))
+        .or_else(|| nccl_network(orig, lower))
+        // The process: killed, crashed, out of disk.
+        .or_else(|| oom_killer(orig, lower))
+        .or_else(|| fatal_signal(orig, lower))
+        .or_else(|| disk_full(orig, lower))
+        // Numerics.
+        .or_else(|| loss_scale_overflow(orig, lower))
+        .or_else(|| nan_in_logs(orig, lower))
+        // The failure families, signal numbers and crash words.
+        .or_else(|| failure_tail(orig, lower))
+}
+
+fn xid_line(orig: &str, lower: &str) -> Option<LogMatch> {
+    if !lower.contains("xid") {
+        return None;
+    }
+    let c = XID.captures(lower)?;
+    Some(xid(&c, orig, lower, &mut Builder::new()))
+}
+
+fn cuda_oom(orig: &str, lower: &str) -> Option<LogMatch> {
+    if !CUDA_OOM.is_match(lower) {
+        return None;
+    }
     let mut b = Builder::new();
-    if lower.contains("xid")
-        && let Some(c) = XID.captures(lower)
+    b.set("tried_to_allocate", find1(&OOM_TRIED, lower, orig))
+        .set("total_capacity", find1(&OOM_TOTAL, lower, orig))
+        .set("free", find1(&OOM_FREE, lower, orig));
+    let what = if lower.contains("hip") {
+        "HIP out of memory"
+    } else {
+        "CUDA out of memory"
+    };
+    let mut title = what.to_owned();
+    if let Some(t) = b.get("tried_to_allocate") {
+        title.push_str(&format!(" (tried to allocate {t})"));
+    }
+    Some(b.done(Kind::CudaOom, Severity::Critical, title))
+}
+
+/// After the OOM check: `CUDA error: uncorrectable ECC error` is ECC, and
+/// an OOM message never mentions ECC.
+fn ecc_error(orig: &str, lower: &str) -> Option<LogMatch> {
+    if !((lower.contains("ecc") || lower.contains("dbe") || lower.contains("double"))
+        && ECC.is_match(lower))
     {
-        return Some(xid(&c, orig, lower, &mut b));
+        return None;
     }
-    if CUDA_OOM.is_match(lower) {
-        b.set("tried_to_allocate", find1(&OOM_TRIED, lower, orig))
-            .set("total_capacity", find1(&OOM_TOTAL, lower, orig))
-            .set("free", find1(&OOM_FREE, lower, orig));
-        let what = if lower.contains("hip") {
-            "HIP out of memory"
-        } else {
-            "CUDA out of memory"
-        };
-        let mut title = what.to_owned();
-        if let Some(t) = b.get("tried_to_allocate") {
-            title.push_str(&format!(" (tried to allocate {t})"));
-        }
-        return Some(b.done(Kind::CudaOom, Severity::Critical, title));
+    let mut b = Builder::new();
+    b.set("pci", find1(&PCI, lower, orig));
+    let title = match b.get("pci") {
+        Some(p) => format!("Uncorrectable ECC error in GPU memory (PCI {p})"),
+        None => "Uncorrectable ECC error in GPU memory".to_owned(),
+    };
+    Some(b.done(Kind::EccError, Severity::Critical, title))
+}
+
+fn nccl_timeout(orig: &str, lower: &str) -> Option<LogMatch> {
+    if !NCCL_TIMEOUT.is_match(lower) {
+        return None;
     }
-    // After the OOM check: `CUDA error: uncorrectable ECC error` is ECC, and
-    // an OOM message never mentions ECC.
-    if (lower.contains("ecc") || lower.contains("dbe") || lower.contains("double"))
-        && ECC.is_match(lower)
-    {
-        b.set("pci", find1(&PCI, lower, orig));
-        let title = match b.get("pci") {
-            Some(p) => format!("Uncorrectable ECC error in GPU memory (PCI {p})"),
-            None => "Uncorrectable ECC error in GPU memory".to_owned(),
-        };
-        return Some(b.done(Kind::EccError, Severity::Critical, title));
+    let mut b = Builder::new();
+    b.set("seq_num", find1(&SEQ_NUM, lower, orig))
+        .set("op_type", find1(&OP_TYPE, lower, orig))
+        .set("timeout_ms", find1(&TIMEOUT_MS, lower, orig))
+        .set("ran_for_ms", find1(&RAN_FOR, lower, orig));
+    let mut title = "NCCL collective operation timed out".to_owned();
+    if let Some(op) = b.get("op_type") {
+        title = format!("NCCL {op} timed out");
     }
-    if NCCL_TIMEOUT.is_match(lower) {
-        b.set("seq_num", find1(&SEQ_NUM, lower, orig))
-            .set("op_type", find1(&OP_TYPE, lower, orig))
-            .set("timeout_ms", find1(&TIMEOUT_MS, lower, orig))
-            .set("ran_for_ms", find1(&RAN_FOR, lower, orig));
-        let mut title = "NCCL collective operation timed out".to_owned();
-        if let Some(op) = b.get("op_type") {
-            title = format!("NCCL {op} timed out");
+    if let Some(seq) = b.get("seq_num") {
+        title.push_str(&format!(" (SeqNum {seq}"));
+        if let Some(ms) = b.get("ran_for_ms") {
+            title.push_str(&format!(", ran {ms} ms"));
         }
-        if let Some(seq) = b.get("seq_num") {
-            title.push_str(&format!(" (SeqNum {seq}"));
-            if let Some(ms) = b.get("ran_for_ms") {
-                title.push_str(&format!(", ran {ms} ms"));
-            }
-            title.push(')');
-        }
-        if lower.contains("was aborted") && b.get("op_type").is_none() {
-            title = "NCCL communicator was aborted".to_owned();
-        }
-        return Some(b.done(Kind::NcclTimeout, Severity::Critical, title));
+        title.push(')');
     }
-    if NCCL_NET.is_match(lower) {
-        if let Some(c) = NCCL_HEADER.captures(lower) {
-            b.set("host", group(&c, 1, orig))
-                .set("pid", group(&c, 2, orig))
-                .set("gpu", group(&c, 3, orig));
-        }
-        b.set("transport", find1(&NCCL_TRANSPORT, lower, orig)).set(
-            "peer",
-            find1(&PEER, lower, orig).or(find1(&IPV4, lower, orig)),
-        );
-        let warn = lower.contains("nccl warn");
-        let mut title = if warn {
-            "NCCL network warning".to_owned()
-        } else {
-            "NCCL network or remote-process error".to_owned()
-        };
-        if let Some(t) = b.get("transport") {
-            title.push_str(&format!(" on NET/{t}"));
-        }
-        if let Some(p) = b.get("peer") {
-            title.push_str(&format!(" (peer {p})"));
-        }
-        let sev = if warn {
-            Severity::Warning
-        } else {
-            Severity::Critical
-        };
-        return Some(b.done(Kind::NcclNetwork, sev, title));
+    if lower.contains("was aborted") && b.get("op_type").is_none() {
+        title = "NCCL communicator was aborted".to_owned();
     }
-    if OOM_KILLER.is_match(lower) {
-        b.set("signal", Some("SIGKILL"));
-        if let Some(c) = KILLED_PROCESS.captures(lower) {
-            b.set("pid", group(&c, 1, orig))
-                .set("process", group(&c, 2, orig));
-        } else if let Some(c) = OOM_KILL_TASK.captures(lower) {
-            b.set("process", group(&c, 1, orig))
-                .set("pid", group(&c, 2, orig));
-        } else {
-            b.set("pid", find1(&BY_PID, lower, orig));
+    Some(b.done(Kind::NcclTimeout, Severity::Critical, title))
+}
+
+fn nccl_network(orig: &str, lower: &str) -> Option<LogMatch> {
+    if !NCCL_NET.is_match(lower) {
+        return None;
+    }
+    let mut b = Builder::new();
+    if let Some(c) = NCCL_HEADER.captures(lower) {
+        b.set("host", group(&c, 1, orig))
+            .set("pid", group(&c, 2, orig))
+            .set("gpu", group(&c, 3, orig));
+    }
+    b.set("transport", find1(&NCCL_TRANSPORT, lower, orig)).set(
+        "peer",
+        find1(&PEER, lower, orig).or(find1(&IPV4, lower, orig)),
+    );
+    let warn = lower.contains("nccl warn");
+    let mut title = if warn {
+        "NCCL network warning".to_owned()
+    } else {
+        "NCCL network or remote-process error".to_owned()
+    };
+    if let Some(t) = b.get("transport") {
+        title.push_str(&format!(" on NET/{t}"));
+    }
+    if let Some(p) = b.get("peer") {
+        title.push_str(&format!(" (peer {p})"));
+    }
+    let sev = if warn {
+        Severity::Warning
+    } else {
+        Severity::Critical
+    };
+    Some(b.done(Kind::NcclNetwork, sev, title))
+}
+
+fn oom_killer(orig: &str, lower: &str) -> Option<LogMatch> {
+    if !OOM_KILLER.is_match(lower) {
+        return None;
+    }
+    let mut b = Builder::new();
+    b.set("signal", Some("SIGKILL"));
+    if let Some(c) = KILLED_PROCESS.captures(lower) {
+        b.set("pid", group(&c, 1, orig))
+            .set("process", group(&c, 2, orig));
+    } else if let Some(c) = OOM_KILL_TASK.captures(lower) {
+        b.set("process", group(&c, 1, orig))
+            .set("pid", group(&c, 2, orig));
+    } else {
+        b.set("pid", find1(&BY_PID, lower, orig));
+    }
+    b.set("anon_rss", find1(&ANON_RSS, lower, orig));
+    let torchrun = lower.contains("exitcode") || lower.contains("received by pid");
+    if torchrun {
+        b.set("exitcode", Some("-9"));
+    }
+    let title = match (b.get("pid"), b.get("process")) {
+        (Some(pid), Some(name)) => {
+            format!("Out-of-memory killer killed process {pid} ({name})")
         }
-        b.set("anon_rss", find1(&ANON_RSS, lower, orig));
-        let torchrun = lower.contains("exitcode") || lower.contains("received by pid");
-        if torchrun {
-            b.set("exitcode", Some("-9"));
+        (Some(pid), None) if torchrun => {
+            format!("Process {pid} killed by SIGKILL (exitcode -9), likely the host's OOM killer")
         }
-        let title = match (b.get("pid"), b.get("process")) {
-            (Some(pid), Some(name)) => {
-                format!("Out-of-memory killer killed process {pid} ({name})")
-            }
-            (Some(pid), None) if torchrun => {
-                format!(
-                    "Process {pid} killed by SIGKILL (exitcode -9), likely the host's OOM killer"
-                )
-            }
-            _ if torchrun => {
-                "Process killed by SIGKILL (exitcode -9), likely the host's OOM killer".to_owned()
-            }
-            _ => "Host out of memory: the kernel's OOM killer stopped a process".to_owned(),
-        };
-        return Some(b.done(Kind::OomKiller, Severity::Critical, title));
-    }
-    if let Some(c) = FATAL_SIGNAL.captures(lower) {
-        let mut exitcode = None;
-        let signal: Option<String> = if let Some(w) = c.get(1).or(c.get(2)).or(c.get(7)) {
-            Some(crash_words_to_signal(w.as_str()).to_owned())
-        } else if let Some(code) = c.get(3) {
-            exitcode = group(&c, 3, orig).map(|s| format!("-{s}"));
-            code.as_str()
-                .parse()
-                .ok()
-                .and_then(signal_name)
-                .map(str::to_owned)
-        } else if let Some(n) = c.get(4) {
-            // `Signal 11 (SIGSEGV) received`: trust the number over the name.
-            n.as_str()
-                .parse()
-                .ok()
-                .and_then(signal_name)
-                .map(str::to_owned)
-                .or_else(|| group(&c, 5, orig).map(str::to_ascii_uppercase))
-        } else {
-            group(&c, 6, orig).map(str::to_ascii_uppercase)
-        };
-        // SIGTERM, SIGINT and unknown exit codes are shutdowns, not crashes.
-        if let Some(sig) = signal.filter(|s| is_crash_signal(s)) {
-            b.set("signal", Some(&sig))
-                .set("exitcode", exitcode.as_deref())
-                .set("pid", find1(&BY_PID, lower, orig));
-            let title = match b.get("exitcode") {
-                Some(code) => format!("Process crashed with {sig} (exitcode {code})"),
-                None => format!("Process crashed with {sig}"),
-            };
-            return Some(b.done(Kind::FatalSignal, Severity::Critical, title));
+        _ if torchrun => {
+            "Process killed by SIGKILL (exitcode -9), likely the host's OOM killer".to_owned()
         }
+        _ => "Host out of memory: the kernel's OOM killer stopped a process".to_owned(),
+    };
+    Some(b.done(Kind::OomKiller, Severity::Critical, title))
+}
+
+/// A crash signal in its classic forms; a shutdown signal (SIGTERM,
+/// SIGINT) or an unknown exit code is none, and the later checks go on.
+fn fatal_signal(orig: &str, lower: &str) -> Option<LogMatch> {
+    let c = FATAL_SIGNAL.captures(lower)?;
+    let mut exitcode = None;
+    let signal: Option<String> = if let Some(w) = c.get(1).or(c.get(2)).or(c.get(7)) {
+        Some(crash_words_to_signal(w.as_str()).to_owned())
+    } else if let Some(code) = c.get(3) {
+        exitcode = group(&c, 3, orig).map(|s| format!("-{s}"));
+        code.as_str()
+            .parse()
+            .ok()
+            .and_then(signal_name)
+            .map(str::to_owned)
+    } else if let Some(n) = c.get(4) {
+        // `Signal 11 (SIGSEGV) received`: trust the number over the name.
+        n.as_str()
+            .parse()
+            .ok()
+            .and_then(signal_name)
+            .map(str::to_owned)
+            .or_else(|| group(&c, 5, orig).map(str::to_ascii_uppercase))
+    } else {
+        group(&c, 6, orig).map(str::to_ascii_uppercase)
+    };
+    // SIGTERM, SIGINT and unknown exit codes are shutdowns, not crashes.
+    if let Some(sig) = signal.filter(|s| is_crash_signal(s)) {
+        let mut b = Builder::new();
+        b.set("signal", Some(&sig))
+            .set("exitcode", exitcode.as_deref())
+            .set("pid", find1(&BY_PID, lower, orig));
+        let title = match b.get("exitcode") {
+            Some(code) => format!("Process crashed with {sig} (exitcode {code})"),
+            None => format!("Process crashed with {sig}"),
+        };
+        return Some(b.done(Kind::FatalSignal, Severity::Critical, title));
     }
-    if let Some(c) = DISK_FULL.captures(lower) {
-        let quota = lower.contains("quota") || c.get(1).is_some_and(|m| m.as_str() == "122");
-        b.set("errno", Some(if quota { "122" } else { "28" }))
-            .set("path", find1(&QUOTED_PATH, lower, orig));
-        let what = if quota {
-            "Disk quota exceeded"
-        } else {
-            "No space left on device"
-        };
-        let title = match b.get("path") {
-            Some(p) => format!("{what} writing {p}"),
-            None => what.to_owned(),
-        };
-        return Some(b.done(Kind::DiskFull, Severity::Critical, title));
+    None
+}
+
+fn disk_full(orig: &str, lower: &str) -> Option<LogMatch> {
+    let c = DISK_FULL.captures(lower)?;
+    let mut b = Builder::new();
+    let quota = lower.contains("quota") || c.get(1).is_some_and(|m| m.as_str() == "122");
+    b.set("errno", Some(if quota { "122" } else { "28" }))
+        .set("path", find1(&QUOTED_PATH, lower, orig));
+    let what = if quota {
+        "Disk quota exceeded"
+    } else {
+        "No space left on device"
+    };
+    let title = match b.get("path") {
+        Some(p) => format!("{what} writing {p}"),
+        None => what.to_owned(),
+    };
+    Some(b.done(Kind::DiskFull, Severity::Critical, title))
+}
+
+fn loss_scale_overflow(orig: &str, lower: &str) -> Option<LogMatch> {
+    if !LOSS_SCALE.is_match(lower) {
+        return None;
     }
-    if LOSS_SCALE.is_match(lower) {
-        b.set("loss_scale", find1(&NEW_SCALE, lower, orig))
-            .set("attempted_loss_scale", find1(&ATTEMPTED_SCALE, lower, orig));
-        let scale: Option<f64> = b.get("loss_scale").and_then(|s| s.parse().ok());
-        let stuck = lower.contains("already at minimum")
-            || lower.contains("found nan in local grad norm")
-            || scale.is_some_and(|s| s <= 1.0);
-        // A start-up search halves a huge initial scale (2^16–2^32) a few
-        // times and settles far above LOSS_SCALE_LOW: minor. A scale that
-        // keeps falling below it is trouble, and at the minimum fatal.
-        let sev = if stuck {
-            Severity::Critical
-        } else if scale.is_some_and(|s| s < LOSS_SCALE_LOW) {
-            Severity::Warning
-        } else {
-            Severity::Info
-        };
-        if lower.contains("found nan in local grad norm") {
-            b.set("value", Some("nan")).set("what", Some("grad_norm"));
+    let mut b = Builder::new();
+    b.set("loss_scale", find1(&NEW_SCALE, lower, orig))
+        .set("attempted_loss_scale", find1(&ATTEMPTED_SCALE, lower, orig));
+    let scale: Option<f64> = b.get("loss_scale").and_then(|s| s.parse().ok());
+    let stuck = lower.contains("already at minimum")
+        || lower.contains("found nan in local grad norm")
+        || scale.is_some_and(|s| s <= 1.0);
+    // A start-up search halves a huge initial scale (2^16–2^32) a few
+    // times and settles far above LOSS_SCALE_LOW: minor. A scale that
+    // keeps falling below it is trouble, and at the minimum fatal.
+    let sev = if stuck {
+        Severity::Critical
+    } else if scale.is_some_and(|s| s < LOSS_SCALE_LOW) {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    if lower.contains("found nan in local grad norm") {
+        b.set("value", Some("nan")).set("what", Some("grad_norm"));
+    }
+    let title = if lower.contains("found nan in local grad norm") {
+        "NaN in the local gradient norm (Megatron)".to_owned()
+    } else if lower.contains("already at minimum") {
+        "Loss scale already at its minimum: fp16 training cannot recover".to_owned()
+    } else {
+        match b.get("loss_scale") {
+            Some(s) => format!("Gradient overflow, step skipped; loss scale reduced to {s}"),
+            None => "Gradient overflow, step skipped".to_owned(),
         }
-        let title = if lower.contains("found nan in local grad norm") {
-            "NaN in the local gradient norm (Megatron)".to_owned()
-        } else if lower.contains("already at minimum") {
-            "Loss scale already at its minimum: fp16 training cannot recover".to_owned()
-        } else {
-            match b.get("loss_scale") {
-                Some(s) => format!("Gradient overflow, step skipped; loss scale reduced to {s}"),
-                None => "Gradient overflow, step skipped".to_owned(),
-            }
-        };
-        return Some(b.done(Kind::LossScaleOverflow, sev, title));
-    }
-    if let Some(c) = NAN.captures(lower) {
-        let what = group(&c, 1, orig).map(|w| w.to_ascii_lowercase().replace(' ', "_"));
-        // The capture groups after the first hold `nan` or `inf`; the
-        // "non-finite loss" phrasings have none.
-        let value = (2..c.len())
-            .find_map(|i| c.get(i))
-            .map_or("non-finite", |m| m.as_str());
-        b.set("value", Some(value)).set("what", what.as_deref());
-        let shown = match value {
-            "inf" => "Inf",
-            "nan" => "NaN",
-            _ => "non-finite",
-        };
-        let title = match b.get("what") {
-            Some(w) => format!("{} is {shown}", capitalise(&w.replace('_', " "))),
-            None if value == "non-finite" => "Non-finite loss reported in the logs".to_owned(),
-            None => format!("{shown} reported in the logs"),
-        };
-        return Some(b.done(Kind::NanInLogs, Severity::Critical, title));
-    }
-    // The families and the signal forms below are only worth a look on a
-    // line that says something went wrong.
+    };
+    Some(b.done(Kind::LossScaleOverflow, sev, title))
+}
+
+fn nan_in_logs(orig: &str, lower: &str) -> Option<LogMatch> {
+    let c = NAN.captures(lower)?;
+    let mut b = Builder::new();
+    let what = group(&c, 1, orig).map(|w| w.to_ascii_lowercase().replace(' ', "_"));
+    // The capture groups after the first hold `nan` or `inf`; the
+    // "non-finite loss" phrasings have none.
+    let value = (2..c.len())
+        .find_map(|i| c.get(i))
+        .map_or("non-finite", |m| m.as_str());
+    b.set("value", Some(value)).set("what", what.as_deref());
+    let shown = match value {
+        "inf" => "Inf",
+        "nan" => "NaN",
+        _ => "non-finite",
+    };
+    let title = match b.get("what") {
+        Some(w) => format!("{} is {shown}", capitalise(&w.replace('_', " "))),
+        None if value == "non-finite" => "Non-finite loss reported in the logs".to_owned(),
+        None => format!("{shown} reported in the logs"),
+    };
+    Some(b.done(Kind::NanInLogs, Severity::Critical, title))
+}
+
+/// The families and the signal forms below are only worth a look on a
+/// line that says something went wrong.
+fn failure_tail(orig: &str, lower: &str) -> Option<LogMatch> {
     if !TAIL_PREFILTER.is_match(lower) {
         return None;
     }
     if let Some(m) = super::families::match_family(orig, lower) {
         return Some(m);
     }
+    // One builder for both: a signal number that is neither SIGKILL nor a
+    // crash leaves its attributes to the crash words.
+    let mut b = Builder::new();
     signal_by_number(orig, lower, &mut b).or_else(|| crash_words(lower, &mut b))
 }
 

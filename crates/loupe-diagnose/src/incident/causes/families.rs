@@ -1,12 +1,12 @@
 //! Causes read from log signatures alone: the failure families of the
 //! corpus vocabulary (CUDA program errors, a lost GPU, data loaders,
 //! storage, checkpoints, the installation, launchers and schedulers,
-//! serving engines, NaN/Inf, user code) and a non-zero exit that nothing
-//! explains. Scores say how specific the evidence is: a line that names
+//! serving engines, NaN/Inf, user code), a fatal signal, a recurring error
+//! template, and a non-zero exit that nothing explains. Scores say how specific the evidence is: a line that names
 //! the failure (a time limit, a lost GPU) outranks one that only shows its
 //! consequence (a Python traceback, an exit code).
 
-use super::{Cause, CauseKind, Facts, evidence, strings};
+use super::{Cause, CauseKind, Facts, evidence, exit_signal, strings};
 use crate::finding::{Finding, FindingKind, SeriesRole};
 use crate::logsig::LogSignatureKind as Sig;
 
@@ -23,6 +23,11 @@ const SCORE_LAUNCHER: f64 = 0.7;
 const SCORE_SERVING: f64 = 0.66;
 const SCORE_USER_CODE: f64 = 0.45;
 const SCORE_CRASH: f64 = 0.4;
+/// A fatal signal named in the output; only in the exit status, less sure.
+const SCORE_FATAL_SIGNAL: f64 = 0.7;
+const SCORE_FATAL_SIGNAL_BY_EXIT: f64 = 0.5;
+/// A template of unknown error lines that repeats: a lead, not a cause.
+const SCORE_RECURRING_ERROR: f64 = 0.3;
 
 /// Exception types that report another process's failure or a stop, not
 /// a bug in the user's code.
@@ -189,6 +194,51 @@ pub(super) fn rules(f: &Facts) -> Vec<Cause> {
     out.extend(user_code(f));
     out.extend(crash(f));
     out
+}
+
+pub(super) fn fatal_signal(f: &Facts) -> Option<Cause> {
+    let mut sig = f.logs(Sig::FatalSignal);
+    let by_exit = sig.is_empty();
+    sig.extend(exit_signal(
+        f,
+        &["SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL", "SIGFPE"],
+    ));
+    let first = *sig.first()?;
+    Some(Cause {
+        kind: CauseKind::FatalSignal,
+        title: format!(
+            "Process killed by {}",
+            first
+                .attributes
+                .get("signal")
+                .map(String::as_str)
+                .unwrap_or("a signal")
+        ),
+        score: if by_exit {
+            SCORE_FATAL_SIGNAL_BY_EXIT
+        } else {
+            SCORE_FATAL_SIGNAL
+        },
+        explanation: first.detail.clone(),
+        fixes: strings(&[
+            "SIGSEGV: run with faulthandler (python -X faulthandler) and check native extension versions (CUDA, NCCL, torch)",
+            "SIGKILL: usually the OOM killer or the scheduler (time or memory limit): check dmesg and the scheduler's logs",
+        ]),
+        evidence: evidence(sig.into_iter().take(3)),
+    })
+}
+
+pub(super) fn recurring_error(f: &Facts) -> Option<Cause> {
+    let t = f.logs(Sig::ErrorTemplate);
+    let first = *t.first()?;
+    Some(Cause {
+        kind: CauseKind::RecurringError,
+        title: "A recurring error in the logs".into(),
+        score: SCORE_RECURRING_ERROR,
+        explanation: first.detail.clone(),
+        fixes: strings(&["Read the grouped error lines in the logs tab"]),
+        evidence: evidence(t.into_iter().take(3)),
+    })
 }
 
 fn exit_of<'a>(f: &Facts<'a>) -> Option<&'a Finding> {

@@ -55,6 +55,10 @@ if [[ $# -eq 0 ]]; then
             exit 1
         fi
     fi
-    [[ -d ui/node_modules/playwright-core ]] || (cd ui && npm ci --no-audit --no-fund)
+    # Installed once, and again whenever ui/package-lock.json changed since
+    # (npm writes node_modules/.package-lock.json at each install).
+    if [[ ! -d ui/node_modules/playwright-core || ui/package-lock.json -nt ui/node_modules/.package-lock.json ]]; then
+        (cd ui && npm ci --no-audit --no-fund)
+    fi
     LOUPE_BIN="$(realpath "${CARGO_TARGET_DIR:-target}")/release/loupe" ui/tests/run.sh
 fi

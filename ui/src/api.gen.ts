@@ -35,12 +35,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every rule: built-ins, the rules file's, and those added here. */
+        /**
+         * Every rule: built-ins, the rules file's, and those added here. A
+         *     project's token lists the built-ins and its project's rules.
+         */
         get: operations["list_rules"];
         put?: never;
         /**
          * Adds or replaces a rule (JSON, the same fields as a `[[rules]]` entry
-         *     of the rules file). Invalid rules get a 400 naming the field.
+         *     of the rules file). Invalid rules get a 400 naming the field. A
+         *     project's token makes rules for its project only (`project` is filled
+         *     in when left out) and cannot replace another project's rule.
          */
         post: operations["post_rule"];
         delete?: never;
@@ -59,7 +64,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Removes a rule added through the API. */
+        /**
+         * Removes a rule added through the API (a project's token: one of its
+         *     project's).
+         */
         delete: operations["delete_rule"];
         options?: never;
         head?: never;
@@ -410,10 +418,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Silences, active and scheduled. */
+        /** Silences, active and scheduled (a project's token: its project's). */
         get: operations["list_silences"];
         put?: never;
-        /** Creates a silence: matching alerts keep their record but are not sent. */
+        /**
+         * Creates a silence: matching alerts keep their record but are not sent.
+         *     A project's token silences its project only (a `project` matcher is
+         *     added when left out).
+         */
         post: operations["post_silence"];
         delete?: never;
         options?: never;
@@ -431,7 +443,7 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Ends a silence. */
+        /** Ends a silence (a project's token: one of its project's). */
         delete: operations["delete_silence"];
         options?: never;
         head?: never;
@@ -1365,6 +1377,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description a rule for another project */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the name is another project's rule */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     delete_rule: {
@@ -2233,6 +2263,15 @@ export interface operations {
             };
             /** @description invalid silence */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a silence for another project */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,13 +10,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use loupe_model::alerting::{Alert, AlertState};
 use loupe_model::{IncidentState, RunTab, Severity, label, project_url, run_tab_url, run_url};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::glob;
 use crate::rules::{Rule, RuleKind, Settings};
-use crate::silence::Silence;
+use crate::silence::{Silence, SilenceRules};
 
 /// Something a rule found true now.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -30,52 +31,6 @@ pub struct Condition {
     pub severity: Option<Severity>,
     /// The series behind it, for a chart.
     pub series: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertState {
-    Pending,
-    Firing,
-    Resolved,
-}
-
-impl AlertState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertState::Pending => "pending",
-            AlertState::Firing => "firing",
-            AlertState::Resolved => "resolved",
-        }
-    }
-}
-
-/// One alert: a rule and a label set, through its life.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alert {
-    pub id: String,
-    pub rule: String,
-    pub severity: Severity,
-    pub state: AlertState,
-    /// The condition's labels plus `alertname` and `severity`.
-    pub labels: BTreeMap<String, String>,
-    pub summary: String,
-    #[serde(with = "loupe_model::nonfinite::opt", default)]
-    pub value: Option<f64>,
-    pub series: Option<String>,
-    /// Unix seconds.
-    pub active_since: f64,
-    pub fired_at: Option<f64>,
-    pub resolved_at: Option<f64>,
-    pub updated: f64,
-    pub last_sent: Option<f64>,
-    pub sent_firing: bool,
-    pub sent_resolved: bool,
-    /// The silence muting it now.
-    pub silenced_by: Option<String>,
-    /// The greater alert on the same run muting it now.
-    pub inhibited_by: Option<String>,
-    pub sticky: bool,
 }
 
 /// A link to the evidence.
@@ -709,7 +664,7 @@ mod tests {
             ..Default::default()
         };
         extra(&mut s);
-        s.compile().unwrap()
+        Rule::compile(&s).unwrap()
     }
 
     fn cond(run: &str, v: f64) -> Condition {

@@ -24,6 +24,6 @@ pub use engine::{Alert, AlertState, Condition, Engine, Notification};
 pub use error::{Error, Result, RulesError};
 pub use loupe_model::Severity;
 pub use rules::{ChannelConfig, Rule, RuleKind, RuleSpec, RulesConfig, Settings};
-pub use silence::Silence;
+pub use silence::{Silence, SilenceRules};
 
 pub use loupe_model::clock::now_s;

@@ -8,7 +8,8 @@ use std::path::Path;
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+
+pub use loupe_model::alerting::{ChannelCounts, Delivery};
 
 use crate::engine::{Alert, Notification};
 use crate::error::Result;
@@ -17,30 +18,6 @@ use crate::silence::Silence;
 
 pub struct Queue {
     conn: Mutex<Connection>,
-}
-
-/// A queued notification, as the API lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QueuedItem {
-    pub seq: i64,
-    pub id: String,
-    pub channel: String,
-    /// `pending`, `delivered` or `failed` (given up).
-    pub state: String,
-    pub attempts: u32,
-    pub created: f64,
-    pub next_attempt: f64,
-    pub delivered: Option<f64>,
-    pub last_error: Option<String>,
-    pub title: String,
-}
-
-/// Per channel: how many notifications wait, were delivered, were given up.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ChannelCounts {
-    pub pending: u64,
-    pub delivered: u64,
-    pub failed: u64,
 }
 
 const SCHEMA: &str = "
@@ -169,7 +146,7 @@ impl Queue {
     }
 
     /// The most recent notifications, newest first.
-    pub fn recent(&self, limit: usize) -> Result<Vec<QueuedItem>> {
+    pub fn recent(&self, limit: usize) -> Result<Vec<Delivery>> {
         let c = self.conn.lock();
         let mut s = c.prepare(
             "SELECT seq, id, channel, state, attempts, created, next_attempt, delivered, last_error, body FROM notifications ORDER BY seq DESC LIMIT ?1",
@@ -179,7 +156,7 @@ impl Queue {
             let title = serde_json::from_str::<Notification>(&body)
                 .map(|n| n.title)
                 .unwrap_or_default();
-            Ok(QueuedItem {
+            Ok(Delivery {
                 seq: r.get(0)?,
                 id: r.get(1)?,
                 channel: r.get(2)?,

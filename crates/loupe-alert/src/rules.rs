@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use loupe_model::Severity;
+pub use loupe_model::alerting::{RuleSpec, WindowSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::burn::BurnWindow;
@@ -196,72 +197,6 @@ fn default_tls() -> SmtpTls {
 }
 fn default_timeout() -> String {
     "10s".into()
-}
-
-/// A rule as written: the flat form read from TOML or the API's JSON.
-/// Which fields apply depends on `kind`; [`RuleSpec::compile`] says which
-/// do not.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleSpec {
-    pub name: String,
-    /// `incident`, `threshold`, `absence`, `run_state` or `burn_rate`.
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub severity: Option<String>,
-    /// How long the condition must hold before the alert fires.
-    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
-    pub for_: Option<String>,
-    /// Channel names; none: every channel.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channels: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub repeat_interval: Option<String>,
-    /// Text for the notification; `{value}`, `{series}`, `{run}` are filled in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
-    // incident
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_severity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub causes: Option<Vec<String>>,
-    // matchers shared by several kinds (`*` wildcards)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub project: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    // threshold
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expr: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    // run_state
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub states: Option<Vec<String>>,
-    // burn_rate
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub errors: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub objective: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub windows: Option<Vec<WindowSpec>>,
-    /// The series are cumulative counters (default: per-interval counts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counter: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowSpec {
-    pub long: String,
-    pub short: String,
-    pub factor: f64,
-    #[serde(default)]
-    pub severity: Option<String>,
 }
 
 /// A comparison a threshold rule makes on a series' last value.
@@ -567,7 +502,7 @@ impl RulesConfig {
             for (i, r) in list.iter().enumerate() {
                 let name = r.get("name").and_then(|n| n.as_str()).unwrap_or("");
                 match r.clone().try_into::<RuleSpec>() {
-                    Ok(spec) => match spec.compile() {
+                    Ok(spec) => match Rule::compile(&spec) {
                         Ok(rule) => {
                             if cfg.rules.iter().any(|o| o.name == rule.name) {
                                 errs.push(format!(

@@ -3,28 +3,22 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::RulesError;
 use crate::glob;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Silence {
-    pub id: String,
-    /// Label → value (`*` wildcards); `alertname` is the rule's name. Every
-    /// entry must match.
-    pub matchers: BTreeMap<String, String>,
-    /// Unix seconds.
-    pub starts: f64,
-    pub ends: f64,
-    #[serde(default)]
-    pub comment: String,
-    #[serde(default)]
-    pub created_by: Option<String>,
+pub use loupe_model::alerting::Silence;
+
+/// What alerting asks of a silence (the shape is `loupe-model`'s).
+pub trait SilenceRules {
+    /// Every problem at once.
+    fn validate(&self) -> Result<(), RulesError>;
+    fn active(&self, now: f64) -> bool;
+    /// Every matcher matches its label (`*` wildcards).
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool;
 }
 
-impl Silence {
-    pub fn validate(&self) -> Result<(), RulesError> {
+impl SilenceRules for Silence {
+    fn validate(&self) -> Result<(), RulesError> {
         let mut errs = Vec::new();
         if self.matchers.is_empty() {
             errs.push("field `matchers`: needs at least one label (a silence of everything is too easy to leave on)".to_string());
@@ -39,11 +33,11 @@ impl Silence {
         }
     }
 
-    pub fn active(&self, now: f64) -> bool {
+    fn active(&self, now: f64) -> bool {
         self.starts <= now && now < self.ends
     }
 
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.matchers
             .iter()
             .all(|(k, pat)| labels.get(k).is_some_and(|v| glob::matches(pat, v)))

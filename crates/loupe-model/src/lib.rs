@@ -3,6 +3,7 @@
 //! crate may depend on it, and it depends on none of them. It does no IO
 //! beyond reading the clock ([`clock`]) and taking a lock file ([`lock`]).
 
+pub mod alerting;
 pub mod clock;
 mod incident;
 pub mod label;

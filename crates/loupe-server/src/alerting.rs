@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use loupe_alert::channels::Channel;
 use loupe_alert::dispatch::Dispatcher;
-use loupe_alert::queue::{ChannelCounts, Queue, QueuedItem};
+use loupe_alert::queue::{ChannelCounts, Delivery, Queue};
 use loupe_alert::rules::{Check, EXCEPTION_STATE, RuleKind};
 use loupe_alert::{
     Alert, Condition, Engine, IncidentSignal, Rule, RuleSpec, RulesConfig, RulesError, Silence,
 };
 use loupe_diagnose::Incident;
 use loupe_meta::{MAX_RUN_LIMIT, RunQuery};
+use loupe_model::alerting::RuleSource;
 use loupe_model::clock::now_s;
 use loupe_model::label;
 use loupe_model::{LabelMatch, RunStatus, SeriesKey, SeriesMatcher};
@@ -37,16 +38,7 @@ const SIGKILL: i32 = 9;
 const CHART_SPAN_S: f64 = 3600.0;
 
 /// Recent notifications and per-channel counts.
-pub type Deliveries = (Vec<QueuedItem>, Vec<(String, ChannelCounts)>);
-
-/// Where a rule came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RuleSource {
-    Builtin,
-    File,
-    Api,
-}
+pub type Deliveries = (Vec<Delivery>, Vec<(String, ChannelCounts)>);
 
 pub struct Alerting {
     engine: Mutex<Engine>,
@@ -142,7 +134,7 @@ impl Alerting {
         let mut api_rules = Vec::new();
         let taken: Vec<String> = config.all_rules().into_iter().map(|r| r.name).collect();
         for spec in queue.load_rules()? {
-            match spec.compile() {
+            match Rule::compile(&spec) {
                 Ok(r) if !taken.contains(&r.name) => api_rules.push(r),
                 Ok(r) => {
                     tracing::warn!(rule = %r.name, "a rule added through the API has the name of a rules-file rule; the file's wins")
@@ -239,7 +231,7 @@ impl Alerting {
 
     /// Adds or replaces a rule (kept across restarts).
     pub fn put_rule(&self, spec: RuleSpec) -> Result<RuleSpec, RulesError> {
-        let rule = spec.compile()?;
+        let rule = Rule::compile(&spec)?;
         if self.config.all_rules().iter().any(|r| r.name == rule.name) {
             return Err(RulesError::one(format!(
                 "rule {:?}: field `name`: a built-in or rules-file rule has this name",

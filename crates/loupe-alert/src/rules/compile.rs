@@ -81,10 +81,27 @@ impl Problems {
     }
 }
 
-impl RuleSpec {
-    /// Validates the spec; every problem is reported, each as
-    /// `rule "NAME": field `F`: …`.
-    pub fn compile(&self) -> Result<Rule, RulesError> {
+impl Rule {
+    /// Validates a spec and compiles it; every problem is reported, each
+    /// as `rule "NAME": field `F`: …`.
+    pub fn compile(spec: &RuleSpec) -> Result<Rule, RulesError> {
+        Spec(spec).compile()
+    }
+}
+
+/// A spec being compiled: the checks per kind read its fields through
+/// `Deref` (the shape itself is `loupe-model`'s).
+struct Spec<'a>(&'a RuleSpec);
+
+impl std::ops::Deref for Spec<'_> {
+    type Target = RuleSpec;
+    fn deref(&self) -> &RuleSpec {
+        self.0
+    }
+}
+
+impl Spec<'_> {
+    fn compile(&self) -> Result<Rule, RulesError> {
         let mut p = Problems::new(&self.name);
         if self.name.trim().is_empty() {
             p.add("name", "is required".into());
@@ -128,7 +145,7 @@ impl RuleSpec {
                 channels: self.channels.clone().unwrap_or_default(),
                 repeat_interval,
                 summary: self.summary.clone(),
-                spec: self.clone(),
+                spec: self.0.clone(),
                 builtin: false,
             }),
             _ => Err(RulesError { errors: p.errors }),

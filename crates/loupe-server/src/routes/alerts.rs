@@ -1,4 +1,7 @@
-//! Alerts, alert rules and silences.
+//! Alerts, alert rules and silences, each seen and changed only by the
+//! project it belongs to (see [`owner`]).
+
+mod owner;
 
 use std::collections::BTreeMap;
 
@@ -7,11 +10,14 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use loupe_alert::{RuleSpec, RulesError, Silence};
-use loupe_api::{AlertsView, ErrorBody, NewSilence, RuleEntry, RuleList, RuleSource, SilenceList};
+use loupe_alert::{RulesError, SilenceRules};
+use loupe_api::{
+    AlertsView, ErrorBody, NewSilence, RuleEntry, RuleList, RuleSource, RuleSpec, Silence,
+    SilenceList,
+};
 use loupe_model::Role;
 
-use crate::alerting;
+use self::owner::{Owner, claim, claim_matchers, rule_listed};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{blocking, json_body};
@@ -25,7 +31,8 @@ fn store_err(e: loupe_alert::Error) -> ApiError {
     ApiError::internal(format!("alert store: {e}"))
 }
 
-/// Every rule: built-ins, the rules file's, and those added here.
+/// Every rule: built-ins, the rules file's, and those added here. A
+/// project's token lists the built-ins and its project's rules.
 #[utoipa::path(get, path = "/api/v1/alerts/rules", responses((status = 200, body = RuleList)))]
 pub async fn list_rules(
     State(st): State<SharedState>,
@@ -36,44 +43,61 @@ pub async fn list_rules(
         .alerts
         .rules()
         .into_iter()
-        .map(|(src, spec)| RuleEntry {
-            source: source(src),
-            rule: rule(spec),
-        })
+        .filter(|(source, rule)| rule_listed(&who, *source, rule))
+        .map(|(source, rule)| RuleEntry { source, rule })
         .collect();
     Ok(Json(RuleList { rules }))
 }
 
 /// Adds or replaces a rule (JSON, the same fields as a `[[rules]]` entry
-/// of the rules file). Invalid rules get a 400 naming the field.
-#[utoipa::path(post, path = "/api/v1/alerts/rules", request_body = loupe_api::RuleSpec,
+/// of the rules file). Invalid rules get a 400 naming the field. A
+/// project's token makes rules for its project only (`project` is filled
+/// in when left out) and cannot replace another project's rule.
+#[utoipa::path(post, path = "/api/v1/alerts/rules", request_body = RuleSpec,
     responses((status = 201, description = "the stored rule", body = RuleEntry),
-              (status = 400, description = "invalid rule", body = ErrorBody)))]
+              (status = 400, description = "invalid rule", body = ErrorBody),
+              (status = 403, description = "a rule for another project", body = ErrorBody),
+              (status = 409, description = "the name is another project's rule", body = ErrorBody)))]
 pub async fn post_rule(
     State(st): State<SharedState>,
     who: Principal,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<RuleEntry>)> {
     who.require(Role::Admin)?;
-    let spec: RuleSpec = json_body(body).map_err(|e| {
+    let mut spec: RuleSpec = json_body(body).map_err(|e| {
         if e.status == StatusCode::UNPROCESSABLE_ENTITY {
             ApiError::bad_request("invalid_rule", e.message)
         } else {
             e
         }
     })?;
+    claim(&who, &mut spec.project, "rule").map_err(ApiError::forbidden)?;
+    let taken = st.alerts.rules().into_iter().any(|(source, r)| {
+        source == RuleSource::Api && r.name == spec.name && !Owner::of_rule(&r).visible_to(&who)
+    });
+    if taken {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "another project has a rule named {:?}: choose another name",
+                spec.name
+            ),
+        ));
+    }
     let s = st.clone();
     let stored = blocking(move || s.alerts.put_rule(spec).map_err(invalid)).await?;
     Ok((
         StatusCode::CREATED,
         Json(RuleEntry {
             source: RuleSource::Api,
-            rule: rule(stored),
+            rule: stored,
         }),
     ))
 }
 
-/// Removes a rule added through the API.
+/// Removes a rule added through the API (a project's token: one of its
+/// project's).
 #[utoipa::path(delete, path = "/api/v1/alerts/rules/{name}",
     responses((status = 204, description = "removed"), (status = 404, description = "no such API rule", body = ErrorBody)))]
 pub async fn delete_rule(
@@ -82,6 +106,12 @@ pub async fn delete_rule(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     who.require(Role::Admin)?;
+    let mine = st.alerts.rules().into_iter().any(|(source, r)| {
+        source == RuleSource::Api && r.name == name && Owner::of_rule(&r).visible_to(&who)
+    });
+    if !mine {
+        return Err(ApiError::not_found("rule added through the API", &name));
+    }
     let s = st.clone();
     let n = name.clone();
     let found = blocking(move || s.alerts.delete_rule(&n).map_err(store_err)).await?;
@@ -109,8 +139,7 @@ pub async fn list_alerts(
     .await?;
     let alerts = alerts
         .into_iter()
-        .filter(|a| who.project.is_none() || a.labels.get("project").is_some_and(|p| who.sees(p)))
-        .map(alert)
+        .filter(|a| Owner::of_alert(a).visible_to(&who))
         .collect();
     // Deliveries may concern other projects; a scoped token sees only its alerts.
     let (notes, counts) = if scoped {
@@ -118,18 +147,14 @@ pub async fn list_alerts(
     } else {
         (notes, counts)
     };
-    let channels: BTreeMap<String, _> = counts
-        .into_iter()
-        .map(|(name, c)| (name, channel_counts(c)))
-        .collect();
     Ok(Json(AlertsView {
         alerts,
-        notifications: notes.into_iter().map(delivery).collect(),
-        channels,
+        notifications: notes,
+        channels: counts.into_iter().collect::<BTreeMap<_, _>>(),
     }))
 }
 
-/// Silences, active and scheduled.
+/// Silences, active and scheduled (a project's token: its project's).
 #[utoipa::path(get, path = "/api/v1/silences", responses((status = 200, body = SilenceList)))]
 pub async fn list_silences(
     State(st): State<SharedState>,
@@ -137,21 +162,30 @@ pub async fn list_silences(
 ) -> ApiResult<Json<SilenceList>> {
     who.require(Role::Read)?;
     Ok(Json(SilenceList {
-        silences: st.alerts.silences().into_iter().map(silence).collect(),
+        silences: st
+            .alerts
+            .silences()
+            .into_iter()
+            .filter(|s| Owner::of_silence(s).visible_to(&who))
+            .collect(),
     }))
 }
 
 /// Creates a silence: matching alerts keep their record but are not sent.
+/// A project's token silences its project only (a `project` matcher is
+/// added when left out).
 #[utoipa::path(post, path = "/api/v1/silences", request_body = NewSilence,
-    responses((status = 201, description = "the silence", body = loupe_api::Silence),
-              (status = 400, description = "invalid silence", body = ErrorBody)))]
+    responses((status = 201, description = "the silence", body = Silence),
+              (status = 400, description = "invalid silence", body = ErrorBody),
+              (status = 403, description = "a silence for another project", body = ErrorBody)))]
 pub async fn post_silence(
     State(st): State<SharedState>,
     who: Principal,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<loupe_api::Silence>)> {
+) -> ApiResult<(StatusCode, Json<Silence>)> {
     who.require(Role::Admin)?;
-    let n: NewSilence = json_body(body)?;
+    let mut n: NewSilence = json_body(body)?;
+    claim_matchers(&who, &mut n.matchers).map_err(ApiError::forbidden)?;
     let now = loupe_alert::now_s();
     let starts = n.starts.unwrap_or(now);
     let ends = match (n.ends, &n.duration) {
@@ -181,10 +215,10 @@ pub async fn post_silence(
     let st2 = st.clone();
     let s2 = s.clone();
     blocking(move || st2.alerts.add_silence(s2).map_err(store_err)).await?;
-    Ok((StatusCode::CREATED, Json(silence(s))))
+    Ok((StatusCode::CREATED, Json(s)))
 }
 
-/// Ends a silence.
+/// Ends a silence (a project's token: one of its project's).
 #[utoipa::path(delete, path = "/api/v1/silences/{id}",
     responses((status = 204, description = "removed"), (status = 404, description = "no such silence", body = ErrorBody)))]
 pub async fn delete_silence(
@@ -193,6 +227,14 @@ pub async fn delete_silence(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     who.require(Role::Admin)?;
+    let mine = st
+        .alerts
+        .silences()
+        .iter()
+        .any(|s| s.id == id && Owner::of_silence(s).visible_to(&who));
+    if !mine {
+        return Err(ApiError::not_found("silence", &id));
+    }
     let s = st.clone();
     let i = id.clone();
     let found = blocking(move || s.alerts.remove_silence(&i).map_err(store_err)).await?;
@@ -200,184 +242,5 @@ pub async fn delete_silence(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("silence", &id))
-    }
-}
-
-// Alerting's types as the API shows them. Every field is named (no `..`),
-// so a field added on either side does not compile until the other has it.
-
-fn source(s: alerting::RuleSource) -> RuleSource {
-    match s {
-        alerting::RuleSource::Builtin => RuleSource::Builtin,
-        alerting::RuleSource::File => RuleSource::File,
-        alerting::RuleSource::Api => RuleSource::Api,
-    }
-}
-
-fn rule(r: RuleSpec) -> loupe_api::RuleSpec {
-    let RuleSpec {
-        name,
-        kind,
-        severity,
-        for_,
-        channels,
-        repeat_interval,
-        summary,
-        min_severity,
-        causes,
-        project,
-        run,
-        group,
-        expr,
-        labels,
-        states,
-        errors,
-        total,
-        objective,
-        windows,
-        counter,
-    } = r;
-    loupe_api::RuleSpec {
-        name,
-        kind,
-        severity,
-        for_,
-        channels,
-        repeat_interval,
-        summary,
-        min_severity,
-        causes,
-        project,
-        run,
-        group,
-        expr,
-        labels,
-        states,
-        errors,
-        total,
-        objective,
-        windows: windows.map(|w| w.into_iter().map(window).collect()),
-        counter,
-    }
-}
-
-fn window(w: loupe_alert::rules::WindowSpec) -> loupe_api::WindowSpec {
-    let loupe_alert::rules::WindowSpec {
-        long,
-        short,
-        factor,
-        severity,
-    } = w;
-    loupe_api::WindowSpec {
-        long,
-        short,
-        factor,
-        severity,
-    }
-}
-
-fn alert(a: loupe_alert::Alert) -> loupe_api::Alert {
-    let loupe_alert::Alert {
-        id,
-        rule,
-        severity,
-        state,
-        labels,
-        summary,
-        value,
-        series,
-        active_since,
-        fired_at,
-        resolved_at,
-        updated,
-        last_sent,
-        sent_firing,
-        sent_resolved,
-        silenced_by,
-        inhibited_by,
-        sticky,
-    } = a;
-    loupe_api::Alert {
-        id,
-        rule,
-        severity,
-        state: match state {
-            loupe_alert::AlertState::Pending => loupe_api::AlertState::Pending,
-            loupe_alert::AlertState::Firing => loupe_api::AlertState::Firing,
-            loupe_alert::AlertState::Resolved => loupe_api::AlertState::Resolved,
-        },
-        labels,
-        summary,
-        value,
-        series,
-        active_since,
-        fired_at,
-        resolved_at,
-        updated,
-        last_sent,
-        sent_firing,
-        sent_resolved,
-        silenced_by,
-        inhibited_by,
-        sticky,
-    }
-}
-
-fn delivery(q: loupe_alert::queue::QueuedItem) -> loupe_api::Delivery {
-    let loupe_alert::queue::QueuedItem {
-        seq,
-        id,
-        channel,
-        state,
-        attempts,
-        created,
-        next_attempt,
-        delivered,
-        last_error,
-        title,
-    } = q;
-    loupe_api::Delivery {
-        seq,
-        id,
-        channel,
-        state,
-        attempts,
-        created,
-        next_attempt,
-        delivered,
-        last_error,
-        title,
-    }
-}
-
-fn channel_counts(c: loupe_alert::queue::ChannelCounts) -> loupe_api::ChannelCounts {
-    let loupe_alert::queue::ChannelCounts {
-        pending,
-        delivered,
-        failed,
-    } = c;
-    loupe_api::ChannelCounts {
-        pending,
-        delivered,
-        failed,
-    }
-}
-
-fn silence(s: Silence) -> loupe_api::Silence {
-    let Silence {
-        id,
-        matchers,
-        starts,
-        ends,
-        comment,
-        created_by,
-    } = s;
-    loupe_api::Silence {
-        id,
-        matchers,
-        starts,
-        ends,
-        comment,
-        created_by,
     }
 }

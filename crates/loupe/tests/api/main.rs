@@ -13,6 +13,7 @@
 mod support;
 
 mod auth;
+mod authz;
 mod baseline;
 mod concurrency;
 mod crash;

@@ -1,0 +1,756 @@
+//! The authorisation matrix: every route of the OpenAPI document × every
+//! role (no token, read, ingest, admin of project A) × A's own objects and
+//! project B's. The routes come from the served document, so a route added
+//! without a line in [`CASES`] fails this test until someone says who may
+//! call it.
+//!
+//! What each cell must answer:
+//! - no token: 401 (except the few open routes);
+//! - a role the route does not allow: 403 (404 for B's objects is as good:
+//!   neither says whether they exist);
+//! - an allowed role on A's objects: 2xx;
+//! - an allowed role on B's objects: 404 when the path names one, 403 when
+//!   the body asks to write into B, and for listings an answer that holds
+//!   nothing of B's.
+//!
+//! Every B object carries the marker `zzb` in its name, id or text, and
+//! no successful answer to an A token may contain it.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Api, Resp, Server, create_token, wait_for};
+
+/// Every B object's name holds it; no answer to A may.
+const MARKER: &str = "zzb";
+
+/// Project B's name holds the marker too: a per-project label is B's data.
+const PROJECT_B: &str = "proj-zzb";
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Need {
+    /// Anyone, without a token.
+    Open,
+    /// Any valid token, whatever its role.
+    Token,
+    Read,
+    Ingest,
+    Admin,
+}
+
+/// What an allowed caller from A gets for B's side of the route.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Other {
+    /// The path names B's object: 404.
+    NotFound,
+    /// The request asks to write into B: 403.
+    Forbidden,
+    /// A listing: 2xx with nothing of B's in it (or 404 when it was asked
+    /// for B's project by name).
+    Hidden,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Own,
+    Other,
+}
+
+/// One request: method, path with its query, JSON body.
+struct Req {
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+}
+
+/// Each project's objects, made before the matrix runs.
+struct Objects {
+    project: &'static str,
+    run: String,
+    group: String,
+    incident: String,
+    cause: String,
+}
+
+struct Fixture {
+    a: Objects,
+    b: Objects,
+    admin_a: Api,
+    admin_b: Api,
+    ingest_a: Api,
+    ingest_b: Api,
+    fresh: AtomicUsize,
+}
+
+impl Fixture {
+    fn side(&self, side: Side) -> &Objects {
+        match side {
+            Side::Own => &self.a,
+            Side::Other => &self.b,
+        }
+    }
+
+    /// The writers of a side, to make objects the request will delete.
+    fn owner(&self, side: Side) -> (&Api, &Api) {
+        match side {
+            Side::Own => (&self.admin_a, &self.ingest_a),
+            Side::Other => (&self.admin_b, &self.ingest_b),
+        }
+    }
+
+    /// A name not used before, holding the side's marker for B.
+    fn fresh(&self, side: Side, what: &str) -> String {
+        let n = self.fresh.fetch_add(1, Ordering::Relaxed);
+        match side {
+            Side::Own => format!("{what}-a-{n}"),
+            Side::Other => format!("{what}-{MARKER}-{n}"),
+        }
+    }
+}
+
+type Build = fn(&Fixture, Side) -> Req;
+
+struct Case {
+    method: &'static str,
+    path: &'static str,
+    need: Need,
+    other: Other,
+    build: Build,
+}
+
+fn get(path: String) -> Req {
+    Req {
+        method: "get",
+        path,
+        body: None,
+    }
+}
+
+fn with_body(method: &'static str, path: String, body: Value) -> Req {
+    Req {
+        method,
+        path,
+        body: Some(body),
+    }
+}
+
+/// `?project=B` for B's side of a listing.
+fn project_q(f: &Fixture, side: Side, sep: char) -> String {
+    match side {
+        Side::Own => String::new(),
+        Side::Other => format!("{sep}project={}", f.b.project),
+    }
+}
+
+const CASES: &[Case] = &[
+    Case {
+        method: "get",
+        path: "/healthz",
+        need: Need::Open,
+        other: Other::Hidden,
+        build: |_, _| get("/healthz".into()),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/openapi.json",
+        need: Need::Open,
+        other: Other::Hidden,
+        build: |_, _| get("/api/v1/openapi.json".into()),
+    },
+    Case {
+        method: "get",
+        path: "/metrics",
+        need: Need::Token,
+        other: Other::Hidden,
+        build: |_, _| get("/metrics".into()),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/projects",
+        need: Need::Read,
+        other: Other::Hidden,
+        build: |_, _| get("/api/v1/projects".into()),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/projects/{project}/feedback",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/projects/{}/feedback", f.side(s).project)),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/runs",
+        need: Need::Read,
+        other: Other::Hidden,
+        build: |f, s| get(format!("/api/v1/runs{}", project_q(f, s, '?'))),
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/runs",
+        need: Need::Ingest,
+        other: Other::Forbidden,
+        build: |f, s| {
+            with_body(
+                "post",
+                "/api/v1/runs".into(),
+                json!({"id": f.fresh(s, "run"), "project": f.side(s).project}),
+            )
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/runs/{id}",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/runs/{}", f.side(s).run)),
+    },
+    Case {
+        method: "patch",
+        path: "/api/v1/runs/{id}",
+        need: Need::Ingest,
+        other: Other::NotFound,
+        build: |f, s| {
+            with_body(
+                "patch",
+                format!("/api/v1/runs/{}", f.side(s).run),
+                json!({"tags": ["checked"]}),
+            )
+        },
+    },
+    Case {
+        method: "delete",
+        path: "/api/v1/runs/{id}",
+        need: Need::Admin,
+        other: Other::NotFound,
+        build: |f, s| {
+            let (_, ingest) = f.owner(s);
+            let id = f.fresh(s, "run");
+            ingest
+                .post_json(
+                    "/api/v1/runs",
+                    &json!({"id": id, "project": f.side(s).project}),
+                )
+                .expect(201);
+            Req {
+                method: "delete",
+                path: format!("/api/v1/runs/{id}"),
+                body: None,
+            }
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/runs/{id}/health",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/runs/{}/health", f.side(s).run)),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/runs/{id}/incidents",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/runs/{}/incidents", f.side(s).run)),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/runs/{id}/logs",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/runs/{}/logs", f.side(s).run)),
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/runs/{id}/logs",
+        need: Need::Ingest,
+        other: Other::NotFound,
+        build: |f, s| {
+            with_body(
+                "post",
+                format!("/api/v1/runs/{}/logs", f.side(s).run),
+                json!({"records": [{"text": "one more line", "stream": "stdout"}]}),
+            )
+        },
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/runs/{id}/metrics",
+        need: Need::Ingest,
+        other: Other::NotFound,
+        build: |f, s| {
+            with_body(
+                "post",
+                format!("/api/v1/runs/{}/metrics", f.side(s).run),
+                json!({"series": [{"name": "loss", "step": [100], "value": [0.5]}]}),
+            )
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/runs/{id}/series",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/runs/{}/series", f.side(s).run)),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/runs/{id}/series/data",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| {
+            get(format!(
+                "/api/v1/runs/{}/series/data?name=loss",
+                f.side(s).run
+            ))
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/groups/{group}/health",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| {
+            get(format!(
+                "/api/v1/groups/{}/health{}",
+                f.side(s).group,
+                project_q(f, s, '?')
+            ))
+        },
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/metrics",
+        need: Need::Ingest,
+        other: Other::Forbidden,
+        build: |f, s| {
+            with_body(
+                "post",
+                format!("/api/v1/metrics?project={}", f.side(s).project),
+                json!({"series": [{"name": "gpu/0/util", "labels": {"host": f.fresh(s, "host")},
+                                   "value": [50.0]}]}),
+            )
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/metrics/series",
+        need: Need::Read,
+        other: Other::Hidden,
+        build: |f, s| get(format!("/api/v1/metrics/series{}", project_q(f, s, '?'))),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/metrics/data",
+        need: Need::Read,
+        other: Other::Hidden,
+        build: |f, s| {
+            get(format!(
+                "/api/v1/metrics/data?name=gpu/0/util{}",
+                project_q(f, s, '&')
+            ))
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/live",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/live?run={}", f.side(s).run)),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/incidents",
+        need: Need::Read,
+        other: Other::Hidden,
+        build: |f, s| get(format!("/api/v1/incidents{}", project_q(f, s, '?'))),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/incidents/{id}",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/incidents/{}", f.side(s).incident)),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/incidents/{id}/feedback",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/incidents/{}/feedback", f.side(s).incident)),
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/incidents/{id}/feedback",
+        need: Need::Ingest,
+        other: Other::NotFound,
+        build: |f, s| {
+            let o = f.side(s);
+            with_body(
+                "post",
+                format!("/api/v1/incidents/{}/feedback", o.incident),
+                json!({"cause": o.cause, "verdict": "confirmed"}),
+            )
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/alerts",
+        need: Need::Read,
+        other: Other::Hidden,
+        build: |_, _| get("/api/v1/alerts".into()),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/alerts/rules",
+        need: Need::Read,
+        other: Other::Hidden,
+        build: |_, _| get("/api/v1/alerts/rules".into()),
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/alerts/rules",
+        need: Need::Admin,
+        other: Other::Forbidden,
+        build: |f, s| {
+            with_body(
+                "post",
+                "/api/v1/alerts/rules".into(),
+                json!({"name": f.fresh(s, "rule"), "kind": "incident",
+                       "project": f.side(s).project}),
+            )
+        },
+    },
+    Case {
+        method: "delete",
+        path: "/api/v1/alerts/rules/{name}",
+        need: Need::Admin,
+        other: Other::NotFound,
+        build: |f, s| {
+            let (admin, _) = f.owner(s);
+            let name = f.fresh(s, "rule");
+            admin
+                .post_json(
+                    "/api/v1/alerts/rules",
+                    &json!({"name": name, "kind": "incident"}),
+                )
+                .expect(201);
+            Req {
+                method: "delete",
+                path: format!("/api/v1/alerts/rules/{name}"),
+                body: None,
+            }
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/silences",
+        need: Need::Read,
+        other: Other::Hidden,
+        build: |_, _| get("/api/v1/silences".into()),
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/silences",
+        need: Need::Admin,
+        other: Other::Forbidden,
+        build: |f, s| {
+            with_body(
+                "post",
+                "/api/v1/silences".into(),
+                json!({"matchers": {"alertname": "x", "project": f.side(s).project},
+                       "duration": "1h", "comment": f.fresh(s, "why")}),
+            )
+        },
+    },
+    Case {
+        method: "delete",
+        path: "/api/v1/silences/{id}",
+        need: Need::Admin,
+        other: Other::NotFound,
+        build: |f, s| {
+            let (admin, _) = f.owner(s);
+            let made = admin
+                .post_json(
+                    "/api/v1/silences",
+                    &json!({"matchers": {"alertname": "x"}, "duration": "1h",
+                            "comment": f.fresh(s, "why")}),
+                )
+                .expect(201);
+            Req {
+                method: "delete",
+                path: format!("/api/v1/silences/{}", made["id"].as_str().unwrap()),
+                body: None,
+            }
+        },
+    },
+];
+
+/// A project's run (in a group, with a series and an NCCL failure in its
+/// logs), its incident, a rule and a silence. B's all carry the marker.
+fn make_objects(admin: &Api, ingest: &Api, project: &'static str, tag: &str) -> Objects {
+    let run = format!("run-{tag}");
+    let group = format!("grp-{tag}");
+    ingest
+        .post_json(
+            "/api/v1/runs",
+            &json!({"id": run, "project": project, "group": group, "rank": 0, "world_size": 1}),
+        )
+        .expect(201);
+    ingest
+        .post_json(
+            &format!("/api/v1/runs/{run}/metrics"),
+            &json!({"series": [{"name": "loss", "step": [1, 2], "value": [0.9, 0.8]}]}),
+        )
+        .expect(200);
+    ingest
+        .post_json(
+            &format!("/api/v1/metrics?project={project}"),
+            &json!({"series": [{"name": "gpu/0/util", "labels": {"host": format!("host-{tag}")},
+                               "value": [40.0]}]}),
+        )
+        .expect(200);
+    let lines = [
+        format!(
+            "[rank0]:[E501 12:10:03.123456 ProcessGroupNCCL.cpp:563] [Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=9, OpType=ALLREDUCE, NumelIn=1048576, NumelOut=1048576, Timeout(ms)=600000) ran for 600027 milliseconds before timing out. {tag}"
+        ),
+        format!(
+            "node-{tag}:12345:12399 [0] NCCL WARN NET/IB : Got completion from peer 10.0.0.2<47346> with error 12, opcode 0, len 0, vendor err 129 (Recv)"
+        ),
+    ];
+    let records: Vec<Value> = lines
+        .iter()
+        .map(|t| json!({"text": t, "stream": "stderr", "level": "error"}))
+        .collect();
+    ingest
+        .post_json(
+            &format!("/api/v1/runs/{run}/logs"),
+            &json!({"records": records}),
+        )
+        .expect(200);
+    let incident = wait_for(Duration::from_secs(15), "the run's incident", || {
+        admin.get(&format!("/api/v1/runs/{run}/incidents")).json()["incidents"]
+            .as_array()?
+            .first()
+            .cloned()
+    });
+    admin
+        .post_json(
+            "/api/v1/alerts/rules",
+            &json!({"name": format!("rule-{tag}"), "kind": "incident",
+                    "summary": format!("incident in {tag}")}),
+        )
+        .expect(201);
+    admin
+        .post_json(
+            "/api/v1/silences",
+            &json!({"matchers": {"alertname": format!("rule-{tag}")}, "duration": "1h",
+                    "comment": format!("quiet please, {tag}")}),
+        )
+        .expect(201);
+    Objects {
+        project,
+        run,
+        group,
+        incident: incident["id"].as_str().unwrap().to_string(),
+        cause: incident["causes"][0]["kind"].as_str().unwrap().to_string(),
+    }
+}
+
+/// The status of a request whose answer may never end (the live stream):
+/// only the status line is read.
+fn status_only(api: &Api, path: &str, token: Option<&str>) -> u16 {
+    let host = api.base.trim_start_matches("http://");
+    let mut s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).unwrap();
+    let line = String::from_utf8_lossy(&head[..n]).to_string();
+    line.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("GET {path}: no status line in {line:?}"))
+}
+
+fn send(api: &Api, token: Option<&str>, req: &Req) -> Resp {
+    let api = match token {
+        Some(t) => api.with_token(t),
+        None => api.clone(),
+    };
+    let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
+    let query: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap())
+        .collect();
+    match (req.method, &req.body) {
+        ("get", _) => api.get_q(path, &query),
+        ("delete", _) => api.delete(&req.path),
+        ("post", Some(b)) => api.post_json(&req.path, b),
+        ("patch", Some(b)) => api.patch_json(&req.path, b),
+        (m, _) => panic!("no way to send {m} {}", req.path),
+    }
+}
+
+/// What the cell must answer; `Err` says why the answer is wrong.
+fn judge(
+    case: &Case,
+    role: Option<&str>,
+    side: Side,
+    status: u16,
+    body: &str,
+) -> Result<(), String> {
+    let allowed = match (case.need, role) {
+        (Need::Open, _) => true,
+        (_, None) => return expect(status, &[401]),
+        (Need::Token, Some(_)) => true,
+        (Need::Read, Some(r)) => matches!(r, "read" | "admin"),
+        (Need::Ingest, Some(r)) => matches!(r, "ingest" | "admin"),
+        (Need::Admin, Some(r)) => r == "admin",
+    };
+    if (200..300).contains(&status) && body.contains(MARKER) {
+        return Err(format!(
+            "answered {status} with project B's data: {}",
+            clip(body)
+        ));
+    }
+    match (allowed, side, case.other) {
+        (false, Side::Own, _) => expect(status, &[403]),
+        (false, Side::Other, _) => expect(status, &[403, 404]),
+        (true, Side::Own, _) => expect_ok(status),
+        (true, Side::Other, Other::NotFound) => expect(status, &[404]),
+        (true, Side::Other, Other::Forbidden) => expect(status, &[403]),
+        (true, Side::Other, Other::Hidden) => {
+            if status == 404 || (200..300).contains(&status) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "status {status}, wanted 2xx without B's data or 404"
+                ))
+            }
+        }
+    }
+}
+
+fn expect(status: u16, want: &[u16]) -> Result<(), String> {
+    if want.contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("status {status}, wanted {want:?}"))
+    }
+}
+
+fn expect_ok(status: u16) -> Result<(), String> {
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("status {status}, wanted 2xx"))
+    }
+}
+
+fn clip(s: &str) -> &str {
+    crate::support::truncate(s, 300)
+}
+
+#[test]
+fn every_route_answers_every_role_of_every_project_as_it_should() {
+    let dir = Server::temp_data_dir();
+    let tokens: Vec<(&str, String)> = ["read", "ingest", "admin"]
+        .into_iter()
+        .map(|r| (r, create_token(dir.path(), "A", r)))
+        .collect();
+    let admin_b = create_token(dir.path(), PROJECT_B, "admin");
+    let ingest_b = create_token(dir.path(), PROJECT_B, "ingest");
+    let server = Server::configured("127.0.0.1:0", &["--require-auth"], Some(dir.path().into()));
+    let api = server.api();
+    let token = |role: &str| tokens.iter().find(|(r, _)| *r == role).unwrap().1.clone();
+    let admin_a = api.with_token(&token("admin"));
+    let ingest_a = api.with_token(&token("ingest"));
+    let (admin_b, ingest_b) = (api.with_token(&admin_b), api.with_token(&ingest_b));
+    let f = Fixture {
+        a: make_objects(&admin_a, &ingest_a, "A", "a"),
+        b: make_objects(&admin_b, &ingest_b, PROJECT_B, MARKER),
+        admin_a,
+        admin_b,
+        ingest_a,
+        ingest_b,
+        fresh: AtomicUsize::new(0),
+    };
+
+    // The table covers the served document exactly.
+    let doc = api.get("/api/v1/openapi.json").expect(200);
+    let served: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(p, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), p.clone()))
+        })
+        .collect();
+    let listed: BTreeSet<(String, String)> = CASES
+        .iter()
+        .map(|c| (c.method.to_string(), c.path.to_string()))
+        .collect();
+    assert_eq!(
+        served.difference(&listed).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "routes without a line in the authorisation matrix"
+    );
+    assert_eq!(
+        listed.difference(&served).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "matrix lines for routes the server no longer has"
+    );
+
+    let mut wrong = Vec::new();
+    let mut cells = 0;
+    for case in CASES {
+        for role in [None, Some("read"), Some("ingest"), Some("admin")] {
+            let secret = role.map(token);
+            for side in [Side::Own, Side::Other] {
+                let req = (case.build)(&f, side);
+                let (status, body) = if case.path == "/api/v1/live" {
+                    (
+                        status_only(&api, &req.path, secret.as_deref()),
+                        String::new(),
+                    )
+                } else {
+                    let r = send(&api, secret.as_deref(), &req);
+                    (r.status, r.text())
+                };
+                cells += 1;
+                if let Err(why) = judge(case, role, side, status, &body) {
+                    let side = if side == Side::Own { "A's" } else { "B's" };
+                    wrong.push(format!(
+                        "{} {} as {} on {side}: {why}",
+                        req.method,
+                        req.path,
+                        role.unwrap_or("no token")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(cells >= CASES.len() * 8);
+    assert!(
+        wrong.is_empty(),
+        "{} of {cells} cells wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}

@@ -155,6 +155,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * Server-Sent Events about runs: each event's name is its `kind`, its
+         *     data a `LiveEvent` in JSON.
+         */
         get: operations["live"];
         put?: never;
         post?: never;
@@ -842,6 +846,80 @@ export interface components {
          * @enum {string}
          */
         IncidentState: "open" | "resolved";
+        /** @description One event of the live stream. */
+        LiveEvent: components["schemas"]["LivePayload"] & {
+            /** @description The run it is about (`""` for `lagged`). */
+            run: string;
+        };
+        /** @description A `lagged` event. */
+        LiveLagged: {
+            /**
+             * Format: int64
+             * @description Events this client missed.
+             */
+            skipped: number;
+        };
+        /** @description A `logs` event. */
+        LiveLogs: {
+            /**
+             * Format: int64
+             * @description Lines in this write.
+             */
+            count: number;
+            /** @description The last of them (at most a screenful). */
+            records: components["schemas"]["LogEntry"][];
+        };
+        /** @description What happened, by kind (the SSE event name). */
+        LivePayload: {
+            /** @description Points were written: per series, its newest point. */
+            data: {
+                [key: string]: components["schemas"]["LivePoint"];
+            };
+            /** @enum {string} */
+            kind: "points";
+        } | {
+            /** @description Log lines were written: how many, and the last few. */
+            data: components["schemas"]["LiveLogs"];
+            /** @enum {string} */
+            kind: "logs";
+        } | {
+            /** @description The run was created, resumed, or changed status. */
+            data: components["schemas"]["LiveStatus"];
+            /** @enum {string} */
+            kind: "status";
+        } | {
+            /** @description One of the run's incidents opened, changed or resolved. */
+            data: components["schemas"]["Incident"];
+            /** @enum {string} */
+            kind: "incident";
+        } | {
+            /** @description An alert about the run changed state. */
+            data: components["schemas"]["Alert"];
+            /** @enum {string} */
+            kind: "alert";
+        } | {
+            /** @description This client fell behind and missed events. */
+            data: components["schemas"]["LiveLagged"];
+            /** @enum {string} */
+            kind: "lagged";
+        };
+        /** @description A series' newest point in a `points` event. */
+        LivePoint: {
+            /**
+             * Format: int64
+             * @description Points in this write.
+             */
+            count: number;
+            last: components["schemas"]["Float"];
+            /** Format: int64 */
+            last_step: number | null;
+        };
+        /** @description A `status` event. */
+        LiveStatus: {
+            /** @description On a run's creation: true when it was new, false when resumed. */
+            created?: boolean | null;
+            status: components["schemas"]["RunStatus"];
+        };
         /**
          * @description `POST /api/v1/runs/{id}/logs`. With an `Idempotency-Key` header (1–128
          *     characters of `[A-Za-z0-9_.:-]`) a batch is stored once per run and key.
@@ -1615,12 +1693,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description text/event-stream of `points`, `logs` and `status` events */
+            /** @description `points`, `logs`, `status`, `incident`, `alert` and `lagged` events */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "text/event-stream": components["schemas"]["LiveEvent"];
+                };
             };
         };
     };

@@ -271,9 +271,9 @@ export async function runHealth(run: string): Promise<Health | null> {
 }
 
 export interface LiveHandlers {
-  points?: (run: string, data: Record<string, { count: number; last_step: number | null; last: unknown }>) => void;
-  logs?: (run: string, data: { count: number; records: LogRecord[] }) => void;
-  status?: (run: string, data: { status: RunStatus }) => void;
+  points?: (run: string, data: Record<string, S["LivePoint"]>) => void;
+  logs?: (run: string, data: S["LiveLogs"]) => void;
+  status?: (run: string, data: S["LiveStatus"]) => void;
   incident?: (run: string, data: Incident) => void;
   alert?: (run: string, data: Alert) => void;
   /** The stream is connected (again, after a reconnect). */
@@ -288,6 +288,7 @@ export function live(run: string | null, h: LiveHandlers): () => void {
     if (!f) return;
     es.addEventListener(kind, (ev) => {
       try {
+        // A `LiveEvent` (the generated types say what each kind's data holds).
         const msg = JSON.parse((ev as MessageEvent<string>).data) as { run: string; data: never };
         (f as (r: string, d: never) => void)(msg.run, msg.data);
       } catch {

@@ -742,7 +742,7 @@ pub async fn run(alerts: Arc<Alerting>, stores: Stores, live: Arc<LiveHub>) {
             if a.state != loupe_alert::AlertState::Pending {
                 tracing::info!(alert = %a.rule, state = a.state.as_str(), "{}", a.summary);
             }
-            live.publish(&run, "alert", serde_json::to_value(&a).unwrap_or_default());
+            live.publish(&run, loupe_api::LivePayload::Alert(Box::new(a)));
         }
     }
 }

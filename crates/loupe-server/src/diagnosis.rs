@@ -603,14 +603,25 @@ impl Worker {
             return;
         }
         for inc in changed {
-            let data = serde_json::to_value(inc).unwrap_or_default();
+            // The API's incident is the stored JSON read back (routes/incidents
+            // tests that every field survives it).
+            let data = match serde_json::to_value(inc)
+                .and_then(serde_json::from_value::<loupe_api::Incident>)
+            {
+                Ok(api) => Box::new(api),
+                Err(e) => {
+                    tracing::warn!(incident = %inc.id, "incident not sent live: {e}");
+                    continue;
+                }
+            };
             let runs: Vec<&str> = if inc.runs.is_empty() {
                 vec![inc.run.as_deref().unwrap_or("")]
             } else {
                 inc.runs.iter().map(String::as_str).take(64).collect()
             };
             for r in runs {
-                self.deps.live.publish(r, "incident", data.clone());
+                let payload = loupe_api::LivePayload::Incident(data.clone());
+                self.deps.live.publish(r, payload);
             }
             if inc.state == IncidentState::Open && inc.opened == inc.updated {
                 tracing::info!(incident = %inc.id, kind = %inc.kind, "incident opened: {}", inc.title);

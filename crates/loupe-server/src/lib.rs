@@ -339,8 +339,11 @@ async fn background_tasks(st: SharedState) {
             .await;
             if let Ok(Ok(ids)) = lost {
                 for id in ids {
-                    st.live
-                        .publish(&id, "status", serde_json::json!({"status": "lost"}));
+                    let lost = loupe_api::LiveStatus {
+                        status: loupe_model::RunStatus::Lost,
+                        created: None,
+                    };
+                    st.live.publish(&id, loupe_api::LivePayload::Status(lost));
                 }
             }
         }

@@ -1,16 +1,8 @@
-//! Live updates: what `GET /api/v1/live` streams as Server-Sent Events.
+//! Live updates: what `GET /api/v1/live` streams as Server-Sent Events
+//! (the events' shapes are `loupe_api::LiveEvent`).
 
-use serde::Serialize;
+use loupe_api::{LiveEvent, LivePayload};
 use tokio::sync::broadcast;
-
-/// One event about one run.
-#[derive(Debug, Clone, Serialize)]
-pub struct LiveEvent {
-    pub run: String,
-    /// `points`, `logs` or `status`.
-    pub kind: &'static str,
-    pub data: serde_json::Value,
-}
 
 /// Fans events out to every connected client.
 pub struct LiveHub {
@@ -27,12 +19,11 @@ impl Default for LiveHub {
 }
 
 impl LiveHub {
-    pub fn publish(&self, run: &str, kind: &'static str, data: serde_json::Value) {
+    pub fn publish(&self, run: &str, payload: LivePayload) {
         // No subscribers is fine.
         let _ = self.tx.send(LiveEvent {
             run: run.to_string(),
-            kind,
-            data,
+            payload,
         });
     }
 

@@ -4,8 +4,10 @@
 //! summaries only mark series dirty, live events and diagnosis batches are
 //! handed over without waiting).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use loupe_api::{LiveLogs, LivePayload, LivePoint, LogEntry};
 use loupe_model::LogRecord;
 
 use crate::counters::ServerMetrics;
@@ -79,20 +81,17 @@ impl Fanout {
     ) {
         ServerMetrics::add(&self.counters.points_ingested, points);
         ServerMetrics::add(&self.counters.ingest_requests, 1);
-        let mut live = serde_json::Map::new();
+        let mut live = BTreeMap::new();
         for (name, l) in latest {
             self.summaries.mark(run, &name);
-            live.insert(
-                name,
-                serde_json::json!({
-                    "count": l.count,
-                    "last_step": l.last_step,
-                    "last": loupe_model::nonfinite::to_json(l.last),
-                }),
-            );
+            let point = LivePoint {
+                count: l.count,
+                last_step: l.last_step,
+                last: l.last,
+            };
+            live.insert(name, point);
         }
-        self.live
-            .publish(run, "points", serde_json::Value::Object(live));
+        self.live.publish(run, LivePayload::Points(live));
         if self.diagnoses() {
             self.diagnosis.submit(DiagInput::RunPoints {
                 run: run.to_string(),
@@ -134,19 +133,24 @@ impl Fanout {
             });
         }
         let skip = records.len().saturating_sub(LIVE_LOG_TAIL);
-        let tail: Vec<serde_json::Value> = records
+        let tail: Vec<LogEntry> = records
             .iter()
             .enumerate()
             .skip(skip)
-            .map(|(i, r)| {
-                serde_json::json!({"seq": first_seq + i as u64, "time": r.time, "stream": r.stream, "level": r.level, "text": r.text})
+            .map(|(i, r)| LogEntry {
+                seq: first_seq + i as u64,
+                time: r.time,
+                stream: r.stream,
+                level: r.level,
+                text: r.text.clone(),
+                attributes: r.attributes.clone(),
             })
             .collect();
-        self.live.publish(
-            run,
-            "logs",
-            serde_json::json!({"count": n, "records": tail}),
-        );
+        let logs = LiveLogs {
+            count: n,
+            records: tail,
+        };
+        self.live.publish(run, LivePayload::Logs(logs));
     }
 }
 

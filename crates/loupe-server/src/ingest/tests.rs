@@ -11,7 +11,7 @@ use tokio::sync::broadcast::Receiver;
 
 use super::*;
 use crate::diagnosis::Diagnosis;
-use crate::live::LiveEvent;
+use loupe_api::{LiveEvent, LivePayload, LivePoint};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -97,11 +97,16 @@ fn run_metrics_are_stored_then_every_listener_hears_of_them() {
     assert!(f.fanout.summaries.take_alive("r1"));
 
     let ev = f.live.try_recv().unwrap();
-    assert_eq!((ev.run.as_str(), ev.kind), ("r1", "points"));
-    assert_eq!(
-        ev.data["train/loss"],
-        serde_json::json!({"count": 3, "last_step": 3, "last": 0.25})
-    );
+    assert_eq!(ev.run, "r1");
+    let LivePayload::Points(points) = ev.payload else {
+        panic!("a points event, not {:?}", ev.payload)
+    };
+    let want = LivePoint {
+        count: 3,
+        last_step: Some(3),
+        last: 0.25,
+    };
+    assert_eq!(points["train/loss"], want);
     assert_eq!(counter(&f.fanout.diagnosis.counters().submitted), 1);
 }
 
@@ -198,8 +203,11 @@ fn logs_are_stored_once_per_idempotency_key() {
     assert_eq!(texts, ["hello", "boom"]);
     assert_eq!(counter(&f.fanout.counters.log_records_ingested), 2);
     let ev = f.live.try_recv().unwrap();
-    assert_eq!((ev.kind, ev.data["count"].as_u64()), ("logs", Some(2)));
-    assert_eq!(ev.data["records"][1]["text"], "boom");
+    let LivePayload::Logs(logs) = ev.payload else {
+        panic!("a logs event, not {:?}", ev.payload)
+    };
+    assert_eq!(logs.count, 2);
+    assert_eq!(logs.records[1].text, "boom");
     assert!(f.live.try_recv().is_err(), "a duplicate is not announced");
     assert_eq!(counter(&f.fanout.diagnosis.counters().submitted), 1);
 }

@@ -10,7 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use loupe_api::{ErrorBody, LiveQuery, LogBatch, LogEntry, LogPage};
+use loupe_api::{
+    ErrorBody, LiveEvent, LiveLagged, LivePayload, LiveQuery, LogBatch, LogEntry, LogPage,
+};
 use loupe_model::{LogLevel, LogStream, Role};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
@@ -126,8 +128,11 @@ pub async fn get_logs(
     }))
 }
 
+/// Server-Sent Events about runs: each event's name is its `kind`, its
+/// data a `LiveEvent` in JSON.
 #[utoipa::path(get, path = "/api/v1/live", params(LiveQuery),
-    responses((status = 200, description = "text/event-stream of `points`, `logs` and `status` events")))]
+    responses((status = 200, content_type = "text/event-stream", body = LiveEvent,
+               description = "`points`, `logs`, `status`, `incident`, `alert` and `lagged` events")))]
 pub async fn live(
     State(st): State<SharedState>,
     who: Principal,
@@ -151,12 +156,18 @@ pub async fn live(
             if filter.as_deref().is_some_and(|r| r != ev.run) {
                 return None;
             }
-            let data = serde_json::json!({"run": ev.run, "data": ev.data});
-            Some(Ok(Event::default().event(ev.kind).data(data.to_string())))
+            Some(Ok(sse_event(&ev)))
         }
-        Err(BroadcastStreamRecvError::Lagged(n)) => Some(Ok(Event::default()
-            .event("lagged")
-            .data(format!("{{\"skipped\":{n}}}")))),
+        Err(BroadcastStreamRecvError::Lagged(skipped)) => Some(Ok(sse_event(&LiveEvent {
+            run: String::new(),
+            payload: LivePayload::Lagged(LiveLagged { skipped }),
+        }))),
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// One SSE frame: the kind as the event name, the whole event as data.
+fn sse_event(ev: &LiveEvent) -> Event {
+    let data = serde_json::to_string(ev).expect("live events encode");
+    Event::default().event(ev.payload.kind()).data(data)
 }

@@ -5,7 +5,9 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use loupe_api::{CreateRun, PatchRun, Project, ProjectList, RunListQuery, RunPage};
+use loupe_api::{
+    CreateRun, LivePayload, LiveStatus, PatchRun, Project, ProjectList, RunListQuery, RunPage,
+};
 use loupe_meta::ProjectInfo;
 use loupe_meta::{NewRun, RunPatch, RunQuery};
 use loupe_model::label;
@@ -65,11 +67,11 @@ pub async fn create_run(
     let s = st.clone();
     let (run, created) =
         blocking(move || s.meta.create_or_resume_run(new).map_err(meta_err)).await?;
-    st.live.publish(
-        &run.id,
-        "status",
-        serde_json::json!({"status": run.status, "created": created}),
-    );
+    let status = LiveStatus {
+        status: run.status,
+        created: Some(created),
+    };
+    st.live.publish(&run.id, LivePayload::Status(status));
     if !created {
         st.diagnosis.submit(DiagInput::Status {
             run: run.id.clone(),
@@ -173,8 +175,11 @@ pub async fn patch_run(
     let id2 = id.clone();
     let run = blocking(move || s.meta.update_run(&id2, patch).map_err(meta_err)).await?;
     if req.status.is_some() {
-        st.live
-            .publish(&id, "status", serde_json::json!({"status": run.status}));
+        let status = LiveStatus {
+            status: run.status,
+            created: None,
+        };
+        st.live.publish(&id, LivePayload::Status(status));
         st.diagnosis.submit(DiagInput::Status {
             run: id.clone(),
             status: run.status,

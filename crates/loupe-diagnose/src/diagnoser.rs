@@ -6,7 +6,7 @@
 //! on its own thread, fed through a bounded queue, so ingestion never waits
 //! for it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use hashbrown::HashMap;
 use loupe_model::units::{self, Unit};
@@ -97,7 +97,9 @@ const RECENT_KEPT: usize = 16;
 /// The series watched for one run or source, and their limits.
 #[derive(Debug, Default)]
 struct Watched {
-    series: HashMap<Box<str>, SeriesState>,
+    /// Ordered, so the checks that walk it (silences, cohorts) emit in the
+    /// same order for the same input.
+    series: BTreeMap<Box<str>, SeriesState>,
     /// Latest totals of memory series, by the name of the "used" series they bound.
     limits: HashMap<String, f64>,
 }
@@ -171,8 +173,10 @@ struct SourceState {
 
 pub struct Diagnoser {
     cfg: DiagnoseConfig,
-    runs: HashMap<String, RunState>,
-    sources: HashMap<String, SourceState>,
+    /// Ordered by id, like `sources`: the time-driven checks walk them, and
+    /// the order of what they emit reaches incidents and their evidence.
+    runs: BTreeMap<String, RunState>,
+    sources: BTreeMap<String, SourceState>,
     /// Persistent outlier counts per hash of (group, cohort series, member).
     cohort_counts: HashMap<u64, u32>,
     cohort_hasher: hashbrown::DefaultHashBuilder,
@@ -217,8 +221,8 @@ impl Diagnoser {
         let correlator = Correlator::new(cfg.incident.clone(), id_prefix);
         Diagnoser {
             cfg,
-            runs: HashMap::new(),
-            sources: HashMap::new(),
+            runs: BTreeMap::new(),
+            sources: BTreeMap::new(),
             cohort_counts: HashMap::new(),
             cohort_hasher: hashbrown::DefaultHashBuilder::default(),
             sink: Sink {
@@ -751,7 +755,9 @@ impl Diagnoser {
                 members.push((group, key, id, name, v, ss.det.role));
             }
         }
-        members.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        // The whole tuple's names, not only the cohort: the members' order
+        // is the order of the findings.
+        members.sort_unstable_by(|a, b| (a.0, a.1, a.2, a.3).cmp(&(b.0, b.1, b.2, b.3)));
         let hasher = self.cohort_hasher.clone();
         let mut findings = Vec::new();
         let mut seen = hashbrown::HashSet::new();
@@ -842,7 +848,7 @@ impl Diagnoser {
     }
 }
 
-fn note_signal_cohort(runs: &mut HashMap<String, RunState>, f: &Finding) {
+fn note_signal_cohort(runs: &mut BTreeMap<String, RunState>, f: &Finding) {
     if let Some(run) = &f.scope.run
         && let Some(st) = runs.get_mut(run)
     {

@@ -42,6 +42,7 @@ pub mod incident;
 pub mod offline;
 #[cfg(feature = "scenario")]
 pub mod scenario;
+mod watch;
 
 pub use diagnoser::{DiagnoseStats, Diagnoser, RunInfo};
 pub use health::{Health, HealthItem};

@@ -309,10 +309,7 @@ impl Diagnoser {
                 && let Some(lr) = st.lr_last
                 && st.lr_peak > 0.0
             {
-                f.attributes.insert(
-                    "lr_fraction_of_peak".into(),
-                    format!("{:.3}", lr / st.lr_peak),
-                );
+                f.attributes.lr_fraction_of_peak = Some(lr / st.lr_peak);
             }
             note_signal(&mut st.signals, &f);
             self.sink.emit(f, now);

@@ -34,7 +34,9 @@ pub mod detect;
 pub mod finding;
 
 pub use config::{ConfigError, DiagnoseConfig};
-pub use finding::{Direction, Finding, FindingKind, LogRef, Scope, SeriesRole};
+pub use finding::{
+    Direction, Finding, FindingAttributes, FindingKind, LogRef, NonFiniteValue, Scope, SeriesRole,
+};
 pub mod anomaly;
 pub mod diagnoser;
 pub mod health;

@@ -24,9 +24,10 @@ pub(crate) fn regression_cause(findings: &[Finding]) -> Option<Cause> {
     let mut series: Vec<&str> = devs.iter().filter_map(|f| f.series.as_deref()).collect();
     series.sort_unstable();
     series.dedup();
-    let attr = |k: &str| first.attributes.get(k).filter(|v| !v.is_empty());
-    let runs = attr("baseline_runs")
-        .map(|r| r.replace(',', ", "))
+    let a = &first.attributes;
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    let runs = Some(a.baseline_runs.join(", "))
+        .filter(|r| !r.is_empty())
         .unwrap_or_else(|| "the previous runs".into());
     let mut explanation = format!("{}. Baseline runs: {runs}.", first.detail);
     if series.len() > 1 {
@@ -40,7 +41,7 @@ pub(crate) fn regression_cause(findings: &[Finding]) -> Option<Cause> {
         ),
         score: (BASE_SCORE + PER_EXTRA_SERIES * (series.len() - 1) as f64).min(MAX_SCORE),
         explanation,
-        fixes: fixes(attr("closest_run"), attr("config_changes")),
+        fixes: fixes(given(&a.closest_run), given(&a.config_changes)),
         evidence: devs
             .iter()
             .take(6)
@@ -56,7 +57,7 @@ pub(crate) fn regression_cause(findings: &[Finding]) -> Option<Cause> {
     })
 }
 
-fn fixes(closest: Option<&String>, changes: Option<&String>) -> Vec<String> {
+fn fixes(closest: Option<String>, changes: Option<String>) -> Vec<String> {
     let mut out = Vec::new();
     match (closest, changes) {
         (Some(run), Some(changes)) => {
@@ -97,10 +98,10 @@ mod tests {
         f.series = Some(series.into());
         f.severity = Severity::Warning;
         f.detail = format!("{series} is 4.1 at step 300, 9.0σ above the median");
-        f.attributes.insert("baseline_runs".into(), "a,b,c".into());
-        f.attributes.insert("closest_run".into(), "c".into());
+        f.attributes.baseline_runs = vec!["a".into(), "b".into(), "c".into()];
+        f.attributes.closest_run = Some("c".into());
         if let Some(c) = changes {
-            f.attributes.insert("config_changes".into(), c.into());
+            f.attributes.config_changes = Some(c.into());
         }
         f
     }

@@ -25,7 +25,7 @@ pub(super) fn to_finding(
     f.score = raw.score;
     f.severity = raw.severity;
     f.detail = raw.detail;
-    f.attributes = raw.attributes.into_iter().collect();
+    f.attributes = raw.attributes;
     f
 }
 
@@ -44,7 +44,7 @@ pub(super) fn log_finding(
         Severity::Info => 0.3,
     };
     f.detail = m.title;
-    if let Some(r) = m.attributes.get("rank").and_then(|r| r.parse().ok()) {
+    if let Some(r) = m.attributes.rank {
         f.scope.rank = f.scope.rank.or(Some(r));
     }
     f.attributes = m.attributes;
@@ -85,18 +85,18 @@ pub(super) fn exit_finding(
         Severity::Critical
     };
     f.score = if explained { 0.3 } else { 1.0 };
-    f.attributes.insert("exit_code".into(), code.to_string());
+    f.attributes.exit_code = Some(code);
     let signal = crate::logsig::signal_of_exit_code(code).and_then(crate::logsig::signal_name);
     f.detail = match signal {
         Some(sig) => {
-            f.attributes.insert("signal".into(), sig.into());
+            f.attributes.signal = Some(sig.into());
             format!("the process exited with code {code} ({sig})")
         }
         None => format!("the process exited with code {code}"),
     };
     if !last.is_empty() {
         let text = last.join("\n");
-        f.attributes.insert("last_errors".into(), text.clone());
+        f.attributes.last_errors = Some(text.clone());
         f.log = Some(LogRef {
             seq: 0,
             text: truncate(&text, 2000),

@@ -267,9 +267,7 @@ fn outlier_finding(
         units::series_value(med, name),
         units::percent_change(rel)
     );
-    if let Some(r) = rank {
-        f.attributes.insert("rank".into(), r.to_string());
-    }
+    f.attributes.rank = rank;
     Some(f)
 }
 fn note_signal_cohort(runs: &mut BTreeMap<String, RunState>, f: &Finding) {

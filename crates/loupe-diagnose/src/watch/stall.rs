@@ -65,12 +65,8 @@ pub(crate) fn check(
             units::seconds(since.round()),
             units::seconds(interval)
         );
-        f.attributes.insert(
-            "last_step".into(),
-            st.steps.last_step.unwrap_or_default().to_string(),
-        );
-        f.attributes
-            .insert("stalled_s".into(), format!("{since:.0}"));
+        f.attributes.last_step = Some(st.steps.last_step.unwrap_or_default());
+        f.attributes.stalled_s = Some(since.round());
         sink.emit(f, now);
     }
 }
@@ -104,7 +100,7 @@ mod tests {
         let f = stalls(40, 100);
         assert_eq!(f.len(), 2, "{f:#?}");
         assert_eq!(f[0].step, Some(39));
-        assert_eq!(f[0].attributes["last_step"], "39");
+        assert_eq!(f[0].attributes.last_step, Some(39));
     }
 
     #[test]

@@ -67,8 +67,7 @@ pub(super) fn learning_rate(f: &Facts) -> Option<Cause> {
     let grad = grad_before(f, loss.time);
     let at_peak = loss
         .attributes
-        .get("lr_fraction_of_peak")
-        .and_then(|v| v.parse::<f64>().ok())
+        .lr_fraction_of_peak
         .is_some_and(|x| x >= AT_PEAK_FRACTION);
     let mut score = SCORE_LEARNING_RATE;
     if grad.is_some() {
@@ -175,14 +174,10 @@ pub(super) fn fp_overflow(f: &Facts, ctx: &RunContext) -> Option<Cause> {
     let overflow: Vec<&Finding> = f
         .logs(LogSignatureKind::LossScaleOverflow)
         .into_iter()
-        .filter(|o| o.severity > Severity::Info && !o.attributes.contains_key("value"))
+        .filter(|o| o.severity > Severity::Info && o.attributes.value.is_none())
         .collect();
     let min_scale = overflow.iter().any(|o| {
-        o.severity == Severity::Critical
-            || o.attributes
-                .get("loss_scale")
-                .and_then(|v| v.parse::<f64>().ok())
-                .is_some_and(|s| s <= 1.0)
+        o.severity == Severity::Critical || o.attributes.loss_scale.is_some_and(|s| s <= 1.0)
     });
     let scale_series = f.all.iter().find(|x| x.role == SeriesRole::LossScale);
     if overflow.is_empty() && scale_series.is_none() && !(ctx.fp16 && nan.is_some()) {

@@ -258,20 +258,7 @@ impl Judge<'_> {
             .insert("since_step".into(), w.first_deviating_step.to_string());
         if let Some(c) = &self.baseline.closest {
             a.closest_run = Some(c.run.clone());
-            let changes: Vec<String> = c
-                .changes
-                .iter()
-                .take(MAX_CHANGES_LISTED)
-                .map(|ch| {
-                    format!(
-                        "{}: {} (was {})",
-                        ch.key,
-                        ch.this.as_deref().unwrap_or("unset"),
-                        ch.other.as_deref().unwrap_or("unset")
-                    )
-                })
-                .collect();
-            a.config_changes = Some(changes.join("; "));
+            a.config_changes = c.changes.iter().take(MAX_CHANGES_LISTED).cloned().collect();
         }
         f
     }
@@ -340,8 +327,8 @@ mod tests {
         assert_eq!(f.kind, FindingKind::BaselineDeviation);
         assert_eq!(f.attributes.baseline_runs, ["r3", "r2", "r1"]);
         assert_eq!(f.attributes.closest_run.as_deref(), Some("r3"));
-        let changes = f.attributes.config_changes.as_deref().unwrap_or_default();
-        assert!(changes.contains("lr: 0.003 (was 0.0003)"));
+        let changes = f.attributes.get("config_changes").unwrap_or_default();
+        assert!(changes.contains("lr: 0.003 (was 0.0003)"), "{changes}");
         assert!(f.detail.contains("above the median"), "{}", f.detail);
         // Judged when the second deviating bucket ends.
         assert!(f.step.unwrap() < 300, "{f:?}");

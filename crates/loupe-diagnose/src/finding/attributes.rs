@@ -26,6 +26,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::baseline::ConfigChange;
 use crate::logsig::XidOrigin;
 
 /// What a log line said a value became.
@@ -92,7 +93,10 @@ pub struct FindingAttributes {
     /// its config changes, as people read them.
     pub baseline_runs: Vec<String>,
     pub closest_run: Option<String>,
-    pub config_changes: Option<String>,
+    /// Rendered `key: this (was other)`, `; `-separated; read back from
+    /// text it stays text (in `extra`): findings are not stored, and a
+    /// config value may hold any of those separators.
+    pub config_changes: Vec<ConfigChange>,
     /// Everything else, for people: captures of log signatures, detectors'
     /// figures. Ordered by key.
     pub extra: BTreeMap<String, String>,
@@ -169,7 +173,14 @@ impl FindingAttributes {
                 (!self.baseline_runs.is_empty()).then(|| self.baseline_runs.join(","))
             }
             "closest_run" => s(&self.closest_run),
-            "config_changes" => s(&self.config_changes),
+            "config_changes" => (!self.config_changes.is_empty()).then(|| {
+                let listed: Vec<String> = self
+                    .config_changes
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                listed.join("; ")
+            }),
             _ => None,
         }
         .or_else(|| self.extra.get(key).cloned())
@@ -230,7 +241,6 @@ impl FindingAttributes {
                 true
             }
             "closest_run" => text(&mut self.closest_run, &v),
-            "config_changes" => text(&mut self.config_changes, &v),
             _ => false,
         };
         if typed {

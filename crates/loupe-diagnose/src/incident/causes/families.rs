@@ -21,6 +21,10 @@ const SCORE_CUDA_ERROR: f64 = 0.83;
 const SCORE_ENVIRONMENT: f64 = 0.8;
 const SCORE_STORAGE: f64 = 0.76;
 const SCORE_NON_FINITE: f64 = 0.72;
+/// The same when the loss series itself showed the NaN/Inf: the
+/// divergence rule reads the series (the step, the gradients before it;
+/// 0.6 and up), so the logs' account steps back below it.
+const SCORE_NON_FINITE_BESIDE_SERIES: f64 = SCORE_NON_FINITE - 0.2;
 const SCORE_LAUNCHER: f64 = 0.7;
 const SCORE_SERVING: f64 = 0.66;
 const SCORE_USER_CODE: f64 = 0.45;
@@ -351,7 +355,7 @@ fn non_finite(f: &Facts) -> Option<Cause> {
         kind: CauseKind::NonFiniteLoss,
         title: "The loss or the gradients became NaN/Inf".into(),
         score: if metric {
-            SCORE_NON_FINITE - 0.2
+            SCORE_NON_FINITE_BESIDE_SERIES
         } else {
             SCORE_NON_FINITE
         },

@@ -12,8 +12,10 @@
 //! for old data — and keeping it costs only this module's two conversions.
 //! Reading a map back ([`FindingAttributes::from_map`], what `Deserialize`
 //! does) puts each known key in its field; a value that does not read as
-//! its type stays text under its key in [`extra`], so nothing is lost and
-//! a round trip gives the same map.
+//! its type stays text under its key in [`extra`] (and so do config
+//! changes, whose text cannot be split back safely), so nothing is lost: a
+//! round trip gives the same keys and values, numbers in their shortest
+//! form (`"1e4"` comes back `"10000"`).
 //!
 //! Numbers render with Rust's shortest round-trip form (`32768`, `0.25`);
 //! the NaN/±Inf of a log line is a [`NonFiniteValue`], not a float, so the

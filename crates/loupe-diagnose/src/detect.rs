@@ -19,6 +19,7 @@ use unusual::UnusualDetector;
 
 use crate::Severity;
 use crate::config::DiagnoseConfig;
+use crate::finding::FindingAttributes;
 use crate::finding::{Direction, FindingKind, SeriesRole};
 use loupe_model::units::{self, Unit};
 
@@ -32,7 +33,7 @@ pub(crate) struct Raw {
     pub score: f64,
     pub severity: Severity,
     pub detail: String,
-    pub attributes: Vec<(String, String)>,
+    pub attributes: FindingAttributes,
 }
 
 /// NVML clock-throttle reasons that mean "slowed down by heat or
@@ -241,7 +242,7 @@ impl SeriesDetector {
             score: 1.0,
             severity,
             detail,
-            attributes: vec![],
+            attributes: FindingAttributes::default(),
         });
         self.nonfinite_cooldown = NONFINITE_REPEAT;
     }
@@ -285,7 +286,9 @@ impl SeriesDetector {
             }
             SeriesRole::GpuXid if x > 0.0 => {
                 let mut r = threshold(x, 0.0, Severity::Critical, format!("Xid {x:.0} reported"));
-                r.attributes.push(("code".into(), format!("{x:.0}")));
+                // The series carries the code as its value; one out of
+                // range for a code is no code.
+                r.attributes.code = (x <= u32::MAX as f64).then(|| x.round() as u32);
                 out.push(r);
             }
             SeriesRole::GpuThrottle => {
@@ -325,7 +328,7 @@ fn threshold(x: f64, limit: f64, severity: Severity, detail: String) -> Raw {
         score: 0.8,
         severity,
         detail,
-        attributes: vec![],
+        attributes: FindingAttributes::default(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! What detectors and log signatures report: a [`Finding`], and what a
 //! series measures ([`SeriesRole`]), which decides the detectors it gets.
 
-use std::collections::BTreeMap;
+mod attributes;
+
+pub use attributes::{FindingAttributes, NonFiniteValue};
 
 use serde::{Deserialize, Serialize};
 
@@ -105,8 +107,9 @@ pub struct Finding {
     pub severity: Severity,
     pub detail: String,
     pub log: Option<LogRef>,
-    /// Extra facts: an Xid code, an estimated time to exhaustion, a rank…
-    pub attributes: BTreeMap<String, String>,
+    /// Extra facts: an Xid code, the step a rank stalled at, a rank…
+    /// (typed; serialized as an object of strings, see [`FindingAttributes`]).
+    pub attributes: FindingAttributes,
 }
 
 impl Finding {
@@ -125,7 +128,7 @@ impl Finding {
             severity: Severity::Warning,
             detail: String::new(),
             log: None,
-            attributes: BTreeMap::new(),
+            attributes: FindingAttributes::default(),
         }
     }
 }

@@ -12,7 +12,9 @@
 //!   correlated into incidents with ranked causes, evidence and fixes.
 //! - [`health`]: a 0–100 score per run with its breakdown.
 //! - [`Diagnoser`]: the front door that the server (live) and the CLI
-//!   (`loupe detect`, `loupe diagnose --replay`) feed.
+//!   (`loupe detect`, `loupe diagnose --replay`) feed; each tick it runs
+//!   the time-driven checks of `watch` (stalls, silences, cohorts).
+//! - [`FindingAttributes`]: a finding's extra facts, typed.
 //!
 //! **Invariants:** no IO, no clock (callers pass times), no dependency on the
 //! stores or HTTP; every state is bounded, so a long run or a flood of
@@ -34,7 +36,9 @@ pub mod detect;
 pub mod finding;
 
 pub use config::{ConfigError, DiagnoseConfig};
-pub use finding::{Direction, Finding, FindingKind, LogRef, Scope, SeriesRole};
+pub use finding::{
+    Direction, Finding, FindingAttributes, FindingKind, LogRef, NonFiniteValue, Scope, SeriesRole,
+};
 pub mod anomaly;
 pub mod diagnoser;
 pub mod health;
@@ -42,6 +46,7 @@ pub mod incident;
 pub mod offline;
 #[cfg(feature = "scenario")]
 pub mod scenario;
+mod watch;
 
 pub use diagnoser::{DiagnoseStats, Diagnoser, RunInfo};
 pub use health::{Health, HealthItem};

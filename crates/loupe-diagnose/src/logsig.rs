@@ -31,10 +31,11 @@ pub use families::{signal_name, signal_of_exit_code};
 pub use xid::{XID_CATALOGUE_LAST, XidAction, XidInfo, XidOrigin, xid_meaning};
 
 use crate::Severity;
+use crate::finding::FindingAttributes;
 use loupe_model::{LogLevel, LogStream};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::LazyLock;
 
 /// Templates kept per scanner.
@@ -165,7 +166,7 @@ pub struct LogMatch {
     pub title: String,
     /// Extracted details (see the kinds; also `rank` and `gpu` when the
     /// line says).
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: FindingAttributes,
 }
 
 /// A template of unknown error lines.
@@ -350,7 +351,7 @@ impl LogScanner {
         if rules::may_match(lower) {
             if let Some(mut m) = rules::match_line(rest, lower) {
                 if let Some(r) = s.rank {
-                    m.attributes.insert("rank".into(), r.into());
+                    m.attributes.insert_text("rank", r);
                 }
                 out.push(m);
                 matched = true;
@@ -392,13 +393,13 @@ impl LogScanner {
         if let Some(a) = self.drain.add(rest)
             && a.report
         {
-            let mut attributes = BTreeMap::new();
-            attributes.insert("template_id".to_owned(), a.id.to_string());
-            attributes.insert("template".to_owned(), a.template.clone());
-            attributes.insert("count".to_owned(), a.count.to_string());
-            attributes.insert("example".to_owned(), a.example);
+            let mut attributes = FindingAttributes::default();
+            attributes.insert_text("template_id", a.id.to_string());
+            attributes.insert_text("template", a.template.clone());
+            attributes.insert_text("count", a.count.to_string());
+            attributes.insert_text("example", a.example);
             if let Some(r) = s.rank {
-                attributes.insert("rank".to_owned(), r.to_owned());
+                attributes.insert_text("rank", r.to_owned());
             }
             let title = if a.new {
                 format!("New error: {}", a.template)
@@ -456,11 +457,20 @@ mod tests {
             kinds(&m),
             vec![LogSignatureKind::CudaOom, LogSignatureKind::PythonException]
         );
-        assert_eq!(m[0].attributes["tried_to_allocate"], "2.00 GiB");
-        assert_eq!(m[0].attributes["rank"], "3");
-        assert_eq!(m[1].attributes["exception_type"], "RuntimeError");
-        assert_eq!(m[1].attributes["frame"], "/opt/model.py:7 in forward");
-        assert_eq!(m[1].attributes["rank"], "3");
+        assert_eq!(
+            m[0].attributes.get("tried_to_allocate").unwrap(),
+            "2.00 GiB"
+        );
+        assert_eq!(m[0].attributes.get("rank").unwrap(), "3");
+        assert_eq!(
+            m[1].attributes.get("exception_type").unwrap(),
+            "RuntimeError"
+        );
+        assert_eq!(
+            m[1].attributes.get("frame").unwrap(),
+            "/opt/model.py:7 in forward"
+        );
+        assert_eq!(m[1].attributes.get("rank").unwrap(), "3");
         assert!(s.finish().is_empty());
         assert!(s.templates().is_empty());
     }

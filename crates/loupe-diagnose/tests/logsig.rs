@@ -101,12 +101,12 @@ fn error_corpus_gives_the_expected_matches() {
             seen.insert(e.kind.clone());
             for (k, v) in &e.attrs {
                 let actual = if k == "title" {
-                    Some(&m.title)
+                    Some(m.title.clone())
                 } else {
                     m.attributes.get(k)
                 };
                 assert_eq!(
-                    actual.map(String::as_str),
+                    actual.as_deref(),
                     Some(v.as_str()),
                     "case at line {}: attribute {k} of {m:#?}",
                     c.at
@@ -174,7 +174,7 @@ fn xid_titles_and_severity() {
         LogLevel::Info,
         "NVRM: Xid (PCI:0000:3b:00): 4242, x",
     );
-    assert_eq!(m[0].attributes["code"], "4242");
+    assert_eq!(m[0].attributes.get("code").unwrap(), "4242");
     assert!(!m[0].attributes.contains_key("meaning"));
     assert!(xid_meaning(48).is_some_and(|i| i.hardware));
 }
@@ -199,12 +199,15 @@ fn interleaved_ranks() {
         got.extend(s.scan(LogStream::Stderr, LogLevel::Error, y));
     }
     assert_eq!(got.len(), 2, "{got:#?}");
-    assert_eq!(got[0].attributes["rank"], "0");
-    assert_eq!(got[0].attributes["frame"], "a.py:1 in fa");
-    assert_eq!(got[0].attributes["exception_type"], "ValueError");
-    assert_eq!(got[1].attributes["rank"], "1");
-    assert_eq!(got[1].attributes["frame"], "b.py:2 in fb");
-    assert_eq!(got[1].attributes["exception_type"], "KeyError");
+    assert_eq!(got[0].attributes.get("rank").unwrap(), "0");
+    assert_eq!(got[0].attributes.get("frame").unwrap(), "a.py:1 in fa");
+    assert_eq!(
+        got[0].attributes.get("exception_type").unwrap(),
+        "ValueError"
+    );
+    assert_eq!(got[1].attributes.get("rank").unwrap(), "1");
+    assert_eq!(got[1].attributes.get("frame").unwrap(), "b.py:2 in fb");
+    assert_eq!(got[1].attributes.get("exception_type").unwrap(), "KeyError");
 }
 
 /// A record whose text holds a whole traceback is read line by line.
@@ -214,9 +217,17 @@ fn multi_line_record() {
     let mut s = LogScanner::new();
     let m = s.scan(LogStream::App, LogLevel::Error, text);
     assert_eq!(m.len(), 1, "{m:#?}");
-    assert_eq!(m[0].attributes["exception_type"], "ZeroDivisionError");
-    assert_eq!(m[0].attributes["frame"], "t.py:3 in f");
-    assert!(m[0].attributes["traceback"].starts_with("Traceback"));
+    assert_eq!(
+        m[0].attributes.get("exception_type").unwrap(),
+        "ZeroDivisionError"
+    );
+    assert_eq!(m[0].attributes.get("frame").unwrap(), "t.py:3 in f");
+    assert!(
+        m[0].attributes
+            .get("traceback")
+            .unwrap()
+            .starts_with("Traceback")
+    );
 }
 
 /// Code lines inside a traceback are source, not events.
@@ -296,10 +307,13 @@ fn long_traceback_is_bounded() {
         "RecursionError: maximum recursion depth exceeded",
     );
     assert_eq!(m.len(), 1);
-    let tb = &m[0].attributes["traceback"];
+    let tb = &m[0].attributes.get("traceback").unwrap();
     assert!(tb.len() <= MAX_TRACEBACK_BYTES + 64, "{}", tb.len());
     assert!(tb.lines().count() <= 201);
-    assert_eq!(m[0].attributes["frame"], "r.py:4999 in recurse");
+    assert_eq!(
+        m[0].attributes.get("frame").unwrap(),
+        "r.py:4999 in recurse"
+    );
     assert!(tb.ends_with("RecursionError: maximum recursion depth exceeded"));
 }
 
@@ -314,7 +328,7 @@ fn recurring_error_reports_at_powers_of_ten() {
             &format!("worker {i} lost heartbeat after {} s", i % 60),
         ) {
             assert_eq!(m.kind, LogSignatureKind::ErrorTemplate);
-            counts.push(m.attributes["count"].clone());
+            counts.push(m.attributes.get("count").unwrap().clone());
         }
     }
     assert_eq!(counts, ["1", "10", "100", "1000"]);
@@ -467,12 +481,12 @@ Root Cause (first observed failure):
         ],
         "{got:#?}"
     );
-    assert_eq!(got[0].attributes["rank"], "0");
-    assert_eq!(got[0].attributes["pid"], "1234");
+    assert_eq!(got[0].attributes.get("rank").unwrap(), "0");
+    assert_eq!(got[0].attributes.get("pid").unwrap(), "1234");
     assert_eq!(
-        got[1].attributes["exception_type"],
+        got[1].attributes.get("exception_type").unwrap(),
         "torch.distributed.elastic.multiprocessing.errors.ChildFailedError"
     );
-    assert_eq!(got[2].attributes["pid"], "1234");
+    assert_eq!(got[2].attributes.get("pid").unwrap(), "1234");
     assert!(s.templates().is_empty(), "{:?}", s.templates());
 }

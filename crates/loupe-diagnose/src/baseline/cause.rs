@@ -4,6 +4,7 @@
 //! slow rank), so it leads only when nothing more specific fits; its fixes
 //! point at what changed against the closest baseline run.
 
+use super::ConfigChange;
 use crate::finding::{Finding, FindingKind};
 use crate::incident::{Cause, CauseKind, Evidence};
 
@@ -24,9 +25,10 @@ pub(crate) fn regression_cause(findings: &[Finding]) -> Option<Cause> {
     let mut series: Vec<&str> = devs.iter().filter_map(|f| f.series.as_deref()).collect();
     series.sort_unstable();
     series.dedup();
-    let attr = |k: &str| first.attributes.get(k).filter(|v| !v.is_empty());
-    let runs = attr("baseline_runs")
-        .map(|r| r.replace(',', ", "))
+    let a = &first.attributes;
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    let runs = Some(a.baseline_runs.join(", "))
+        .filter(|r| !r.is_empty())
         .unwrap_or_else(|| "the previous runs".into());
     let mut explanation = format!("{}. Baseline runs: {runs}.", first.detail);
     if series.len() > 1 {
@@ -40,7 +42,7 @@ pub(crate) fn regression_cause(findings: &[Finding]) -> Option<Cause> {
         ),
         score: (BASE_SCORE + PER_EXTRA_SERIES * (series.len() - 1) as f64).min(MAX_SCORE),
         explanation,
-        fixes: fixes(attr("closest_run"), attr("config_changes")),
+        fixes: fixes(given(&a.closest_run), &a.config_changes),
         evidence: devs
             .iter()
             .take(6)
@@ -56,20 +58,20 @@ pub(crate) fn regression_cause(findings: &[Finding]) -> Option<Cause> {
     })
 }
 
-fn fixes(closest: Option<&String>, changes: Option<&String>) -> Vec<String> {
+fn fixes(closest: Option<String>, changes: &[ConfigChange]) -> Vec<String> {
     let mut out = Vec::new();
-    match (closest, changes) {
-        (Some(run), Some(changes)) => {
+    match closest {
+        Some(run) if !changes.is_empty() => {
+            let listed: Vec<String> = changes.iter().map(ToString::to_string).collect();
             out.push(format!(
-                "Compare the config with run {run}, the closest healthy one: {changes}"
+                "Compare the config with run {run}, the closest healthy one: {}",
+                listed.join("; ")
             ));
-            for ch in changes.split("; ").take(CHANGES_AS_FIXES) {
-                if let Some((key, vals)) = ch.split_once(": ") {
-                    out.push(format!("Set {key} back as in run {run}: {vals}"));
-                }
+            for ch in changes.iter().take(CHANGES_AS_FIXES) {
+                out.push(format!("Set {} back as in run {run}: {}", ch.key, ch.values()));
             }
         }
-        (Some(run), None) => out.push(format!(
+        Some(run) => out.push(format!(
             "The config matches run {run} on every compared key: compare the code version, the data and the environment with it"
         )),
         _ => {}
@@ -87,7 +89,7 @@ mod tests {
     use crate::Severity;
     use crate::finding::{Scope, SeriesRole};
 
-    fn dev(series: &str, time: f64, changes: Option<&str>) -> Finding {
+    fn dev(series: &str, time: f64, changes: Option<(&str, &str, &str)>) -> Finding {
         let mut f = Finding::new(
             Scope::default(),
             FindingKind::BaselineDeviation,
@@ -97,10 +99,14 @@ mod tests {
         f.series = Some(series.into());
         f.severity = Severity::Warning;
         f.detail = format!("{series} is 4.1 at step 300, 9.0σ above the median");
-        f.attributes.insert("baseline_runs".into(), "a,b,c".into());
-        f.attributes.insert("closest_run".into(), "c".into());
-        if let Some(c) = changes {
-            f.attributes.insert("config_changes".into(), c.into());
+        f.attributes.baseline_runs = vec!["a".into(), "b".into(), "c".into()];
+        f.attributes.closest_run = Some("c".into());
+        if let Some((key, this, other)) = changes {
+            f.attributes.config_changes = vec![ConfigChange {
+                key: key.into(),
+                this: Some(this.into()),
+                other: Some(other.into()),
+            }];
         }
         f
     }
@@ -108,7 +114,7 @@ mod tests {
     #[test]
     fn names_the_baseline_and_the_config_diff_as_fixes() {
         let c =
-            regression_cause(&[dev("train/loss", 2.0, Some("lr: 0.003 (was 0.0003)"))]).unwrap();
+            regression_cause(&[dev("train/loss", 2.0, Some(("lr", "0.003", "0.0003")))]).unwrap();
         assert_eq!(c.kind, CauseKind::BaselineRegression);
         assert!(
             c.explanation.contains("Baseline runs: a, b, c."),

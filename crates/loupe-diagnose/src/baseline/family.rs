@@ -32,6 +32,24 @@ pub struct ConfigChange {
     pub other: Option<String>,
 }
 
+impl ConfigChange {
+    /// Its two values as people read them: `0.003 (was 0.0003)`.
+    pub fn values(&self) -> String {
+        format!(
+            "{} (was {})",
+            self.this.as_deref().unwrap_or("unset"),
+            self.other.as_deref().unwrap_or("unset")
+        )
+    }
+}
+
+/// `lr: 0.003 (was 0.0003)`.
+impl std::fmt::Display for ConfigChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.values())
+    }
+}
+
 /// The family of a config, or `None` when it names no shaping key.
 pub fn family_of(
     config: &serde_json::Value,

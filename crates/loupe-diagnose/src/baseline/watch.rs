@@ -248,28 +248,17 @@ impl Judge<'_> {
             w.first_deviating_step,
         );
         let a = &mut f.attributes;
-        a.insert("baseline_runs".into(), runs.join(","));
-        a.insert("baseline_median".into(), units::sig(b.median, 4));
-        a.insert("baseline_min".into(), units::sig(b.min, 4));
-        a.insert("baseline_max".into(), units::sig(b.max, 4));
-        a.insert("sigma".into(), format!("{z:.1}"));
-        a.insert("since_step".into(), w.first_deviating_step.to_string());
+        a.baseline_runs = runs.clone();
+        a.extra
+            .insert("baseline_median".into(), units::sig(b.median, 4));
+        a.extra.insert("baseline_min".into(), units::sig(b.min, 4));
+        a.extra.insert("baseline_max".into(), units::sig(b.max, 4));
+        a.extra.insert("sigma".into(), format!("{z:.1}"));
+        a.extra
+            .insert("since_step".into(), w.first_deviating_step.to_string());
         if let Some(c) = &self.baseline.closest {
-            a.insert("closest_run".into(), c.run.clone());
-            let changes: Vec<String> = c
-                .changes
-                .iter()
-                .take(MAX_CHANGES_LISTED)
-                .map(|ch| {
-                    format!(
-                        "{}: {} (was {})",
-                        ch.key,
-                        ch.this.as_deref().unwrap_or("unset"),
-                        ch.other.as_deref().unwrap_or("unset")
-                    )
-                })
-                .collect();
-            a.insert("config_changes".into(), changes.join("; "));
+            a.closest_run = Some(c.run.clone());
+            a.config_changes = c.changes.iter().take(MAX_CHANGES_LISTED).cloned().collect();
         }
         f
     }
@@ -336,9 +325,10 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:#?}");
         let f = &out[0];
         assert_eq!(f.kind, FindingKind::BaselineDeviation);
-        assert_eq!(f.attributes["baseline_runs"], "r3,r2,r1");
-        assert_eq!(f.attributes["closest_run"], "r3");
-        assert!(f.attributes["config_changes"].contains("lr: 0.003 (was 0.0003)"));
+        assert_eq!(f.attributes.baseline_runs, ["r3", "r2", "r1"]);
+        assert_eq!(f.attributes.closest_run.as_deref(), Some("r3"));
+        let changes = f.attributes.get("config_changes").unwrap_or_default();
+        assert!(changes.contains("lr: 0.003 (was 0.0003)"), "{changes}");
         assert!(f.detail.contains("above the median"), "{}", f.detail);
         // Judged when the second deviating bucket ends.
         assert!(f.step.unwrap() < 300, "{f:?}");

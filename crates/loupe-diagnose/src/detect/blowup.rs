@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use super::Raw;
 use crate::Severity;
 use crate::config::BlowUpConfig;
+use crate::finding::FindingAttributes;
 use crate::finding::{Direction, FindingKind};
 use loupe_model::units;
 
@@ -111,7 +112,7 @@ impl BlowUpDetector {
                 units::number(x),
                 units::number(level)
             ),
-            attributes: vec![("ratio".into(), format!("{ratio:.2}"))],
+            attributes: FindingAttributes::extras([("ratio", format!("{ratio:.2}"))]),
         })
     }
 }

@@ -4,6 +4,7 @@ use super::Raw;
 use super::rolling::RollingWindow;
 use crate::Severity;
 use crate::config::{DivergenceConfig, PlateauConfig};
+use crate::finding::FindingAttributes;
 use crate::finding::{Direction, FindingKind};
 use loupe_model::units;
 
@@ -76,7 +77,7 @@ impl LossTrendDetector {
                         units::sig(rise * 100.0, 3),
                         units::number(self.best)
                     ),
-                    attributes: vec![("rise".into(), format!("{rise:.3}"))],
+                    attributes: FindingAttributes::extras([("rise", format!("{rise:.3}"))]),
                 });
             }
             if self.diverging && rise < div.rise / 2.0 {
@@ -103,7 +104,7 @@ impl LossTrendDetector {
                             units::sig(improved * 100.0, 3),
                             plateau.window
                         ),
-                        attributes: vec![],
+                        attributes: FindingAttributes::default(),
                     });
                 }
             }

@@ -8,6 +8,7 @@ use super::Raw;
 use super::rolling::RollingWindow;
 use crate::Severity;
 use crate::config::ShiftConfig;
+use crate::finding::FindingAttributes;
 use crate::finding::{Direction, FindingKind};
 use loupe_model::units::{self, Unit};
 
@@ -152,7 +153,7 @@ impl ShiftDetector {
                 units::percent_change(relative),
                 if repeat { ", still" } else { "" }
             ),
-            attributes: vec![("relative".into(), format!("{relative:.3}"))],
+            attributes: FindingAttributes::extras([("relative", format!("{relative:.3}"))]),
         }
     }
 }

@@ -4,6 +4,7 @@ use super::Raw;
 use super::rolling::RollingWindow;
 use crate::Severity;
 use crate::config::SpikeConfig;
+use crate::finding::FindingAttributes;
 use crate::finding::{Direction, FindingKind, SeriesRole};
 use loupe_model::units::{self, Unit};
 
@@ -91,7 +92,7 @@ impl SpikeDetector {
                         if up { "above" } else { "below" },
                         units::value(med, self.unit),
                     ),
-                    attributes: vec![("z".into(), format!("{:.1}", z.abs()))],
+                    attributes: FindingAttributes::extras([("z", format!("{:.1}", z.abs()))]),
                 });
                 self.cooldown = cfg.cooldown_points;
             } else {

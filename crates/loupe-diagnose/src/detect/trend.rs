@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use super::Raw;
 use crate::Severity;
 use crate::config::TrendConfig;
+use crate::finding::FindingAttributes;
 use crate::finding::{Direction, FindingKind};
 use loupe_model::units::{self, Unit};
 
@@ -162,14 +163,15 @@ impl TrendDetector {
             Some(e) if e <= cfg.critical_eta_s => Severity::Critical,
             _ => Severity::Warning,
         };
-        let mut attributes = vec![
-            ("slope_per_s".into(), format!("{slope:.6e}")),
-            ("r2".into(), format!("{r2:.3}")),
-        ];
+        let mut attributes = FindingAttributes::extras([
+            ("slope_per_s", format!("{slope:.6e}")),
+            ("r2", format!("{r2:.3}")),
+        ]);
         let eta_text = match eta {
             Some(e) => {
-                attributes.push(("eta_s".into(), format!("{e:.0}")));
-                attributes.push(("limit".into(), format!("{:.0}", limit.unwrap_or_default())));
+                let limit = format!("{:.0}", limit.unwrap_or_default());
+                attributes.extra.insert("eta_s".into(), format!("{e:.0}"));
+                attributes.extra.insert("limit".into(), limit);
                 format!(
                     ", reaching its limit in about {}",
                     units::seconds(e.round())
@@ -216,14 +218,7 @@ mod tests {
         }
         let (i, r) = found.expect("leak found");
         assert!(i < 200, "found at {i}");
-        let eta: f64 = r
-            .attributes
-            .iter()
-            .find(|(k, _)| k == "eta_s")
-            .unwrap()
-            .1
-            .parse()
-            .unwrap();
+        let eta: f64 = r.attributes.extra["eta_s"].parse().unwrap();
         let truth = (limit - (20e9 + 50e6 * i as f64)) / 50e6;
         assert!((eta - truth).abs() / truth < 0.1, "eta {eta} vs {truth}");
     }

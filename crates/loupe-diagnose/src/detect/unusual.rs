@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::Raw;
 use crate::Severity;
 use crate::anomaly::{AnomalyConfig, AnomalyDetector, AnomalyPoint, tail_from_score};
+use crate::finding::FindingAttributes;
 use crate::finding::{Direction, FindingKind, SeriesRole};
 use loupe_model::units::{self, Unit};
 
@@ -213,18 +214,18 @@ fn finding(role: SeriesRole, unit: Unit, x: f64, p: &AnomalyPoint, cfg: &Unusual
         once_in(tail),
         p.likelihood_score
     ));
-    let mut attributes = vec![
-        (
-            "likelihood_score".into(),
-            format!("{:.3}", p.likelihood_score),
-        ),
-        ("tail_probability".into(), format!("{tail:.1e}")),
-    ];
+    let mut attributes = FindingAttributes::extras([
+        ("likelihood_score", format!("{:.3}", p.likelihood_score)),
+        ("tail_probability", format!("{tail:.1e}")),
+    ]);
     if let Some(why) = p.reason {
-        attributes.push(("reason".into(), format!("{why:?}").to_lowercase()));
+        let why = format!("{why:?}").to_lowercase();
+        attributes.extra.insert("reason".into(), why);
     }
     if let Some(r) = relative {
-        attributes.push(("relative".into(), format!("{r:.3}")));
+        attributes
+            .extra
+            .insert("relative".into(), format!("{r:.3}"));
     }
     Raw {
         kind: FindingKind::Unusual,
@@ -306,7 +307,7 @@ mod tests {
         assert_eq!(r.severity, Severity::Warning);
         assert_eq!(r.direction, Some(Direction::Up));
         assert!((r.expected.unwrap() - 0.9).abs() < 0.05, "{r:?}");
-        assert!(r.attributes.iter().any(|(k, _)| k == "likelihood_score"));
+        assert!(r.attributes.contains_key("likelihood_score"));
         assert!(r.detail.contains("against about 0.89"), "{}", r.detail);
         assert!(r.detail.contains("once in"), "{}", r.detail);
     }

@@ -175,6 +175,11 @@ pub struct RunContext {
     pub fp16: bool,
 }
 
+/// The Xid of a GPU that fell off the bus: its immediate action is a reboot.
+pub(super) const XID_GPU_LOST: u32 = 79;
+/// A PCIe fatal timeout: the GPU is gone too (reboot).
+pub(super) const XID_PCIE_FATAL_TIMEOUT: u32 = 167;
+
 /// The score of the fallback when no rule fits.
 const SCORE_UNEXPLAINED: f64 = 0.2;
 /// Evidence items a cause lists at most.
@@ -332,8 +337,9 @@ fn strings(items: &[&str]) -> Vec<String> {
 fn exit_signal<'a>(f: &Facts<'a>, signals: &[&str]) -> Option<&'a Finding> {
     f.logs(LogSignatureKind::ExitStatus).into_iter().find(|x| {
         x.attributes
-            .get("signal")
-            .is_some_and(|s| signals.contains(&s.as_str()))
+            .signal
+            .as_deref()
+            .is_some_and(|s| signals.contains(&s))
     })
 }
 

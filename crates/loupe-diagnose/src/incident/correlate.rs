@@ -1,6 +1,6 @@
 //! Findings → incidents.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use hashbrown::HashMap;
 
@@ -8,11 +8,11 @@ use super::causes::{RunContext, rank_causes};
 use super::{Incident, IncidentState, anomalies_of};
 use crate::Severity;
 use crate::config::IncidentConfig;
-use crate::finding::{Finding, Scope};
+use crate::finding::{Finding, FindingKind, Scope, SeriesRole};
 
 /// What findings are correlated within: a job (all ranks of a group), a
 /// run, or a source outside runs (a host or a service).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Key {
     Group(Option<String>, String),
     Run(String),
@@ -91,7 +91,9 @@ pub struct Correlator {
     cfg: IncidentConfig,
     /// Open incidents per key: more than one when a bulk upload (or a
     /// replay) brings findings far apart in data time at once.
-    open: HashMap<Key, Vec<Open>>,
+    /// Ordered by key: incidents published or resolved in the same tick
+    /// with equal times come out in the same order for the same input.
+    open: BTreeMap<Key, Vec<Open>>,
     /// Recent minor findings per key, by data time, for the lookback when
     /// an incident opens.
     minor: HashMap<Key, VecDeque<(f64, Finding)>>,
@@ -114,7 +116,7 @@ impl Correlator {
     pub fn new(cfg: IncidentConfig, id_prefix: &str) -> Self {
         Correlator {
             cfg,
-            open: HashMap::new(),
+            open: BTreeMap::new(),
             minor: HashMap::new(),
             changed: Vec::new(),
             next_id: 1,
@@ -280,7 +282,10 @@ impl Correlator {
 
     /// Resolves everything (end of a replay).
     pub fn close_all(&mut self, now: f64) -> Vec<Incident> {
-        let mut all: Vec<Open> = self.open.drain().flat_map(|(_, list)| list).collect();
+        let mut all: Vec<Open> = std::mem::take(&mut self.open)
+            .into_values()
+            .flatten()
+            .collect();
         all.sort_by(|a, b| a.first_data.total_cmp(&b.first_data));
         for o in all {
             self.resolve(o, now);
@@ -312,13 +317,22 @@ fn push_bounded(open: &mut Open, f: Finding, max: usize) {
     // series role), so that 64 ranks' identical shifts cannot crowd out the
     // one outlier that explains them. Others are only counted.
     let family = |g: &Finding| (g.kind, g.role);
-    let mut counts: HashMap<(crate::finding::FindingKind, crate::finding::SeriesRole), usize> =
-        HashMap::new();
+    // Families in order of first appearance (a few at most): among equally
+    // large families the earliest loses a member, whatever the hashing.
+    let mut counts: Vec<((FindingKind, SeriesRole), usize)> = Vec::new();
     for g in &open.findings {
-        *counts.entry(family(g)).or_default() += 1;
+        match counts.iter_mut().find(|(k, _)| *k == family(g)) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((family(g), 1)),
+        }
     }
-    if !counts.contains_key(&family(&f))
-        && let Some((&largest, _)) = counts.iter().max_by_key(|(_, n)| **n)
+    let largest = counts
+        .iter()
+        .enumerate()
+        .max_by(|(i, a), (j, b)| a.1.cmp(&b.1).then(j.cmp(i)))
+        .map(|(_, (k, _))| *k);
+    if !counts.iter().any(|(k, _)| *k == family(&f))
+        && let Some(largest) = largest
         && let Some(pos) = open.findings.iter().rposition(|g| family(g) == largest)
     {
         open.findings[pos] = f;

@@ -8,8 +8,8 @@
 
 use super::{LogMatch, LogSignatureKind as Kind, clip};
 use crate::Severity;
+use crate::finding::FindingAttributes;
 use regex::RegexSet;
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 /// One family: its kind, the pattern on the lowercased line, the title and
@@ -261,8 +261,8 @@ pub(crate) fn match_family(orig: &str, lower: &str) -> Option<LogMatch> {
     }
     let first = SET.matches(lower).iter().next()?;
     let f = FAMILIES.get(first)?;
-    let mut attributes = BTreeMap::new();
-    attributes.insert("line".to_owned(), clip(orig.trim(), 512).to_owned());
+    let mut attributes = FindingAttributes::default();
+    attributes.insert_text("line", clip(orig.trim(), 512).to_owned());
     Some(LogMatch {
         kind: f.kind,
         severity: f.severity,

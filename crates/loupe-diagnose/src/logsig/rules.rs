@@ -9,8 +9,8 @@
 use super::xid::{xid_meaning, xid_severity};
 use super::{LogMatch, LogSignatureKind as Kind, clip};
 use crate::Severity;
+use crate::finding::FindingAttributes;
 use regex::{Captures, Regex};
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 /// Patterns are constants; `Regex::new` fails only on a malformed pattern,
@@ -231,23 +231,24 @@ fn crash_words_to_signal(words: &str) -> &'static str {
 }
 
 struct Builder {
-    attrs: BTreeMap<String, String>,
+    attrs: FindingAttributes,
 }
 
 impl Builder {
     fn new() -> Self {
         Builder {
-            attrs: BTreeMap::new(),
+            attrs: FindingAttributes::default(),
         }
     }
+    /// Sets a capture of the line (trimmed, clipped; nothing when empty).
     fn set(&mut self, k: &str, v: Option<&str>) -> &mut Self {
         if let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) {
-            self.attrs.insert(k.to_owned(), clip(v, 512).to_owned());
+            self.attrs.insert_text(k, clip(v, 512));
         }
         self
     }
-    fn get(&self, k: &str) -> Option<&str> {
-        self.attrs.get(k).map(String::as_str)
+    fn get(&self, k: &str) -> Option<String> {
+        self.attrs.get(k)
     }
     fn done(&mut self, kind: Kind, severity: Severity, title: String) -> LogMatch {
         LogMatch {
@@ -268,12 +269,12 @@ pub(crate) fn match_line(orig: &str, lower: &str) -> Option<LogMatch> {
     if !m.attributes.contains_key("rank")
         && let Some(r) = find1(&TEXT_RANK, lower, orig)
     {
-        m.attributes.insert("rank".into(), r.into());
+        m.attributes.insert_text("rank", r);
     }
     if !m.attributes.contains_key("gpu")
         && let Some(g) = find1(&TEXT_GPU, lower, orig)
     {
-        m.attributes.insert("gpu".into(), g.into());
+        m.attributes.insert_text("gpu", g);
     }
     Some(m)
 }
@@ -507,7 +508,7 @@ fn loss_scale_overflow(orig: &str, lower: &str) -> Option<LogMatch> {
     let mut b = Builder::new();
     b.set("loss_scale", find1(&NEW_SCALE, lower, orig))
         .set("attempted_loss_scale", find1(&ATTEMPTED_SCALE, lower, orig));
-    let scale: Option<f64> = b.get("loss_scale").and_then(|s| s.parse().ok());
+    let scale = b.attrs.loss_scale;
     let stuck = lower.contains("already at minimum")
         || lower.contains("found nan in local grad norm")
         || scale.is_some_and(|s| s <= 1.0);
@@ -529,7 +530,7 @@ fn loss_scale_overflow(orig: &str, lower: &str) -> Option<LogMatch> {
     } else if lower.contains("already at minimum") {
         "Loss scale already at its minimum: fp16 training cannot recover".to_owned()
     } else {
-        match b.get("loss_scale") {
+        match find1(&NEW_SCALE, lower, orig).map(str::trim) {
             Some(s) => format!("Gradient overflow, step skipped; loss scale reduced to {s}"),
             None => "Gradient overflow, step skipped".to_owned(),
         }
@@ -648,9 +649,9 @@ fn xid(c: &Captures<'_>, orig: &str, lower: &str, b: &mut Builder) -> LogMatch {
     if let Some(i) = info {
         b.set("meaning", Some(i.meaning))
             .set("hardware", Some(if i.hardware { "true" } else { "false" }))
-            .set("action", Some(i.action))
-            .set("origin", Some(origin_name(i.origin)))
             .set("immediate_action", Some(i.immediate.text()));
+        b.attrs.action = Some(i.action.to_owned());
+        b.attrs.origin = Some(i.origin);
     }
     if let Some(d) = detail {
         let dl = c.get(3).and_then(|m| lower.get(m.range())).unwrap_or("");
@@ -670,18 +671,6 @@ fn xid(c: &Captures<'_>, orig: &str, lower: &str, b: &mut Builder) -> LogMatch {
     };
     let sev = code.map_or(Severity::Warning, xid_severity);
     b.done(Kind::Xid, sev, title)
-}
-
-fn origin_name(o: super::xid::XidOrigin) -> &'static str {
-    use super::xid::XidOrigin::*;
-    match o {
-        Application => "application",
-        Driver => "driver",
-        Hardware => "hardware",
-        Link => "link",
-        Informational => "informational",
-        Unused => "unused",
-    }
 }
 
 fn capitalise(s: &str) -> String {

@@ -22,9 +22,10 @@
 
 use super::{LogMatch, LogSignatureKind, clip};
 use crate::Severity;
+use crate::finding::FindingAttributes;
 use hashbrown::HashMap;
 use regex::Regex;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::LazyLock;
 
 /// Tracebacks kept at once (one per rank tag being read).
@@ -278,18 +279,18 @@ impl Tracebacks {
         cut.sort_by_key(|(_, p)| p.touched);
         cut.into_iter()
             .map(|(_, p)| {
-                let mut attributes = BTreeMap::new();
-                attributes.insert("incomplete".to_owned(), "true".to_owned());
-                attributes.insert("traceback".to_owned(), p.text.render());
+                let mut attributes = FindingAttributes::default();
+                attributes.insert_text("incomplete", "true".to_owned());
+                attributes.insert_text("traceback", p.text.render());
                 let title = match &p.frame {
                     Some(f) => {
-                        attributes.insert("frame".to_owned(), f.clone());
+                        attributes.insert_text("frame", f.clone());
                         format!("Python traceback cut off before its exception (last frame {f})")
                     }
                     None => "Python traceback cut off before its exception".to_owned(),
                 };
                 if let Some(r) = &p.rank {
-                    attributes.insert("rank".to_owned(), r.clone());
+                    attributes.insert_text("rank", r.clone());
                 }
                 LogMatch {
                     kind: LogSignatureKind::PythonException,
@@ -328,11 +329,11 @@ pub(crate) fn bare_exception(line: &str, rank: Option<&str>) -> Option<LogMatch>
     if msg.trim().is_empty() || !(last.ends_with("Error") || last.ends_with("Exception")) {
         return None;
     }
-    let mut attributes = BTreeMap::new();
-    attributes.insert("exception_type".to_owned(), clip(ty, 128).to_owned());
-    attributes.insert("message".to_owned(), clip(msg.trim(), 2048).to_owned());
+    let mut attributes = FindingAttributes::default();
+    attributes.insert_text("exception_type", clip(ty, 128).to_owned());
+    attributes.insert_text("message", clip(msg.trim(), 2048).to_owned());
     if let Some(r) = rank {
-        attributes.insert("rank".to_owned(), r.to_owned());
+        attributes.insert_text("rank", r.to_owned());
     }
     Some(LogMatch {
         kind: LogSignatureKind::PythonException,
@@ -343,20 +344,20 @@ pub(crate) fn bare_exception(line: &str, rank: Option<&str>) -> Option<LogMatch>
 }
 
 fn exception_match(p: &Pending, ty: &str, msg: &str) -> LogMatch {
-    let mut attributes = BTreeMap::new();
+    let mut attributes = FindingAttributes::default();
     let ty = clip(ty, 128);
     let msg = clip(msg.trim(), 2048);
-    attributes.insert("exception_type".to_owned(), ty.to_owned());
-    attributes.insert("message".to_owned(), msg.to_owned());
-    attributes.insert("traceback".to_owned(), p.text.render());
+    attributes.insert_text("exception_type", ty.to_owned());
+    attributes.insert_text("message", msg.to_owned());
+    attributes.insert_text("traceback", p.text.render());
     if let Some(f) = &p.frame {
-        attributes.insert("frame".to_owned(), f.clone());
+        attributes.insert_text("frame", f.clone());
     }
     if let Some(r) = &p.rank {
-        attributes.insert("rank".to_owned(), r.clone());
+        attributes.insert_text("rank", r.clone());
     }
     if !p.chain.is_empty() {
-        attributes.insert("chain".to_owned(), p.chain.join(" -> "));
+        attributes.insert_text("chain", p.chain.join(" -> "));
     }
     let mut title = if msg.is_empty() {
         ty.to_owned()

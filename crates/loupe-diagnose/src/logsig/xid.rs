@@ -30,6 +30,28 @@ pub enum XidOrigin {
     Unused,
 }
 
+impl XidOrigin {
+    /// Its name in a finding's attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            XidOrigin::Application => "application",
+            XidOrigin::Driver => "driver",
+            XidOrigin::Hardware => "hardware",
+            XidOrigin::Link => "link",
+            XidOrigin::Informational => "informational",
+            XidOrigin::Unused => "unused",
+        }
+    }
+
+    /// The origin of a name [`as_str`](Self::as_str) gives.
+    pub fn from_name(s: &str) -> Option<XidOrigin> {
+        use XidOrigin::*;
+        [Application, Driver, Hardware, Link, Informational, Unused]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
 /// NVIDIA's immediate action for a code ("resolution bucket").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XidAction {

@@ -6,9 +6,11 @@
 //! the failure (a time limit, a lost GPU) outranks one that only shows its
 //! consequence (a Python traceback, an exit code).
 
-use super::{Cause, CauseKind, Facts, evidence, exit_signal, strings};
-use crate::finding::{Finding, FindingKind, SeriesRole};
-use crate::logsig::LogSignatureKind as Sig;
+use super::{
+    Cause, CauseKind, Facts, XID_GPU_LOST, XID_PCIE_FATAL_TIMEOUT, evidence, exit_signal, strings,
+};
+use crate::finding::{Finding, FindingKind, NonFiniteValue, SeriesRole};
+use crate::logsig::{LogSignatureKind as Sig, XidOrigin};
 
 /// Scores, highest first: a named failure beats its consequences.
 const SCORE_TIME_LIMIT: f64 = 0.95;
@@ -19,6 +21,10 @@ const SCORE_CUDA_ERROR: f64 = 0.83;
 const SCORE_ENVIRONMENT: f64 = 0.8;
 const SCORE_STORAGE: f64 = 0.76;
 const SCORE_NON_FINITE: f64 = 0.72;
+/// The same when the loss series itself showed the NaN/Inf: the
+/// divergence rule reads the series (the step, the gradients before it;
+/// 0.6 and up), so the logs' account steps back below it.
+const SCORE_NON_FINITE_BESIDE_SERIES: f64 = SCORE_NON_FINITE - 0.2;
 const SCORE_LAUNCHER: f64 = 0.7;
 const SCORE_SERVING: f64 = 0.66;
 const SCORE_USER_CODE: f64 = 0.45;
@@ -208,11 +214,7 @@ pub(super) fn fatal_signal(f: &Facts) -> Option<Cause> {
         kind: CauseKind::FatalSignal,
         title: format!(
             "Process killed by {}",
-            first
-                .attributes
-                .get("signal")
-                .map(String::as_str)
-                .unwrap_or("a signal")
+            first.attributes.signal.as_deref().unwrap_or("a signal")
         ),
         score: if by_exit {
             SCORE_FATAL_SIGNAL_BY_EXIT
@@ -266,8 +268,8 @@ fn family_cause(f: &Facts, fam: &Family) -> Option<Cause> {
 /// The line a family finding matched, or its title.
 fn line_of(x: &Finding) -> String {
     x.attributes
-        .get("line")
-        .cloned()
+        .line
+        .clone()
         .unwrap_or_else(|| x.detail.clone())
 }
 
@@ -278,16 +280,17 @@ fn xid_lost(f: &Facts) -> Option<Cause> {
         .logs(Sig::Xid)
         .into_iter()
         .filter(|x| {
-            x.attributes
-                .get("code")
-                .is_some_and(|c| c == "79" || c == "167")
+            matches!(
+                x.attributes.code,
+                Some(XID_GPU_LOST | XID_PCIE_FATAL_TIMEOUT)
+            )
         })
         .collect();
     let first = *lost.first()?;
     let action = first
         .attributes
-        .get("action")
-        .map(String::as_str)
+        .action
+        .as_deref()
         .unwrap_or("drain and reboot the node");
     Some(Cause {
         kind: CauseKind::GpuLost,
@@ -309,17 +312,13 @@ fn xid_application(f: &Facts) -> Option<Cause> {
     let app: Vec<&Finding> = f
         .logs(Sig::Xid)
         .into_iter()
-        .filter(|x| {
-            x.attributes
-                .get("origin")
-                .is_some_and(|o| o == "application")
-        })
+        .filter(|x| x.attributes.origin == Some(XidOrigin::Application))
         .collect();
     let first = *app.first()?;
     let action = first
         .attributes
-        .get("action")
-        .map(String::as_str)
+        .action
+        .as_deref()
         .unwrap_or("debug the application");
     Some(Cause {
         kind: CauseKind::CudaError,
@@ -347,7 +346,7 @@ fn non_finite(f: &Facts) -> Option<Cause> {
         .chain(
             f.logs(Sig::LossScaleOverflow)
                 .into_iter()
-                .filter(|x| x.attributes.get("value").is_some_and(|v| v == "nan")),
+                .filter(|x| x.attributes.value == Some(NonFiniteValue::NaN)),
         )
         .collect();
     let first = *nan.first()?;
@@ -356,7 +355,7 @@ fn non_finite(f: &Facts) -> Option<Cause> {
         kind: CauseKind::NonFiniteLoss,
         title: "The loss or the gradients became NaN/Inf".into(),
         score: if metric {
-            SCORE_NON_FINITE - 0.2
+            SCORE_NON_FINITE_BESIDE_SERIES
         } else {
             SCORE_NON_FINITE
         },
@@ -380,14 +379,11 @@ fn user_code(f: &Facts) -> Option<Cause> {
         .filter(|x| {
             // A launcher's own traceback (torchrun, accelerate, deepspeed
             // re-raising a child's failure) is not the user's code.
-            let frame = x.attributes.get("frame").map_or("", String::as_str);
+            let frame = x.attributes.frame.as_deref().unwrap_or("");
             if LAUNCHER_FRAMES.iter().any(|l| frame.contains(l)) {
                 return false;
             }
-            let ty = x
-                .attributes
-                .get("exception_type")
-                .map_or("", String::as_str);
+            let ty = x.attributes.exception_type.as_deref().unwrap_or("");
             let last = ty.rsplit('.').next().unwrap_or(ty);
             !NOT_USER_CODE.contains(&last)
         })
@@ -395,12 +391,13 @@ fn user_code(f: &Facts) -> Option<Cause> {
     let last = *exc.last()?;
     let ty = last
         .attributes
-        .get("exception_type")
-        .cloned()
+        .exception_type
+        .clone()
         .unwrap_or_else(|| "an exception".into());
     let frame = last
         .attributes
-        .get("frame")
+        .frame
+        .as_ref()
         .map(|fr| format!(" Innermost frame: {fr}."))
         .unwrap_or_default();
     Some(Cause {
@@ -422,12 +419,12 @@ fn crash(f: &Facts) -> Option<Cause> {
     let exit = exit_of(f)?;
     let code = exit
         .attributes
-        .get("exit_code")
-        .map(String::as_str)
-        .unwrap_or("non-zero");
+        .exit_code
+        .map_or_else(|| "non-zero".to_owned(), |c| c.to_string());
     let last = exit
         .attributes
-        .get("last_errors")
+        .last_errors
+        .as_deref()
         .and_then(|l| l.lines().last())
         .map(|l| format!(" The last error-looking line: \"{l}\"."))
         .unwrap_or_else(|| " No line of the output looks like an error.".into());

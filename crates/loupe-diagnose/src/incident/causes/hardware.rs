@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{Cause, CauseKind, Facts, evidence, strings};
+use super::{Cause, CauseKind, Facts, XID_GPU_LOST, XID_PCIE_FATAL_TIMEOUT, evidence, strings};
 use crate::finding::{Finding, FindingKind, SeriesRole};
-use crate::logsig::LogSignatureKind;
+use crate::logsig::{LogSignatureKind, XidOrigin};
 
 /// A hardware, link or driver Xid or ECC errors; the job slowing down or a
 /// Python exception after it makes it surer.
@@ -46,15 +46,17 @@ pub(super) fn hardware_fault(f: &Facts) -> Option<Cause> {
         .logs(LogSignatureKind::Xid)
         .into_iter()
         .filter(|x| {
-            let origin = x.attributes.get("origin").map_or("", String::as_str);
-            let code = x.attributes.get("code").map_or("", String::as_str);
-            !matches!(origin, "application") && code != "79" && code != "167"
+            x.attributes.origin != Some(XidOrigin::Application)
+                && !matches!(
+                    x.attributes.code,
+                    Some(XID_GPU_LOST | XID_PCIE_FATAL_TIMEOUT)
+                )
         })
         .collect();
     let known = xid.iter().any(|x| {
         matches!(
-            x.attributes.get("origin").map(String::as_str),
-            Some("hardware" | "link" | "driver")
+            x.attributes.origin,
+            Some(XidOrigin::Hardware | XidOrigin::Link | XidOrigin::Driver)
         )
     });
     let ecc = f.logs(LogSignatureKind::EccError);
@@ -81,7 +83,7 @@ pub(super) fn hardware_fault(f: &Facts) -> Option<Cause> {
     }
     let code = first
         .attributes
-        .get("code")
+        .code
         .map(|c| format!("Xid {c}"))
         .unwrap_or_else(|| "ECC errors".into());
     let place = first
@@ -109,7 +111,7 @@ pub(super) fn hardware_fault(f: &Facts) -> Option<Cause> {
 /// catalogue says so.
 fn hardware_explanation(first: &Finding, code: &str, place: &str) -> String {
     let mut s = format!("{code}{place}: {}", first.detail);
-    match (first.attributes.get("action"), first.attributes.get("code")) {
+    match (&first.attributes.action, first.attributes.code) {
         (Some(action), _) => s.push_str(&format!(". {action}")),
         (None, Some(c)) => s.push_str(&format!(
             ". Xid {c} is not in NVIDIA's catalogue as Loupe knows it (codes 1–{}): look it up in NVIDIA's current Xid catalogue; treat it as a hardware event until it is known",
@@ -267,7 +269,7 @@ pub(super) fn collective_hang(f: &Facts) -> Option<Cause> {
     // never reached the collective the others wait in).
     let laggard = stalls
         .iter()
-        .filter_map(|s| Some((s.attributes.get("last_step")?.parse::<i64>().ok()?, *s)))
+        .filter_map(|s| Some((s.attributes.last_step?, *s)))
         .min_by_key(|(step, _)| *step);
     let mut expl = format!(
         "{} rank(s) stopped advancing{}",

@@ -14,6 +14,11 @@ const PLUS_FP_OVERFLOW_SCALER_LINES: f64 = 0.2;
 const PLUS_FP_OVERFLOW_MIN_SCALE: f64 = 0.15;
 const PLUS_FP_OVERFLOW_FP16_CONFIG: f64 = 0.1;
 
+/// A loss scale at or below 1 cannot back off any further: every overflow
+/// from there skips a step for good (the bound the scaler signature's
+/// severity uses too).
+const LOSS_SCALE_AT_MINIMUM: f64 = 1.0;
+
 /// A NaN loss (in the series or the logs) is divergence by itself; a loss
 /// that only climbs away from its best is less sure.
 const SCORE_DIVERGENCE_NAN: f64 = 0.6;
@@ -67,8 +72,7 @@ pub(super) fn learning_rate(f: &Facts) -> Option<Cause> {
     let grad = grad_before(f, loss.time);
     let at_peak = loss
         .attributes
-        .get("lr_fraction_of_peak")
-        .and_then(|v| v.parse::<f64>().ok())
+        .lr_fraction_of_peak
         .is_some_and(|x| x >= AT_PEAK_FRACTION);
     let mut score = SCORE_LEARNING_RATE;
     if grad.is_some() {
@@ -175,14 +179,13 @@ pub(super) fn fp_overflow(f: &Facts, ctx: &RunContext) -> Option<Cause> {
     let overflow: Vec<&Finding> = f
         .logs(LogSignatureKind::LossScaleOverflow)
         .into_iter()
-        .filter(|o| o.severity > Severity::Info && !o.attributes.contains_key("value"))
+        .filter(|o| o.severity > Severity::Info && o.attributes.value.is_none())
         .collect();
     let min_scale = overflow.iter().any(|o| {
         o.severity == Severity::Critical
             || o.attributes
-                .get("loss_scale")
-                .and_then(|v| v.parse::<f64>().ok())
-                .is_some_and(|s| s <= 1.0)
+                .loss_scale
+                .is_some_and(|s| s <= LOSS_SCALE_AT_MINIMUM)
     });
     let scale_series = f.all.iter().find(|x| x.role == SeriesRole::LossScale);
     if overflow.is_empty() && scale_series.is_none() && !(ctx.fp16 && nan.is_some()) {

@@ -25,7 +25,7 @@ pub struct SpoolArgs {
     #[arg(long, default_value_t = 2)]
     steps_per_line: u64,
     /// Read this run directory's spool instead of generating one (e.g.
-    /// one the Python SDK wrote).
+    /// one the Python SDK wrote: `python3 bench/sdk_spool.py DIR`).
     #[arg(long)]
     run_dir: Option<PathBuf>,
     /// Runs of each measurement; the best is reported.

@@ -7,6 +7,8 @@
 //!   time, so the binary runs where there is no driver.
 //! - [`DiskBuffer`] (`buffer.rs`): a bounded, crash-safe on-disk queue of
 //!   request bodies.
+//! - [`Spool`] (`spool.rs`): the reader of the Python SDK's offline spool
+//!   (entries, acknowledgement marker, requests), for `loupe sync`.
 //! - [`Sender`] (`sender.rs`): a background thread that POSTs bodies to the
 //!   server, retries, spools to the [`DiskBuffer`] while the server is away
 //!   and replays in order.
@@ -31,6 +33,7 @@ pub mod process;
 mod procfs;
 pub mod sample;
 pub mod sender;
+pub mod spool;
 pub mod supervise;
 
 pub use adaptive::{IntervalPolicy, LocalRules};
@@ -42,6 +45,7 @@ pub use host::HostCollector;
 pub use process::{ProcessSample, ProcessTreeSampler};
 pub use sample::Sample;
 pub use sender::{Sender, SenderConfig, SenderStats};
+pub use spool::{Spool, SpoolError};
 
 /// Errors of the agent as a whole.
 #[derive(Debug, thiserror::Error)]

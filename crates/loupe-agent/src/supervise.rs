@@ -85,7 +85,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use serde_json::{Map, Value, json};
 
-pub use api::{PENDING_CREATE_FILE, PENDING_PATCH_FILE, PatchError, RunApi};
+pub use api::{
+    PENDING_CREATE_FILE, PENDING_PATCH_FILE, PatchError, PendingError, PendingRequest, RunApi,
+    load_pending,
+};
 pub use gate::HELD_DIR;
 
 pub use batch::Batch;

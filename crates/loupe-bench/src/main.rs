@@ -6,6 +6,7 @@ mod diagnose_benches;
 mod diagnose_real;
 mod engine_benches;
 mod http_benches;
+mod spool_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +49,8 @@ enum Cmd {
     DiagnoseReal(diagnose_real::DiagnoseRealArgs),
     /// HTTP: from the acknowledgement of an anomalous point to its incident in the API.
     DiagnoseDelay(http_benches::DiagnoseDelayArgs),
+    /// Reading a large offline spool: `loupe_agent::spool` against the hand-written reader it replaced.
+    Spool(spool_bench::SpoolArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,5 +71,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::Diagnose(args) => diagnose_benches::run(&args),
         Cmd::DiagnoseReal(args) => diagnose_real::run(&args),
         Cmd::DiagnoseDelay(args) => http_benches::diagnose_delay(&args).map(drop),
+        Cmd::Spool(args) => spool_bench::run(&args),
     }
 }

@@ -106,6 +106,45 @@ pub fn save_pending_patch(
     save_pending(run_dir, PENDING_PATCH_FILE, run_id, body)
 }
 
+/// A request `loupe run` could not deliver, as [`save_pending`] wrote it.
+#[derive(Debug, serde::Deserialize)]
+pub struct PendingRequest {
+    pub run_id: String,
+    /// The request body, as written.
+    pub body: Box<serde_json::value::RawValue>,
+}
+
+/// Why a pending request's file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PendingError {
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Json {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Reads `run_dir/name` ([`PENDING_CREATE_FILE`] or [`PENDING_PATCH_FILE`]);
+/// `Ok(None)` when there is none.
+pub fn load_pending(run_dir: &Path, name: &str) -> Result<Option<PendingRequest>, PendingError> {
+    let path = run_dir.join(name);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(PendingError::Io { path, source }),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| PendingError::Json { path, source })
+}
+
 /// Writes `{"run_id", "body"}` to `run_dir/name`: write a temporary file,
 /// fsync, rename.
 pub fn save_pending(
@@ -122,4 +161,35 @@ pub fn save_pending(
     f.write_all(&text)?;
     f.sync_all()?;
     std::fs::rename(&tmp, run_dir.join(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_saved_pending_request_loads_back_and_a_damaged_one_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            load_pending(dir.path(), PENDING_PATCH_FILE)
+                .unwrap()
+                .is_none()
+        );
+        let body = serde_json::json!({"status": "finished", "exit_code": 0});
+        save_pending_patch(dir.path(), "r1", &body).unwrap();
+        let p = load_pending(dir.path(), PENDING_PATCH_FILE)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.run_id, "r1");
+        let back: serde_json::Value = serde_json::from_str(p.body.get()).unwrap();
+        assert_eq!(back, body);
+        std::fs::write(dir.path().join(PENDING_CREATE_FILE), "{\"body\": {}}").unwrap();
+        let err = load_pending(dir.path(), PENDING_CREATE_FILE)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(PENDING_CREATE_FILE) && err.contains("missing field `run_id`"),
+            "{err}"
+        );
+    }
 }

@@ -12,7 +12,7 @@
 //!   never the whole [`state::AppState`].
 //! - [`stores`], [`counters`], [`error`]: shared leaves.
 //! - [`telemetry`]: the server's own metrics (`/metrics`); each subsystem
-//!   registers its families at start-up ([`register_telemetry`]).
+//!   registers its families at start-up (`register_telemetry`).
 //!
 //! Around the routes: [`guard`] (the `Host`, `Origin` and `Content-Type`
 //! checks that keep other sites' pages out) and [`listen`] (the connection

@@ -7,9 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use loupe_api::ServerHealth;
-use utoipa::OpenApi;
-
 use loupe_model::Role;
+use utoipa::OpenApi;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -51,7 +50,14 @@ pub async fn prometheus_metrics(
             .map_err(|_| ApiError::internal("encoding /metrics failed"))
     })
     .await?;
-    Ok(([(header::CONTENT_TYPE, format.content_type())], text))
+    // The answer depends on `Accept`: a cache in between must key on it.
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "accept"),
+        ],
+        text,
+    ))
 }
 
 /// The document's header; its paths and schemas come from the routes

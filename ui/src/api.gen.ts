@@ -477,7 +477,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Loupe's own metrics in the Prometheus text format. */
+        /**
+         * Loupe's own metrics. A token sees the server's figures and the alerts
+         *     and open incidents of its own project; without tokens, everything.
+         * @description OpenMetrics 1.0 when the `Accept` header prefers it (Prometheus does),
+         *     else the Prometheus text format 0.0.4.
+         */
         get: operations["prometheus_metrics"];
         put?: never;
         post?: never;
@@ -2418,12 +2423,22 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Prometheus text 0.0.4, or OpenMetrics 1.0 when the Accept header prefers it */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "text/plain": unknown;
+                };
+            };
+            /** @description The token's role may not read */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };

@@ -25,6 +25,8 @@ use loupe_model::{LabelMatch, RunStatus, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use parking_lot::Mutex;
 
+pub mod telemetry;
+
 use crate::diagnosis::IncidentSink;
 use crate::live::LiveHub;
 use crate::stores::Stores;
@@ -298,48 +300,6 @@ impl Alerting {
     /// delivery queue).
     pub fn deliveries(&self, limit: usize) -> loupe_alert::Result<Deliveries> {
         Ok((self.queue.recent(limit)?, self.queue.counts()?))
-    }
-
-    /// Lines for `/metrics`.
-    pub fn metrics_text(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP loupe_alert_notifications_total Notification delivery attempts by outcome (delivered, retry, failed = given up).\n# TYPE loupe_alert_notifications_total counter"
-        );
-        for ((ch, outcome), n) in self.dispatcher.outcomes() {
-            let _ = writeln!(
-                out,
-                "loupe_alert_notifications_total{{channel=\"{}\",outcome=\"{outcome}\"}} {n}",
-                ch.replace('\\', "\\\\").replace('"', "\\\"")
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP loupe_alert_queue_pending Notifications waiting for delivery.\n# TYPE loupe_alert_queue_pending gauge"
-        );
-        for (ch, c) in self.queue.counts().unwrap_or_default() {
-            let _ = writeln!(
-                out,
-                "loupe_alert_queue_pending{{channel=\"{}\"}} {}",
-                ch.replace('\\', "\\\\").replace('"', "\\\""),
-                c.pending
-            );
-        }
-        let mut by_state: BTreeMap<&str, u64> =
-            BTreeMap::from([("pending", 0), ("firing", 0), ("resolved", 0)]);
-        for a in self.engine.lock().alerts() {
-            *by_state.entry(a.state.as_str()).or_default() += 1;
-        }
-        let _ = writeln!(
-            out,
-            "# HELP loupe_alerts Alerts by state.\n# TYPE loupe_alerts gauge"
-        );
-        for (s, n) in by_state {
-            let _ = writeln!(out, "loupe_alerts{{state=\"{s}\"}} {n}");
-        }
-        out
     }
 
     /// Stops the delivery threads; the queue stays on disk.

@@ -13,7 +13,7 @@
 //! It is built from narrow inputs ([`DiagnosisDeps`]: the stores, the live
 //! hub and an [`IncidentSink`]), not the server's whole state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -45,6 +45,7 @@ pub struct DiagnosisDeps {
 
 mod baselines;
 pub(crate) mod feedback;
+pub mod telemetry;
 
 /// Columns of one series as the diagnoser takes them.
 #[derive(Debug, Clone)]
@@ -111,6 +112,9 @@ pub struct DiagCounters {
     pub points: AtomicU64,
     pub findings: AtomicU64,
     pub open_incidents: AtomicU64,
+    /// Open incidents by project (`None`: an incident of no project), so
+    /// `/metrics` counts only those its caller may see.
+    pub open_by_project: Mutex<BTreeMap<Option<String>, u64>>,
     pub caught_up_points: AtomicU64,
 }
 
@@ -548,8 +552,13 @@ impl Worker {
         let stats = self.d.stats();
         let c = &self.shared.counters;
         c.findings.store(stats.findings, Ordering::Relaxed);
-        c.open_incidents
-            .store(self.d.open_incidents().len() as u64, Ordering::Relaxed);
+        let open = self.d.open_incidents();
+        c.open_incidents.store(open.len() as u64, Ordering::Relaxed);
+        let mut by_project = BTreeMap::new();
+        for i in &open {
+            *by_project.entry(i.project.clone()).or_default() += 1;
+        }
+        *c.open_by_project.lock() = by_project;
         if !changed.is_empty() {
             self.store_incidents(&changed);
         }

@@ -23,6 +23,10 @@
 //!
 //! CORS headers are sent only for the origins configured with
 //! `--allowed-origin`, never `*`.
+//!
+//! Every refusal is counted in `/metrics` by its error code:
+//! `loupe_http_refused_requests_total{reason="host_not_allowed"}` (and
+//! `origin_not_allowed`, `unsupported_media_type`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +35,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 
 use crate::error::ApiError;
 
@@ -98,20 +105,70 @@ impl GuardConfig {
     }
 }
 
-/// The middleware's state: the configuration and its warnings' pacing.
+/// Why the guard refused a request: the error code of its answer, and the
+/// `reason` label of its count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    HostNotAllowed,
+    OriginNotAllowed,
+    UnsupportedMediaType,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 3] = [
+        Refusal::HostNotAllowed,
+        Refusal::OriginNotAllowed,
+        Refusal::UnsupportedMediaType,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::HostNotAllowed => "host_not_allowed",
+            Refusal::OriginNotAllowed => "origin_not_allowed",
+            Refusal::UnsupportedMediaType => "unsupported_media_type",
+        }
+    }
+}
+
+/// Refused requests by reason.
+type RefusalCounts = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// The middleware's state: the configuration, its warnings' pacing and its
+/// refusal counts.
 pub struct Guard {
     cfg: GuardConfig,
     hosts_refused: Paced,
     origins_refused: Paced,
+    refused: RefusalCounts,
 }
 
 impl Guard {
     pub fn new(cfg: GuardConfig) -> Self {
+        let refused = RefusalCounts::default();
+        // Every reason has a series from the start, so a rate over it is
+        // defined before the first refusal.
+        for r in Refusal::ALL {
+            let _ = refused.get_or_create(&[("reason", r.code())]);
+        }
         Guard {
             cfg,
             hosts_refused: Paced::default(),
             origins_refused: Paced::default(),
+            refused,
         }
+    }
+
+    /// Registers `loupe_http_refused_requests_total{reason}`.
+    pub fn register(&self, r: &mut Registry) {
+        r.register(
+            "loupe_http_refused_requests",
+            "Requests the guard refused before any route, by reason (the answer's error code)",
+            self.refused.clone(),
+        );
+    }
+
+    fn count(&self, why: Refusal) {
+        self.refused.get_or_create(&[("reason", why.code())]).inc();
     }
 }
 
@@ -147,12 +204,13 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
         && !cfg.host_allowed(&auth.host)
     {
         tracing::debug!(host = %auth.raw, path = %req.uri().path(), "refused a request for a host this server does not answer");
+        guard.count(Refusal::HostNotAllowed);
         if let Some(n) = guard.hosts_refused.due() {
             tracing::warn!(host = %auth.raw, refused = n, "refused a request for a host this server does not answer (a DNS-rebinding page, or a name missing from --allowed-host)");
         }
         return ApiError::new(
             StatusCode::FORBIDDEN,
-            "host_not_allowed",
+            Refusal::HostNotAllowed.code(),
             format!(
                 "Host {:?} is not a name of this server: only IP addresses, localhost and the \
                  names given with --allowed-host are answered (this stops DNS-rebinding pages)",
@@ -201,12 +259,13 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
             && !same_origin(o, authority.as_ref())
         {
             tracing::debug!(origin = %o, method = %req.method(), path = %req.uri().path(), "refused a state-changing request from another origin");
+            guard.count(Refusal::OriginNotAllowed);
             if let Some(n) = guard.origins_refused.due() {
                 tracing::warn!(origin = %o, refused = n, "refused a state-changing request from another origin (a page from another site, or an origin missing from --allowed-origin)");
             }
             return ApiError::new(
                 StatusCode::FORBIDDEN,
-                "origin_not_allowed",
+                Refusal::OriginNotAllowed.code(),
                 format!(
                     "Origin {o:?} is not this server: a page from another site may not change \
                      anything here (an operator may allow it with --allowed-origin)"
@@ -215,6 +274,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, req: Request, next: Next) ->
             .into_response();
         }
         if let Err(e) = content_type_ok(req.method(), headers) {
+            guard.count(Refusal::UnsupportedMediaType);
             return e.into_response();
         }
     }
@@ -286,7 +346,7 @@ fn content_type_ok(method: &Method, headers: &HeaderMap) -> Result<(), ApiError>
     };
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        Refusal::UnsupportedMediaType.code(),
         format!(
             "{method} needs Content-Type: application/json ({sent}); text/plain, form types and \
              none are what any web page can send here, so they are refused. A client that sends \

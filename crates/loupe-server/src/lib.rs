@@ -11,6 +11,8 @@
 //!   the parts it needs ([`stores::Stores`], the live hub, an incident sink),
 //!   never the whole [`state::AppState`].
 //! - [`stores`], [`counters`], [`error`]: shared leaves.
+//! - [`telemetry`]: the server's own metrics (`/metrics`); each subsystem
+//!   registers its families at start-up (`register_telemetry`).
 //!
 //! Around the routes: [`guard`] (the `Host`, `Origin` and `Content-Type`
 //! checks that keep other sites' pages out) and [`listen`] (the connection
@@ -31,6 +33,7 @@ pub mod routes;
 pub mod state;
 pub mod stores;
 pub mod summary;
+pub mod telemetry;
 mod ui;
 
 use std::net::SocketAddr;
@@ -204,6 +207,17 @@ pub async fn serve(
             cfg.diagnose_queue,
         )),
     };
+    let started = std::time::Instant::now();
+    let guard = Arc::new(guard::Guard::new(guard));
+    let conn_metrics = listen::ConnMetrics::default();
+    let telemetry = register_telemetry(TelemetrySources {
+        started,
+        stores: &stores,
+        fanout: &fanout,
+        alerts: &alerts,
+        guard: &guard,
+        connections: &conn_metrics,
+    });
     let state: SharedState = Arc::new(AppState {
         tsdb: tsdb.clone(),
         meta: stores.meta.clone(),
@@ -213,10 +227,11 @@ pub async fn serve(
         summaries: fanout.summaries.clone(),
         metrics: fanout.counters.clone(),
         lost_after: cfg.lost_after,
-        started: std::time::Instant::now(),
+        started,
         diagnosis: fanout.diagnosis.clone(),
         alerts: alerts.clone(),
         ingest: ingest::Ingest::new(stores.clone(), cfg.limits.clone(), fanout.clone()),
+        telemetry,
     });
     state.diagnosis.start(
         diagnosis::DiagnosisDeps {
@@ -240,15 +255,13 @@ pub async fn serve(
     let background = tokio::spawn(background_tasks(state.clone()));
     let alert_loop = tokio::spawn(alerting::run(alerts, stores, fanout.live.clone()));
     on_ready(local);
-    let app = routes::router(state.clone()).layer(axum::middleware::from_fn_with_state(
-        Arc::new(guard::Guard::new(guard)),
-        guard::check,
-    ));
+    let app = routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(guard, guard::check));
     // When shutdown began: the steps after the connections share what is
     // left of the budget.
     let began = Arc::new(std::sync::OnceLock::new());
     let b = began.clone();
-    listen::serve(listener, app, cfg.conn.clone(), async move {
+    listen::serve(listener, app, cfg.conn.clone(), conn_metrics, async move {
         shutdown.await;
         let _ = b.set(std::time::Instant::now());
     })
@@ -283,6 +296,37 @@ pub async fn serve(
         .map_err(ServerError::Closing)?;
     tracing::info!("loupe serve stopped; everything flushed");
     Ok(())
+}
+
+/// What the subsystems that register families in `/metrics` are made of.
+struct TelemetrySources<'a> {
+    started: std::time::Instant,
+    stores: &'a stores::Stores,
+    fanout: &'a ingest::Fanout,
+    alerts: &'a Arc<alerting::Alerting>,
+    guard: &'a guard::Guard,
+    connections: &'a listen::ConnMetrics,
+}
+
+/// `/metrics`' registry: every subsystem registers its own families, once,
+/// before the server answers anything.
+fn register_telemetry(s: TelemetrySources<'_>) -> telemetry::Telemetry {
+    let mut t = telemetry::Telemetry::default();
+    let r = t.registry();
+    s.fanout.counters.register(r);
+    r.register_collector(Box::new(stores::telemetry::StoreCollector::new(
+        s.stores.tsdb.clone(),
+        s.stores.meta.path(),
+    )));
+    r.register_collector(Box::new(live::SubscriberGauge(s.fanout.live.clone())));
+    s.guard.register(r);
+    s.connections.register(r);
+    r.register_collector(Box::new(telemetry::process::ProcessCollector::new(
+        s.started,
+    )));
+    diagnosis::telemetry::register(&s.fanout.diagnosis, &mut t);
+    alerting::telemetry::register(s.alerts, &mut t);
+    t
 }
 
 /// Writes the summaries of the series marked dirty, computed from the

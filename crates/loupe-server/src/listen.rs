@@ -26,10 +26,13 @@
 //! - **A lingering close** ([`linger`]): a connection closed with a request
 //!   body still arriving (a `413`) half-closes and drains it briefly, so the
 //!   client reads the answer instead of a reset.
+//! - Open and refused connections are counted in `/metrics`
+//!   ([`telemetry::ConnMetrics`]).
 
 pub mod body;
 pub mod canned;
 mod linger;
+pub mod telemetry;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -52,6 +55,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 pub use body::BodyCut;
+pub use telemetry::ConnMetrics;
 
 /// How many connections and how long each may take.
 #[derive(Debug, Clone)]
@@ -94,6 +98,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
+    metrics: ConnMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = Arc::new(limits);
@@ -115,12 +120,15 @@ pub async fn serve(
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
                             let (app, limits, stop) = (app.clone(), limits.clone(), stop_rx.clone());
+                            let open = metrics.opened();
                             conns.spawn(async move {
                                 connection(stream, app, &limits, stop).await;
                                 drop(permit);
+                                drop(open);
                             });
                         }
                         Err(_) => {
+                            metrics.refused.inc();
                             if let Some(n) = refused.note() {
                                 tracing::warn!(
                                     max_connections = limits.max_connections,

@@ -35,3 +35,26 @@ impl LiveHub {
         self.tx.receiver_count()
     }
 }
+
+/// `loupe_live_subscribers` in `/metrics`, read at scrape time.
+pub struct SubscriberGauge(pub std::sync::Arc<LiveHub>);
+
+impl std::fmt::Debug for SubscriberGauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("live::SubscriberGauge")
+    }
+}
+
+impl prometheus_client::collector::Collector for SubscriberGauge {
+    fn encode(
+        &self,
+        mut enc: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        crate::telemetry::emit::gauge(
+            &mut enc,
+            "loupe_live_subscribers",
+            "Connected live-update clients.",
+            self.0.subscribers() as u64,
+        )
+    }
+}

@@ -15,6 +15,7 @@ use crate::diagnosis::Diagnosis;
 use crate::ingest::Ingest;
 use crate::live::LiveHub;
 use crate::summary::SummaryBuffer;
+use crate::telemetry::Telemetry;
 
 /// Whether requests must carry a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct AppState {
     pub alerts: Arc<Alerting>,
     /// The write path every ingest route calls.
     pub ingest: Ingest,
+    /// `/metrics`' families, registered by each subsystem at start-up.
+    pub telemetry: Telemetry,
 }
 
 pub type SharedState = Arc<AppState>;

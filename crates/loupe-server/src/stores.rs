@@ -1,4 +1,7 @@
-//! The two halves of the embedded store, as the services share them.
+//! The two halves of the embedded store, as the services share them, and
+//! their figures in `/metrics` ([`telemetry`]).
+
+pub mod telemetry;
 
 use std::sync::Arc;
 

@@ -1,28 +1,20 @@
 //! Health, Loupe's own metrics, and the OpenAPI document.
 
-use std::fmt::Write;
 use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use loupe_api::ServerHealth;
+use loupe_model::Role;
 use utoipa::OpenApi;
 
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::http::blocking;
 use crate::state::SharedState;
-
-/// The SQLite file and its WAL.
-fn sqlite_bytes(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        total += std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-    }
-    total
-}
+use crate::telemetry::{Format, Scope};
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = ServerHealth)))]
 pub async fn healthz(State(st): State<SharedState>) -> Json<ServerHealth> {
@@ -33,155 +25,39 @@ pub async fn healthz(State(st): State<SharedState>) -> Json<ServerHealth> {
     })
 }
 
-/// Loupe's own metrics in the Prometheus text format.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, content_type = "text/plain")))]
+/// Loupe's own metrics. A token sees the server's figures and the alerts
+/// and open incidents of its own project; without tokens, everything.
+///
+/// OpenMetrics 1.0 when the `Accept` header prefers it (Prometheus does),
+/// else the Prometheus text format 0.0.4.
+// Which families each caller sees: `crate::telemetry::scope`.
+#[utoipa::path(get, path = "/metrics", responses(
+    (status = 200, description = "Prometheus text 0.0.4, or OpenMetrics 1.0 when the Accept header prefers it",
+        content_type = "text/plain"),
+    (status = 403, description = "The token's role may not read", body = loupe_api::ErrorBody)))]
 pub async fn prometheus_metrics(
     State(st): State<SharedState>,
-    _who: crate::auth::Principal,
-) -> impl IntoResponse {
-    let t = st.tsdb.stats();
-    let m = &st.metrics;
-    let mut out = String::with_capacity(4096);
-    let mut counter = |name: &str, help: &str, v: f64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-        );
-    };
-    counter(
-        "loupe_ingest_points_total",
-        "Points written durably.",
-        m.points_ingested.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_ingest_log_records_total",
-        "Log records written durably.",
-        m.log_records_ingested.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_ingest_requests_total",
-        "Accepted metric ingest requests.",
-        m.ingest_requests.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_rejected_requests_total",
-        "Ingest requests refused as malformed or too large.",
-        m.rejected_requests.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_auth_failures_total",
-        "Requests refused for a missing or bad token.",
-        m.auth_failures.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_query_requests_total",
-        "Series and log queries served.",
-        m.query_requests.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_tsdb_flushes_total",
-        "Head flushes to segment files.",
-        t.flushes as f64,
-    );
-    counter(
-        "loupe_tsdb_flush_errors_total",
-        "Failed flushes (retried).",
-        t.flush_errors as f64,
-    );
-    counter(
-        "loupe_tsdb_damage_found_total",
-        "Damaged or missing acknowledged data found: at open (WAL frames, segments) and by reads.",
-        t.damage_found as f64,
-    );
-    let d = st.diagnosis.counters();
-    counter(
-        "loupe_diagnosis_batches_total",
-        "Batches handed to diagnosis.",
-        d.submitted.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_diagnosis_dropped_batches_total",
-        "Batches that did not fit in diagnosis' queue (read back from the stores later).",
-        d.dropped.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_diagnosis_points_total",
-        "Points diagnosed.",
-        d.points.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_diagnosis_caught_up_points_total",
-        "Points diagnosis read back from the engine after falling behind.",
-        d.caught_up_points.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        "loupe_diagnosis_findings_total",
-        "Anomalies and log signatures found.",
-        d.findings.load(Ordering::Relaxed) as f64,
-    );
-    let mut gauge = |name: &str, help: &str, v: f64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-    };
-    gauge(
-        "loupe_tsdb_series",
-        "Series known to the engine.",
-        t.series as f64,
-    );
-    gauge(
-        "loupe_tsdb_head_points",
-        "Points in memory, waiting for a flush (the ingest queue).",
-        t.head_points as f64,
-    );
-    gauge("loupe_tsdb_segments", "Segment files.", t.segments as f64);
-    gauge(
-        "loupe_tsdb_torn_tail_bytes",
-        "Bytes of torn WAL tails (unacknowledged appends a crash cut short) dropped at open.",
-        t.torn_tail_bytes as f64,
-    );
-    gauge(
-        "loupe_diagnosis_lag_seconds",
-        "How long the latest batch waited for diagnosis.",
-        d.lag_us.load(Ordering::Relaxed) as f64 / 1e6,
-    );
-    gauge(
-        "loupe_diagnosis_backlog_batches",
-        "Batches waiting for diagnosis.",
-        d.submitted
-            .load(Ordering::Relaxed)
-            .saturating_sub(d.processed.load(Ordering::Relaxed) + d.dropped.load(Ordering::Relaxed))
-            as f64,
-    );
-    gauge(
-        "loupe_incidents_open",
-        "Incidents open now.",
-        d.open_incidents.load(Ordering::Relaxed) as f64,
-    );
-    gauge(
-        "loupe_live_subscribers",
-        "Connected live-update clients.",
-        st.live.subscribers() as f64,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP loupe_store_bytes Bytes on disk by part.\n# TYPE loupe_store_bytes gauge\nloupe_store_bytes{{part=\"segments\"}} {}\nloupe_store_bytes{{part=\"wal\"}} {}\nloupe_store_bytes{{part=\"sqlite\"}} {}",
-        t.segment_bytes,
-        t.wal_bytes,
-        sqlite_bytes(st.meta.path())
-    );
-    let _ = writeln!(
-        out,
-        "# HELP loupe_wal_fsync_seconds WAL fsync latency.\n# TYPE loupe_wal_fsync_seconds histogram"
-    );
-    for (le, c) in &t.fsync_buckets {
-        let _ = writeln!(out, "loupe_wal_fsync_seconds_bucket{{le=\"{le}\"}} {c}");
-    }
-    let _ = writeln!(
-        out,
-        "loupe_wal_fsync_seconds_bucket{{le=\"+Inf\"}} {}\nloupe_wal_fsync_seconds_sum {}\nloupe_wal_fsync_seconds_count {}",
-        t.fsyncs, t.fsync_seconds_sum, t.fsyncs
-    );
-    out.push_str(&st.alerts.metrics_text());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    who: Principal,
+    headers: HeaderMap,
+) -> ApiResult<impl IntoResponse> {
+    who.require(Role::Read)?;
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let scope = Scope::of(&who);
+    // Collectors read the stores' statistics and the file system.
+    let text = blocking(move || {
+        st.telemetry
+            .encode(&scope, format)
+            .map_err(|_| ApiError::internal("encoding /metrics failed"))
+    })
+    .await?;
+    // The answer depends on `Accept`: a cache in between must key on it.
+    Ok((
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "accept"),
+        ],
+        text,
+    ))
 }
 
 /// The document's header; its paths and schemas come from the routes

@@ -37,8 +37,6 @@ const PROJECT_B: &str = "proj-zzb";
 enum Need {
     /// Anyone, without a token.
     Open,
-    /// Any valid token, whatever its role.
-    Token,
     Read,
     Ingest,
     Admin,
@@ -166,7 +164,7 @@ const CASES: &[Case] = &[
     Case {
         method: "get",
         path: "/metrics",
-        need: Need::Token,
+        need: Need::Read,
         other: Other::Hidden,
         build: |_, _| get("/metrics".into()),
     },
@@ -615,7 +613,6 @@ fn judge(
     let allowed = match (case.need, role) {
         (Need::Open, _) => true,
         (_, None) => return expect(status, &[401]),
-        (Need::Token, Some(_)) => true,
         (Need::Read, Some(r)) => matches!(r, "read" | "admin"),
         (Need::Ingest, Some(r)) => matches!(r, "ingest" | "admin"),
         (Need::Admin, Some(r)) => r == "admin",

@@ -25,5 +25,6 @@ mod full_disk;
 mod live;
 mod logs;
 mod metrics;
+mod prometheus;
 mod runs;
 mod system;

@@ -317,8 +317,10 @@ impl Alerting {
             (e.rules().to_vec(), e.settings().clone())
         };
         let mut changed = Vec::new();
+        let mut projects = RunProjects::default();
         for r in &rules {
-            let conds = match &r.kind {
+            let project = &r.spec.project;
+            let mut conds = match &r.kind {
                 RuleKind::Incident { .. } => continue,
                 RuleKind::Threshold {
                     series,
@@ -354,10 +356,19 @@ impl Alerting {
                     objective,
                     windows,
                     counter,
-                } => burn_rate(
-                    st, errors, total, labels, *objective, windows, *counter, now,
-                ),
+                } => {
+                    // Series outside runs carry their project as a label.
+                    let mut labels = labels.clone();
+                    if let Some(p) = project {
+                        labels.insert(label::PROJECT.to_string(), p.clone());
+                    }
+                    burn_rate(
+                        st, errors, total, &labels, *objective, windows, *counter, now,
+                    )
+                }
             };
+            projects.label(st, &mut conds);
+            conds.retain(|c| glob_ok(project, c.labels.get(label::PROJECT).map(String::as_str)));
             changed.extend(self.engine.lock().apply(&r.name, conds, now));
         }
         let mut e = self.engine.lock();
@@ -384,6 +395,32 @@ impl Alerting {
             tracing::warn!("cannot prune the alert queue: {err}");
         }
         changed
+    }
+}
+
+/// Runs' projects, looked up once per evaluation: a run's series carry
+/// only the run, and an alert belongs to a project (its `project` label).
+#[derive(Default)]
+struct RunProjects(std::collections::HashMap<String, Option<String>>);
+
+impl RunProjects {
+    /// Gives every condition on a run's series its run's `project` label.
+    fn label(&mut self, st: &Stores, conds: &mut [Condition]) {
+        for c in conds {
+            if c.labels.contains_key(label::PROJECT) {
+                continue;
+            }
+            let Some(run) = c.labels.get(label::RUN).cloned() else {
+                continue;
+            };
+            let project = self
+                .0
+                .entry(run)
+                .or_insert_with_key(|run| st.meta.get_run(run).ok().map(|r| r.project));
+            if let Some(p) = project {
+                c.labels.insert(label::PROJECT.to_string(), p.clone());
+            }
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 
 use anyhow::{Result, anyhow};
 use loupe_client::{ClientOptions, Error};
-use serde_json::Value;
 
 /// Where the server is and how to authenticate.
 #[derive(clap::Args, Clone, Debug)]
@@ -42,16 +41,6 @@ impl Client {
     /// One typed call (`|api| api.run(id)`), its failure in the CLI's words.
     pub fn call<T>(&self, f: impl FnOnce(&loupe_client::Client) -> Result<T, Error>) -> Result<T> {
         f(&self.api).map_err(|e| explain(self.api.server(), e))
-    }
-
-    /// GET `path` with query pairs, as JSON, for output that prints the
-    /// server's fields by name.
-    pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value> {
-        let q: Vec<(String, String)> = query
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        self.call(|api| api.get_with(path, &q))
     }
 }
 

@@ -5,10 +5,10 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use loupe_api::{DataQuery, IncidentQuery, LogQuery, XColumn};
 use loupe_diagnose::scenario::{Event, Scenario, replay};
 use loupe_diagnose::{DiagnoseConfig, Incident, RunInfo};
-use loupe_model::{LogLevel, LogStream};
-use serde_json::Value;
+use loupe_model::{Run, RunStatus};
 
 use crate::client::{Client, ServerArgs};
 
@@ -57,8 +57,8 @@ pub struct DiagnoseArgs {
 
 pub fn diagnose(a: &DiagnoseArgs) -> Result<()> {
     let client = Client::new(&a.server);
-    let run = client.get(&format!("/api/v1/runs/{}", a.run), &[])?;
-    let incidents: Vec<Value> = if a.replay {
+    let run = client.call(|c| c.run(&a.run))?;
+    let incidents: Vec<Incident> = if a.replay {
         let cfg = a.settings.load()?;
         let sc = load_run(&client, &run)?;
         eprintln!(
@@ -71,34 +71,36 @@ pub fn diagnose(a: &DiagnoseArgs) -> Result<()> {
             a.run
         );
         replay(&sc, &cfg)
-            .iter()
+            .into_iter()
             .filter(|i| i.runs.contains(&a.run) || i.run.as_deref() == Some(&a.run))
-            .map(|i| serde_json::to_value(i).unwrap_or_default())
             .collect()
     } else {
-        let v = client.get(&format!("/api/v1/runs/{}/incidents", a.run), &[])?;
-        v["incidents"].as_array().cloned().unwrap_or_default()
+        let page = client.call(|c| c.run_incidents(&a.run, &IncidentQuery::default()))?;
+        // The API's incident is the diagnoser's, as stored: read it back as one.
+        page.incidents
+            .into_iter()
+            .map(|i| {
+                serde_json::to_value(i)
+                    .and_then(serde_json::from_value)
+                    .context("an incident the server sent")
+            })
+            .collect::<Result<_>>()?
     };
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&Value::Array(incidents))?
-        );
+        println!("{}", serde_json::to_string_pretty(&incidents)?);
         return Ok(());
     }
     let out = &mut std::io::stdout().lock();
     if !a.replay {
-        let h = client.get(&format!("/api/v1/runs/{}/health", a.run), &[])?;
-        match h["score"].as_f64() {
+        let h = client.call(|c| c.run_health(&a.run))?;
+        match h.score {
             Some(score) => {
                 writeln!(out, "health {score:.0}/100")?;
-                for item in h["breakdown"].as_array().into_iter().flatten() {
+                for item in &h.breakdown {
                     writeln!(
                         out,
                         "  -{:<4} {} {}",
-                        item["penalty"].as_f64().unwrap_or(0.0),
-                        item["indicator"].as_str().unwrap_or(""),
-                        item["detail"].as_str().unwrap_or("")
+                        item.penalty, item.indicator, item.detail
                     )?;
                 }
             }
@@ -108,10 +110,8 @@ pub fn diagnose(a: &DiagnoseArgs) -> Result<()> {
     if incidents.is_empty() {
         writeln!(out, "no incidents")?;
     }
-    for v in &incidents {
-        let inc: Incident =
-            serde_json::from_value(v.clone()).context("an incident the server sent")?;
-        print_incident(out, &inc)?;
+    for inc in &incidents {
+        print_incident(out, inc)?;
     }
     Ok(())
 }
@@ -161,107 +161,50 @@ fn print_incident(out: &mut impl Write, inc: &Incident) -> Result<()> {
 }
 
 /// Reads a run's series and logs through the API into replayable events.
-fn load_run(client: &Client, run: &Value) -> Result<Scenario> {
-    let id = run["id"].as_str().unwrap_or_default().to_string();
-    let config = run["config"].clone();
+fn load_run(client: &Client, run: &Run) -> Result<Scenario> {
+    let id = run.id.clone();
     let mut sc = Scenario::default();
     sc.events.push(Event::RunStarted {
         info: RunInfo {
             id: id.clone(),
-            project: run["project"].as_str().map(String::from),
-            group: run["group"].as_str().map(String::from),
-            rank: run["rank"].as_u64().map(|r| r as u32),
-            host: run["host"].as_str().map(String::from),
-            fp16: RunInfo::fp16_from_config(&config),
+            project: Some(run.project.clone()),
+            group: run.group.clone(),
+            rank: run.rank,
+            host: run.host.clone(),
+            fp16: RunInfo::fp16_from_config(&run.config),
         },
-        config,
+        config: run.config.clone(),
     });
-    let list = client.get(&format!("/api/v1/runs/{id}/series"), &[])?;
-    for s in list["series"].as_array().into_iter().flatten() {
-        let Some(name) = s["name"].as_str() else {
-            continue;
-        };
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut q = vec![
-                ("name", name.to_string()),
-                ("x", "time".to_string()),
-                ("limit", "100000".to_string()),
-            ];
-            if let Some(c) = &cursor {
-                q.push(("cursor", c.clone()));
-            }
-            let page = client.get(&format!("/api/v1/runs/{id}/series/data"), &q)?;
-            let times: Vec<f64> = page["time_ns"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| t.as_i64().unwrap_or(0) as f64 / 1e9)
-                .collect();
-            let values: Vec<f64> = page["y"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(json_f64)
-                .collect();
-            let steps: Vec<i64> = page["step"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| s.as_i64().unwrap_or(loupe_model::NO_STEP))
-                .collect();
-            // Small chunks, so that replaying in time order interleaves series.
-            for ((t, v), st) in times
-                .chunks(16)
-                .zip(values.chunks(16))
-                .zip(steps.chunks(16))
-            {
-                sc.events.push(Event::Points {
-                    run: id.clone(),
-                    series: name.to_string(),
-                    steps: st.to_vec(),
-                    times: t.to_vec(),
-                    values: v.to_vec(),
-                });
-            }
-            cursor = page["next_cursor"].as_str().map(String::from);
-            if cursor.is_none() {
-                break;
-            }
-        }
+    for s in client.call(|c| c.run_series(&id))?.series {
+        load_series(client, &id, &s.name, &mut sc)?;
     }
-    let mut cursor: Option<String> = None;
+    let mut q = LogQuery {
+        limit: Some(10_000),
+        ..Default::default()
+    };
     loop {
-        let mut q = vec![("limit", "10000".to_string())];
-        if let Some(c) = &cursor {
-            q.push(("cursor", c.clone()));
-        }
-        let page = client.get(&format!("/api/v1/runs/{id}/logs"), &q)?;
-        for r in page["records"].as_array().into_iter().flatten() {
+        let page = client.call(|c| c.logs(&id, &q))?;
+        for r in page.records {
             sc.events.push(Event::Log {
                 run: id.clone(),
-                time: r["time"].as_f64().unwrap_or(0.0),
-                stream: serde_json::from_value::<LogStream>(r["stream"].clone())
-                    .unwrap_or(LogStream::App),
-                level: serde_json::from_value::<LogLevel>(r["level"].clone())
-                    .unwrap_or(LogLevel::Info),
-                text: r["text"].as_str().unwrap_or_default().to_string(),
+                time: r.time,
+                stream: r.stream,
+                level: r.level,
+                text: r.text,
             });
         }
-        cursor = page["next_cursor"].as_str().map(String::from);
-        if cursor.is_none() {
+        q.cursor = page.next_cursor;
+        if q.cursor.is_none() {
             break;
         }
     }
-    if let (Some(status), Some(end)) = (run["status"].as_str(), run["end_time"].as_f64())
-        && status != "running"
+    if let Some(end) = run.end_time
+        && run.status != RunStatus::Running
     {
         sc.events.push(Event::RunEnded {
             run: id.clone(),
-            status: status.to_string(),
-            exit_code: run["exit_code"]
-                .as_i64()
-                .and_then(|c| i32::try_from(c).ok()),
+            status: run.status.as_str().to_string(),
+            exit_code: run.exit_code,
             time: end,
         });
     }
@@ -269,9 +212,47 @@ fn load_run(client: &Client, run: &Value) -> Result<Scenario> {
     Ok(sc)
 }
 
-/// A value of the API's JSON; anything unreadable counts as NaN (no value).
-fn json_f64(v: &Value) -> f64 {
-    loupe_model::nonfinite::from_json(v).unwrap_or(f64::NAN)
+/// One series' points, page by page, in small chunks (so that replaying
+/// in time order interleaves series).
+fn load_series(client: &Client, run: &str, name: &str, sc: &mut Scenario) -> Result<()> {
+    let mut q = DataQuery {
+        name: name.to_string(),
+        x: Some("time".into()),
+        limit: Some(100_000),
+        ..Default::default()
+    };
+    loop {
+        let page = client.call(|c| c.series_data(run, &q))?;
+        let times: Vec<f64> = match (&page.time_ns, &page.x) {
+            (Some(ns), _) => ns.iter().map(|&t| t as f64 / 1e9).collect(),
+            (None, XColumn::Seconds(s)) => s.clone(),
+            (None, XColumn::Steps(_)) => bail!("series {name} of run {run}: no times"),
+        };
+        let steps: Vec<i64> = match &page.step {
+            Some(s) => s
+                .iter()
+                .map(|s| s.unwrap_or(loupe_model::NO_STEP))
+                .collect(),
+            None => vec![loupe_model::NO_STEP; times.len()],
+        };
+        for ((t, v), st) in times
+            .chunks(16)
+            .zip(page.y.chunks(16))
+            .zip(steps.chunks(16))
+        {
+            sc.events.push(Event::Points {
+                run: run.to_string(),
+                series: name.to_string(),
+                steps: st.to_vec(),
+                times: t.to_vec(),
+                values: v.to_vec(),
+            });
+        }
+        q.cursor = page.next_cursor().map(String::from);
+        if q.cursor.is_none() {
+            return Ok(());
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]

@@ -18,10 +18,11 @@ use crate::error::RulesError;
 fn fields_of(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "incident" => &["min_severity", "causes", "project", "run", "group"],
-        "threshold" => &["expr", "labels"],
+        "threshold" => &["expr", "labels", "project"],
         "absence" => &["project", "group"],
         "run_state" => &["states", "project", "group"],
         "burn_rate" => &[
+            "project",
             "errors",
             "total",
             "labels",

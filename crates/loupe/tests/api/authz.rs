@@ -751,3 +751,78 @@ fn every_route_answers_every_role_of_every_project_as_it_should() {
         wrong.join("\n")
     );
 }
+
+/// A project's threshold rule watches that project's runs only, and an
+/// alert on a run's series belongs to the run's project: its `project`
+/// label is what the alert listing scopes by.
+#[test]
+fn a_projects_rule_alerts_on_its_own_runs_only() {
+    let dir = Server::temp_data_dir();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[settings]\nevaluation_interval = \"300ms\"\n[defaults]\nstalled_run = false\n",
+    )
+    .unwrap();
+    let [admin_a, ingest_a, read_a, ingest_b, read_b] = [
+        ("A", "admin"),
+        ("A", "ingest"),
+        ("A", "read"),
+        (PROJECT_B, "ingest"),
+        (PROJECT_B, "read"),
+    ]
+    .map(|(p, r)| create_token(dir.path(), p, r));
+    let server = Server::configured(
+        "127.0.0.1:0",
+        &["--require-auth", "--rules", rules.to_str().unwrap()],
+        Some(dir.path().into()),
+    );
+    let api = server.api();
+    let made = api
+        .with_token(&admin_a)
+        .post_json(
+            "/api/v1/alerts/rules",
+            &json!({"name": "hot-loss", "kind": "threshold", "expr": "loss > 10"}),
+        )
+        .expect(201);
+    assert_eq!(
+        made["rule"]["project"], "A",
+        "claimed for the token's project"
+    );
+    for (token, run) in [(&ingest_a, "run-a"), (&ingest_b, "run-zzb")] {
+        let ingest = api.with_token(token);
+        ingest
+            .post_json("/api/v1/runs", &json!({"id": run}))
+            .expect(201);
+        ingest
+            .post_json(
+                &format!("/api/v1/runs/{run}/metrics"),
+                &json!({"series": [{"name": "loss", "step": [1], "value": [50.0]}]}),
+            )
+            .expect(200);
+    }
+    let alerts = |token: &str| -> Vec<Value> {
+        api.with_token(token).get("/api/v1/alerts").expect(200)["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["rule"] == "hot-loss")
+            .cloned()
+            .collect()
+    };
+    let seen = wait_for(Duration::from_secs(10), "A's alert", || {
+        let a = alerts(&read_a);
+        (!a.is_empty()).then_some(a)
+    });
+    std::thread::sleep(Duration::from_millis(900));
+    let seen_again = alerts(&read_a);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        seen_again.len(),
+        1,
+        "B's run never trips A's rule: {seen_again:?}"
+    );
+    assert_eq!(seen[0]["labels"]["run"], "run-a");
+    assert_eq!(seen[0]["labels"]["project"], "A");
+    assert!(alerts(&read_b).is_empty(), "B sees none of A's alerts");
+}

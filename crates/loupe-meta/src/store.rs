@@ -9,7 +9,7 @@ mod pool;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -140,13 +140,7 @@ impl MetaStore {
     }
 }
 
-/// Now, in Unix seconds.
-pub(crate) fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+pub(crate) use loupe_model::clock::now_s as now;
 
 #[cfg(test)]
 mod tests {

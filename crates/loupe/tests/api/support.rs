@@ -694,6 +694,9 @@ impl Points {
 }
 
 /// A value as the API writes it: a number, or "NaN"/"Infinity"/"-Infinity".
+/// Written out here on purpose rather than taken from `loupe_model::nonfinite`:
+/// the tests check the server's encoding against the documented one, so
+/// the oracle must not share the code under test.
 pub fn to_json(v: f64) -> Value {
     if v.is_nan() {
         json!("NaN")

@@ -574,6 +574,10 @@ pub struct HttpIngestArgs {
     /// gzip level (Python's gzip.compress defaults to 9, zlib to 6).
     #[arg(long, default_value_t = 6)]
     pub gzip_level: u32,
+    /// Live-stream clients (`GET /api/v1/live`, as open UI tabs) connected
+    /// and reading while the points are sent.
+    #[arg(long, default_value_t = 0)]
+    pub subscribers: usize,
     #[command(flatten)]
     pub server: ServerOpts,
 }
@@ -601,6 +605,7 @@ pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
         body_bytes
     };
 
+    let live = LiveClients::connect(&srv.base, a.subscribers)?;
     let before = server_metrics(&ag, &srv)?;
     let (srv_cpu0, cli_cpu0) = (srv.cpu_s(), client_cpu_s());
     let (took, results) = send_ingest(a, &srv, &prepared, requests);
@@ -614,6 +619,14 @@ pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
     }
     let after = server_metrics(&ag, &srv)?;
     let mem = srv.mem()?;
+    let live_bytes = live.close();
+    if a.subscribers > 0 {
+        println!(
+            "  {} live clients read {:.1} MB of events meanwhile",
+            a.subscribers,
+            live_bytes as f64 / 1e6
+        );
+    }
     let expected = (requests * batch_points) as u64;
     if acked != expected {
         bail!("the server acknowledged {acked} points, {expected} were sent");
@@ -644,6 +657,55 @@ pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
     };
     f.print(a);
     Ok(f.outcome(a))
+}
+
+/// Open live streams, each read (and thrown away) by its own thread, as
+/// browser tabs would; they end when closed or when the server stops.
+struct LiveClients {
+    streams: Vec<std::net::TcpStream>,
+    readers: Vec<std::thread::JoinHandle<u64>>,
+}
+
+impl LiveClients {
+    fn connect(base: &str, n: usize) -> anyhow::Result<LiveClients> {
+        use std::io::{Read, Write};
+        let host = base.trim_start_matches("http://").trim_end_matches('/');
+        let mut streams = Vec::with_capacity(n);
+        let mut readers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut s = std::net::TcpStream::connect(host)?;
+            write!(s, "GET /api/v1/live HTTP/1.1\r\nHost: {host}\r\n\r\n")?;
+            let mut r = s.try_clone()?;
+            streams.push(s);
+            readers.push(
+                std::thread::Builder::new()
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        let mut buf = [0u8; 16 * 1024];
+                        let mut total = 0u64;
+                        while let Ok(k) = r.read(&mut buf) {
+                            if k == 0 {
+                                break;
+                            }
+                            total += k as u64;
+                        }
+                        total
+                    })?,
+            );
+        }
+        Ok(LiveClients { streams, readers })
+    }
+
+    /// Closes every stream; the bytes they read.
+    fn close(self) -> u64 {
+        for s in &self.streams {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        self.readers
+            .into_iter()
+            .map(|h| h.join().unwrap_or(0))
+            .sum()
+    }
 }
 
 /// Creates one run per client thread and encodes its distinct bodies.
@@ -1726,6 +1788,7 @@ pub fn http_all(a: &HttpAllArgs) -> anyhow::Result<()> {
         bodies: 50,
         gzip: false,
         gzip_level: 6,
+        subscribers: 0,
         server: a.server.clone(),
     };
     outcomes.push(http_ingest(&ingest)?);

@@ -11,14 +11,14 @@ use tokio::sync::broadcast::Receiver;
 
 use super::*;
 use crate::diagnosis::Diagnosis;
-use loupe_api::{LiveEvent, LivePayload, LivePoint};
+use loupe_api::{LivePayload, LivePoint};
 
 struct Fixture {
     _dir: tempfile::TempDir,
     ingest: Ingest,
     stores: Stores,
     fanout: Fanout,
-    live: Receiver<LiveEvent>,
+    live: Receiver<std::sync::Arc<crate::live::LiveFrame>>,
 }
 
 /// Stores with one run, `r1` in project `p`; diagnosis on (queue of 8, no
@@ -101,9 +101,9 @@ fn run_metrics_are_stored_then_every_listener_hears_of_them() {
     assert!(f.fanout.summaries.take_alive("r1"));
 
     let ev = f.live.try_recv().unwrap();
-    assert_eq!(ev.run, "r1");
-    let LivePayload::Points(points) = ev.payload else {
-        panic!("a points event, not {:?}", ev.payload)
+    assert_eq!(ev.event.run, "r1");
+    let LivePayload::Points(points) = &ev.event.payload else {
+        panic!("a points event, not {:?}", ev.event.payload)
     };
     let want = LivePoint {
         count: 3,
@@ -207,8 +207,8 @@ fn logs_are_stored_once_per_idempotency_key() {
     assert_eq!(texts, ["hello", "boom"]);
     assert_eq!(counter(&f.fanout.counters.log_records_ingested), 2);
     let ev = f.live.try_recv().unwrap();
-    let LivePayload::Logs(logs) = ev.payload else {
-        panic!("a logs event, not {:?}", ev.payload)
+    let LivePayload::Logs(logs) = &ev.event.payload else {
+        panic!("a logs event, not {:?}", ev.event.payload)
     };
     assert_eq!(logs.count, 2);
     assert_eq!(logs.records[1].text, "boom");

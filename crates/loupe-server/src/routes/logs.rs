@@ -22,6 +22,7 @@ use crate::auth::Principal;
 use crate::counters::ServerMetrics;
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::http::{blocking, check_visible, encoded_body, meta_err, raw_body};
+use crate::live::LiveFrame;
 use crate::state::SharedState;
 use loupe_api::Accepted;
 
@@ -153,21 +154,25 @@ pub async fn live(
     let filter = p.run;
     let stream = BroadcastStream::new(rx).filter_map(move |item| match item {
         Ok(ev) => {
-            if filter.as_deref().is_some_and(|r| r != ev.run) {
+            if filter.as_deref().is_some_and(|r| r != ev.event.run) {
                 return None;
             }
             Some(Ok(sse_event(&ev)))
         }
-        Err(BroadcastStreamRecvError::Lagged(skipped)) => Some(Ok(sse_event(&LiveEvent {
-            run: String::new(),
-            payload: LivePayload::Lagged(LiveLagged { skipped }),
-        }))),
+        Err(BroadcastStreamRecvError::Lagged(skipped)) => {
+            Some(Ok(sse_event(&LiveFrame::new(LiveEvent {
+                run: String::new(),
+                payload: LivePayload::Lagged(LiveLagged { skipped }),
+            }))))
+        }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// One SSE frame: the kind as the event name, the whole event as data.
-fn sse_event(ev: &LiveEvent) -> Event {
-    let data = serde_json::to_string(ev).expect("live events encode");
-    Event::default().event(ev.payload.kind()).data(data)
+/// One SSE frame: the kind as the event name, the whole event (encoded
+/// once, when published) as data.
+fn sse_event(frame: &LiveFrame) -> Event {
+    Event::default()
+        .event(frame.event.payload.kind())
+        .data(&frame.json)
 }

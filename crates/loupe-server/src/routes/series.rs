@@ -99,142 +99,179 @@ pub async fn series_data_of(
             ));
         }
     };
-    let to_x = |v: f64| -> i64 {
-        match axis {
-            XAxis::Step => v.round().clamp(i64::MIN as f64 + 1.0, i64::MAX as f64) as i64,
-            XAxis::Time => (v * 1e9).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64,
-        }
-    };
-    // NaN would otherwise read as 0 (and ±inf as an end of the axis).
-    for (what, v) in [("from", p.from), ("to", p.to)] {
-        if v.is_some_and(|v| !v.is_finite()) {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                format!("{what}: must be a finite number"),
-            ));
-        }
-    }
-    let mut from = p.from.map(to_x).unwrap_or(i64::MIN + 1);
-    let to = p.to.map(to_x).unwrap_or(i64::MAX);
-    // A cursor is `x:skip`: resume at x, past the first `skip` points there
-    // (several points can share a time).
-    let mut skip = 0usize;
-    if let Some(c) = &p.cursor {
-        let bad = || ApiError::bad_request("invalid_request", "cursor: not one this server gave");
-        let (x, k) = c.split_once(':').ok_or_else(bad)?;
-        from = x.parse::<i64>().map_err(|_| bad())?;
-        skip = k.parse::<usize>().map_err(|_| bad())?;
-    }
-    let limit = p.limit.unwrap_or(10_000).clamp(1, 100_000);
-    // `skip + limit` must not wrap: a wrapped read limit ends paging early.
-    let read_limit = skip.checked_add(limit + 1).ok_or_else(|| {
-        ApiError::bad_request("invalid_request", "cursor: not one this server gave")
-    })?;
-    if from > to {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            format!("from ({from}) is after to ({to})"),
-        ));
-    }
-    let out_x = move |xs: &[i64]| -> XColumn {
-        match axis {
-            XAxis::Step => XColumn::Steps(xs.to_vec()),
-            XAxis::Time => XColumn::Seconds(xs.iter().map(|&x| x as f64 / 1e9).collect()),
-        }
-    };
+    let window = Window::of(&p, axis)?;
     let width = p.width;
     let s2 = st.clone();
-    let body = blocking(move || {
-        if let Some(width) = width {
-            if width == 0 || width > 100_000 {
-                return Err(ApiError::bad_request(
-                    "invalid_request",
-                    "width: 1 to 100000",
-                ));
-            }
-            // An open range means the series' own extent, so columns span the data.
-            let (mut lo, mut hi) = (from, to);
-            if (lo == i64::MIN + 1 || hi == i64::MAX)
-                && let Some(s) = s2.tsdb.summary(&key).map_err(ApiError::from)?
-            {
-                let (a, b) = match axis {
-                    XAxis::Step => (s.first_step, s.last_step),
-                    XAxis::Time => (s.min_time, s.max_time),
-                };
-                if lo == i64::MIN + 1 && a != NO_STEP {
-                    lo = a;
-                }
-                if hi == i64::MAX && b != NO_STEP {
-                    hi = b;
-                }
-            }
-            if lo > hi {
-                return Ok(SeriesData {
-                    x: XColumn::Steps(Vec::new()),
-                    y: Vec::new(),
-                    count: 0,
-                    downsampled: false,
-                    next_cursor: None,
-                    step: None,
-                    time_ns: None,
-                });
-            }
-            let m = s2
-                .tsdb
-                .m4(&key, axis, lo, hi, width)
-                .map_err(ApiError::from)?;
-            Ok(SeriesData {
-                x: out_x(&m.x),
-                y: m.y,
-                count: m.count,
-                downsampled: m.downsampled,
-                next_cursor: None,
-                step: None,
-                time_ns: None,
-            })
-        } else {
-            let pts = s2
-                .tsdb
-                .read_range(&key, axis, from, to, Some(read_limit))
-                .map_err(ApiError::from)?;
-            // Skip the points at `from` the previous page already returned.
-            let start = (0..pts.len().min(skip))
-                .take_while(|&i| pts.x(axis, i) == from)
-                .count();
-            let avail = pts.len() - start;
-            let more = avail > limit;
-            let n = avail.min(limit);
-            let range = start..start + n;
-            let xs: Vec<i64> = range.clone().map(|i| pts.x(axis, i)).collect();
-            let next = if more {
-                let last = xs[n - 1];
-                let mut at_last = xs.iter().rev().take_while(|&&x| x == last).count();
-                if last == from {
-                    at_last += start;
-                }
-                Some(format!("{last}:{at_last}"))
-            } else {
-                None
-            };
-            Ok(SeriesData {
-                x: out_x(&xs),
-                y: pts.values[range.clone()].to_vec(),
-                count: n as u64,
-                downsampled: false,
-                next_cursor: Some(next),
-                // Raw pages carry every coordinate exactly, for export.
-                step: Some(
-                    pts.steps[range.clone()]
-                        .iter()
-                        .map(|&s| opt_step(s))
-                        .collect(),
-                ),
-                time_ns: Some(pts.times[range].to_vec()),
-            })
-        }
+    let body = blocking(move || match width {
+        Some(width) => m4_page(&s2, &key, axis, &window, width),
+        None => raw_page(&s2, &key, axis, &window),
     })
     .await?;
     Ok(Json(body))
+}
+
+/// What a data request asks for on its x axis: the range, and for raw
+/// pages where to resume and how many points.
+struct Window {
+    from: i64,
+    to: i64,
+    /// Points at `from` the previous page already returned.
+    skip: usize,
+    limit: usize,
+    /// `skip + limit + 1`: one more than a page, to know whether more follow.
+    read_limit: usize,
+}
+
+impl Window {
+    fn of(p: &DataQuery, axis: XAxis) -> ApiResult<Window> {
+        let to_x = |v: f64| -> i64 {
+            match axis {
+                XAxis::Step => v.round().clamp(i64::MIN as f64 + 1.0, i64::MAX as f64) as i64,
+                XAxis::Time => (v * 1e9).round().clamp(i64::MIN as f64, i64::MAX as f64) as i64,
+            }
+        };
+        // NaN would otherwise read as 0 (and ±inf as an end of the axis).
+        for (what, v) in [("from", p.from), ("to", p.to)] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!("{what}: must be a finite number"),
+                ));
+            }
+        }
+        let mut from = p.from.map(to_x).unwrap_or(i64::MIN + 1);
+        let to = p.to.map(to_x).unwrap_or(i64::MAX);
+        // A cursor is `x:skip`: resume at x, past the first `skip` points there
+        // (several points can share a time).
+        let bad = || ApiError::bad_request("invalid_request", "cursor: not one this server gave");
+        let mut skip = 0usize;
+        if let Some(c) = &p.cursor {
+            let (x, k) = c.split_once(':').ok_or_else(bad)?;
+            from = x.parse::<i64>().map_err(|_| bad())?;
+            skip = k.parse::<usize>().map_err(|_| bad())?;
+        }
+        let limit = p.limit.unwrap_or(10_000).clamp(1, 100_000);
+        // `skip + limit` must not wrap: a wrapped read limit ends paging early.
+        let read_limit = skip.checked_add(limit + 1).ok_or_else(bad)?;
+        if from > to {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("from ({from}) is after to ({to})"),
+            ));
+        }
+        Ok(Window {
+            from,
+            to,
+            skip,
+            limit,
+            read_limit,
+        })
+    }
+}
+
+fn out_x(axis: XAxis, xs: &[i64]) -> XColumn {
+    match axis {
+        XAxis::Step => XColumn::Steps(xs.to_vec()),
+        XAxis::Time => XColumn::Seconds(xs.iter().map(|&x| x as f64 / 1e9).collect()),
+    }
+}
+
+/// At most 4 × `width` points (M4) over the window; an open end is the
+/// series' own extent, so the columns span the data.
+fn m4_page(
+    st: &SharedState,
+    key: &SeriesKey,
+    axis: XAxis,
+    w: &Window,
+    width: u32,
+) -> ApiResult<SeriesData> {
+    if width == 0 || width > 100_000 {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "width: 1 to 100000",
+        ));
+    }
+    let (mut lo, mut hi) = (w.from, w.to);
+    if (lo == i64::MIN + 1 || hi == i64::MAX)
+        && let Some(s) = st.tsdb.summary(key).map_err(ApiError::from)?
+    {
+        let (a, b) = match axis {
+            XAxis::Step => (s.first_step, s.last_step),
+            XAxis::Time => (s.min_time, s.max_time),
+        };
+        if lo == i64::MIN + 1 && a != NO_STEP {
+            lo = a;
+        }
+        if hi == i64::MAX && b != NO_STEP {
+            hi = b;
+        }
+    }
+    if lo > hi {
+        return Ok(SeriesData {
+            x: XColumn::Steps(Vec::new()),
+            y: Vec::new(),
+            count: 0,
+            downsampled: false,
+            next_cursor: None,
+            step: None,
+            time_ns: None,
+        });
+    }
+    let m = st
+        .tsdb
+        .m4(key, axis, lo, hi, width)
+        .map_err(ApiError::from)?;
+    Ok(SeriesData {
+        x: out_x(axis, &m.x),
+        y: m.y,
+        count: m.count,
+        downsampled: m.downsampled,
+        next_cursor: None,
+        step: None,
+        time_ns: None,
+    })
+}
+
+/// One page of raw points, with the cursor of the next.
+fn raw_page(st: &SharedState, key: &SeriesKey, axis: XAxis, w: &Window) -> ApiResult<SeriesData> {
+    let pts = st
+        .tsdb
+        .read_range(key, axis, w.from, w.to, Some(w.read_limit))
+        .map_err(ApiError::from)?;
+    // Skip the points at `from` the previous page already returned.
+    let start = (0..pts.len().min(w.skip))
+        .take_while(|&i| pts.x(axis, i) == w.from)
+        .count();
+    let avail = pts.len() - start;
+    let more = avail > w.limit;
+    let n = avail.min(w.limit);
+    let range = start..start + n;
+    let xs: Vec<i64> = range.clone().map(|i| pts.x(axis, i)).collect();
+    let next = if more {
+        let last = xs[n - 1];
+        let mut at_last = xs.iter().rev().take_while(|&&x| x == last).count();
+        if last == w.from {
+            at_last += start;
+        }
+        Some(format!("{last}:{at_last}"))
+    } else {
+        None
+    };
+    Ok(SeriesData {
+        x: out_x(axis, &xs),
+        y: pts.values[range.clone()].to_vec(),
+        count: n as u64,
+        downsampled: false,
+        next_cursor: Some(next),
+        // Raw pages carry every coordinate exactly, for export.
+        step: Some(
+            pts.steps[range.clone()]
+                .iter()
+                .map(|&s| opt_step(s))
+                .collect(),
+        ),
+        time_ns: Some(pts.times[range].to_vec()),
+    })
 }
 
 /// Splits `label.<name>=<value>` query pairs from the others.

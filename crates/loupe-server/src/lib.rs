@@ -51,6 +51,8 @@ pub use state::{AppState, AuthMode, SharedState};
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub addr: SocketAddr,
+    /// Serve HTTPS with this certificate and key (`--tls-cert/--tls-key`).
+    pub tls: Option<listen::tls::TlsFiles>,
     pub data_dir: PathBuf,
     /// Require tokens even on a loopback address.
     pub require_auth: bool,
@@ -79,6 +81,7 @@ impl ServerConfig {
     pub fn new(addr: SocketAddr, data_dir: PathBuf) -> Self {
         Self {
             addr,
+            tls: None,
             data_dir,
             require_auth: false,
             insecure_no_auth: false,
@@ -132,6 +135,8 @@ pub enum ServerError {
     Alerting(#[from] alerting::AlertingError),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Tls(#[from] listen::tls::TlsError),
 }
 
 /// At shutdown, how long alert delivery may take to stop.
@@ -241,6 +246,10 @@ pub async fn serve(
         },
         cfg.diagnose_pause,
     );
+    let tls = match &cfg.tls {
+        Some(files) => Some(files.acceptor()?),
+        None => None,
+    };
     let listener =
         tokio::net::TcpListener::bind(cfg.addr)
             .await
@@ -249,7 +258,8 @@ pub async fn serve(
                 source: e,
             })?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
-    tracing::info!(addr = %local, auth = ?auth, data = %cfg.data_dir.display(), "loupe serve listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %local, scheme, auth = ?auth, data = %cfg.data_dir.display(), "loupe serve listening");
     // Summaries a crash cut off before they reached SQLite are rebuilt.
     state.summaries.mark_all(&state.tsdb);
     let background = tokio::spawn(background_tasks(state.clone()));
@@ -261,10 +271,17 @@ pub async fn serve(
     // left of the budget.
     let began = Arc::new(std::sync::OnceLock::new());
     let b = began.clone();
-    listen::serve(listener, app, cfg.conn.clone(), conn_metrics, async move {
-        shutdown.await;
-        let _ = b.set(std::time::Instant::now());
-    })
+    listen::serve(
+        listener,
+        app,
+        cfg.conn.clone(),
+        tls,
+        conn_metrics,
+        async move {
+            shutdown.await;
+            let _ = b.set(std::time::Instant::now());
+        },
+    )
     .await;
     let began = began.get().copied().unwrap_or_else(std::time::Instant::now);
     background.abort();

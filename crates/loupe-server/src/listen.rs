@@ -33,6 +33,7 @@ pub mod body;
 pub mod canned;
 mod linger;
 pub mod telemetry;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -98,6 +99,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     metrics: ConnMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -121,8 +123,19 @@ pub async fn serve(
                         Ok(permit) => {
                             let (app, limits, stop) = (app.clone(), limits.clone(), stop_rx.clone());
                             let open = metrics.opened();
+                            let tls = tls.clone();
                             conns.spawn(async move {
-                                connection(stream, app, &limits, stop).await;
+                                match tls {
+                                    None => connection(stream, app, &limits, stop).await,
+                                    Some(tls) => {
+                                        let handshake = tls.accept(stream);
+                                        match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                                            Ok(Ok(s)) => connection(s, app, &limits, stop).await,
+                                            Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                                        }
+                                    }
+                                }
                                 drop(permit);
                                 drop(open);
                             });
@@ -139,7 +152,11 @@ pub async fn serve(
                                     limits.max_connections
                                 );
                             }
-                            if let Ok(slot) = refusals.clone().try_acquire_owned() {
+                            // Over TLS a plain-text 503 would read as garbage:
+                            // the connection is just closed.
+                            if tls.is_some() {
+                                drop(stream);
+                            } else if let Ok(slot) = refusals.clone().try_acquire_owned() {
                                 tokio::spawn(async move {
                                     refuse(stream).await;
                                     drop(slot);
@@ -186,12 +203,10 @@ pub async fn serve(
 }
 
 /// One connection, served until it ends or is told to stop.
-async fn connection(
-    stream: TcpStream,
-    app: Router,
-    limits: &ConnLimits,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn connection<S>(stream: S, app: Router, limits: &ConnLimits, mut stop: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let io = canned::JsonErrors::new(linger::Lingering::new(TokioIo::new(stream)));
     let body_limit = limits.body_read_timeout;
     let stop_rx = stop.clone();

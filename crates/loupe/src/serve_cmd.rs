@@ -87,6 +87,13 @@ pub struct ServeArgs {
     /// a page from another origin can change nothing and read nothing.
     #[arg(long = "allowed-origin", value_name = "ORIGIN", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Serve HTTPS with this certificate chain (PEM; with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1; with
+    /// --tls-cert).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Most connections open at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 512)]
     pub max_connections: usize,
@@ -151,6 +158,13 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
         bail!("--max-connections must be at least 1");
     }
     cfg.conn.max_connections = a.max_connections;
+    cfg.tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(loupe_server::listen::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
     cfg.conn.header_read_timeout = Duration::from_secs(a.header_read_timeout.max(1));
     cfg.conn.body_read_timeout = Duration::from_secs(a.body_read_timeout.max(1));
     cfg.diagnose = if a.no_diagnose {
@@ -206,6 +220,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let cfg = config(&a)?;
     check_meta_present(&cfg.data_dir, a.accept_missing_meta)?;
     raise_open_file_limit(cfg.conn.max_connections);
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -213,7 +228,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let served = rt.block_on(async move {
         loupe_server::serve(cfg, shutdown_signal(), |addr| {
             // Scripts and tests read this line to find the port.
-            println!("loupe serve listening on http://{addr}");
+            println!("loupe serve listening on {scheme}://{addr}");
         })
         .await
     });

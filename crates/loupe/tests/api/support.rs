@@ -211,7 +211,10 @@ impl Server {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("loupe serve listening on http://")
+                let rest = line
+                    .strip_prefix("loupe serve listening on http://")
+                    .or_else(|| line.strip_prefix("loupe serve listening on https://"));
+                if let Some(rest) = rest
                     && let Some(tx) = tx.take()
                 {
                     let _ = tx.send(rest.trim().to_string());

@@ -15,6 +15,9 @@
 //!   acknowledged point is there after a restart; slow clients are cut by
 //!   the read timeouts; the connection cap refuses the excess with a log
 //!   line; the server's own 400/414/431 answers have the JSON error shape.
+//! - `tls`: `--tls-cert/--tls-key` serve HTTPS to a client that trusts the
+//!   certificate, and nothing to one that does not or that speaks plain
+//!   HTTP; SIGTERM with an open TLS connection still exits within 5 s.
 
 #[path = "../api/support.rs"]
 mod support;
@@ -24,3 +27,4 @@ mod raw;
 mod connections;
 mod cross_site;
 mod shutdown;
+mod tls;

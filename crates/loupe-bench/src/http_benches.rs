@@ -8,6 +8,9 @@
 //! Every benchmark prints its details, then one `[PASS]`/`[MISS]` line with
 //! its target, then one JSON line.
 
+mod soak;
+pub use soak::{SoakArgs, soak};
+
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
 use std::os::unix::process::CommandExt;

@@ -49,6 +49,8 @@ enum Cmd {
     DiagnoseReal(diagnose_real::DiagnoseRealArgs),
     /// HTTP: from the acknowledgement of an anomalous point to its incident in the API.
     DiagnoseDelay(http_benches::DiagnoseDelayArgs),
+    /// HTTP: a long run of mixed ingest and queries at half capacity: RSS flat, no error, p99 stable.
+    Soak(http_benches::SoakArgs),
     /// Reading a large offline spool: `loupe_agent::spool` against the hand-written reader it replaced.
     Spool(spool_bench::SpoolArgs),
 }
@@ -72,5 +74,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::DiagnoseReal(args) => diagnose_real::run(&args),
         Cmd::DiagnoseDelay(args) => http_benches::diagnose_delay(&args).map(drop),
         Cmd::Spool(args) => spool_bench::run(&args),
+        Cmd::Soak(args) => http_benches::soak(&args).map(drop),
     }
 }

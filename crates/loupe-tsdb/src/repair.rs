@@ -49,10 +49,7 @@ pub fn repair_dir(dir: &Path, opts: TsdbOptions) -> Result<RepairReport> {
     if before.problems.is_empty() {
         return Ok(report);
     }
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let stamp = loupe_model::clock::now_s() as u64;
     let qdir = dir.join(QUARANTINE_DIR).join(stamp.to_string());
     std::fs::create_dir_all(&qdir).map_err(|e| Error::io("create directory", &qdir, e))?;
     report.quarantine = Some(qdir.clone());

@@ -115,10 +115,7 @@ pub fn silence(cmd: SilenceCmd) -> Result<()> {
                 println!("{}", serde_json::to_string(&v)?);
                 return Ok(());
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
+            let now = loupe_model::clock::now_s();
             for s in &v.silences {
                 let state = if s.ends <= now { "expired" } else { "active" };
                 println!(

@@ -3,7 +3,7 @@
 //! `process_*` names are the ones every Prometheus client library uses, so
 //! existing dashboards and alerts apply.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -20,9 +20,7 @@ pub struct ProcessCollector {
 impl ProcessCollector {
     pub fn new(started: Instant) -> Self {
         // The wall-clock time of `started`, which may lie a moment behind.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
+        let now = loupe_model::clock::now_s();
         ProcessCollector {
             started,
             started_unix_s: now - started.elapsed().as_secs_f64(),

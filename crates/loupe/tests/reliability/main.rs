@@ -15,6 +15,11 @@
 //!   acknowledged point is there after a restart; slow clients are cut by
 //!   the read timeouts; the connection cap refuses the excess with a log
 //!   line; the server's own 400/414/431 answers have the JSON error shape.
+//! - `limits`: series per run and per project (a batch past a limit is
+//!   refused whole, existing series still take points, counts survive a
+//!   restart, racing batches never pass it); the in-flight body budget
+//!   (bodies wait, then get 503 with `Retry-After`; the high-water mark of
+//!   admitted bytes stays within the budget).
 
 #[path = "../api/support.rs"]
 mod support;
@@ -23,4 +28,5 @@ mod raw;
 
 mod connections;
 mod cross_site;
+mod limits;
 mod shutdown;

@@ -2,10 +2,13 @@
 //! outside runs, log lines, and every protocol to come — calls [`Ingest`]:
 //!
 //! ```text
-//! body ─► undo Content-Encoding ─► decode ─► keys ─► append (durable) ─► Fanout
-//!                                                                 counters, summaries,
-//!                                                                 live events, diagnosis
+//! body ─► undo Content-Encoding ─► decode ─► keys ─► series limits ─► append (durable) ─► Fanout
+//!                                                                                  counters, summaries,
+//!                                                                                  live events, diagnosis
 //! ```
+//!
+//! The series limits ([`series_limits`]) sit here so that every protocol,
+//! present and future, is held to them without knowing they exist.
 //!
 //! A new protocol is a decoder plus one method here, never a new fan-out.
 //! **Threading:** every method is blocking CPU and disk work (decompression

@@ -3,6 +3,7 @@
 //! [`ServerMetrics::register`].
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
 /// Request counters (cheap atomic clones of the registered counters).
@@ -14,11 +15,33 @@ pub struct ServerMetrics {
     pub rejected_requests: Counter,
     pub auth_failures: Counter,
     pub query_requests: Counter,
+    /// Requests refused by a server-wide limit, by reason.
+    pub limit_refusals: LimitRefusals,
 }
+
+/// `loupe_limit_refused_requests_total{reason}`.
+pub type LimitRefusals = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// Every reason a limit refuses a request for: the series limits (422)
+/// and the in-flight body budget (503 after waiting, 413 for a body larger
+/// than the whole budget).
+pub const LIMIT_REASONS: [&str; 4] = [
+    "series_per_run",
+    "series_per_project",
+    "body_budget_timeout",
+    "body_over_budget",
+];
 
 impl ServerMetrics {
     pub fn add(counter: &Counter, n: u64) {
         counter.inc_by(n);
+    }
+
+    /// Counts a request a limit refused (`reason` from [`LIMIT_REASONS`]).
+    pub fn limit_refused(&self, reason: &'static str) {
+        self.limit_refusals
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 
     /// Registers the counters under their `/metrics` names (the encoder
@@ -59,5 +82,15 @@ impl ServerMetrics {
         for (name, help, c) in counters {
             r.register(name, help, c.clone());
         }
+        // Every reason has a series from the start, so a rate over it is
+        // defined before the first refusal.
+        for reason in LIMIT_REASONS {
+            let _ = self.limit_refusals.get_or_create(&[("reason", reason)]);
+        }
+        r.register(
+            "loupe_limit_refused_requests",
+            "Requests refused by a server-wide limit (series per run or project, in-flight body budget), by reason",
+            self.limit_refusals.clone(),
+        );
     }
 }

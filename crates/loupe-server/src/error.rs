@@ -120,6 +120,15 @@ impl From<crate::ingest::IngestError> for ApiError {
             E::Body(e) => e.into(),
             E::Decode(e) => e.into(),
             e @ E::Key { .. } => ApiError::bad_request("invalid_batch", e.to_string()),
+            // 422, not 429: the batch is well formed but would break a
+            // rule that waiting does not change, and clients retry 429
+            // (`loupe_client::Error::is_retryable`) — a resend would only
+            // be refused again. Points to existing series still go in.
+            E::SeriesLimit(e) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "series_limit",
+                e.to_string(),
+            ),
             E::Tsdb(e) => e.into(),
             E::Meta(e) => e.into(),
         }

@@ -2,10 +2,13 @@
 //! outside runs, log lines, and every protocol to come — calls [`Ingest`]:
 //!
 //! ```text
-//! body ─► undo Content-Encoding ─► decode ─► keys ─► append (durable) ─► Fanout
-//!                                                                 counters, summaries,
-//!                                                                 live events, diagnosis
+//! body ─► undo Content-Encoding ─► decode ─► keys ─► series limits ─► append (durable) ─► Fanout
+//!                                                                                  counters, summaries,
+//!                                                                                  live events, diagnosis
 //! ```
+//!
+//! The series limits ([`series_limits`]) sit here so that every protocol,
+//! present and future, is held to them without knowing they exist.
 //!
 //! A new protocol is a decoder plus one method here, never a new fan-out.
 //! **Threading:** every method is blocking CPU and disk work (decompression
@@ -15,10 +18,14 @@
 //! crash could take back.
 
 mod fanout;
+pub mod series_limits;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 pub use fanout::{Fanout, LatestPoint};
+pub use series_limits::{SeriesCounter, SeriesLimitError, SeriesLimits, SeriesOwner, SeriesSeed};
 
 use loupe_ingest::{BodyError, DecodeError, Limits, SeriesColumns};
 use loupe_model::{KeyError, LogRecord, SeriesKey, clock, label};
@@ -46,6 +53,9 @@ pub enum IngestError {
         field: &'static str,
         source: KeyError,
     },
+    /// The batch would create series past a run's or project's limit.
+    #[error(transparent)]
+    SeriesLimit(#[from] SeriesLimitError),
     #[error(transparent)]
     Tsdb(#[from] loupe_tsdb::Error),
     #[error(transparent)]
@@ -57,7 +67,10 @@ impl IngestError {
     pub fn is_rejection(&self) -> bool {
         matches!(
             self,
-            IngestError::Body(_) | IngestError::Decode(_) | IngestError::Key { .. }
+            IngestError::Body(_)
+                | IngestError::Decode(_)
+                | IngestError::Key { .. }
+                | IngestError::SeriesLimit(_)
         )
     }
 }
@@ -74,19 +87,81 @@ pub struct Ingest {
     stores: Stores,
     limits: Limits,
     fanout: Fanout,
+    series: Arc<SeriesCounter>,
 }
 
 impl Ingest {
-    pub fn new(stores: Stores, limits: Limits, fanout: Fanout) -> Self {
-        Ingest {
+    /// The service over `stores`; the series counts are seeded from what
+    /// the stores hold (one pass over the engine's label index).
+    pub fn new(
+        stores: Stores,
+        limits: Limits,
+        series_limits: SeriesLimits,
+        fanout: Fanout,
+    ) -> Result<Self, IngestError> {
+        let seed = series_seed(&stores)?;
+        let series = Arc::new(SeriesCounter::new(
+            series_limits,
+            Arc::new(stores.tsdb.clone()),
+            seed,
+        ));
+        Ok(Ingest {
             stores,
             limits,
             fanout,
-        }
+            series,
+        })
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Series counts per run and project, and their limits.
+    pub fn series_counter(&self) -> &Arc<SeriesCounter> {
+        &self.series
+    }
+
+    /// Deletes a run's series from the engine, and their count.
+    pub fn delete_run_series(&self, run: &str) -> Result<usize, IngestError> {
+        let n = self
+            .stores
+            .tsdb
+            .delete_series(&loupe_model::SeriesMatcher::any().label_eq(label::RUN, run))?;
+        self.series.forget_run(run);
+        Ok(n)
+    }
+
+    /// Appends a batch once its new series, if any, fit `owner`'s limits;
+    /// the reservation is held until the append has returned. `project`
+    /// is asked for only when a batch creates series.
+    fn append_within_limits(
+        &self,
+        wb: WriteBatch,
+        owner: impl FnOnce() -> Result<(Option<String>, String), IngestError>,
+    ) -> Result<(), IngestError> {
+        let new = self.series.unknown(wb.series.iter().map(|s| &s.key));
+        let _reservation = if new.is_empty() {
+            None
+        } else {
+            let (run, project) = owner()?;
+            let owner = match &run {
+                Some(run) => SeriesOwner::Run {
+                    run,
+                    project: &project,
+                },
+                None => SeriesOwner::Project(&project),
+            };
+            match self.series.reserve(owner, &new) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.fanout.counters.limit_refused(e.reason());
+                    return Err(e.into());
+                }
+            }
+        };
+        self.stores.tsdb.append(wb)?;
+        Ok(())
     }
 
     /// A run's columnar metrics: `{"series":[{"name","step","time","value"}]}`,
@@ -114,7 +189,10 @@ impl Ingest {
                 wb.push(SeriesWrite::new(key, s.steps, s.times_ns, s.values));
             }
             let points = wb.points() as u64;
-            self.stores.tsdb.append(wb)?;
+            self.append_within_limits(wb, || {
+                let project = self.stores.meta.run_project(run)?;
+                Ok((Some(run.to_string()), project))
+            })?;
             self.fanout.run_points(run, points, latest, diag);
             Ok(Accepted::stored(points))
         })
@@ -152,7 +230,7 @@ impl Ingest {
                 ));
             }
             let points = wb.points() as u64;
-            self.stores.tsdb.append(wb)?;
+            self.append_within_limits(wb, || Ok((None, project.to_string())))?;
             self.fanout.source_points(project, points, diag);
             Ok(Accepted::stored(points))
         })
@@ -208,6 +286,30 @@ impl Ingest {
         }
         result
     }
+}
+
+/// The series counts the stores hold: per run (from the engine's `run`
+/// label index, each run's project from the metadata store) and per
+/// project outside runs (the `project` label; such series never carry a
+/// run label, and a run's series never a project label).
+fn series_seed(stores: &Stores) -> Result<SeriesSeed, IngestError> {
+    let mut runs = Vec::new();
+    for (run, n) in stores.tsdb.series_count_by_label(label::RUN) {
+        let project = match stores.meta.run_project(&run) {
+            Ok(p) => Some(p),
+            // Series of a run the metadata store lost: counted for the run only.
+            Err(loupe_meta::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        runs.push((run, project, n as u64));
+    }
+    let projects = stores
+        .tsdb
+        .series_count_by_label(label::PROJECT)
+        .into_iter()
+        .map(|(p, n)| (p, n as u64))
+        .collect();
+    Ok(SeriesSeed { runs, projects })
 }
 
 /// The diagnoser's copy of a series' columns (times in Unix seconds).

@@ -21,6 +21,7 @@
 
 pub mod alerting;
 pub mod auth;
+pub mod body_budget;
 pub mod counters;
 pub mod diagnosis;
 pub mod error;
@@ -75,6 +76,10 @@ pub struct ServerConfig {
     pub guard: guard::GuardConfig,
     /// Connection cap, read timeouts, shutdown grace.
     pub conn: listen::ConnLimits,
+    /// Most series per run and per project.
+    pub series_limits: ingest::SeriesLimits,
+    /// Request bodies in flight at once, server-wide.
+    pub body_budget: body_budget::BodyBudgetConfig,
 }
 
 impl ServerConfig {
@@ -94,6 +99,8 @@ impl ServerConfig {
             alert_rules: None,
             guard: Default::default(),
             conn: Default::default(),
+            series_limits: Default::default(),
+            body_budget: Default::default(),
         }
     }
 
@@ -131,6 +138,8 @@ pub enum ServerError {
     Closing(loupe_tsdb::Error),
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    #[error("counting the stored series: {0}")]
+    SeriesCount(#[from] ingest::IngestError),
     #[error("alerting: {0}")]
     Alerting(#[from] alerting::AlertingError),
     #[error("{0}")]
@@ -215,6 +224,17 @@ pub async fn serve(
     let started = std::time::Instant::now();
     let guard = Arc::new(guard::Guard::new(guard));
     let conn_metrics = listen::ConnMetrics::default();
+    let ingest = ingest::Ingest::new(
+        stores.clone(),
+        cfg.limits.clone(),
+        cfg.series_limits,
+        fanout.clone(),
+    )?;
+    let body_budget = Arc::new(body_budget::BodyBudget::new(
+        cfg.body_budget,
+        cfg.limits.max_body_bytes,
+        fanout.counters.clone(),
+    ));
     let telemetry = register_telemetry(TelemetrySources {
         started,
         stores: &stores,
@@ -222,6 +242,7 @@ pub async fn serve(
         alerts: &alerts,
         guard: &guard,
         connections: &conn_metrics,
+        body_budget: &body_budget,
     });
     let state: SharedState = Arc::new(AppState {
         tsdb: tsdb.clone(),
@@ -235,7 +256,8 @@ pub async fn serve(
         started,
         diagnosis: fanout.diagnosis.clone(),
         alerts: alerts.clone(),
-        ingest: ingest::Ingest::new(stores.clone(), cfg.limits.clone(), fanout.clone()),
+        ingest,
+        body_budget,
         telemetry,
     });
     state.diagnosis.start(
@@ -323,6 +345,7 @@ struct TelemetrySources<'a> {
     alerts: &'a Arc<alerting::Alerting>,
     guard: &'a guard::Guard,
     connections: &'a listen::ConnMetrics,
+    body_budget: &'a body_budget::BodyBudget,
 }
 
 /// `/metrics`' registry: every subsystem registers its own families, once,
@@ -338,6 +361,7 @@ fn register_telemetry(s: TelemetrySources<'_>) -> telemetry::Telemetry {
     r.register_collector(Box::new(live::SubscriberGauge(s.fanout.live.clone())));
     s.guard.register(r);
     s.connections.register(r);
+    s.body_budget.register(r);
     r.register_collector(Box::new(telemetry::process::ProcessCollector::new(
         s.started,
     )));

@@ -25,10 +25,17 @@ use crate::state::SharedState;
 
 pub fn router(state: SharedState) -> Router {
     let body_limit = state.limits.max_body_bytes;
+    let budget = state.body_budget.clone();
     let (api, _doc) = api_routes().split_for_parts();
     api.fallback(crate::ui::fallback)
         .method_not_allowed_fallback(crate::error::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Every body is admitted against the one budget before a route
+        // reads it, whatever the route.
+        .layer(axum::middleware::from_fn_with_state(
+            budget,
+            crate::body_budget::limit,
+        ))
         .with_state(state)
 }
 

@@ -40,6 +40,8 @@ pub struct AppState {
     pub alerts: Arc<Alerting>,
     /// The write path every ingest route calls.
     pub ingest: Ingest,
+    /// The budget of request bodies in flight (a layer around every route).
+    pub body_budget: Arc<crate::body_budget::BodyBudget>,
     /// `/metrics`' families, registered by each subsystem at start-up.
     pub telemetry: Telemetry,
 }

@@ -185,6 +185,16 @@ impl Catalog {
         self.by_id.len()
     }
 
+    /// How many series carry each value of `label`: read from the label
+    /// index, so it costs one step per distinct value, not per series.
+    pub fn count_by_label(&self, label: &str) -> Vec<(String, usize)> {
+        self.by_label
+            .iter()
+            .filter(|((name, _), _)| &**name == label)
+            .map(|((_, value), ids)| (value.to_string(), ids.len()))
+            .collect()
+    }
+
     /// Series whose keys match, ordered by key.
     ///
     /// A `label == value` condition narrows the search to that label's

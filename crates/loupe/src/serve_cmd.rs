@@ -56,6 +56,27 @@ pub struct ServeArgs {
     /// Longest log line accepted, in bytes.
     #[arg(long, default_value_t = 65_536)]
     pub max_log_text_bytes: usize,
+    /// Most series one run may create; a batch that would create more is
+    /// refused whole (422), points to existing series still go in. 0:
+    /// unlimited. The default is five times the busiest training job Loupe
+    /// is designed for (~10 000 series) and stops a runaway loop (a step
+    /// number in a metric name) at about 80 MB of server memory.
+    #[arg(long, default_value_t = 50_000)]
+    pub max_series_per_run: u64,
+    /// Most series one project may have, its runs' and its series outside
+    /// runs together (422 past it). 0: unlimited. Each series costs memory
+    /// while it lives (about 1.6 KB): a million is about 1.6 GB; deleting
+    /// old runs frees their share.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_series_per_project: u64,
+    /// Memory for request bodies in flight at once, all clients together,
+    /// in MiB. A request waits up to --body-budget-wait seconds for room
+    /// (then 503 with Retry-After); a body larger than all of it gets 413.
+    #[arg(long, default_value_t = 256)]
+    pub max_inflight_body_mib: usize,
+    /// Seconds a request waits for room in --max-inflight-body-mib.
+    #[arg(long, default_value_t = 10)]
+    pub body_budget_wait: u64,
     /// always, group (default) or never.
     #[arg(long, default_value = "group")]
     pub fsync: String,
@@ -148,6 +169,17 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
     cfg.limits.max_json_depth = a.max_json_depth;
     cfg.limits.max_log_records_per_request = a.max_log_records_per_request;
     cfg.limits.max_log_text_bytes = a.max_log_text_bytes;
+    cfg.series_limits = loupe_server::ingest::SeriesLimits {
+        per_run: a.max_series_per_run,
+        per_project: a.max_series_per_project,
+    };
+    if a.max_inflight_body_mib == 0 {
+        bail!("--max-inflight-body-mib must be at least 1");
+    }
+    cfg.body_budget = loupe_server::body_budget::BodyBudgetConfig {
+        max_bytes: a.max_inflight_body_mib << 20,
+        wait: Duration::from_secs(a.body_budget_wait),
+    };
     cfg.tsdb.fsync = a.fsync.parse().context("--fsync")?;
     cfg.alert_rules = a.rules.clone();
     cfg.diagnose_queue = a.diagnose_queue;

@@ -24,6 +24,10 @@ struct Fixture {
 /// Stores with one run, `r1` in project `p`; diagnosis on (queue of 8, no
 /// worker, so what it was handed stays countable) or off.
 fn fixture(diagnose: bool) -> Fixture {
+    fixture_limited(diagnose, SeriesLimits::default())
+}
+
+fn fixture_limited(diagnose: bool, series_limits: SeriesLimits) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let tsdb = Tsdb::open(dir.path().join("tsdb"), Default::default()).unwrap();
     let meta = MetaStore::open(&dir.path().join("meta.sqlite"), Default::default()).unwrap();
@@ -45,7 +49,13 @@ fn fixture(diagnose: bool) -> Fixture {
     };
     let live = fanout.live.subscribe();
     Fixture {
-        ingest: Ingest::new(stores.clone(), Limits::default(), fanout.clone()),
+        ingest: Ingest::new(
+            stores.clone(),
+            Limits::default(),
+            series_limits,
+            fanout.clone(),
+        )
+        .unwrap(),
         stores,
         fanout,
         live,
@@ -227,4 +237,63 @@ fn logs_of_a_missing_run_are_a_store_error_not_a_rejection() {
     );
     assert!(!e.is_rejection());
     assert_eq!(counter(&f.fanout.counters.rejected_requests), 0);
+}
+
+#[test]
+fn a_batch_past_a_series_limit_is_refused_whole_and_existing_series_still_take_points() {
+    let f = fixture_limited(
+        false,
+        SeriesLimits {
+            per_run: 2,
+            per_project: 3,
+        },
+    );
+    let three = br#"{"series":[{"name":"a","value":[1]},{"name":"b","value":[1]},{"name":"c","value":[1]}]}"#;
+    let err = f.ingest.run_metrics("r1", plain(three)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IngestError::SeriesLimit(SeriesLimitError::Run { limit: 2, .. })
+        ),
+        "{err}"
+    );
+    assert!(err.is_rejection());
+    assert!(f.stores.tsdb.series(&SeriesMatcher::any()).is_empty());
+    let two = br#"{"series":[{"name":"a","value":[1]},{"name":"b","value":[2]}]}"#;
+    assert_eq!(f.ingest.run_metrics("r1", plain(two)).unwrap().accepted, 2);
+    assert_eq!(f.ingest.run_metrics("r1", plain(two)).unwrap().accepted, 2);
+    let host = br#"{"series":[{"name":"cpu","labels":{"host":"h"},"value":[1]}]}"#;
+    assert_eq!(
+        f.ingest.source_metrics("p", plain(host)).unwrap().accepted,
+        1
+    );
+    let host2 = br#"{"series":[{"name":"cpu","labels":{"host":"h2"},"value":[1]}]}"#;
+    let err = f.ingest.source_metrics("p", plain(host2)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IngestError::SeriesLimit(SeriesLimitError::Project { limit: 3, .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        f.fanout
+            .counters
+            .limit_refusals
+            .get_or_create(&[("reason", "series_per_project")])
+            .get(),
+        1
+    );
+    // Counts are seeded from the stores: a new service over them agrees.
+    let again = Ingest::new(
+        f.stores.clone(),
+        Limits::default(),
+        SeriesLimits::default(),
+        f.fanout.clone(),
+    )
+    .unwrap();
+    assert_eq!(again.series_counter().run_series("r1"), 2);
+    assert_eq!(again.series_counter().project_series("p"), 3);
+    again.delete_run_series("r1").unwrap();
+    assert_eq!(again.series_counter().project_series("p"), 1);
 }

@@ -17,7 +17,9 @@ use crate::state::SharedState;
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/metrics",
     request_body(content = MetricsBatch, description = "The run's series as columns; gzip or zstd bodies accepted"),
-    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, description = "`series_limit`: the batch would create series past the run's or its project's limit; nothing of it was stored", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the server's budget for request bodies in flight stayed spent; retry after `Retry-After` seconds", body = ErrorBody)))]
 pub async fn post_run_metrics(
     State(st): State<SharedState>,
     who: Principal,
@@ -36,7 +38,9 @@ pub async fn post_run_metrics(
 
 #[utoipa::path(post, path = "/api/v1/metrics", params(MetricsQuery),
     request_body(content = MetricsBatch, description = "Series outside runs (host, GPU, scraped), named by their labels"),
-    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Accepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, description = "`series_limit`: the batch would create series past the project's limit; nothing of it was stored", body = ErrorBody),
+        (status = 503, description = "`overloaded`: the server's budget for request bodies in flight stayed spent; retry after `Retry-After` seconds", body = ErrorBody)))]
 pub async fn post_external_metrics(
     State(st): State<SharedState>,
     who: Principal,

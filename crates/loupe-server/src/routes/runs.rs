@@ -10,8 +10,7 @@ use loupe_api::{
 };
 use loupe_meta::ProjectInfo;
 use loupe_meta::{NewRun, RunPatch, RunQuery};
-use loupe_model::label;
-use loupe_model::{Role, Run, RunStatus, SeriesMatcher};
+use loupe_model::{Role, Run, RunStatus};
 
 use crate::auth::Principal;
 use crate::diagnosis::DiagInput;
@@ -203,9 +202,7 @@ pub async fn delete_run(
     let s = st.clone();
     let id2 = id.clone();
     blocking(move || {
-        s.tsdb
-            .delete_series(&SeriesMatcher::any().label_eq(label::RUN, &id2))
-            .map_err(ApiError::from)?;
+        s.ingest.delete_run_series(&id2).map_err(ApiError::from)?;
         s.meta.delete_run(&id2).map_err(meta_err)?;
         Ok(())
     })

@@ -148,6 +148,18 @@ impl Tsdb {
         self.inner.catalog.read().len()
     }
 
+    /// True when the engine knows this series (it was written, or an
+    /// append that defines it is in progress).
+    pub fn contains_series(&self, key: &SeriesKey) -> bool {
+        self.id_of(key).is_some()
+    }
+
+    /// How many series carry each value of `label` (`run` → series per
+    /// run), from the label index without reading a key.
+    pub fn series_count_by_label(&self, label: &str) -> Vec<(String, usize)> {
+        self.inner.catalog.read().count_by_label(label)
+    }
+
     fn id_of(&self, key: &SeriesKey) -> Option<SeriesId> {
         self.inner.catalog.read().get(key)
     }

@@ -18,6 +18,11 @@
 //! - `tls`: `--tls-cert/--tls-key` serve HTTPS to a client that trusts the
 //!   certificate, and nothing to one that does not or that speaks plain
 //!   HTTP; SIGTERM with an open TLS connection still exits within 5 s.
+//! - `limits`: series per run and per project (a batch past a limit is
+//!   refused whole, existing series still take points, counts survive a
+//!   restart, racing batches never pass it); the in-flight body budget
+//!   (bodies wait, then get 503 with `Retry-After`; the high-water mark of
+//!   admitted bytes stays within the budget).
 
 #[path = "../api/support.rs"]
 mod support;
@@ -26,5 +31,6 @@ mod raw;
 
 mod connections;
 mod cross_site;
+mod limits;
 mod shutdown;
 mod tls;

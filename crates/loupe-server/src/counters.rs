@@ -23,13 +23,14 @@ pub struct ServerMetrics {
 pub type LimitRefusals = Family<[(&'static str, &'static str); 1], Counter>;
 
 /// Every reason a limit refuses a request for: the series limits (422)
-/// and the in-flight body budget (503 after waiting, 413 for a body larger
-/// than the whole budget).
-pub const LIMIT_REASONS: [&str; 4] = [
+/// the in-flight body budget (503 after waiting, 413 for a body larger
+/// than the whole budget) and a token's request rate (429).
+pub const LIMIT_REASONS: [&str; 5] = [
     "series_per_run",
     "series_per_project",
     "body_budget_timeout",
     "body_over_budget",
+    "rate_per_token",
 ];
 
 impl ServerMetrics {
@@ -89,7 +90,7 @@ impl ServerMetrics {
         }
         r.register(
             "loupe_limit_refused_requests",
-            "Requests refused by a server-wide limit (series per run or project, in-flight body budget), by reason",
+            "Requests refused by a server-wide limit (series per run or project, in-flight body budget, a token's request rate), by reason",
             self.limit_refusals.clone(),
         );
     }

@@ -30,6 +30,7 @@ pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod live;
+pub mod rate;
 pub mod routes;
 pub mod state;
 pub mod stores;
@@ -80,6 +81,8 @@ pub struct ServerConfig {
     pub series_limits: ingest::SeriesLimits,
     /// Request bodies in flight at once, server-wide.
     pub body_budget: body_budget::BodyBudgetConfig,
+    /// Requests per token (`--rate-limit`); `None`: unlimited.
+    pub rate_limit: Option<rate::RateLimit>,
 }
 
 impl ServerConfig {
@@ -101,6 +104,7 @@ impl ServerConfig {
             conn: Default::default(),
             series_limits: Default::default(),
             body_budget: Default::default(),
+            rate_limit: None,
         }
     }
 
@@ -258,6 +262,7 @@ pub async fn serve(
         alerts: alerts.clone(),
         ingest,
         body_budget,
+        rate: cfg.rate_limit.map(|l| Arc::new(rate::RateLimiter::new(l))),
         telemetry,
     });
     state.diagnosis.start(

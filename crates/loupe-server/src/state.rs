@@ -42,6 +42,8 @@ pub struct AppState {
     pub ingest: Ingest,
     /// The budget of request bodies in flight (a layer around every route).
     pub body_budget: Arc<crate::body_budget::BodyBudget>,
+    /// Per-token request rates (`--rate-limit`); `None`: unlimited.
+    pub rate: Option<Arc<crate::rate::RateLimiter>>,
     /// `/metrics`' families, registered by each subsystem at start-up.
     pub telemetry: Telemetry,
 }

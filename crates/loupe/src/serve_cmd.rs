@@ -115,6 +115,15 @@ pub struct ServeArgs {
     /// --tls-cert).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Requests a second each token may send on average (0: no limit). A
+    /// token over it gets 429 with Retry-After; requests without a token
+    /// (open mode on loopback) are not limited.
+    #[arg(long, default_value_t = 0.0, value_name = "PER_S")]
+    pub rate_limit: f64,
+    /// Requests a token may send at once above its rate (default: twice
+    /// --rate-limit, at least 10).
+    #[arg(long, value_name = "N")]
+    pub rate_burst: Option<f64>,
     /// Most connections open at once; more are answered 503 and closed.
     #[arg(long, default_value_t = 512)]
     pub max_connections: usize,
@@ -190,6 +199,13 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
         bail!("--max-connections must be at least 1");
     }
     cfg.conn.max_connections = a.max_connections;
+    if !(a.rate_limit.is_finite() && a.rate_limit >= 0.0) {
+        bail!("--rate-limit must be a number of requests a second, 0 for none");
+    }
+    cfg.rate_limit = (a.rate_limit > 0.0).then(|| loupe_server::rate::RateLimit {
+        per_s: a.rate_limit,
+        burst: a.rate_burst.unwrap_or((2.0 * a.rate_limit).max(10.0)),
+    });
     cfg.tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(loupe_server::listen::tls::TlsFiles {
             cert: cert.clone(),

@@ -19,8 +19,8 @@ use rand::rngs::StdRng;
 use serde_json::json;
 
 use super::{
-    BenchDir, HttpIngestArgs, Lat, Outcome, ServerOpts, Server, agent, create_run, get, http_ingest,
-    mb, metrics_body, post, qenc, report,
+    BenchDir, HttpIngestArgs, Lat, Outcome, Server, ServerOpts, agent, create_run, get,
+    http_ingest, mb, metrics_body, post, qenc, report,
 };
 
 #[derive(clap::Args, Clone, Debug)]
@@ -103,7 +103,13 @@ pub fn soak(a: &SoakArgs) -> anyhow::Result<Outcome> {
     let srv = Arc::new(bd.start(&a.server)?);
     let ag = agent();
     let runs: Vec<String> = (0..INGEST_THREADS)
-        .map(|i| create_run(&ag, &srv, json!({"project": "soak", "name": format!("soak-{i}")})))
+        .map(|i| {
+            create_run(
+                &ag,
+                &srv,
+                json!({"project": "soak", "name": format!("soak-{i}")}),
+            )
+        })
         .collect::<anyhow::Result<_>>()?;
     println!(
         "soak: {} s at {:.2} M points/s ({} ingest threads, 1 query thread), windows of {} s",
@@ -122,7 +128,9 @@ pub fn soak(a: &SoakArgs) -> anyhow::Result<Outcome> {
     for (i, run) in runs.iter().enumerate() {
         let (srv, shared, run) = (srv.clone(), shared.clone(), run.clone());
         let per_thread = rate / INGEST_THREADS as f64;
-        threads.push(std::thread::spawn(move || ingest_loop(&srv, &shared, &run, i, per_thread)));
+        threads.push(std::thread::spawn(move || {
+            ingest_loop(&srv, &shared, &run, i, per_thread)
+        }));
     }
     {
         let (srv, shared, run) = (srv.clone(), shared.clone(), runs[0].clone());
@@ -172,7 +180,12 @@ fn ingest_loop(srv: &Server, shared: &Shared, run: &str, seed: usize, rate: f64)
         let t = Instant::now();
         match post(&ag, &url, body.as_bytes(), false) {
             Ok(_) => {
-                shared.window.lock().expect("window lock").ingest.push(t.elapsed());
+                shared
+                    .window
+                    .lock()
+                    .expect("window lock")
+                    .ingest
+                    .push(t.elapsed());
                 shared.points.fetch_add(batch as u64, Ordering::Relaxed);
             }
             Err(e) => {
@@ -202,7 +215,12 @@ fn query_loop(srv: &Server, shared: &Shared, run: &str) {
     while !shared.stop.load(Ordering::Relaxed) {
         let t = Instant::now();
         match get(&ag, &urls[i % urls.len()]) {
-            Ok(_) => shared.window.lock().expect("window lock").query.push(t.elapsed()),
+            Ok(_) => shared
+                .window
+                .lock()
+                .expect("window lock")
+                .query
+                .push(t.elapsed()),
             Err(e) => {
                 eprintln!("query: {e:#}");
                 shared.errors.fetch_add(1, Ordering::Relaxed);

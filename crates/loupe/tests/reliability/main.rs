@@ -15,6 +15,8 @@
 //!   acknowledged point is there after a restart; slow clients are cut by
 //!   the read timeouts; the connection cap refuses the excess with a log
 //!   line; the server's own 400/414/431 answers have the JSON error shape.
+//! - `rate`: `--rate-limit` gives each token its own request rate; past
+//!   it, 429 with `Retry-After`, counted in `/metrics`.
 //! - `tls`: `--tls-cert/--tls-key` serve HTTPS to a client that trusts the
 //!   certificate, and nothing to one that does not or that speaks plain
 //!   HTTP; SIGTERM with an open TLS connection still exits within 5 s.
@@ -32,5 +34,6 @@ mod raw;
 mod connections;
 mod cross_site;
 mod limits;
+mod rate;
 mod shutdown;
 mod tls;

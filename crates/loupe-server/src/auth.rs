@@ -106,20 +106,22 @@ impl FromRequestParts<SharedState> for Principal {
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        if let (Some(t), Some(rate)) = (&found, &state.rate) {
-            if let Err(wait) = rate.take(&t.id, std::time::Instant::now()) {
-                state.metrics.limit_refused("rate_per_token");
-                let limit = rate.limit();
-                return Err(ApiError::new(
-                    axum::http::StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!(
-                        "this token sent more than {} requests a second (burst {}; --rate-limit); retry after {:.1} s",
-                        limit.per_s, limit.burst, wait.as_secs_f64()
-                    ),
-                )
-                .retry_after(wait));
-            }
+        if let (Some(t), Some(rate)) = (&found, &state.rate)
+            && let Err(wait) = rate.take(&t.id, std::time::Instant::now())
+        {
+            state.metrics.limit_refused("rate_per_token");
+            let limit = rate.limit();
+            return Err(ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "this token sent more than {} requests a second (burst {}; --rate-limit); retry after {:.1} s",
+                    limit.per_s,
+                    limit.burst,
+                    wait.as_secs_f64()
+                ),
+            )
+            .retry_after(wait));
         }
         match found {
             Some(t) => Ok(Principal {

@@ -134,6 +134,10 @@ struct Server {
 struct Mem {
     rss: u64,
     peak: u64,
+    /// The anonymous part of `rss` (heap, stacks): what the process holds.
+    /// The rest is mostly mapped segment files, page cache the kernel
+    /// takes back under pressure.
+    anon: u64,
 }
 
 impl Server {
@@ -224,6 +228,7 @@ impl Server {
         Ok(Mem {
             rss: kb("VmRSS:")?,
             peak: kb("VmHWM:")?,
+            anon: kb("RssAnon:")?,
         })
     }
 

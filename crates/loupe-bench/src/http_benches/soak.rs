@@ -2,7 +2,8 @@
 //! fraction of the measured ingest capacity, sampled every window.
 //!
 //! The verdict (issue 19's soak): no failed request; resident memory flat
-//! (the last window's RSS within `--rss-growth` of the first full
+//! (the last window's anonymous RSS — heap, not the mapped segment files,
+//! which are page cache — within `--rss-growth` of the first judged
 //! window's, after the warm-up); latency stable (the last window's p99 of
 //! ingest and of queries within `--p99-growth` × the first's, with a floor
 //! of a few milliseconds so that sub-millisecond jitter does not count).
@@ -74,6 +75,7 @@ struct Shared {
 struct Sample {
     at_s: f64,
     rss: u64,
+    anon: u64,
     ingest: Option<Lat>,
     query: Option<Lat>,
     points: u64,
@@ -238,8 +240,8 @@ fn sample(a: &SoakArgs, srv: &Server, shared: &Shared) -> Vec<Sample> {
     let mut out = Vec::new();
     let mut last_points = 0;
     println!(
-        "{:>7} {:>9} {:>10} {:>11} {:>11} {:>7}",
-        "t (s)", "RSS MiB", "Mpts/s", "ingest p99", "query p99", "errors"
+        "{:>7} {:>9} {:>9} {:>10} {:>11} {:>11} {:>7}",
+        "t (s)", "RSS MiB", "anon MiB", "Mpts/s", "ingest p99", "query p99", "errors"
     );
     while Instant::now() < end {
         let next = (Instant::now() + Duration::from_secs(a.window)).min(end);
@@ -248,10 +250,11 @@ fn sample(a: &SoakArgs, srv: &Server, shared: &Shared) -> Vec<Sample> {
         }
         let w = std::mem::take(&mut *shared.window.lock().expect("window lock"));
         let points = shared.points.load(Ordering::Relaxed);
-        let rss = srv.mem().map(|m| m.rss).unwrap_or(0);
+        let (rss, anon) = srv.mem().map(|m| (m.rss, m.anon)).unwrap_or((0, 0));
         let s = Sample {
             at_s: start.elapsed().as_secs_f64(),
             rss,
+            anon,
             ingest: (!w.ingest.is_empty()).then(|| Lat::of(w.ingest)),
             query: (!w.query.is_empty()).then(|| Lat::of(w.query)),
             points: points - last_points,
@@ -259,9 +262,10 @@ fn sample(a: &SoakArgs, srv: &Server, shared: &Shared) -> Vec<Sample> {
         last_points = points;
         let p99 = |l: &Option<Lat>| l.map_or("-".to_string(), |l| format!("{:.1} ms", l.p99));
         println!(
-            "{:>7.0} {:>9.1} {:>10.2} {:>11} {:>11} {:>7}",
+            "{:>7.0} {:>9.1} {:>9.1} {:>10.2} {:>11} {:>11} {:>7}",
             s.at_s,
             mb(s.rss),
+            mb(s.anon),
             s.points as f64 / a.window as f64 / 1e6,
             p99(&s.ingest),
             p99(&s.query),
@@ -277,7 +281,7 @@ fn verdict(a: &SoakArgs, rate: f64, samples: &[Sample], errors: u64) -> anyhow::
     let (Some(first), Some(last)) = (judged.first(), judged.last()) else {
         bail!("the soak was too short to judge: run it for at least three windows");
     };
-    let rss_ok = last.rss as f64 <= first.rss as f64 * (1.0 + a.rss_growth);
+    let rss_ok = last.anon as f64 <= first.anon as f64 * (1.0 + a.rss_growth);
     let stable = |f: &Option<Lat>, l: &Option<Lat>| match (f, l) {
         (Some(f), Some(l)) => l.p99 <= f.p99.max(P99_FLOOR_MS) * a.p99_growth,
         _ => false,
@@ -287,9 +291,11 @@ fn verdict(a: &SoakArgs, rate: f64, samples: &[Sample], errors: u64) -> anyhow::
     let pass = errors == 0 && rss_ok && ingest_ok && query_ok;
     let p99 = |l: &Option<Lat>| l.map_or(f64::NAN, |l| l.p99);
     let summary = format!(
-        "{} s at {:.2} M points/s: {errors} errors; RSS {:.0} → {:.0} MiB; ingest p99 {:.1} → {:.1} ms; query p99 {:.1} → {:.1} ms",
+        "{} s at {:.2} M points/s: {errors} errors; anonymous RSS {:.0} → {:.0} MiB (all RSS {:.0} → {:.0}); ingest p99 {:.1} → {:.1} ms; query p99 {:.1} → {:.1} ms",
         a.seconds,
         rate / 1e6,
+        mb(first.anon),
+        mb(last.anon),
         mb(first.rss),
         mb(last.rss),
         p99(&first.ingest),
@@ -303,6 +309,7 @@ fn verdict(a: &SoakArgs, rate: f64, samples: &[Sample], errors: u64) -> anyhow::
         json!({
             "seconds": a.seconds, "rate_points_per_s": rate, "errors": errors,
             "rss_first_bytes": first.rss, "rss_last_bytes": last.rss,
+            "anon_first_bytes": first.anon, "anon_last_bytes": last.anon,
             "ingest_p99_first_ms": p99(&first.ingest), "ingest_p99_last_ms": p99(&last.ingest),
             "query_p99_first_ms": p99(&first.query), "query_p99_last_ms": p99(&last.query),
             "rss_ok": rss_ok, "ingest_stable": ingest_ok, "query_stable": query_ok,

@@ -203,15 +203,7 @@ pub async fn serve(
         cfg.alert_rules.as_deref(),
         &meta,
     )?);
-    let report = tsdb.open_report();
-    for t in &report.torn {
-        tracing::warn!("{t}");
-    }
-    for d in &report.damaged {
-        tracing::error!(
-            "damaged data found on open (counted in loupe_tsdb_damage_found_total): {d}"
-        );
-    }
+    log_open_report(&tsdb);
     let stores = stores::Stores {
         tsdb: tsdb.clone(),
         meta: Arc::new(meta),
@@ -313,6 +305,26 @@ pub async fn serve(
     let began = began.get().copied().unwrap_or_else(std::time::Instant::now);
     background.abort();
     alert_loop.abort();
+    wind_down(state, began).await
+}
+
+/// What opening the engine found: torn WAL tails (expected after a crash)
+/// and damage in acknowledged data (an error).
+fn log_open_report(tsdb: &Tsdb) {
+    let report = tsdb.open_report();
+    for t in &report.torn {
+        tracing::warn!("{t}");
+    }
+    for d in &report.damaged {
+        tracing::error!(
+            "damaged data found on open (counted in loupe_tsdb_damage_found_total): {d}"
+        );
+    }
+}
+
+/// After the connections: alert delivery, summaries and diagnosis within
+/// what is left of the shutdown budget, then the engine's close in full.
+async fn wind_down(state: SharedState, began: std::time::Instant) -> Result<(), ServerError> {
     // A delivery in progress stays in the durable queue and is retried at
     // the next start.
     let s = state.clone();

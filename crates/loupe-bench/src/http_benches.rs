@@ -591,6 +591,24 @@ pub struct HttpIngestArgs {
 }
 
 /// Durable ingest over HTTP: points per second the server acknowledges.
+impl HttpIngestArgs {
+    /// The default workload (100 series × 100 points a batch, plain JSON,
+    /// no live clients) with these points and threads.
+    fn plain(points: usize, threads: usize, server: &ServerOpts) -> Self {
+        HttpIngestArgs {
+            points,
+            threads,
+            series: 100,
+            points_per_series: 100,
+            bodies: 50,
+            gzip: false,
+            gzip_level: 6,
+            subscribers: 0,
+            server: server.clone(),
+        }
+    }
+}
+
 pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
     let bd = BenchDir::new(&a.server, "ingest")?;
     let srv = bd.start(&a.server)?;
@@ -1788,17 +1806,7 @@ pub struct HttpAllArgs {
 /// Every HTTP benchmark in turn, then their verdicts together.
 pub fn http_all(a: &HttpAllArgs) -> anyhow::Result<()> {
     let mut outcomes = Vec::new();
-    let mut ingest = HttpIngestArgs {
-        points: a.ingest_points,
-        threads: a.threads,
-        series: 100,
-        points_per_series: 100,
-        bodies: 50,
-        gzip: false,
-        gzip_level: 6,
-        subscribers: 0,
-        server: a.server.clone(),
-    };
+    let mut ingest = HttpIngestArgs::plain(a.ingest_points, a.threads, &a.server);
     outcomes.push(http_ingest(&ingest)?);
     if !a.no_gzip {
         ingest.gzip = true;

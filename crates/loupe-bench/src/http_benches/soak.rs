@@ -86,17 +86,7 @@ pub fn soak(a: &SoakArgs) -> anyhow::Result<Outcome> {
         Some(r) => r,
         None => {
             println!("measuring ingest capacity first (5M points)…");
-            let cap = http_ingest(&HttpIngestArgs {
-                points: 5_000_000,
-                threads: 4,
-                series: 100,
-                points_per_series: 100,
-                bodies: 50,
-                gzip: false,
-                gzip_level: 6,
-                subscribers: 0,
-                server: a.server.clone(),
-            })?;
+            let cap = http_ingest(&HttpIngestArgs::plain(5_000_000, 4, &a.server))?;
             let pps = cap_points_per_s(&cap)?;
             pps * a.load
         }

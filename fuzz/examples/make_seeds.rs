@@ -114,10 +114,14 @@ fn paged_column(dir: &Path) {
 fn segment_file(dir: &Path) {
     let tmp = std::env::temp_dir().join(format!("loupe-make-seeds-{}", std::process::id()));
     fs::create_dir_all(&tmp).unwrap();
-    let write = |name: &str, w: SegmentWriter| {
+    let create = |name: &str, page_points: usize, max_chunk_points: usize| {
         let path = tmp.join(name);
         let _ = fs::remove_file(&path);
-        w.finish(&path).unwrap();
+        SegmentWriter::create(&path, page_points, max_chunk_points).unwrap()
+    };
+    let write = |name: &str, w: SegmentWriter| {
+        w.finish().unwrap();
+        let path = tmp.join(name);
         put(dir, name, &fs::read(&path).unwrap());
         fs::remove_file(&path).unwrap();
     };
@@ -125,7 +129,7 @@ fn segment_file(dir: &Path) {
     // Two series logged together (shared step and time columns), one of
     // them long enough for page roll-ups and cut into two chunks; a third
     // series with times only.
-    let mut w = SegmentWriter::new(16, 64);
+    let mut w = create("three_series.seg", 16, 64);
     let n = 100;
     let train = Points {
         steps: steps(n),
@@ -142,32 +146,32 @@ fn segment_file(dir: &Path) {
         times: times(10),
         values: (0..10).map(|i| 90.0 + i as f64).collect(),
     };
-    w.add_series(1, &loss_key(), &train);
-    w.add_series(2, &SeriesKey::new("lr", [("run", "a")]).unwrap(), &lr);
-    w.add_series(3, &SeriesKey::named("gpu_util").unwrap(), &gpu);
+    w.add_series(1, &loss_key(), &train).unwrap();
+    w.add_series(2, &SeriesKey::new("lr", [("run", "a")]).unwrap(), &lr).unwrap();
+    w.add_series(3, &SeriesKey::named("gpu_util").unwrap(), &gpu).unwrap();
     write("three_series.seg", w);
 
     // One short chunk, no roll-ups.
-    let mut w = SegmentWriter::new(8, 8);
+    let mut w = create("one_chunk.seg", 8, 8);
     let p = Points {
         steps: steps(5),
         times: times(5),
         values: vec![1.0, f64::NAN, -0.0, f64::INFINITY, 2.0],
     };
-    w.add_series(9, &SeriesKey::named("x").unwrap(), &p);
+    w.add_series(9, &SeriesKey::named("x").unwrap(), &p).unwrap();
     write("one_chunk.seg", w);
 
     // A constant series with roll-ups.
-    let mut w = SegmentWriter::new(4, 32);
+    let mut w = create("constant.seg", 4, 32);
     let p = Points {
         steps: steps(20),
         times: times(20),
         values: vec![0.5; 20],
     };
-    w.add_series(4, &SeriesKey::named("const").unwrap(), &p);
+    w.add_series(4, &SeriesKey::named("const").unwrap(), &p).unwrap();
     write("constant.seg", w);
 
-    write("empty.seg", SegmentWriter::new(16, 64));
+    write("empty.seg", create("empty.seg", 16, 64));
     let _ = fs::remove_dir(&tmp);
 }
 

@@ -32,6 +32,8 @@ FAMILIES = {
     "loupe_query_requests": "counter",
     "loupe_tsdb_flushes": "counter",
     "loupe_tsdb_flush_errors": "counter",
+    "loupe_tsdb_merges": "counter",
+    "loupe_tsdb_merged_bytes": "counter",
     "loupe_tsdb_damage_found": "counter",
     "loupe_tsdb_series": "gauge",
     "loupe_tsdb_head_points": "gauge",

@@ -296,11 +296,7 @@ fn background_flusher(inner: Arc<Inner>) {
         // merged here, not only after the next flush.
         if segments > inner.opts.max_segments.max(1) {
             let _f = inner.flush_lock.lock();
-            if let Err(e) = flush::rewrite_segments(
-                &inner,
-                |_, _| flush::RewriteAction::Keep,
-                flush::OnDamage::Keep,
-            ) {
+            if let Err(e) = flush::merge_if_needed(&inner) {
                 inner.metrics.record_flush_error(&e);
             }
         }

@@ -18,6 +18,9 @@ pub struct EngineMetrics {
     pub fsync_seconds_sum_ns: AtomicU64,
     pub fsync_buckets: [AtomicU64; FSYNC_BUCKETS.len()],
     pub flushes: AtomicU64,
+    /// Segment merges and rewrites completed.
+    pub merges: AtomicU64,
+    pub merged_bytes: AtomicU64,
     pub flush_errors: AtomicU64,
     pub wal_bytes: AtomicU64,
     /// Damaged or missing acknowledged data found (at open, and by reads
@@ -52,6 +55,12 @@ impl EngineMetrics {
         self.flushes.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn record_merge(&self, bytes_written: u64) {
+        self.merges.fetch_add(1, Ordering::Relaxed);
+        self.merged_bytes
+            .fetch_add(bytes_written, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_flush_error(&self, e: &crate::Error) {
         self.flush_errors.fetch_add(1, Ordering::Relaxed);
         *self.last_flush_error.lock() = Some(e.to_string());
@@ -74,6 +83,11 @@ pub struct TsdbStats {
     /// Cumulative counts per bucket of [`FSYNC_BUCKETS`], Prometheus-style.
     pub fsync_buckets: Vec<(f64, u64)>,
     pub flushes: u64,
+    /// Segment merges and rewrites completed since open.
+    pub merges: u64,
+    /// Bytes of segments those merges and rewrites wrote: the write
+    /// amplification compaction adds.
+    pub merged_bytes: u64,
     pub flush_errors: u64,
     pub last_flush_error: Option<String>,
     /// Damaged or missing acknowledged data found since open (open's findings
@@ -110,6 +124,8 @@ impl crate::Tsdb {
             fsync_seconds_sum: m.fsync_seconds_sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
             fsync_buckets,
             flushes: m.flushes.load(Ordering::Relaxed),
+            merges: m.merges.load(Ordering::Relaxed),
+            merged_bytes: m.merged_bytes.load(Ordering::Relaxed),
             flush_errors: m.flush_errors.load(Ordering::Relaxed),
             last_flush_error: m.last_flush_error.lock().clone(),
             damage_found: m.damage_found.load(Ordering::Relaxed),

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::flush::{self, LostChunk, OnDamage, RewriteAction};
+use crate::engine::flush::{self, LostChunk, OnDamage, Rewrite};
 use crate::types::TsdbOptions;
 use crate::verify::{Problem, VerifyReport, verify_dir};
 use crate::{Error, Result, Tsdb, fsutil};
@@ -77,7 +77,8 @@ pub fn repair_dir(dir: &Path, opts: TsdbOptions) -> Result<RepairReport> {
         let _f = inner.flush_lock.lock();
         flush::rewrite_segments(
             inner,
-            |_, _| RewriteAction::Keep,
+            flush::all_segments(inner),
+            Rewrite::KeepAll,
             OnDamage::Drop(&mut report.chunks_lost),
         )?;
     }

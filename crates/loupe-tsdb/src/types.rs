@@ -46,8 +46,12 @@ pub struct TsdbOptions {
     /// larger files (see ARCHITECTURE.md).
     pub page_points: usize,
     /// Most points in one series chunk; longer series get several chunks.
+    /// It also bounds what a merge holds decoded per series: chunks of at
+    /// least half this size that no other write overlaps are copied without
+    /// decoding.
     pub max_chunk_points: usize,
-    /// Segments are merged once there are more than this many.
+    /// Segments are merged once there are more than this many (a few of the
+    /// smallest neighbours at a time, see `engine::flush::pick_merge`).
     pub max_segments: usize,
     /// Bytes of decoded pages kept for repeated reads (0 disables the cache).
     pub page_cache_bytes: u64,
@@ -61,7 +65,7 @@ impl Default for TsdbOptions {
             fsync: FsyncMode::Group,
             flush_points: 4_000_000,
             page_points: 512,
-            max_chunk_points: 1 << 24,
+            max_chunk_points: 1 << 16,
             max_segments: 8,
             page_cache_bytes: 64 << 20,
             background_flush: true,
@@ -169,6 +173,15 @@ impl Points {
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// Splits off the points from `at` on.
+    pub(crate) fn split_off(&mut self, at: usize) -> Points {
+        Points {
+            steps: self.steps.split_off(at),
+            times: self.times.split_off(at),
+            values: self.values.split_off(at),
+        }
     }
 
     pub(crate) fn push(&mut self, step: i64, time: i64, value: f64) {

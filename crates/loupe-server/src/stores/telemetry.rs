@@ -72,6 +72,16 @@ impl Collector for StoreCollector {
                 t.flushes,
             ),
             (
+                "loupe_tsdb_merges",
+                "Segment merges and rewrites (compaction, deletion, retention).",
+                t.merges,
+            ),
+            (
+                "loupe_tsdb_merged_bytes",
+                "Bytes of segments written by merges and rewrites: compaction's write amplification.",
+                t.merged_bytes,
+            ),
+            (
                 "loupe_tsdb_flush_errors",
                 "Failed flushes (retried).",
                 t.flush_errors,

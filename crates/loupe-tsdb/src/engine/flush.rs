@@ -34,7 +34,8 @@ impl Tsdb {
     /// Merges all segments into one, applying newest-write-wins.
     pub fn compact(&self) -> Result<()> {
         let _f = self.inner.flush_lock.lock();
-        rewrite_segments(&self.inner, |_, _| RewriteAction::Keep, OnDamage::Keep).map(|_| ())
+        let all = all_segments(&self.inner);
+        rewrite_segments(&self.inner, all, Rewrite::KeepAll, OnDamage::Keep)
     }
 
     /// Deletes every series the matcher selects, and reclaims their disk space
@@ -50,13 +51,8 @@ impl Tsdb {
         let _f = inner.flush_lock.lock();
         rewrite_segments(
             inner,
-            |id, _| {
-                if doomed.contains(&id) {
-                    RewriteAction::Drop
-                } else {
-                    RewriteAction::Keep
-                }
-            },
+            all_segments(inner),
+            Rewrite::Drop(&doomed),
             OnDamage::Keep,
         )?;
         let mut catalog = inner.catalog.write();
@@ -87,22 +83,21 @@ impl Tsdb {
         let _f = inner.flush_lock.lock();
         let mut dropped = 0u64;
         let mut emptied = Vec::new();
+        let mut cut = |id, points: &mut Points| {
+            let before = points.len();
+            retain_points(points, |_, t, _| t >= cutoff_ns);
+            dropped += (before - points.len()) as u64;
+            if points.is_empty() {
+                emptied.push(id);
+                RewriteAction::Drop
+            } else {
+                RewriteAction::Keep
+            }
+        };
         rewrite_segments(
             inner,
-            |id, points| {
-                if !matched.contains(&id) {
-                    return RewriteAction::Keep;
-                }
-                let before = points.len();
-                retain_points(points, |_, t, _| t >= cutoff_ns);
-                dropped += (before - points.len()) as u64;
-                if points.is_empty() {
-                    emptied.push(id);
-                    RewriteAction::Drop
-                } else {
-                    RewriteAction::Keep
-                }
-            },
+            all_segments(inner),
+            Rewrite::Edit(&matched, &mut cut),
             OnDamage::Keep,
         )?;
         let mut catalog = inner.catalog.write();
@@ -185,7 +180,15 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
     };
 
     // Write every frozen generation (more than one if an earlier flush failed).
-    let mut writer = SegmentWriter::new(inner.opts.page_points, inner.opts.max_chunk_points);
+    let seg_id = {
+        let mut m = inner.manifest.lock();
+        let id = m.next_segment_id;
+        m.next_segment_id += 1;
+        id
+    };
+    let path = segment_path(&inner.seg_dir, seg_id);
+    let mut writer =
+        SegmentWriter::create(&path, inner.opts.page_points, inner.opts.max_chunk_points)?;
     let mut ids: BTreeSet<SeriesId> = BTreeSet::new();
     for h in &frozen {
         ids.extend(h.ids());
@@ -198,20 +201,15 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
             };
             let points = merged_head_points(&frozen, id);
             if !points.is_empty() {
-                writer.add_series(id, &key, &points);
+                writer.add_series(id, &key, &points)?;
             }
         }
     }
     let mut new_segment = None;
-    if !writer.is_empty() {
-        let seg_id = {
-            let mut m = inner.manifest.lock();
-            let id = m.next_segment_id;
-            m.next_segment_id += 1;
-            id
-        };
-        let path = segment_path(&inner.seg_dir, seg_id);
-        writer.finish(&path)?;
+    if writer.is_empty() {
+        drop(writer); // removes the file
+    } else {
+        writer.finish()?;
         fsutil::sync_dir(&inner.seg_dir)?;
         new_segment = Some(Arc::new(Segment::open_with_cache(
             &path,
@@ -247,11 +245,7 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
         }
     }
     inner.metrics.record_flush();
-    let too_many = inner.version.read().segments.len() > inner.opts.max_segments.max(1);
-    if too_many {
-        rewrite_segments(inner, |_, _| RewriteAction::Keep, OnDamage::Keep)?;
-    }
-    Ok(())
+    merge_if_needed(inner)
 }
 
 /// A series' points across frozen head generations, newest write winning.
@@ -343,16 +337,91 @@ pub struct LostChunk {
     pub error: String,
 }
 
-/// Rewrites the segments into one new segment, series by series, letting
-/// `action` edit or drop each series' merged points. Every segment is
-/// rewritten (which ones a change touches is known only from the points).
+/// Which segments a rewrite replaces: a contiguous run of the published
+/// segments (oldest first), so that newest-write-wins order is kept.
+pub(crate) type Window = std::ops::Range<usize>;
+
+/// The whole store.
+pub(crate) fn all_segments(inner: &Inner) -> Window {
+    0..inner.version.read().segments.len()
+}
+
+/// Picks the segments to merge once there are more than `max_segments`: the
+/// contiguous run that removes segments at the lowest cost in bytes
+/// rewritten per segment removed (ties go to the longer run).
+///
+/// Fresh flushes are small and the store's bulk is in a few large segments,
+/// so the small ones are merged with each other and a large one is rewritten
+/// only once the data merged after it has grown comparable to it: each point
+/// is rewritten a logarithmic number of times, not once per flush.
+pub(crate) fn pick_merge(sizes: &[u64], max_segments: usize) -> Option<Window> {
+    if sizes.len() <= max_segments.max(1) {
+        return None;
+    }
+    let mut best: Option<(Window, u128, usize)> = None;
+    for start in 0..sizes.len() {
+        let mut bytes = sizes[start] as u128;
+        for end in start + 2..=sizes.len() {
+            bytes += sizes[end - 1] as u128;
+            let removed = end - start - 1;
+            // Compare bytes/removed as cross products, exactly.
+            let better = best.as_ref().is_none_or(|(w, b, r)| {
+                let (lhs, rhs) = (bytes * *r as u128, *b * removed as u128);
+                lhs < rhs || (lhs == rhs && end - start > w.len())
+            });
+            if better {
+                best = Some((start..end, bytes, removed));
+            }
+        }
+    }
+    best.map(|(w, _, _)| w)
+}
+
+/// Merges segments if there are more than the options allow.
+pub(crate) fn merge_if_needed(inner: &Inner) -> Result<()> {
+    let sizes: Vec<u64> = inner
+        .version
+        .read()
+        .segments
+        .iter()
+        .map(|s| s.size())
+        .collect();
+    match pick_merge(&sizes, inner.opts.max_segments) {
+        Some(window) => rewrite_segments(inner, window, Rewrite::KeepAll, OnDamage::Keep),
+        None => Ok(()),
+    }
+}
+
+/// What a rewrite does with each series.
+pub(crate) enum Rewrite<'a> {
+    /// Keep every series; only merge overlapping writes.
+    KeepAll,
+    /// Leave these series out; keep the others.
+    Drop(&'a BTreeSet<SeriesId>),
+    /// Let the function edit or drop these series' merged points; keep the
+    /// others. An edited series is read whole.
+    Edit(
+        &'a BTreeSet<SeriesId>,
+        &'a mut dyn FnMut(SeriesId, &mut Points) -> RewriteAction,
+    ),
+}
+
+/// Rewrites the segments of `window` into one new segment that takes their
+/// place, series by series.
+///
+/// Memory stays bounded whatever the store's size: the new segment streams
+/// to its file, a chunk no other write overlaps is copied as it is stored
+/// (no decoding) once it is large, and smaller ones are merged into chunks
+/// of up to `max_chunk_points`. Only an edited series is read whole.
 pub(crate) fn rewrite_segments(
     inner: &Inner,
-    mut action: impl FnMut(SeriesId, &mut Points) -> RewriteAction,
+    window: Window,
+    mut rewrite: Rewrite<'_>,
     mut on_damage: OnDamage<'_>,
 ) -> Result<()> {
     let current = inner.version.read().clone();
-    let old: Vec<Arc<Segment>> = current.segments.clone();
+    let window = window.start.min(current.segments.len())..window.end.min(current.segments.len());
+    let old: Vec<Arc<Segment>> = current.segments[window.clone()].to_vec();
     if old.is_empty() {
         return Ok(());
     }
@@ -362,47 +431,33 @@ pub(crate) fn rewrite_segments(
             keys.insert(id, k);
         }
     }
-    let ids: Vec<SeriesId> = keys.keys().copied().collect();
-    let mut writer = SegmentWriter::new(inner.opts.page_points, inner.opts.max_chunk_points);
-    for id in ids {
-        let mut parts = Vec::new();
-        let mut damaged = Vec::new();
-        for s in &old {
-            for c in s.chunks_of(id) {
-                match s.read_chunk(c) {
-                    Ok(p) => parts.push(p),
-                    // One damaged chunk must not stop every deletion: a series
-                    // being dropped goes, damage and all; a kept one keeps its
-                    // damaged chunk byte for byte, for `loupe store repair`.
-                    Err(e) if e.is_corruption() => damaged.push((s, c, e)),
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        let mut points = merge_newest_wins(parts);
-        if let RewriteAction::Keep = action(id, &mut points) {
-            if !points.is_empty() {
-                writer.add_series(id, &keys[&id], &points);
-            }
-            for (s, c, e) in damaged {
-                match &mut on_damage {
-                    OnDamage::Keep => writer.copy_chunk(&keys[&id], s, c),
-                    OnDamage::Drop(lost) => lost.push(lost_chunk(s, c, &keys[&id], &e)),
-                }
-            }
-        }
-    }
     let seg_id = {
         let mut m = inner.manifest.lock();
         let id = m.next_segment_id;
         m.next_segment_id += 1;
         id
     };
+    let path = segment_path(&inner.seg_dir, seg_id);
+    let mut writer =
+        SegmentWriter::create(&path, inner.opts.page_points, inner.opts.max_chunk_points)?;
+    for (&id, key) in &keys {
+        let series = SeriesRewrite { id, key, old: &old };
+        match &mut rewrite {
+            Rewrite::KeepAll => series.keep(&mut writer, &mut on_damage)?,
+            Rewrite::Drop(doomed) if doomed.contains(&id) => {}
+            Rewrite::Drop(_) => series.keep(&mut writer, &mut on_damage)?,
+            Rewrite::Edit(ids, edit) if ids.contains(&id) => {
+                series.edit(&mut writer, &mut on_damage, &mut **edit)?
+            }
+            Rewrite::Edit(..) => series.keep(&mut writer, &mut on_damage)?,
+        }
+    }
+    let mut written = 0;
     let new_segment = if writer.is_empty() {
+        drop(writer); // removes the file
         None
     } else {
-        let path = segment_path(&inner.seg_dir, seg_id);
-        writer.finish(&path)?;
+        written = writer.finish()?;
         fsutil::sync_dir(&inner.seg_dir)?;
         Some(Arc::new(Segment::open_with_cache(
             &path,
@@ -414,10 +469,16 @@ pub(crate) fn rewrite_segments(
     {
         let mut m = inner.manifest.lock();
         let mut next = m.clone();
-        // Segments published meanwhile (none: the flush lock is held) stay after ours.
+        // The flush lock is held, so the manifest lists the same segments
+        // as the version: the new one takes the window's place.
+        let at = next
+            .segments
+            .iter()
+            .position(|id| old_ids.contains(id))
+            .unwrap_or(0);
         next.segments.retain(|id| !old_ids.contains(id));
         if let Some(s) = &new_segment {
-            next.segments.insert(0, s.id());
+            next.segments.insert(at, s.id());
         }
         next.next_series_id = next.next_series_id.max(inner.catalog.read().next_id());
         next.store(&inner.dir)?;
@@ -426,9 +487,14 @@ pub(crate) fn rewrite_segments(
     {
         let mut v = inner.version.write();
         let mut next = Version::clone(&v);
+        let at = next
+            .segments
+            .iter()
+            .position(|s| old_ids.contains(&s.id()))
+            .unwrap_or(0);
         next.segments.retain(|s| !old_ids.contains(&s.id()));
         if let Some(s) = new_segment {
-            next.segments.insert(0, s);
+            next.segments.insert(at, s);
         }
         *v = Arc::new(next);
     }
@@ -440,7 +506,163 @@ pub(crate) fn rewrite_segments(
         }
     }
     fsutil::sync_dir(&inner.seg_dir)?;
+    inner.metrics.record_merge(written);
     Ok(())
+}
+
+/// One series being rewritten from the window's segments.
+struct SeriesRewrite<'a> {
+    id: SeriesId,
+    key: &'a loupe_model::SeriesKey,
+    /// Oldest first.
+    old: &'a [Arc<Segment>],
+}
+
+/// A readable chunk of the series: its identity range and age.
+struct OldChunk<'a> {
+    lo: (bool, i64),
+    hi: (bool, i64),
+    /// Index of its segment in the window: higher is newer.
+    age: usize,
+    seg: &'a Segment,
+    chunk: u32,
+}
+
+impl<'a> SeriesRewrite<'a> {
+    /// The series' chunks: readable ones in identity order, damaged ones apart.
+    fn chunks(&self) -> (Vec<OldChunk<'a>>, Vec<(&'a Segment, u32, Error)>) {
+        let mut good = Vec::new();
+        let mut damaged = Vec::new();
+        for (age, seg) in self.old.iter().enumerate() {
+            for chunk in seg.chunks_of(self.id) {
+                match seg.check_chunk(chunk) {
+                    Ok(()) => {
+                        let s = &seg.entry(chunk).summary;
+                        if s.count == 0 {
+                            continue;
+                        }
+                        good.push(OldChunk {
+                            lo: identity(s.first_step, s.first_time),
+                            hi: identity(s.last_step, s.last_time),
+                            age,
+                            seg,
+                            chunk,
+                        });
+                    }
+                    Err(e) => damaged.push((&**seg, chunk, e)),
+                }
+            }
+        }
+        good.sort_by_key(|c| (c.lo, c.age));
+        (good, damaged)
+    }
+
+    /// Writes the series, overlapping writes merged newest-wins.
+    fn keep(&self, w: &mut SegmentWriter, on_damage: &mut OnDamage<'_>) -> Result<()> {
+        let (chunks, damaged) = self.chunks();
+        let target = w.max_chunk_points();
+        let mut pending = Points::default();
+        let mut i = 0;
+        while i < chunks.len() {
+            // A cluster: chunks whose identity ranges overlap, transitively.
+            let mut j = i + 1;
+            let mut hi = chunks[i].hi;
+            while j < chunks.len() && chunks[j].lo <= hi {
+                hi = hi.max(chunks[j].hi);
+                j += 1;
+            }
+            let cluster = &chunks[i..j];
+            let lone = cluster.len() == 1;
+            let big = cluster[0].seg.entry(cluster[0].chunk).count as usize >= target / 2;
+            if lone && big {
+                self.write_pending(w, &mut pending)?;
+                w.copy_chunk(self.key, cluster[0].seg, cluster[0].chunk)?;
+            } else {
+                let mut by_age: Vec<&OldChunk<'_>> = cluster.iter().collect();
+                by_age.sort_by_key(|c| (c.age, c.lo));
+                let mut parts = Vec::with_capacity(by_age.len() + 1);
+                for c in by_age {
+                    match c.seg.read_chunk(c.chunk) {
+                        Ok(p) => parts.push(p),
+                        // Its checksums held; its encoding did not.
+                        Err(e) if e.is_corruption() => {
+                            damage(w, self.key, on_damage, c.seg, c.chunk, e)?
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                let merged = merge_newest_wins(parts);
+                pending = merge_newest_wins(vec![std::mem::take(&mut pending), merged]);
+                while pending.len() >= target {
+                    let rest = pending.split_off(target);
+                    w.add_chunk(self.id, self.key, &pending)?;
+                    pending = rest;
+                }
+            }
+            i = j;
+        }
+        self.write_pending(w, &mut pending)?;
+        for (seg, chunk, e) in damaged {
+            damage(w, self.key, on_damage, seg, chunk, e)?;
+        }
+        Ok(())
+    }
+
+    fn write_pending(&self, w: &mut SegmentWriter, pending: &mut Points) -> Result<()> {
+        if !pending.is_empty() {
+            w.add_series(self.id, self.key, &std::mem::take(pending))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the series whole, lets `edit` change it, and writes what is left.
+    fn edit(
+        &self,
+        w: &mut SegmentWriter,
+        on_damage: &mut OnDamage<'_>,
+        edit: &mut dyn FnMut(SeriesId, &mut Points) -> RewriteAction,
+    ) -> Result<()> {
+        let (mut chunks, damaged) = self.chunks();
+        chunks.sort_by_key(|c| (c.age, c.lo));
+        let mut parts = Vec::with_capacity(chunks.len());
+        let mut unreadable = Vec::new();
+        for c in &chunks {
+            match c.seg.read_chunk(c.chunk) {
+                Ok(p) => parts.push(p),
+                Err(e) if e.is_corruption() => unreadable.push((c.seg, c.chunk, e)),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut points = merge_newest_wins(parts);
+        if let RewriteAction::Keep = edit(self.id, &mut points) {
+            w.add_series(self.id, self.key, &points)?;
+            for (seg, chunk, e) in unreadable.into_iter().chain(damaged) {
+                damage(w, self.key, on_damage, seg, chunk, e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps a damaged chunk byte for byte or records it as lost.
+fn damage(
+    w: &mut SegmentWriter,
+    key: &loupe_model::SeriesKey,
+    on_damage: &mut OnDamage<'_>,
+    seg: &Segment,
+    chunk: u32,
+    e: Error,
+) -> Result<()> {
+    match on_damage {
+        // One damaged chunk must not stop every deletion: a series being
+        // dropped goes, damage and all; a kept one keeps its damaged chunk
+        // byte for byte, for `loupe store repair`.
+        OnDamage::Keep => w.copy_chunk(key, seg, chunk),
+        OnDamage::Drop(lost) => {
+            lost.push(lost_chunk(seg, chunk, key, &e));
+            Ok(())
+        }
+    }
 }
 
 fn lost_chunk(s: &Segment, c: u32, key: &loupe_model::SeriesKey, e: &Error) -> LostChunk {

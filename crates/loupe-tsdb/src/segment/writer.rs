@@ -1,9 +1,13 @@
 //! Writes a segment file: the compressed chunks of many series, then an index.
+//!
+//! Chunks go to the file as they are encoded; only the index (one entry per
+//! chunk, not per point) and a bounded window of recent columns stay in
+//! memory, so writing a segment costs the same memory whatever its size.
 
-use std::collections::HashMap;
-use std::fs::OpenOptions;
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use loupe_model::{NO_STEP, SeriesKey};
 
@@ -15,36 +19,60 @@ use crate::codec::encode_paged;
 use crate::types::{Points, SeriesId};
 use crate::{Error, Result};
 
-/// Collects series chunks and writes them as one immutable segment file.
+/// Bytes of recently written columns kept to find repeats.
+const RECENT_BYTES: usize = 16 << 20;
+
+/// Streams series chunks into one immutable segment file.
 ///
 /// Identical encoded columns are stored once: the series a training loop
 /// logs in one call share their steps and times, so a run's five scalars
-/// pay for one time column, not five.
+/// pay for one time column, not five. Such series are adjacent in id order,
+/// so a window of the most recent columns finds the repeats.
+///
+/// The file is created by [`SegmentWriter::create`] and removed again unless
+/// [`SegmentWriter::finish`] completes; the caller publishes it.
 pub struct SegmentWriter {
+    path: PathBuf,
+    out: Option<BufWriter<File>>,
+    /// Bytes written so far: the offset of the next blob.
+    written: u64,
     page_points: usize,
     max_chunk_points: usize,
-    data: Vec<u8>,
     index: Vec<u8>,
     entries: u32,
-    dedup: HashMap<(u32, u32), Vec<(u64, u32)>>,
+    recent: RecentBlobs,
 }
 
 impl SegmentWriter {
-    pub fn new(page_points: usize, max_chunk_points: usize) -> Self {
-        let mut data = Vec::new();
-        data.extend_from_slice(MAGIC);
-        Self {
+    /// Creates the file at `path` (which must not exist) and writes its magic.
+    pub fn create(path: &Path, page_points: usize, max_chunk_points: usize) -> Result<Self> {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("create", path, e))?;
+        let mut w = Self {
+            path: path.to_path_buf(),
+            out: Some(BufWriter::with_capacity(1 << 20, file)),
+            written: 0,
             page_points: page_points.max(1),
             max_chunk_points: max_chunk_points.max(page_points.max(1)),
-            data,
             index: Vec::new(),
             entries: 0,
-            dedup: HashMap::new(),
-        }
+            recent: RecentBlobs::default(),
+        };
+        w.write(MAGIC)?;
+        Ok(w)
     }
 
-    /// Adds a series' points, sorted by identity and free of repeats.
-    pub fn add_series(&mut self, id: SeriesId, key: &SeriesKey, points: &Points) {
+    /// Most points one chunk holds.
+    pub fn max_chunk_points(&self) -> usize {
+        self.max_chunk_points
+    }
+
+    /// Adds a series' points, sorted by identity and free of repeats, cut
+    /// into chunks of at most `max_chunk_points`.
+    pub fn add_series(&mut self, id: SeriesId, key: &SeriesKey, points: &Points) -> Result<()> {
         let mut start = 0;
         while start < points.len() {
             let end = (start + self.max_chunk_points).min(points.len());
@@ -53,12 +81,14 @@ impl SegmentWriter {
                 times: points.times[start..end].to_vec(),
                 values: points.values[start..end].to_vec(),
             };
-            self.add_chunk(id, key, &chunk);
+            self.add_chunk(id, key, &chunk)?;
             start = end;
         }
+        Ok(())
     }
 
-    fn add_chunk(&mut self, id: SeriesId, key: &SeriesKey, points: &Points) {
+    /// Adds one chunk (at most `max_chunk_points`, sorted by identity).
+    pub fn add_chunk(&mut self, id: SeriesId, key: &SeriesKey, points: &Points) -> Result<()> {
         let n = points.len();
         let has_steps = points.steps.iter().any(|&s| s != NO_STEP);
         let times_sorted = points.times.windows(2).all(|w| w[0] <= w[1]);
@@ -73,116 +103,199 @@ impl SegmentWriter {
         if with_stats {
             flags |= FLAG_HAS_STATS;
         }
-        let steps = self.put_blob(&encode_paged(&points.steps, self.page_points));
-        let times = self.put_blob(&encode_paged(&points.times, self.page_points));
-        let values = self.put_blob(&encode_paged(&points.values, self.page_points));
+        let steps = self.put_blob(&encode_paged(&points.steps, self.page_points))?;
+        let times = self.put_blob(&encode_paged(&points.times, self.page_points))?;
+        let values = self.put_blob(&encode_paged(&points.values, self.page_points))?;
         let stats = if with_stats {
-            self.put_blob(&PageStats::compute(points, self.page_points).encode())
+            self.put_blob(&PageStats::compute(points, self.page_points).encode())?
         } else {
             BlobRef::default()
         };
+        let head = EntryHead {
+            count: n as u32,
+            flags,
+            page_points: self.page_points as u32,
+        };
+        self.put_entry(
+            id,
+            key,
+            head,
+            &ChunkSummary::of(points),
+            [steps, times, values, stats],
+        );
+        Ok(())
+    }
+
+    /// Copies a chunk of another segment as it is stored, checksums included:
+    /// an intact chunk without decoding it, a damaged one byte for byte so
+    /// that it stays damaged, and detectably so.
+    pub(crate) fn copy_chunk(&mut self, key: &SeriesKey, from: &Segment, chunk: u32) -> Result<()> {
+        let e = from.entry(chunk);
+        let mut blobs = [BlobRef::default(); 4];
+        for (slot, (bytes, crc)) in blobs.iter_mut().zip(from.raw_blobs(chunk)) {
+            *slot = if bytes.is_empty() {
+                BlobRef::default()
+            } else if crc32c::crc32c(bytes) == crc {
+                self.put_blob(bytes)?
+            } else {
+                let offset = self.write(bytes)?;
+                BlobRef {
+                    offset,
+                    len: bytes.len() as u32,
+                    crc,
+                }
+            };
+        }
+        let head = EntryHead {
+            count: e.count,
+            flags: e.flags,
+            page_points: e.page_points,
+        };
+        self.put_entry(e.series, key, head, &e.summary, blobs);
+        Ok(())
+    }
+
+    fn put_entry(
+        &mut self,
+        id: SeriesId,
+        key: &SeriesKey,
+        head: EntryHead,
+        summary: &ChunkSummary,
+        blobs: [BlobRef; 4],
+    ) {
         let ix = &mut self.index;
         ix.put_u64(id);
         ix.put_bytes(&key.to_bytes());
-        ix.put_u32(n as u32);
-        ix.put_u8(flags);
-        ix.put_u32(self.page_points as u32);
-        ChunkSummary::of(points).write(ix);
-        for b in [steps, times, values, stats] {
-            b.write(ix);
-        }
-        self.entries += 1;
-    }
-
-    /// Copies a chunk of another segment as it is stored, checksums included
-    /// (a damaged chunk stays damaged, and detectably so).
-    pub(crate) fn copy_chunk(&mut self, key: &SeriesKey, from: &Segment, chunk: u32) {
-        let e = from.entry(chunk);
-        let blobs = from.raw_blobs(chunk).map(|(bytes, crc)| {
-            let offset = self.data.len() as u64;
-            self.data.extend_from_slice(bytes);
-            BlobRef {
-                offset,
-                len: bytes.len() as u32,
-                crc,
-            }
-        });
-        let ix = &mut self.index;
-        ix.put_u64(e.series);
-        ix.put_bytes(&key.to_bytes());
-        ix.put_u32(e.count);
-        ix.put_u8(e.flags);
-        ix.put_u32(e.page_points);
-        e.summary.write(ix);
+        ix.put_u32(head.count);
+        ix.put_u8(head.flags);
+        ix.put_u32(head.page_points);
+        summary.write(ix);
         for b in blobs {
             b.write(ix);
         }
         self.entries += 1;
     }
 
-    fn put_blob(&mut self, bytes: &[u8]) -> BlobRef {
+    /// Writes a column, or points at an identical one written recently.
+    fn put_blob(&mut self, bytes: &[u8]) -> Result<BlobRef> {
         let crc = crc32c::crc32c(bytes);
         let len = bytes.len() as u32;
-        if let Some(cands) = self.dedup.get(&(crc, len)) {
-            for &(off, _) in cands {
-                let off_us = off as usize;
-                if &self.data[off_us..off_us + len as usize] == bytes {
-                    return BlobRef {
-                        offset: off,
-                        len,
-                        crc,
-                    };
-                }
-            }
+        if let Some(offset) = self.recent.find(crc, bytes) {
+            return Ok(BlobRef { offset, len, crc });
         }
-        let offset = self.data.len() as u64;
-        self.data.extend_from_slice(bytes);
-        self.dedup
-            .entry((crc, len))
-            .or_default()
-            .push((offset, len));
-        BlobRef { offset, len, crc }
+        let offset = self.write(bytes)?;
+        self.recent.remember(crc, offset, bytes);
+        Ok(BlobRef { offset, len, crc })
+    }
+
+    /// Appends bytes to the file; returns where they start.
+    fn write(&mut self, bytes: &[u8]) -> Result<u64> {
+        let offset = self.written;
+        let out = self.out.as_mut().expect("writer is open until finish");
+        out.write_all(bytes)
+            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.written += bytes.len() as u64;
+        Ok(offset)
     }
 
     /// Bytes the file will take, so far.
     pub fn size(&self) -> usize {
-        self.data.len() + self.index.len() + 32
+        self.written as usize + self.index.len() + 32
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries == 0
     }
 
-    /// Writes the file and fsyncs it. The caller makes the directory entry
-    /// durable and publishes the segment in the manifest.
-    pub fn finish(self, path: &Path) -> Result<u64> {
+    /// Writes the index and footer and fsyncs the file; returns its size.
+    /// The caller makes the directory entry durable and publishes the
+    /// segment in the manifest.
+    pub fn finish(mut self) -> Result<u64> {
         let mut index = Vec::with_capacity(self.index.len() + 4);
         index.put_u32(self.entries);
         index.extend_from_slice(&self.index);
-        let index_offset = self.data.len() as u64;
+        let index_offset = self.written;
         let mut footer = Vec::with_capacity(32);
         footer.put_u64(index_offset);
         footer.put_u32(index.len() as u32);
         footer.put_u32(crc32c::crc32c(&index));
         footer.extend_from_slice(FOOTER_MAGIC);
-        let file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io("create", path, e))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        let res = (|| {
-            w.write_all(&self.data)?;
-            w.write_all(&index)?;
-            w.write_all(&footer)?;
-            w.flush()?;
-            w.get_ref().sync_all()
-        })();
-        if let Err(e) = res {
-            drop(w);
-            let _ = std::fs::remove_file(path);
-            return Err(Error::io("write", path, e));
+        self.write(&index)?;
+        self.write(&footer)?;
+        let mut out = self.out.take().expect("writer is open until finish");
+        let synced = out
+            .flush()
+            .and_then(|()| out.get_ref().sync_all())
+            .map_err(|e| Error::io("write", &self.path, e));
+        if let Err(e) = synced {
+            drop(out);
+            let _ = std::fs::remove_file(&self.path);
+            return Err(e);
         }
-        Ok((self.data.len() + index.len() + footer.len()) as u64)
+        Ok(self.written)
+    }
+}
+
+impl Drop for SegmentWriter {
+    /// A writer dropped before `finish` (an error, or nothing to write)
+    /// leaves no file behind.
+    fn drop(&mut self) {
+        if let Some(out) = self.out.take() {
+            drop(out);
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// An index entry's fixed fields before its summary.
+struct EntryHead {
+    count: u32,
+    flags: u8,
+    page_points: u32,
+}
+
+/// A column's checksum and length.
+type BlobSum = (u32, u32);
+
+/// The most recently written columns, up to [`RECENT_BYTES`], by checksum
+/// and length.
+#[derive(Default)]
+struct RecentBlobs {
+    /// Where each column starts in the file, and its bytes.
+    by_sum: HashMap<BlobSum, (u64, Box<[u8]>)>,
+    order: VecDeque<(u32, u32, u64)>,
+    bytes: usize,
+}
+
+impl RecentBlobs {
+    fn find(&self, crc: u32, bytes: &[u8]) -> Option<u64> {
+        let (offset, kept) = self.by_sum.get(&(crc, bytes.len() as u32))?;
+        (**kept == *bytes).then_some(*offset)
+    }
+
+    fn remember(&mut self, crc: u32, offset: u64, bytes: &[u8]) {
+        if bytes.len() > RECENT_BYTES / 4 {
+            return;
+        }
+        let key = (crc, bytes.len() as u32);
+        if let Some((_, old)) = self.by_sum.insert(key, (offset, bytes.into())) {
+            self.bytes -= old.len();
+        }
+        self.bytes += bytes.len();
+        self.order.push_back((key.0, key.1, offset));
+        while self.bytes > RECENT_BYTES {
+            let Some((crc, len, offset)) = self.order.pop_front() else {
+                break;
+            };
+            // A newer column with the same checksum and length replaced it.
+            if self
+                .by_sum
+                .get(&(crc, len))
+                .is_some_and(|(o, _)| *o == offset)
+                && let Some((_, old)) = self.by_sum.remove(&(crc, len))
+            {
+                self.bytes -= old.len();
+            }
+        }
     }
 }

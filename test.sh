@@ -22,10 +22,12 @@ if [[ $# -eq 0 ]]; then
     # installs it, so a fresh machine skips no more than CI does (the torch
     # tests). module:package pairs; aiosmtpd is the SMTP server the alerting
     # tests (Rust, below) deliver to; the rest serve the Python tests
-    # (prometheus_client: the Prometheus project's parsers, reading /metrics).
+    # (prometheus_client: the Prometheus project's parsers, reading /metrics;
+    # influxdb-client: InfluxDB's own client, writing line protocol).
     missing=()
     for pair in pytest:pytest numpy:numpy keras:keras jax:'jax[cpu]' \
-        transformers:transformers aiosmtpd:aiosmtpd prometheus_client:prometheus_client; do
+        transformers:transformers aiosmtpd:aiosmtpd prometheus_client:prometheus_client \
+        influxdb_client:influxdb-client; do
         python3 -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
     done
     if ((${#missing[@]})); then

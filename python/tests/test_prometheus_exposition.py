@@ -30,6 +30,7 @@ FAMILIES = {
     "loupe_rejected_requests": "counter",
     "loupe_auth_failures": "counter",
     "loupe_query_requests": "counter",
+    "loupe_ingest_skipped_string_fields": "counter",
     "loupe_tsdb_flushes": "counter",
     "loupe_tsdb_flush_errors": "counter",
     "loupe_tsdb_merges": "counter",

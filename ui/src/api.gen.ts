@@ -454,6 +454,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v2/write": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["write_v2"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -486,6 +502,39 @@ export interface paths {
         get: operations["prometheus_metrics"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** InfluxDB's liveness check, which clients call before writing. */
+        get: operations["ping"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/write": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["write_v1"];
         delete?: never;
         options?: never;
         head?: never;
@@ -851,6 +900,15 @@ export interface components {
          * @enum {string}
          */
         IncidentState: "open" | "resolved";
+        /** @description An InfluxDB 2 error body. */
+        InfluxError: {
+            /**
+             * @description InfluxDB's error code: `invalid`, `unauthorized`, `forbidden`,
+             *     `request too large`, `too many requests`, `unavailable`, `internal error`.
+             */
+            code: string;
+            message: string;
+        };
         /** @description One event of the live stream. */
         LiveEvent: components["schemas"]["LivePayload"] & {
             /** @description The run it is about (`""` for `lagged`). */
@@ -2439,6 +2497,80 @@ export interface operations {
             };
         };
     };
+    write_v2: {
+        parameters: {
+            query?: {
+                /** @description The project to write to (InfluxDB's bucket). */
+                bucket?: string;
+                /** @description Accepted and ignored: Loupe has projects, not organisations. */
+                org?: string;
+                /** @description Accepted and ignored. */
+                orgID?: string;
+                /** @description Timestamp unit: `ns` (default), `us`, `ms` or `s`. */
+                precision?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description InfluxDB line protocol; gzip or zstd bodies accepted */
+        requestBody: {
+            content: {
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description Every line stored */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A malformed line or a refused batch (a series limit, a reserved tag); nothing was stored */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InfluxError"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InfluxError"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InfluxError"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InfluxError"];
+                };
+            };
+            /** @description The server's budget for request bodies in flight stayed spent; retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InfluxError"];
+                };
+            };
+        };
+    };
     healthz: {
         parameters: {
             query?: never;
@@ -2484,6 +2616,75 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+        };
+    };
+    ping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The server is up */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    write_v1: {
+        parameters: {
+            query?: {
+                /** @description The project to write to (InfluxDB's database). */
+                db?: string;
+                /** @description Accepted and ignored (retention is Loupe's own, per project). */
+                rp?: string;
+                /** @description Timestamp unit: `n` or `ns` (default), `u`, `ms`, `s`, `m`, `h`. */
+                precision?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description InfluxDB line protocol; gzip or zstd bodies accepted */
+        requestBody: {
+            content: {
+                "text/plain": string;
+            };
+        };
+        responses: {
+            /** @description Every line stored */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A malformed line or a refused batch; nothing was stored: `{"error": …}` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No or a bad token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -5,9 +5,10 @@
 //! A request goes through two steps:
 //! 1. [`decode_body`]: `Content-Encoding` (identity, gzip, zstd) → bytes,
 //!    capped at [`Limits::max_body_bytes`] while decompressing.
-//! 2. A JSON decoder: [`decode_metrics`], [`decode_external_metrics`] or
-//!    [`decode_logs`]. A bad batch is refused whole; the [`DecodeError`]
-//!    names the first problem by JSON path, e.g.
+//! 2. A decoder: JSON ([`decode_metrics`], [`decode_external_metrics`],
+//!    [`decode_logs`]) or InfluxDB line protocol ([`decode_line_protocol`]).
+//!    A bad batch is refused whole; the [`DecodeError`] names the first
+//!    problem by JSON path (or line number), e.g.
 //!    `series[2].value[17]: expected a number or "NaN", "Infinity", "-Infinity", found "nan"`.
 //!
 //! Both errors carry a stable `code()` and the `http_status()` to answer
@@ -16,6 +17,7 @@
 mod body;
 mod error;
 mod fast;
+pub mod influx;
 mod json;
 mod limits;
 pub mod line_metrics;
@@ -24,6 +26,7 @@ mod metrics;
 
 pub use body::{ContentEncoding, decode_body};
 pub use error::{BodyError, DecodeError, DecodeErrorKind};
+pub use influx::{LineBatch, Precision, decode_line_protocol};
 pub use json::MAX_TIME_SECONDS;
 pub use limits::Limits;
 pub use line_metrics::{LineMetricExtractor, LineMetrics, PatternError};

@@ -93,7 +93,7 @@ impl FromRequestParts<SharedState> for Principal {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let Some(secret) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
+        let Some(secret) = header.and_then(token_in_header) else {
             ServerMetrics::add(&state.metrics.auth_failures, 1);
             tracing::warn!(path = %parts.uri.path(), "request without a bearer token refused");
             return Err(ApiError::unauthorized(
@@ -140,5 +140,42 @@ impl FromRequestParts<SharedState> for Principal {
                 Err(ApiError::unauthorized("unknown or revoked token"))
             }
         }
+    }
+}
+
+/// The token in an `Authorization` header: `Bearer <token>`, `Token <token>`
+/// (what InfluxDB's clients and Telegraf send), or HTTP Basic with the
+/// token as the password (InfluxDB 1.x clients; the user name is ignored).
+fn token_in_header(h: &str) -> Option<String> {
+    let (scheme, rest) = h.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") {
+        return Some(rest.trim().to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = data_encoding::BASE64.decode(rest.trim().as_bytes()).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (_user, password) = text.split_once(':')?;
+        return Some(password.to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::token_in_header;
+
+    #[test]
+    fn bearer_token_and_basic_schemes_carry_the_token() {
+        assert_eq!(token_in_header("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(token_in_header("Token abc").as_deref(), Some("abc"));
+        assert_eq!(token_in_header("token  abc ").as_deref(), Some("abc"));
+        // "telegraf:s3cret"
+        assert_eq!(
+            token_in_header("Basic dGVsZWdyYWY6czNjcmV0").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(token_in_header("Basic !!!"), None);
+        assert_eq!(token_in_header("Digest abc"), None);
+        assert_eq!(token_in_header("abc"), None);
     }
 }

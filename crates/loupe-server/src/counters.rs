@@ -15,6 +15,8 @@ pub struct ServerMetrics {
     pub rejected_requests: Counter,
     pub auth_failures: Counter,
     pub query_requests: Counter,
+    /// Line-protocol string fields, which are not numbers and not stored.
+    pub skipped_string_fields: Counter,
     /// Requests refused by a server-wide limit, by reason.
     pub limit_refusals: LimitRefusals,
 }
@@ -36,6 +38,12 @@ pub const LIMIT_REASONS: [&str; 5] = [
 impl ServerMetrics {
     pub fn add(counter: &Counter, n: u64) {
         counter.inc_by(n);
+    }
+
+    /// Counts string fields a line-protocol write carried and Loupe did
+    /// not store.
+    pub fn string_fields_skipped(&self, n: u64) {
+        self.skipped_string_fields.inc_by(n);
     }
 
     /// Counts a request a limit refused (`reason` from [`LIMIT_REASONS`]).
@@ -78,6 +86,11 @@ impl ServerMetrics {
                 "loupe_query_requests",
                 "Series and log queries served",
                 &self.query_requests,
+            ),
+            (
+                "loupe_ingest_skipped_string_fields",
+                "InfluxDB line-protocol string fields received and not stored (they are not numbers)",
+                &self.skipped_string_fields,
             ),
         ];
         for (name, help, c) in counters {

@@ -14,7 +14,8 @@
 //!   the `Host` header's), or one the operator configured
 //!   (`--allowed-origin`). Anything else, `null` included, is refused.
 //! - **`Content-Type`** (state-changing methods): a type the API reads
-//!   ([`API_CONTENT_TYPES`]) or an `X-Loupe-Client` header. A browser sends a
+//!   ([`API_CONTENT_TYPES`]), or an `X-Loupe-Client` or `Authorization`
+//!   header (line protocol arrives as `text/plain` with a token header). A browser sends a
 //!   cross-site request without asking first (no CORS pre-flight) only with
 //!   `text/plain`, a form type or no type at all, so those are refused. A
 //!   `PUT`, `PATCH` or `DELETE` without a body passes: a browser must ask
@@ -325,10 +326,14 @@ fn has_body(headers: &HeaderMap) -> bool {
 }
 
 fn content_type_ok(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
-    if headers
-        .get(CLIENT_HEADER)
-        .is_some_and(|v| !v.as_bytes().is_empty())
-    {
+    // A browser adds neither header to a cross-site request without asking
+    // first; Loupe never asks for Basic credentials, so none are cached.
+    let carries = |name| {
+        headers
+            .get(name)
+            .is_some_and(|v: &HeaderValue| !v.as_bytes().is_empty())
+    };
+    if carries(CLIENT_HEADER) || carries(header::AUTHORIZATION.as_str()) {
         return Ok(());
     }
     let ty = media_type(headers);
@@ -574,6 +579,9 @@ mod tests {
             h.insert(header::CONTENT_TYPE, HeaderValue::from_str(bad).unwrap());
             assert!(content_type_ok(&Method::POST, &h).is_err(), "{bad}");
         }
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Token abc"));
+        assert!(content_type_ok(&Method::POST, &h).is_ok());
+        h.remove(header::AUTHORIZATION);
         h.insert(CLIENT_HEADER, HeaderValue::from_static("curl"));
         assert!(content_type_ok(&Method::POST, &h).is_ok());
     }

@@ -207,33 +207,65 @@ impl Ingest {
     ) -> Result<Accepted, IngestError> {
         self.counted(|| {
             let series = self.decode(body, loupe_ingest::decode_external_metrics)?;
-            let diagnose = self.fanout.diagnoses();
-            let mut wb = WriteBatch::new();
-            let mut diag = Vec::new();
-            for (index, (key, cols)) in series.into_iter().enumerate() {
-                if diagnose {
-                    diag.push((key.labels().to_vec(), diag_columns(&cols)));
-                }
-                let mut labels = key.labels().to_vec();
-                labels.push((label::PROJECT.into(), project.to_string()));
-                let key =
-                    SeriesKey::new(key.name(), labels).map_err(|source| IngestError::Key {
-                        index,
-                        field: "",
-                        source,
-                    })?;
-                wb.push(SeriesWrite::new(
-                    key,
-                    cols.steps,
-                    cols.times_ns,
-                    cols.values,
-                ));
-            }
-            let points = wb.points() as u64;
-            self.append_within_limits(wb, || Ok((None, project.to_string())))?;
-            self.fanout.source_points(project, points, diag);
-            Ok(Accepted::stored(points))
+            self.store_source_series(project, series)
         })
+    }
+
+    /// InfluxDB line protocol into series outside runs, as
+    /// [`Ingest::source_metrics`] stores them; `ns_per_unit` is the
+    /// request's timestamp precision. String fields are not stored (they
+    /// are not numbers); their count is returned beside the answer.
+    pub fn line_protocol(
+        &self,
+        project: &str,
+        body: RawBody<'_>,
+        ns_per_unit: i64,
+    ) -> Result<(Accepted, u64), IngestError> {
+        let mut strings = 0;
+        let accepted = self.counted(|| {
+            let batch = self.decode(body, |bytes, now, limits| {
+                loupe_ingest::decode_line_protocol(bytes, ns_per_unit, now, limits)
+            })?;
+            strings = batch.string_fields;
+            self.store_source_series(project, batch.series)
+        })?;
+        if strings > 0 {
+            self.fanout.counters.string_fields_skipped(strings);
+        }
+        Ok((accepted, strings))
+    }
+
+    /// Keys decoded external series under `project` and stores them.
+    fn store_source_series(
+        &self,
+        project: &str,
+        series: Vec<(SeriesKey, SeriesColumns)>,
+    ) -> Result<Accepted, IngestError> {
+        let diagnose = self.fanout.diagnoses();
+        let mut wb = WriteBatch::new();
+        let mut diag = Vec::new();
+        for (index, (key, cols)) in series.into_iter().enumerate() {
+            if diagnose {
+                diag.push((key.labels().to_vec(), diag_columns(&cols)));
+            }
+            let mut labels = key.labels().to_vec();
+            labels.push((label::PROJECT.into(), project.to_string()));
+            let key = SeriesKey::new(key.name(), labels).map_err(|source| IngestError::Key {
+                index,
+                field: "",
+                source,
+            })?;
+            wb.push(SeriesWrite::new(
+                key,
+                cols.steps,
+                cols.times_ns,
+                cols.values,
+            ));
+        }
+        let points = wb.points() as u64;
+        self.append_within_limits(wb, || Ok((None, project.to_string())))?;
+        self.fanout.source_points(project, points, diag);
+        Ok(Accepted::stored(points))
     }
 
     /// A run's log records; with an idempotency key, a batch is stored once

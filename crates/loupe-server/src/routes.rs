@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod feedback;
 pub mod incidents;
+pub mod influx;
 pub mod logs;
 pub mod metrics;
 pub mod runs;
@@ -71,4 +72,7 @@ pub fn api_routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(alerts::list_silences, alerts::post_silence))
         .routes(routes!(alerts::delete_silence))
+        .routes(routes!(influx::write_v2))
+        .routes(routes!(influx::write_v1))
+        .routes(routes!(influx::ping))
 }

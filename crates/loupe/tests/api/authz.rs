@@ -337,6 +337,41 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        method: "post",
+        path: "/api/v2/write",
+        need: Need::Ingest,
+        other: Other::Forbidden,
+        build: |f, s| {
+            let host = f.fresh(s, "host");
+            with_body(
+                "post",
+                format!("/api/v2/write?bucket={}&precision=s", f.side(s).project),
+                Value::String(format!("gpu,host={host} util=50 1733500000")),
+            )
+        },
+    },
+    Case {
+        method: "post",
+        path: "/write",
+        need: Need::Ingest,
+        other: Other::Forbidden,
+        build: |f, s| {
+            let host = f.fresh(s, "host");
+            with_body(
+                "post",
+                format!("/write?db={}", f.side(s).project),
+                Value::String(format!("gpu,host={host} util=50")),
+            )
+        },
+    },
+    Case {
+        method: "get",
+        path: "/ping",
+        need: Need::Open,
+        other: Other::Hidden,
+        build: |_, _| get("/ping".into()),
+    },
+    Case {
         method: "get",
         path: "/api/v1/metrics/series",
         need: Need::Read,
@@ -596,6 +631,15 @@ fn send(api: &Api, token: Option<&str>, req: &Req) -> Resp {
     match (req.method, &req.body) {
         ("get", _) => api.get_q(path, &query),
         ("delete", _) => api.delete(&req.path),
+        // Line protocol: text, as InfluxDB's clients send it.
+        ("post", Some(Value::String(text))) => api.post_raw(
+            &req.path,
+            text.as_bytes(),
+            &[
+                ("content-type", "text/plain; charset=utf-8"),
+                ("x-loupe-client", "authz"),
+            ],
+        ),
         ("post", Some(b)) => api.post_json(&req.path, b),
         ("patch", Some(b)) => api.patch_json(&req.path, b),
         (m, _) => panic!("no way to send {m} {}", req.path),

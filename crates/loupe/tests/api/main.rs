@@ -22,6 +22,7 @@ mod diagnosis;
 mod errors;
 mod feedback;
 mod full_disk;
+mod influx;
 mod live;
 mod logs;
 mod metrics;

@@ -22,7 +22,7 @@ pub mod line_metrics;
 mod logs;
 mod metrics;
 
-pub use body::{ContentEncoding, decode_body};
+pub use body::{ContentEncoding, decode_body, decode_body_metered};
 pub use error::{BodyError, DecodeError, DecodeErrorKind};
 pub use json::MAX_TIME_SECONDS;
 pub use limits::Limits;

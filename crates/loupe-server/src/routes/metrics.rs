@@ -12,6 +12,7 @@ use loupe_model::Role;
 
 use crate::auth::Principal;
 use crate::error::{ApiQuery, ApiResult};
+use crate::body_budget::Metered;
 use crate::http::{blocking, check_visible, encoded_body, raw_body};
 use crate::state::SharedState;
 
@@ -25,6 +26,7 @@ pub async fn post_run_metrics(
     who: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Metered(charge): Metered,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     who.require(Role::Ingest)?;
@@ -32,7 +34,7 @@ pub async fn post_run_metrics(
     let bytes = raw_body(&st, body)?;
     let ingest = st.ingest.clone();
     let accepted =
-        blocking(move || Ok(ingest.run_metrics(&id, encoded_body(&headers, &bytes))?)).await?;
+        blocking(move || Ok(ingest.run_metrics(&id, encoded_body(&headers, &bytes, charge.as_ref()))?)).await?;
     Ok(Json(accepted))
 }
 
@@ -46,6 +48,7 @@ pub async fn post_external_metrics(
     who: Principal,
     ApiQuery(p): ApiQuery<MetricsQuery>,
     headers: HeaderMap,
+    Metered(charge): Metered,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     who.require(Role::Ingest)?;
@@ -53,7 +56,7 @@ pub async fn post_external_metrics(
     let bytes = raw_body(&st, body)?;
     let ingest = st.ingest.clone();
     let accepted =
-        blocking(move || Ok(ingest.source_metrics(&project, encoded_body(&headers, &bytes))?))
+        blocking(move || Ok(ingest.source_metrics(&project, encoded_body(&headers, &bytes, charge.as_ref()))?))
             .await?;
     Ok(Json(accepted))
 }

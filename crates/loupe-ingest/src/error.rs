@@ -82,7 +82,9 @@ pub enum BodyError {
     TooLarge { limit: usize, compressed: bool },
     /// The server's memory budget for bodies in flight would not take the
     /// decompressed bytes (HTTP 503: send it again later).
-    #[error("the server's memory budget for request bodies would not take the body once decompressed")]
+    #[error(
+        "the server's memory budget for request bodies would not take the body once decompressed"
+    )]
     OverBudget,
     /// The body is not in the encoding it was declared to be in (HTTP 400).
     #[error("body is not valid {encoding}: {message}")]

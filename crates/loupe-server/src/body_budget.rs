@@ -40,9 +40,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::counters::ServerMetrics;
@@ -268,7 +268,9 @@ impl BodyCharge {
 
 impl Drop for Account {
     fn drop(&mut self) {
-        self.budget.in_flight.dec_by(self.held.get_mut().bytes as i64);
+        self.budget
+            .in_flight
+            .dec_by(self.held.get_mut().bytes as i64);
     }
 }
 

@@ -261,7 +261,12 @@ impl Catalog {
         page.truncate(limit);
         let page = page
             .into_iter()
-            .map(|(b, id)| (id, SeriesKey::from_bytes(b).expect("catalog holds only valid keys")))
+            .map(|(b, id)| {
+                (
+                    id,
+                    SeriesKey::from_bytes(b).expect("catalog holds only valid keys"),
+                )
+            })
             .collect();
         (page, more)
     }

@@ -70,8 +70,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub max_series_per_project: u64,
     /// Memory for request bodies in flight at once, all clients together,
-    /// in MiB. A request waits up to --body-budget-wait seconds for room
-    /// (then 503 with Retry-After); a body larger than all of it gets 413.
+    /// in MiB, charged as a body's bytes arrive and as it is decompressed.
+    /// A request waits up to --body-budget-wait seconds for room (then 503
+    /// with Retry-After); a body larger than all of it gets 413.
     #[arg(long, default_value_t = 256)]
     pub max_inflight_body_mib: usize,
     /// Seconds a request waits for room in --max-inflight-body-mib.

@@ -153,11 +153,14 @@ fn a_bad_batch_is_refused_whole_and_counted_once() {
     for (i, (bytes, encoding)) in cases.into_iter().enumerate() {
         let e = f
             .ingest
-            .run_metrics("r1", RawBody {
+            .run_metrics(
+                "r1",
+                RawBody {
                     bytes,
                     encoding,
                     charge: None,
-                })
+                },
+            )
             .unwrap_err();
         assert!(e.is_rejection(), "{e}");
         assert_eq!(counter(&f.fanout.counters.rejected_requests), i as u64 + 1);

@@ -19,9 +19,9 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::auth::Principal;
+use crate::body_budget::Metered;
 use crate::counters::ServerMetrics;
 use crate::error::{ApiError, ApiQuery, ApiResult};
-use crate::body_budget::Metered;
 use crate::http::{blocking, check_visible, encoded_body, meta_err, raw_body};
 use crate::live::LiveFrame;
 use crate::state::SharedState;
@@ -60,7 +60,11 @@ pub async fn post_logs(
     };
     let ingest = st.ingest.clone();
     let accepted = blocking(move || {
-        Ok(ingest.run_logs(&id, encoded_body(&headers, &bytes, charge.as_ref()), key.as_deref())?)
+        Ok(ingest.run_logs(
+            &id,
+            encoded_body(&headers, &bytes, charge.as_ref()),
+            key.as_deref(),
+        )?)
     })
     .await?;
     Ok(Json(accepted))

@@ -11,8 +11,8 @@ use loupe_api::{Accepted, ErrorBody, MetricsBatch, MetricsQuery};
 use loupe_model::Role;
 
 use crate::auth::Principal;
-use crate::error::{ApiQuery, ApiResult};
 use crate::body_budget::Metered;
+use crate::error::{ApiQuery, ApiResult};
 use crate::http::{blocking, check_visible, encoded_body, raw_body};
 use crate::state::SharedState;
 
@@ -33,8 +33,10 @@ pub async fn post_run_metrics(
     check_visible(&st, &who, &id).await?;
     let bytes = raw_body(&st, body)?;
     let ingest = st.ingest.clone();
-    let accepted =
-        blocking(move || Ok(ingest.run_metrics(&id, encoded_body(&headers, &bytes, charge.as_ref()))?)).await?;
+    let accepted = blocking(move || {
+        Ok(ingest.run_metrics(&id, encoded_body(&headers, &bytes, charge.as_ref()))?)
+    })
+    .await?;
     Ok(Json(accepted))
 }
 
@@ -55,8 +57,9 @@ pub async fn post_external_metrics(
     let project = who.write_project(p.project.as_deref())?;
     let bytes = raw_body(&st, body)?;
     let ingest = st.ingest.clone();
-    let accepted =
-        blocking(move || Ok(ingest.source_metrics(&project, encoded_body(&headers, &bytes, charge.as_ref()))?))
-            .await?;
+    let accepted = blocking(move || {
+        Ok(ingest.source_metrics(&project, encoded_body(&headers, &bytes, charge.as_ref()))?)
+    })
+    .await?;
     Ok(Json(accepted))
 }

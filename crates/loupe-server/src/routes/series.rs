@@ -328,9 +328,8 @@ pub async fn list_external_series(
     let project = who.read_project(param(&q, "project"))?;
     let limit = param(&q, "limit")
         .map(|v| {
-            v.parse::<usize>().map_err(|_| {
-                ApiError::bad_request("invalid_request", "limit: not a whole number")
-            })
+            v.parse::<usize>()
+                .map_err(|_| ApiError::bad_request("invalid_request", "limit: not a whole number"))
         })
         .transpose()?;
     let page = PageRequest::parse(limit, param(&q, "cursor"))?;

@@ -144,11 +144,11 @@ impl Tsdb {
         limit: usize,
     ) -> (Vec<SeriesInfo>, bool) {
         let after = after.map(SeriesKey::to_bytes);
-        let (page, more) = self
-            .inner
-            .catalog
-            .read()
-            .matching_page(matcher, after.as_deref(), limit);
+        let (page, more) =
+            self.inner
+                .catalog
+                .read()
+                .matching_page(matcher, after.as_deref(), limit);
         let page = page
             .into_iter()
             .map(|(id, key)| SeriesInfo { id, key })

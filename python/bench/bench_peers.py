@@ -123,7 +123,7 @@ def run_loupe(rows, work):
         # Every thread of this process from the first log() to the end of
         # finish(): the SDK's whole cost to the training process.
         cpu_s = time.process_time() - c0
-        with urllib.request.urlopen("%s/api/v1/runs/%s/series" % (srv.url, run.id)) as r:
+        with urllib.request.urlopen("%s/api/v1/runs/%s/series?limit=10000" % (srv.url, run.id)) as r:
             stored = sum(s["count"] for s in json.load(r)["series"])
     finally:
         srv.stop()  # flushes the head into a segment

@@ -140,7 +140,15 @@ class Api:
                 return out
 
     def series_names(self, run_id: str) -> List[str]:
-        return sorted(s["name"] for s in self.get("/api/v1/runs/%s/series" % run_id)["series"])
+        # The listing comes a page at a time: follow next_cursor.
+        names: List[str] = []
+        q = {"limit": 10000}
+        while True:
+            page = self.get("/api/v1/runs/%s/series?%s" % (run_id, urllib.parse.urlencode(q)))
+            names.extend(s["name"] for s in page["series"])
+            if not page.get("next_cursor"):
+                return sorted(names)
+            q["cursor"] = page["next_cursor"]
 
     def logs(self, run_id: str, q: Optional[str] = None, **params) -> List[dict]:
         out: List[dict] = []

@@ -213,7 +213,8 @@ export interface paths {
         };
         /**
          * Series outside runs (host, GPU and scraped metrics) of a project, with
-         *     summaries. Filters: `name`, `prefix`, and `label.<name>=<value>`.
+         *     summaries, a page at a time. Filters: `name`, `prefix`, and
+         *     `label.<name>=<value>`.
          */
         get: operations["list_external_series"];
         put?: never;
@@ -1349,8 +1350,16 @@ export interface components {
             min: components["schemas"]["Float"];
             name: string;
         };
-        /** @description `GET /api/v1/runs/{id}/series`, `GET /api/v1/metrics/series`. */
+        /**
+         * @description `GET /api/v1/runs/{id}/series`, `GET /api/v1/metrics/series`: one
+         *     page, ordered by series key (name, then labels).
+         */
         SeriesList: {
+            /**
+             * @description Pass as `cursor` for the next page; `null` on the last. (Absent
+             *     from servers that answered in one page.)
+             */
+            next_cursor: string | null;
             series: components["schemas"]["SeriesInfo"][];
         };
         /**
@@ -1870,6 +1879,8 @@ export interface operations {
                 project?: string;
                 name?: string;
                 prefix?: string;
+                limit?: number;
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -1883,6 +1894,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SeriesList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
         };
@@ -2327,7 +2346,12 @@ export interface operations {
     };
     list_series: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Series per page: 1 to 10000, 1000 by default. */
+                limit?: number;
+                /** @description The `next_cursor` of the previous page. */
+                cursor?: string;
+            };
             header?: never;
             path: {
                 id: string;
@@ -2342,6 +2366,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SeriesList"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {

@@ -175,16 +175,26 @@ function fixSeriesInfo(s: S["SeriesInfo"]): SeriesInfo {
   return { ...s, last: num(s.last), min: num(s.min), max: num(s.max) };
 }
 
+/** Every page of a series listing: the server answers one page at a time. */
+async function allSeries(path: string, params: Params): Promise<SeriesInfo[]> {
+  const out: SeriesInfo[] = [];
+  let cursor: string | null = null;
+  do {
+    const r: S["SeriesList"] = await get<S["SeriesList"]>(path, { ...params, limit: 10000, cursor });
+    for (const s of r.series) out.push(fixSeriesInfo(s));
+    cursor = r.next_cursor ?? null;
+  } while (cursor);
+  return out;
+}
+
 export async function runSeries(id: string): Promise<SeriesInfo[]> {
-  const r = await get<S["SeriesList"]>(`/runs/${encodeURIComponent(id)}/series`);
-  return r.series.map(fixSeriesInfo);
+  return allSeries(`/runs/${encodeURIComponent(id)}/series`, {});
 }
 
 export async function hostSeries(project: string, labels: Record<string, string>): Promise<SeriesInfo[]> {
   const params: Params = { project };
   for (const [k, v] of Object.entries(labels)) params[`label.${k}`] = v;
-  const r = await get<S["SeriesList"]>("/metrics/series", params);
-  return r.series.map(fixSeriesInfo);
+  return allSeries("/metrics/series", params);
 }
 
 export type DataQuery = Pick<Query<"series_data">, "width" | "from" | "to" | "limit"> & { x: "step" | "time" };

@@ -97,10 +97,32 @@ pub struct SeriesInfo {
     pub labels: Option<BTreeMap<String, String>>,
 }
 
-/// `GET /api/v1/runs/{id}/series`, `GET /api/v1/metrics/series`.
+/// `GET /api/v1/runs/{id}/series`, `GET /api/v1/metrics/series`: one
+/// page, ordered by series key (name, then labels).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SeriesList {
     pub series: Vec<SeriesInfo>,
+    /// Pass as `cursor` for the next page; `null` on the last. (Absent
+    /// from servers that answered in one page.)
+    #[serde(default)]
+    #[schema(required)]
+    pub next_cursor: Option<String>,
+}
+
+/// The most series one listing page holds, and the page size by default.
+pub const SERIES_PAGE_MAX: usize = 10_000;
+pub const SERIES_PAGE_DEFAULT: usize = 1_000;
+
+/// `GET /api/v1/runs/{id}/series` query: a page of the run's series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesListQuery {
+    /// Series per page: 1 to 10000, 1000 by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 /// `GET /api/v1/runs/{id}/series/data` query.

@@ -8,7 +8,9 @@
 //! Every benchmark prints its details, then one `[PASS]`/`[MISS]` line with
 //! its target, then one JSON line.
 
+mod series_list;
 mod soak;
+pub use series_list::{SeriesListArgs, series_list};
 pub use soak::{SoakArgs, soak};
 
 use std::fmt::Write as _;

@@ -41,6 +41,8 @@ enum Cmd {
     LogSearch(http_benches::LogSearchArgs),
     /// HTTP: the server's resident memory, idle and after seeding 10k runs.
     IdleRss(http_benches::IdleRssArgs),
+    /// HTTP: paging through a run's million series, and RSS after that and after a burst of large bodies.
+    SeriesList(http_benches::SeriesListArgs),
     /// HTTP: every HTTP benchmark in turn, with a summary.
     HttpAll(http_benches::HttpAllArgs),
     /// Diagnosis: detector throughput on one core and the fault-injection suite's quality.
@@ -69,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::RunsList(args) => http_benches::runs_list(&args).map(drop),
         Cmd::LogSearch(args) => http_benches::log_search(&args).map(drop),
         Cmd::IdleRss(args) => http_benches::idle_rss(&args).map(drop),
+        Cmd::SeriesList(args) => http_benches::series_list(&args).map(drop),
         Cmd::HttpAll(args) => http_benches::http_all(&args),
         Cmd::Diagnose(args) => diagnose_benches::run(&args),
         Cmd::DiagnoseReal(args) => diagnose_real::run(&args),

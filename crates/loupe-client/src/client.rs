@@ -359,9 +359,26 @@ impl Client {
         self.decode(&answer)
     }
 
-    /// `GET /api/v1/runs/{id}/series`.
+    /// Every series of a run: `GET /api/v1/runs/{id}/series`, following
+    /// `next_cursor` page by page.
     pub fn run_series(&self, id: &str) -> Result<SeriesList, Error> {
-        self.get(&format!("/api/v1/runs/{}/series", seg(id)), &())
+        let mut all = self.run_series_page(id, &SeriesListQuery::default())?;
+        let mut cursor = all.next_cursor.take();
+        while let Some(c) = cursor {
+            let q = SeriesListQuery {
+                limit: None,
+                cursor: Some(c),
+            };
+            let mut page = self.run_series_page(id, &q)?;
+            all.series.append(&mut page.series);
+            cursor = page.next_cursor;
+        }
+        Ok(all)
+    }
+
+    /// One page of a run's series: `GET /api/v1/runs/{id}/series`.
+    pub fn run_series_page(&self, id: &str, q: &SeriesListQuery) -> Result<SeriesList, Error> {
+        self.get(&format!("/api/v1/runs/{}/series", seg(id)), q)
     }
 
     /// `GET /api/v1/runs/{id}/series/data`.

@@ -62,6 +62,19 @@ pub fn decode_body<'a>(
     content_encoding: Option<&str>,
     limits: &Limits,
 ) -> Result<Cow<'a, [u8]>, BodyError> {
+    decode_body_metered(raw, content_encoding, limits, &mut |_| true)
+}
+
+/// [`decode_body`], asking `meter` before each piece of decompressed
+/// output is kept (`meter(bytes)`; `false` stops with
+/// [`BodyError::OverBudget`]), so a caller can charge a memory budget for
+/// what decompression costs as it costs it, not for the compressed size.
+pub fn decode_body_metered<'a>(
+    raw: &'a [u8],
+    content_encoding: Option<&str>,
+    limits: &Limits,
+    meter: &mut dyn FnMut(usize) -> bool,
+) -> Result<Cow<'a, [u8]>, BodyError> {
     let encoding = match content_encoding {
         Some(header) => ContentEncoding::parse(header)?,
         None => ContentEncoding::Identity,
@@ -82,7 +95,7 @@ pub fn decode_body<'a>(
             // Multi-member: RFC 1952 allows concatenated members, and
             // `cat a.gz b.gz` is a valid gzip body.
             let decoder = flate2::bufread::MultiGzDecoder::new(raw);
-            read_capped(decoder, raw.len(), cap, "gzip").map(Cow::Owned)
+            read_capped(decoder, cap, "gzip", meter).map(Cow::Owned)
         }
         ContentEncoding::Zstd => {
             require_data(raw, "zstd")?;
@@ -97,7 +110,7 @@ pub fn decode_body<'a>(
                     encoding: "zstd",
                     message: e.to_string(),
                 })?;
-            read_capped(decoder, raw.len(), cap, "zstd").map(Cow::Owned)
+            read_capped(decoder, cap, "zstd", meter).map(Cow::Owned)
         }
     }
 }
@@ -113,29 +126,43 @@ fn require_data(raw: &[u8], encoding: &'static str) -> Result<(), BodyError> {
 }
 
 /// Reads at most `cap + 1` bytes: one byte past the cap proves the body is
-/// too large without decompressing the rest.
+/// too large without decompressing the rest. Output is read a piece at a
+/// time and each piece is metered before it is kept, so the memory it
+/// takes is asked for as it grows (the buffer's doubling may hold up to
+/// twice what was metered).
 fn read_capped(
     reader: impl Read,
-    compressed_len: usize,
     cap: usize,
     encoding: &'static str,
+    meter: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<u8>, BodyError> {
-    // Typical metric JSON compresses 4–10×; guessing avoids most regrowth
-    // without trusting any size the stream itself claims.
-    let mut out = Vec::with_capacity(compressed_len.saturating_mul(6).min(cap));
+    const PIECE: usize = 256 << 10;
     let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| BodyError::Corrupt {
-            encoding,
-            message: e.to_string(),
-        })?;
-    if out.len() > cap {
-        return Err(BodyError::TooLarge {
-            limit: cap,
-            compressed: true,
-        });
+    let mut reader = reader.take(limit);
+    let mut out = Vec::new();
+    let mut piece = vec![0u8; PIECE];
+    loop {
+        let n = match reader.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(BodyError::Corrupt {
+                    encoding,
+                    message: e.to_string(),
+                });
+            }
+        };
+        if out.len() + n > cap {
+            return Err(BodyError::TooLarge {
+                limit: cap,
+                compressed: true,
+            });
+        }
+        if !meter(n) {
+            return Err(BodyError::OverBudget);
+        }
+        out.extend_from_slice(&piece[..n]);
     }
     Ok(out)
 }

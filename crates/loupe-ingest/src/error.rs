@@ -80,6 +80,12 @@ pub enum BodyError {
     /// Decompression stops as soon as the limit is crossed.
     #[error("body is over the limit of {limit} bytes{}", if *.compressed { " once decompressed" } else { "" })]
     TooLarge { limit: usize, compressed: bool },
+    /// The server's memory budget for bodies in flight would not take the
+    /// decompressed bytes (HTTP 503: send it again later).
+    #[error(
+        "the server's memory budget for request bodies would not take the body once decompressed"
+    )]
+    OverBudget,
     /// The body is not in the encoding it was declared to be in (HTTP 400).
     #[error("body is not valid {encoding}: {message}")]
     Corrupt {
@@ -95,6 +101,7 @@ impl BodyError {
             BodyError::UnsupportedEncoding(_) => "unsupported_encoding",
             BodyError::TooLarge { .. } => "body_too_large",
             BodyError::Corrupt { .. } => "invalid_encoding",
+            BodyError::OverBudget => "overloaded",
         }
     }
 
@@ -104,6 +111,7 @@ impl BodyError {
             BodyError::UnsupportedEncoding(_) => 415,
             BodyError::TooLarge { .. } => 413,
             BodyError::Corrupt { .. } => 400,
+            BodyError::OverBudget => 503,
         }
     }
 }

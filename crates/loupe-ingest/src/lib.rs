@@ -24,7 +24,7 @@ pub mod line_metrics;
 mod logs;
 mod metrics;
 
-pub use body::{ContentEncoding, decode_body};
+pub use body::{ContentEncoding, decode_body, decode_body_metered};
 pub use error::{BodyError, DecodeError, DecodeErrorKind};
 pub use influx::{LineBatch, Precision, decode_line_protocol};
 pub use json::MAX_TIME_SECONDS;

@@ -26,13 +26,15 @@ pub type LimitRefusals = Family<[(&'static str, &'static str); 1], Counter>;
 
 /// Every reason a limit refuses a request for: the series limits (422)
 /// the in-flight body budget (503 after waiting, 413 for a body larger
-/// than the whole budget) and a token's request rate (429).
-pub const LIMIT_REASONS: [&str; 5] = [
+/// than the whole budget), a token's request rate (429) and a handler
+/// that ran past `--request-timeout` (503).
+pub const LIMIT_REASONS: [&str; 6] = [
     "series_per_run",
     "series_per_project",
     "body_budget_timeout",
     "body_over_budget",
     "rate_per_token",
+    "request_timeout",
 ];
 
 impl ServerMetrics {
@@ -103,7 +105,7 @@ impl ServerMetrics {
         }
         r.register(
             "loupe_limit_refused_requests",
-            "Requests refused by a server-wide limit (series per run or project, in-flight body budget, a token's request rate), by reason",
+            "Requests refused by a server-wide limit (series per run or project, in-flight body budget, a token's request rate, the request timeout), by reason",
             self.limit_refusals.clone(),
         );
     }

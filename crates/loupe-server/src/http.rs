@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use loupe_model::Run;
 
 use crate::auth::Principal;
+use crate::body_budget::BodyCharge;
 use crate::counters::ServerMetrics;
 use crate::error::{ApiError, ApiResult};
 use crate::ingest::RawBody;
@@ -70,12 +71,19 @@ pub fn raw_body(st: &SharedState, body: Result<Bytes, BytesRejection>) -> ApiRes
 
 /// A request's body with its declared `Content-Encoding`, for the ingest
 /// service (which decompresses it off the async runtime).
-pub fn encoded_body<'a>(headers: &'a HeaderMap, bytes: &'a [u8]) -> RawBody<'a> {
+/// Decompressing it is charged to `charge` (the request's share of the
+/// body budget) as it goes.
+pub fn encoded_body<'a>(
+    headers: &'a HeaderMap,
+    bytes: &'a [u8],
+    charge: Option<&'a BodyCharge>,
+) -> RawBody<'a> {
     RawBody {
         bytes,
         encoding: headers
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok()),
+        charge,
     }
 }
 

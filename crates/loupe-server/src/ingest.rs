@@ -79,6 +79,9 @@ impl IngestError {
 pub struct RawBody<'a> {
     pub bytes: &'a [u8],
     pub encoding: Option<&'a str>,
+    /// The request's share of the body budget, charged for the bytes
+    /// decompression produces; `None`: not metered.
+    pub charge: Option<&'a crate::body_budget::BodyCharge>,
 }
 
 /// The write path's service: decode → keys → append → fan-out.
@@ -301,7 +304,9 @@ impl Ingest {
         body: RawBody<'_>,
         decoder: impl FnOnce(&[u8], i64, &Limits) -> Result<T, DecodeError>,
     ) -> Result<T, IngestError> {
-        let bytes = loupe_ingest::decode_body(body.bytes, body.encoding, &self.limits)?;
+        let mut meter = |n: usize| body.charge.is_none_or(|c| c.grow_blocking(n));
+        let bytes =
+            loupe_ingest::decode_body_metered(body.bytes, body.encoding, &self.limits, &mut meter)?;
         Ok(decoder(&bytes, clock::now_ns(), &self.limits)?)
     }
 

@@ -30,7 +30,9 @@ pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod live;
+pub mod memory;
 pub mod rate;
+pub mod request_timeout;
 pub mod routes;
 pub mod state;
 pub mod stores;
@@ -83,6 +85,11 @@ pub struct ServerConfig {
     pub body_budget: body_budget::BodyBudgetConfig,
     /// Requests per token (`--rate-limit`); `None`: unlimited.
     pub rate_limit: Option<rate::RateLimit>,
+    /// How long one handler may take (`--request-timeout`); `None`: no bound.
+    pub request_timeout: Option<Duration>,
+    /// How often freed heap memory is given back to the system; `None`:
+    /// never (to measure what it saves).
+    pub trim_every: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -105,6 +112,8 @@ impl ServerConfig {
             series_limits: Default::default(),
             body_budget: Default::default(),
             rate_limit: None,
+            request_timeout: Some(Duration::from_secs(60)),
+            trim_every: Some(memory::TRIM_EVERY),
         }
     }
 
@@ -255,6 +264,10 @@ pub async fn serve(
         ingest,
         body_budget,
         rate: cfg.rate_limit.map(|l| Arc::new(rate::RateLimiter::new(l))),
+        request_timeout: Arc::new(request_timeout::RequestTimeout {
+            limit: cfg.request_timeout,
+            metrics: fanout.counters.clone(),
+        }),
         telemetry,
     });
     state.diagnosis.start(
@@ -281,7 +294,7 @@ pub async fn serve(
     tracing::info!(addr = %local, scheme, auth = ?auth, data = %cfg.data_dir.display(), "loupe serve listening");
     // Summaries a crash cut off before they reached SQLite are rebuilt.
     state.summaries.mark_all(&state.tsdb);
-    let background = tokio::spawn(background_tasks(state.clone()));
+    let background = tokio::spawn(background_tasks(state.clone(), cfg.trim_every));
     let alert_loop = tokio::spawn(alerting::run(alerts, stores, fanout.live.clone()));
     on_ready(local);
     let app = routes::router(state.clone())
@@ -423,13 +436,18 @@ fn flush_summaries(st: &SharedState) {
     }
 }
 
-async fn background_tasks(st: SharedState) {
+async fn background_tasks(st: SharedState, trim_every: Option<Duration>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut lost_check = 0u32;
+    let mut last_trim = std::time::Instant::now();
     loop {
         tick.tick().await;
         let s = st.clone();
         let _ = tokio::task::spawn_blocking(move || flush_summaries(&s)).await;
+        if trim_every.is_some_and(|every| last_trim.elapsed() >= every) {
+            last_trim = std::time::Instant::now();
+            let _ = tokio::task::spawn_blocking(memory::give_back).await;
+        }
         lost_check += 1;
         if lost_check >= 5 {
             lost_check = 0;

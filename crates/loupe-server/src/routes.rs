@@ -27,10 +27,16 @@ use crate::state::SharedState;
 pub fn router(state: SharedState) -> Router {
     let body_limit = state.limits.max_body_bytes;
     let budget = state.body_budget.clone();
+    let timeout = state.request_timeout.clone();
     let (api, _doc) = api_routes().split_for_parts();
     api.fallback(crate::ui::fallback)
         .method_not_allowed_fallback(crate::error::wrong_method)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Inside the body budget: a handler timed out gives its charge back.
+        .layer(axum::middleware::from_fn_with_state(
+            timeout,
+            crate::request_timeout::limit,
+        ))
         // Every body is admitted against the one budget before a route
         // reads it, whatever the route.
         .layer(axum::middleware::from_fn_with_state(

@@ -44,6 +44,8 @@ pub struct AppState {
     pub body_budget: Arc<crate::body_budget::BodyBudget>,
     /// Per-token request rates (`--rate-limit`); `None`: unlimited.
     pub rate: Option<Arc<crate::rate::RateLimiter>>,
+    /// The bound on one handler's time (`--request-timeout`).
+    pub request_timeout: Arc<crate::request_timeout::RequestTimeout>,
     /// `/metrics`' families, registered by each subsystem at start-up.
     pub telemetry: Telemetry,
 }

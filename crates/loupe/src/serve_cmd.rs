@@ -70,13 +70,23 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub max_series_per_project: u64,
     /// Memory for request bodies in flight at once, all clients together,
-    /// in MiB. A request waits up to --body-budget-wait seconds for room
-    /// (then 503 with Retry-After); a body larger than all of it gets 413.
+    /// in MiB, charged as a body's bytes arrive and as it is decompressed.
+    /// A request waits up to --body-budget-wait seconds for room (then 503
+    /// with Retry-After); a body larger than all of it gets 413.
     #[arg(long, default_value_t = 256)]
     pub max_inflight_body_mib: usize,
     /// Seconds a request waits for room in --max-inflight-body-mib.
     #[arg(long, default_value_t = 10)]
     pub body_budget_wait: u64,
+    /// Seconds one request may take, body read included, before it is
+    /// answered 503 request_timeout (0: no bound). The live stream
+    /// (/api/v1/live) is exempt.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub request_timeout: u64,
+    /// Seconds between handing freed heap memory back to the system (0:
+    /// never; to measure what it saves).
+    #[arg(long, default_value_t = 5, hide = true)]
+    pub malloc_trim_secs: u64,
     /// always, group (default) or never.
     #[arg(long, default_value = "group")]
     pub fsync: String,
@@ -189,6 +199,8 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
         max_bytes: a.max_inflight_body_mib << 20,
         wait: Duration::from_secs(a.body_budget_wait),
     };
+    cfg.request_timeout = (a.request_timeout > 0).then(|| Duration::from_secs(a.request_timeout));
+    cfg.trim_every = (a.malloc_trim_secs > 0).then(|| Duration::from_secs(a.malloc_trim_secs));
     cfg.tsdb.fsync = a.fsync.parse().context("--fsync")?;
     cfg.alert_rules = a.rules.clone();
     cfg.diagnose_queue = a.diagnose_queue;

@@ -67,6 +67,7 @@ fn plain(bytes: &[u8]) -> RawBody<'_> {
     RawBody {
         bytes,
         encoding: None,
+        charge: None,
     }
 }
 
@@ -133,6 +134,7 @@ fn compressed_bodies_are_decoded_by_the_service() {
     let body = RawBody {
         bytes: &gz,
         encoding: Some("gzip"),
+        charge: None,
     };
     assert_eq!(f.ingest.run_metrics("r1", body).unwrap().accepted, 3);
     // Diagnosis off: nothing is handed to it.
@@ -151,7 +153,14 @@ fn a_bad_batch_is_refused_whole_and_counted_once() {
     for (i, (bytes, encoding)) in cases.into_iter().enumerate() {
         let e = f
             .ingest
-            .run_metrics("r1", RawBody { bytes, encoding })
+            .run_metrics(
+                "r1",
+                RawBody {
+                    bytes,
+                    encoding,
+                    charge: None,
+                },
+            )
             .unwrap_err();
         assert!(e.is_rejection(), "{e}");
         assert_eq!(counter(&f.fanout.counters.rejected_requests), i as u64 + 1);

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
+use crate::body_budget::Metered;
 use crate::error::ApiError;
 use crate::http::{blocking, encoded_body, raw_body};
 use crate::state::SharedState;
@@ -81,11 +82,18 @@ pub async fn write_v2(
     State(st): State<SharedState>,
     who: Result<Principal, ApiError>,
     Query(q): Query<WriteV2Query>,
+    metered: Metered,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let _ = (&q.org, &q.org_id);
-    write(st, who, q.bucket, q.precision, headers, body, Dialect::V2).await
+    let req = WriteRequest {
+        project: q.bucket,
+        precision: q.precision,
+        metered,
+        headers,
+    };
+    write(st, who, req, body, Dialect::V2).await
 }
 
 #[utoipa::path(post, path = "/write", params(WriteV1Query),
@@ -97,11 +105,18 @@ pub async fn write_v1(
     State(st): State<SharedState>,
     who: Result<Principal, ApiError>,
     Query(q): Query<WriteV1Query>,
+    metered: Metered,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let _ = &q.rp;
-    write(st, who, q.db, q.precision, headers, body, Dialect::V1).await
+    let req = WriteRequest {
+        project: q.db,
+        precision: q.precision,
+        metered,
+        headers,
+    };
+    write(st, who, req, body, Dialect::V1).await
 }
 
 /// InfluxDB's liveness check, which clients call before writing.
@@ -117,15 +132,27 @@ pub async fn ping() -> Response {
     r
 }
 
+/// What both dialects' write requests carry.
+struct WriteRequest {
+    project: Option<String>,
+    precision: Option<String>,
+    metered: Metered,
+    headers: HeaderMap,
+}
+
 async fn write(
     st: SharedState,
     who: Result<Principal, ApiError>,
-    project: Option<String>,
-    precision: Option<String>,
-    headers: HeaderMap,
+    req: WriteRequest,
     body: Result<Bytes, BytesRejection>,
     dialect: Dialect,
 ) -> Response {
+    let WriteRequest {
+        project,
+        precision,
+        metered: Metered(charge),
+        headers,
+    } = req;
     let result = async {
         let who = who?;
         who.require(Role::Ingest)?;
@@ -144,7 +171,8 @@ async fn write(
         let bytes = raw_body(&st, body)?;
         let ingest = st.ingest.clone();
         blocking(move || {
-            Ok(ingest.line_protocol(&project, encoded_body(&headers, &bytes), unit)?)
+            let body = encoded_body(&headers, &bytes, charge.as_ref());
+            Ok(ingest.line_protocol(&project, body, unit)?)
         })
         .await
     }

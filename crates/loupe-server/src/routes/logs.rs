@@ -19,6 +19,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::auth::Principal;
+use crate::body_budget::Metered;
 use crate::counters::ServerMetrics;
 use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::http::{blocking, check_visible, encoded_body, meta_err, raw_body};
@@ -38,6 +39,7 @@ pub async fn post_logs(
     who: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Metered(charge): Metered,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     who.require(Role::Ingest)?;
@@ -58,7 +60,11 @@ pub async fn post_logs(
     };
     let ingest = st.ingest.clone();
     let accepted = blocking(move || {
-        Ok(ingest.run_logs(&id, encoded_body(&headers, &bytes), key.as_deref())?)
+        Ok(ingest.run_logs(
+            &id,
+            encoded_body(&headers, &bytes, charge.as_ref()),
+            key.as_deref(),
+        )?)
     })
     .await?;
     Ok(Json(accepted))

@@ -11,6 +11,7 @@ use loupe_api::{Accepted, ErrorBody, MetricsBatch, MetricsQuery};
 use loupe_model::Role;
 
 use crate::auth::Principal;
+use crate::body_budget::Metered;
 use crate::error::{ApiQuery, ApiResult};
 use crate::http::{blocking, check_visible, encoded_body, raw_body};
 use crate::state::SharedState;
@@ -25,14 +26,17 @@ pub async fn post_run_metrics(
     who: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Metered(charge): Metered,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     who.require(Role::Ingest)?;
     check_visible(&st, &who, &id).await?;
     let bytes = raw_body(&st, body)?;
     let ingest = st.ingest.clone();
-    let accepted =
-        blocking(move || Ok(ingest.run_metrics(&id, encoded_body(&headers, &bytes))?)).await?;
+    let accepted = blocking(move || {
+        Ok(ingest.run_metrics(&id, encoded_body(&headers, &bytes, charge.as_ref()))?)
+    })
+    .await?;
     Ok(Json(accepted))
 }
 
@@ -46,14 +50,16 @@ pub async fn post_external_metrics(
     who: Principal,
     ApiQuery(p): ApiQuery<MetricsQuery>,
     headers: HeaderMap,
+    Metered(charge): Metered,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Accepted>> {
     who.require(Role::Ingest)?;
     let project = who.write_project(p.project.as_deref())?;
     let bytes = raw_body(&st, body)?;
     let ingest = st.ingest.clone();
-    let accepted =
-        blocking(move || Ok(ingest.source_metrics(&project, encoded_body(&headers, &bytes))?))
-            .await?;
+    let accepted = blocking(move || {
+        Ok(ingest.source_metrics(&project, encoded_body(&headers, &bytes, charge.as_ref()))?)
+    })
+    .await?;
     Ok(Json(accepted))
 }

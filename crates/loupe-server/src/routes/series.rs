@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use loupe_api::{DataQuery, ErrorBody, SeriesData, SeriesInfo, SeriesList, XColumn};
+use loupe_api::{
+    DataQuery, ErrorBody, SeriesData, SeriesInfo, SeriesList, SeriesListQuery, XColumn,
+};
 use loupe_model::label;
 use loupe_model::{NO_STEP, Role, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
@@ -15,34 +17,59 @@ use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::http::{blocking, check_visible};
 use crate::state::SharedState;
 
+mod page;
+
+use page::{PageRequest, cursor_after};
+
 fn opt_step(s: i64) -> Option<i64> {
     (s != NO_STEP).then_some(s)
 }
 
-#[utoipa::path(get, path = "/api/v1/runs/{id}/series",
-    responses((status = 200, body = SeriesList), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/runs/{id}/series", params(SeriesListQuery),
+    responses((status = 200, body = SeriesList), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_series(
     State(st): State<SharedState>,
     who: Principal,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<SeriesListQuery>,
 ) -> ApiResult<Json<SeriesList>> {
     who.require(Role::Read)?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     check_visible(&st, &who, &id).await?;
+    let m = SeriesMatcher::any().label_eq(label::RUN, &id);
     let s2 = st.clone();
-    let out = blocking(move || {
-        let mut out = Vec::new();
-        for info in s2
-            .tsdb
-            .series(&SeriesMatcher::any().label_eq(label::RUN, &id))
-        {
-            if let Some(s) = s2.tsdb.summary(&info.key).map_err(ApiError::from)? {
-                out.push(series_entry(&info.key, &s, (s.first_time, s.last_time)));
-            }
-        }
-        Ok(out)
+    blocking(move || {
+        list_page(&s2, &m, page, |key, s| {
+            series_entry(key, s, (s.first_time, s.last_time))
+        })
     })
-    .await?;
-    Ok(Json(SeriesList { series: out }))
+    .await
+    .map(Json)
+}
+
+/// One page of the series `m` matches, each with its summary.
+fn list_page(
+    st: &SharedState,
+    m: &SeriesMatcher,
+    page: PageRequest,
+    entry: impl Fn(&SeriesKey, &loupe_tsdb::Summary) -> SeriesInfo,
+) -> ApiResult<SeriesList> {
+    let (infos, more) = st.tsdb.series_page(m, page.after.as_ref(), page.limit);
+    let mut series = Vec::with_capacity(infos.len());
+    for info in &infos {
+        if let Some(s) = st.tsdb.summary(&info.key).map_err(ApiError::from)? {
+            series.push(entry(&info.key, &s));
+        }
+    }
+    // The cursor follows the last key of the page, listed or not (a series
+    // without points has no summary and is left out).
+    let next_cursor = more
+        .then(|| infos.last().map(|i| cursor_after(&i.key)))
+        .flatten();
+    Ok(SeriesList {
+        series,
+        next_cursor,
+    })
 }
 
 /// One series in a listing: its name, point count, step and time extent
@@ -286,10 +313,12 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Series outside runs (host, GPU and scraped metrics) of a project, with
-/// summaries. Filters: `name`, `prefix`, and `label.<name>=<value>`.
+/// summaries, a page at a time. Filters: `name`, `prefix`, and
+/// `label.<name>=<value>`.
 #[utoipa::path(get, path = "/api/v1/metrics/series",
-    params(("project" = Option<String>, Query), ("name" = Option<String>, Query), ("prefix" = Option<String>, Query)),
-    responses((status = 200, body = SeriesList)))]
+    params(("project" = Option<String>, Query), ("name" = Option<String>, Query), ("prefix" = Option<String>, Query),
+           ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = SeriesList), (status = 400, body = ErrorBody)))]
 pub async fn list_external_series(
     State(st): State<SharedState>,
     who: Principal,
@@ -297,6 +326,13 @@ pub async fn list_external_series(
 ) -> ApiResult<Json<SeriesList>> {
     who.require(Role::Read)?;
     let project = who.read_project(param(&q, "project"))?;
+    let limit = param(&q, "limit")
+        .map(|v| {
+            v.parse::<usize>()
+                .map_err(|_| ApiError::bad_request("invalid_request", "limit: not a whole number"))
+        })
+        .transpose()?;
+    let page = PageRequest::parse(limit, param(&q, "cursor"))?;
     let mut m = SeriesMatcher::any().label_eq("project", project);
     if let Some(n) = param(&q, "name") {
         m = m.name_eq(n);
@@ -308,26 +344,21 @@ pub async fn list_external_series(
         m = m.label_eq(k, v);
     }
     let s2 = st.clone();
-    let out = blocking(move || {
-        let mut out = Vec::new();
-        for info in s2.tsdb.series(&m).into_iter().take(10_000) {
-            let labels: BTreeMap<String, String> = info
-                .key
+    blocking(move || {
+        list_page(&s2, &m, page, |key, s| {
+            let labels: BTreeMap<String, String> = key
                 .labels()
                 .iter()
                 .filter(|(k, _)| k != label::PROJECT)
                 .cloned()
                 .collect();
-            if let Some(s) = s2.tsdb.summary(&info.key).map_err(ApiError::from)? {
-                let mut entry = series_entry(&info.key, &s, (s.min_time, s.max_time));
-                entry.labels = Some(labels);
-                out.push(entry);
-            }
-        }
-        Ok(out)
+            let mut entry = series_entry(key, s, (s.min_time, s.max_time));
+            entry.labels = Some(labels);
+            entry
+        })
     })
-    .await?;
-    Ok(Json(SeriesList { series: out }))
+    .await
+    .map(Json)
 }
 
 /// The data of one series outside runs, named by `name` and every label as

@@ -134,6 +134,28 @@ impl Tsdb {
             .collect()
     }
 
+    /// One page of [`Tsdb::series`]: at most `limit` series ordered after
+    /// the key `after`, and whether more follow. The catalog lock is held
+    /// for one scan of the matching ids, and memory is bounded by the page.
+    pub fn series_page(
+        &self,
+        matcher: &SeriesMatcher,
+        after: Option<&SeriesKey>,
+        limit: usize,
+    ) -> (Vec<SeriesInfo>, bool) {
+        let after = after.map(SeriesKey::to_bytes);
+        let (page, more) =
+            self.inner
+                .catalog
+                .read()
+                .matching_page(matcher, after.as_deref(), limit);
+        let page = page
+            .into_iter()
+            .map(|(id, key)| SeriesInfo { id, key })
+            .collect();
+        (page, more)
+    }
+
     /// Checks the checksum of every chunk of every segment; returns the damage.
     pub fn verify(&self) -> Vec<Error> {
         self.snapshot()

@@ -586,15 +586,42 @@ impl Api {
         self.get(&format!("/api/v1/runs/{id}")).expect(200)
     }
 
-    /// The run's series list, by name.
+    /// The run's series list, by name (every page).
     pub fn series(&self, run: &str) -> std::collections::BTreeMap<String, Value> {
-        let v = self.get(&format!("/api/v1/runs/{run}/series")).expect(200);
-        v["series"]
-            .as_array()
-            .expect("series array")
-            .iter()
-            .map(|s| (s["name"].as_str().unwrap().to_string(), s.clone()))
+        self.series_pages(&format!("/api/v1/runs/{run}/series"), &[], None)
+            .into_iter()
+            .flatten()
+            .map(|s| (s["name"].as_str().unwrap().to_string(), s))
             .collect()
+    }
+
+    /// Every page of a series listing (`path` with `query`), following
+    /// `next_cursor`, with pages of `limit` (the server's default: none).
+    pub fn series_pages(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        limit: Option<usize>,
+    ) -> Vec<Vec<Value>> {
+        let mut pages = Vec::new();
+        let mut cursor: Option<String> = None;
+        let limit = limit.map(|l| l.to_string());
+        for _ in 0..1_000_000 {
+            let mut q: Vec<(&str, &str)> = query.to_vec();
+            if let Some(l) = &limit {
+                q.push(("limit", l.as_str()));
+            }
+            if let Some(c) = &cursor {
+                q.push(("cursor", c.as_str()));
+            }
+            let page = self.get_q(path, &q).expect(200);
+            pages.push(page["series"].as_array().expect("series array").clone());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return pages,
+            }
+        }
+        panic!("pagination did not end");
     }
 
     /// Every point of a series, read raw page by page (`x=step` or `time`).

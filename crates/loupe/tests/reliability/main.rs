@@ -24,7 +24,11 @@
 //!   refused whole, existing series still take points, counts survive a
 //!   restart, racing batches never pass it); the in-flight body budget
 //!   (bodies wait, then get 503 with `Retry-After`; the high-water mark of
-//!   admitted bytes stays within the budget).
+//!   admitted bytes stays within the budget; slow clients hold only what
+//!   they sent; compressed bodies are charged decompressed, a bomb stops
+//!   at 413); `--request-timeout` (503 `request_timeout`, the live stream
+//!   exempt); series listings page every series exactly once; RSS returns
+//!   near idle after a burst of large bodies.
 
 #[path = "../api/support.rs"]
 mod support;

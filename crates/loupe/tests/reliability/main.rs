@@ -25,6 +25,10 @@
 //!   restart, racing batches never pass it); the in-flight body budget
 //!   (bodies wait, then get 503 with `Retry-After`; the high-water mark of
 //!   admitted bytes stays within the budget).
+//! - `systemd_unit`: the unit in `docs/deployment.md`, taken from the doc,
+//!   passes `systemd-analyze verify`; run as the unit runs it (under a real
+//!   `systemd --user` where one can run), it stops within 5 s with streams,
+//!   a stuck client and a writer, and keeps everything acknowledged.
 
 #[path = "../api/support.rs"]
 mod support;
@@ -36,4 +40,5 @@ mod cross_site;
 mod limits;
 mod rate;
 mod shutdown;
+mod systemd_unit;
 mod tls;

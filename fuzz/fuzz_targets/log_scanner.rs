@@ -32,7 +32,7 @@ fn check(m: &LogMatch) {
             tb.len()
         );
     }
-    for (k, v) in &m.attributes {
+    for (k, v) in &m.attributes.to_map() {
         if k != "traceback" {
             assert!(
                 v.len() <= MAX_LINE_BYTES,

@@ -1,5 +1,10 @@
 //! Users' verdicts on incidents (`/api/v1/incidents/{id}/feedback`,
 //! `/api/v1/projects/{project}/feedback`).
+//!
+//! A stored verdict is `loupe-model`'s [`FeedbackEntry`] (the row
+//! `loupe-meta` stores), re-exported here.
+
+pub use loupe_model::feedback::FeedbackEntry;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -36,23 +41,6 @@ pub struct FeedbackRequest {
     /// With `worked`: the fix's text as the cause lists it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
-}
-
-/// A stored verdict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct FeedbackEntry {
-    pub id: i64,
-    pub project: String,
-    pub incident: String,
-    pub cause: String,
-    #[schema(required)]
-    pub fix: Option<String>,
-    /// `confirmed`, `wrong` or `worked`.
-    pub verdict: String,
-    /// The token's label (`local` on a server without tokens).
-    pub who: String,
-    /// Unix seconds.
-    pub time: f64,
 }
 
 /// An incident's verdicts, oldest first.

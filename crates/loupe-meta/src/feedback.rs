@@ -3,6 +3,7 @@
 //! added; diagnosis tallies a project's rows into the weights that rank its
 //! next incidents.
 
+use loupe_model::feedback::FeedbackEntry;
 use rusqlite::params;
 
 use crate::error::{Error, Result};
@@ -25,20 +26,6 @@ pub struct NewFeedback {
     pub who: String,
 }
 
-/// A stored verdict.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeedbackRecord {
-    pub id: i64,
-    pub project: String,
-    pub incident: String,
-    pub cause: String,
-    pub fix: Option<String>,
-    pub verdict: String,
-    pub who: String,
-    /// Unix seconds.
-    pub time: f64,
-}
-
 /// The most rows one listing returns.
 pub const MAX_FEEDBACK_LIMIT: usize = 10_000;
 const MAX_LABEL_BYTES: usize = 256;
@@ -46,7 +33,7 @@ const MAX_FIX_BYTES: usize = 4096;
 
 impl MetaStore {
     /// Stores a verdict; returns it as stored.
-    pub fn add_feedback(&self, f: &NewFeedback) -> Result<FeedbackRecord> {
+    pub fn add_feedback(&self, f: &NewFeedback) -> Result<FeedbackEntry> {
         validate::project_name(&f.project)?;
         validate::label("incident", &f.incident, MAX_LABEL_BYTES)?;
         validate::label("cause", &f.cause, MAX_LABEL_BYTES)?;
@@ -83,7 +70,7 @@ impl MetaStore {
                     params![project, f.incident, f.cause, f.fix, f.verdict, f.who, time],
                     |r| r.get(0),
                 )?;
-            Ok(FeedbackRecord {
+            Ok(FeedbackEntry {
                 id,
                 project: f.project.clone(),
                 incident: f.incident.clone(),
@@ -97,7 +84,7 @@ impl MetaStore {
     }
 
     /// A project's verdicts, oldest first, at most `limit` (the newest).
-    pub fn project_feedback(&self, project: &str, limit: usize) -> Result<Vec<FeedbackRecord>> {
+    pub fn project_feedback(&self, project: &str, limit: usize) -> Result<Vec<FeedbackEntry>> {
         let limit = limit.clamp(1, MAX_FEEDBACK_LIMIT) as i64;
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
@@ -115,7 +102,7 @@ impl MetaStore {
     }
 
     /// An incident's verdicts, oldest first.
-    pub fn incident_feedback(&self, incident: &str) -> Result<Vec<FeedbackRecord>> {
+    pub fn incident_feedback(&self, incident: &str) -> Result<Vec<FeedbackEntry>> {
         self.read(|tx| {
             let mut stmt = tx.prepare_cached(
                 "SELECT f.id, p.name, f.incident, f.cause, f.fix, f.verdict, f.who, f.time
@@ -130,8 +117,8 @@ impl MetaStore {
     }
 }
 
-fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedbackRecord> {
-    Ok(FeedbackRecord {
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedbackEntry> {
+    Ok(FeedbackEntry {
         id: r.get(0)?,
         project: r.get(1)?,
         incident: r.get(2)?,

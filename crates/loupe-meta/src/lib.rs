@@ -21,10 +21,12 @@ mod tokens;
 mod validate;
 
 pub use error::{Error, Result};
-pub use feedback::{FeedbackRecord, MAX_FEEDBACK_LIMIT, NewFeedback};
+pub use feedback::{MAX_FEEDBACK_LIMIT, NewFeedback};
 pub use incidents::{GroupHealth, IncidentQuery, IncidentRecord, MAX_INCIDENT_LIMIT};
 pub use integrity::integrity_check;
 pub use logs::{DEFAULT_LOG_LIMIT, LogOrder, LogPage, LogQuery, MAX_LOG_LIMIT};
+/// A stored verdict, as the store returns it: the API's entry, one type.
+pub use loupe_model::feedback::FeedbackEntry;
 pub use projects::ProjectInfo;
 pub use runs::{
     DEFAULT_RUN_LIMIT, MAX_RUN_LIMIT, NewRun, RunPage, RunPatch, RunQuery, RunSort, SortKey,

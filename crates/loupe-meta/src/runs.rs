@@ -301,7 +301,9 @@ impl MetaStore {
             tx.execute("DELETE FROM log WHERE id BETWEEN ?1 AND ?2", [lo, hi])?;
             tx.execute("DELETE FROM run WHERE rid = ?1", [rid])?;
             Ok(())
-        })
+        })?;
+        self.count_run_deleted();
+        Ok(())
     }
 
     /// Marks `running` runs whose last heartbeat is older than

@@ -9,6 +9,7 @@ mod pool;
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -48,6 +49,8 @@ pub struct MetaStore {
     writer: Mutex<Connection>,
     readers: ReadPool,
     path: PathBuf,
+    /// Runs deleted since open ([`MetaStore::runs_deleted`]).
+    runs_deleted: AtomicU64,
 }
 
 impl std::fmt::Debug for MetaStore {
@@ -92,6 +95,7 @@ impl MetaStore {
             writer: Mutex::new(writer),
             readers: ReadPool::new(path.to_path_buf(), opts),
             path: path.to_path_buf(),
+            runs_deleted: AtomicU64::new(0),
         })
     }
 
@@ -141,6 +145,21 @@ impl MetaStore {
 }
 
 pub(crate) use loupe_model::clock::now_s as now;
+
+impl MetaStore {
+    /// How many runs this store has deleted since it was opened. A run's
+    /// project never changes while the run exists, but a deleted run's id
+    /// can come back in another project: a cache of run facts keeps the
+    /// count it was filled under and starts over when it moves. It moves
+    /// after the deletion commits.
+    pub fn runs_deleted(&self) -> u64 {
+        self.runs_deleted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn count_run_deleted(&self) {
+        self.runs_deleted.fetch_add(1, Ordering::Release);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 
 pub mod alerting;
 pub mod clock;
+pub mod feedback;
 mod incident;
 pub mod label;
 pub mod lock;

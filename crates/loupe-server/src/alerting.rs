@@ -25,11 +25,13 @@ use loupe_model::{LabelMatch, RunStatus, SeriesKey, SeriesMatcher};
 use loupe_tsdb::XAxis;
 use parking_lot::Mutex;
 
+mod run_projects;
 pub mod telemetry;
 
 use crate::diagnosis::IncidentSink;
 use crate::live::LiveHub;
 use crate::stores::Stores;
+use run_projects::RunProjects;
 
 /// Run-state alerts look at runs that ended this recently (seconds), so a
 /// first start does not page for every run that ever crashed.
@@ -48,6 +50,8 @@ pub struct Alerting {
     dispatcher: Dispatcher,
     config: RulesConfig,
     api_rules: Mutex<Vec<Rule>>,
+    /// Kept across evaluations ([`RunProjects`]).
+    run_projects: Mutex<RunProjects>,
 }
 
 /// Why alerting could not start.
@@ -190,6 +194,7 @@ impl Alerting {
             dispatcher,
             config,
             api_rules: Mutex::new(api_rules),
+            run_projects: Mutex::default(),
         })
     }
 
@@ -317,7 +322,7 @@ impl Alerting {
             (e.rules().to_vec(), e.settings().clone())
         };
         let mut changed = Vec::new();
-        let mut projects = RunProjects::default();
+        self.run_projects.lock().begin(&st.meta);
         for r in &rules {
             let project = &r.spec.project;
             let mut conds = match &r.kind {
@@ -367,7 +372,7 @@ impl Alerting {
                     )
                 }
             };
-            projects.label(st, &mut conds);
+            self.run_projects.lock().label(&st.meta, &mut conds);
             conds.retain(|c| glob_ok(project, c.labels.get(label::PROJECT).map(String::as_str)));
             changed.extend(self.engine.lock().apply(&r.name, conds, now));
         }
@@ -395,32 +400,6 @@ impl Alerting {
             tracing::warn!("cannot prune the alert queue: {err}");
         }
         changed
-    }
-}
-
-/// Runs' projects, looked up once per evaluation: a run's series carry
-/// only the run, and an alert belongs to a project (its `project` label).
-#[derive(Default)]
-struct RunProjects(std::collections::HashMap<String, Option<String>>);
-
-impl RunProjects {
-    /// Gives every condition on a run's series its run's `project` label.
-    fn label(&mut self, st: &Stores, conds: &mut [Condition]) {
-        for c in conds {
-            if c.labels.contains_key(label::PROJECT) {
-                continue;
-            }
-            let Some(run) = c.labels.get(label::RUN).cloned() else {
-                continue;
-            };
-            let project = self
-                .0
-                .entry(run)
-                .or_insert_with_key(|run| st.meta.get_run(run).ok().map(|r| r.project));
-            if let Some(p) = project {
-                c.labels.insert(label::PROJECT.to_string(), p.clone());
-            }
-        }
     }
 }
 

@@ -568,6 +568,7 @@ impl Worker {
     fn store_incidents(&mut self, changed: &[Incident]) {
         self.deps.incidents.on_incidents(changed);
         let mut records = Vec::with_capacity(changed.len());
+        let mut live = Vec::with_capacity(changed.len());
         for inc in changed {
             let body = match serde_json::to_string(inc) {
                 Ok(b) => b,
@@ -576,6 +577,13 @@ impl Worker {
                     continue;
                 }
             };
+            // The API's incident is the stored JSON read back (routes/incidents
+            // tests that every field survives it), so it is parsed from the
+            // body just encoded rather than encoded again.
+            match serde_json::from_str::<loupe_api::Incident>(&body) {
+                Ok(api) => live.push((inc, Box::new(api))),
+                Err(e) => tracing::warn!(incident = %inc.id, "incident not sent live: {e}"),
+            }
             let mut runs = inc.runs.clone();
             if let Some(r) = &inc.run
                 && !runs.contains(r)
@@ -611,18 +619,7 @@ impl Worker {
             tracing::warn!("could not store incidents: {e}");
             return;
         }
-        for inc in changed {
-            // The API's incident is the stored JSON read back (routes/incidents
-            // tests that every field survives it).
-            let data = match serde_json::to_value(inc)
-                .and_then(serde_json::from_value::<loupe_api::Incident>)
-            {
-                Ok(api) => Box::new(api),
-                Err(e) => {
-                    tracing::warn!(incident = %inc.id, "incident not sent live: {e}");
-                    continue;
-                }
-            };
+        for (inc, data) in live {
             let runs: Vec<&str> = if inc.runs.is_empty() {
                 vec![inc.run.as_deref().unwrap_or("")]
             } else {

@@ -32,6 +32,7 @@
 pub mod body;
 pub mod canned;
 mod linger;
+mod passthrough;
 pub mod telemetry;
 pub mod tls;
 

@@ -515,12 +515,16 @@ fn delete_removes_the_run_its_summaries_tags_and_logs() {
             .unwrap();
     }
 
+    assert_eq!(t.store.runs_deleted(), 0);
     t.store.delete_run("doomed").unwrap();
     assert!(matches!(
         t.store.get_run("doomed").unwrap_err(),
         Error::NotFound { .. }
     ));
+    assert_eq!(t.store.runs_deleted(), 1);
     assert!(t.store.delete_run("doomed").is_err());
+    // Only a deletion that happened moves the count.
+    assert_eq!(t.store.runs_deleted(), 1);
 
     // Look at the tables themselves: nothing of the run is left, and the
     // full-text index holds exactly the surviving run's line.

@@ -3,10 +3,10 @@
 //! `loupe_diagnose::incident::feedback`).
 
 use loupe_diagnose::incident::{FeedbackWeights, Verdict};
-use loupe_meta::{FeedbackRecord, MAX_FEEDBACK_LIMIT, MetaStore};
+use loupe_meta::{FeedbackEntry, MAX_FEEDBACK_LIMIT, MetaStore};
 
 /// Tallies verdicts (rows with an unknown verdict are skipped).
-pub(crate) fn weights_of(records: &[FeedbackRecord]) -> FeedbackWeights {
+pub(crate) fn weights_of(records: &[FeedbackEntry]) -> FeedbackWeights {
     let mut w = FeedbackWeights::default();
     for r in records {
         if let Some(v) = Verdict::parse(&r.verdict) {

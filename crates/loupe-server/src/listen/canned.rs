@@ -10,7 +10,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper::rt::Write;
 
 /// A connection whose canned parse-error answers are rewritten.
 pub struct JsonErrors<T> {
@@ -150,15 +150,7 @@ impl<T: Write + Unpin> Write for JsonErrors<T> {
     }
 }
 
-impl<T: Read + Unpin> Read for JsonErrors<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
+super::passthrough::read_from_inner!(JsonErrors);
 
 #[cfg(test)]
 mod tests {

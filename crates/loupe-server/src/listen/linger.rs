@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
+use hyper::rt::{Read, ReadBuf, Write};
 use tokio::time::Sleep;
 
 /// How long a close waits for the client to stop sending.
@@ -88,12 +88,4 @@ impl<T: Read + Write + Unpin> Write for Lingering<T> {
     }
 }
 
-impl<T: Read + Unpin> Read for Lingering<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
+super::passthrough::read_from_inner!(Lingering);

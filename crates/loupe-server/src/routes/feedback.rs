@@ -13,7 +13,7 @@ use loupe_api::{
 };
 use loupe_diagnose::Incident;
 use loupe_diagnose::incident::feedback::cause_key;
-use loupe_meta::{FeedbackRecord, MAX_FEEDBACK_LIMIT, NewFeedback};
+use loupe_meta::{MAX_FEEDBACK_LIMIT, NewFeedback};
 use loupe_model::Role;
 
 use crate::auth::Principal;
@@ -53,7 +53,7 @@ pub async fn post_feedback(
     let s = st.clone();
     let stored = blocking(move || s.meta.add_feedback(&new).map_err(meta_err)).await?;
     st.diagnosis.submit(DiagInput::FeedbackChanged { project });
-    Ok((StatusCode::CREATED, Json(entry(stored))))
+    Ok((StatusCode::CREATED, Json(stored)))
 }
 
 /// The verdicts on an incident, oldest first.
@@ -68,9 +68,7 @@ pub async fn incident_feedback(
     load_incident(&st, &who, &id).await?;
     let s = st.clone();
     let rows = blocking(move || s.meta.incident_feedback(&id).map_err(meta_err)).await?;
-    Ok(Json(IncidentFeedback {
-        feedback: rows.into_iter().map(entry).collect(),
-    }))
+    Ok(Json(IncidentFeedback { feedback: rows }))
 }
 
 /// A project's feedback weights and its newest verdicts.
@@ -115,32 +113,8 @@ pub async fn project_feedback(
         project,
         causes,
         fixes,
-        feedback: rows.into_iter().skip(skip).map(entry).collect(),
+        feedback: rows.into_iter().skip(skip).collect(),
     }))
-}
-
-/// A stored verdict as the API shows it.
-fn entry(r: FeedbackRecord) -> FeedbackEntry {
-    let FeedbackRecord {
-        id,
-        project,
-        incident,
-        cause,
-        fix,
-        verdict,
-        who,
-        time,
-    } = r;
-    FeedbackEntry {
-        id,
-        project,
-        incident,
-        cause,
-        fix,
-        verdict,
-        who,
-        time,
-    }
 }
 
 /// The incident and its project, or 404 when the caller may not see it.

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::raw::{exchange, request};
+use crate::raw::{RawResp, exchange, request};
 use crate::support::{Server, loupe_cmd};
 
 const EVIL: &str = "http://evil.example";
@@ -12,6 +12,8 @@ const RULE: &[u8] = br#"{"name":"pwned","kind":"threshold","expr":"loss > 1","fo
 const SILENCE: &[u8] = br#"{"matchers":{"run":"victim"},"duration":"2h","comment":"x"}"#;
 const RUN: &[u8] = br#"{"id":"csrf","project":"p"}"#;
 const METRICS: &[u8] = br#"{"series":[{"name":"loss","step":[1],"value":[1]}]}"#;
+const CRASHED: &[u8] = br#"{"status":"crashed"}"#;
+const LOGS: &[u8] = br#"{"records":[{"text":"x"}]}"#;
 
 /// What the stores hold that a cross-site request could change.
 fn snapshot(server: &Server) -> Value {
@@ -26,184 +28,86 @@ fn snapshot(server: &Server) -> Value {
     })
 }
 
+/// The error code a cross-site request is refused with, by its status.
+fn refusal_code(status: u16) -> &'static str {
+    match status {
+        403 => "origin_not_allowed",
+        415 => "unsupported_media_type",
+        _ => unreachable!("no refusal has status {status}"),
+    }
+}
+
+/// A request that must be refused: method, path, content type, origin,
+/// body, status.
+type Refused<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [u8], u16);
+
+/// Sends a raw request to the server under its own address as `Host`, with
+/// `Content-Type` and `Origin` when not empty.
+fn send(
+    server: &Server,
+    method: &str,
+    path: &str,
+    ctype: &str,
+    origin: &str,
+    body: &[u8],
+) -> RawResp {
+    let host = server.addr.to_string();
+    let mut h = vec![("Host", host.as_str())];
+    if !ctype.is_empty() {
+        h.push(("Content-Type", ctype));
+    }
+    if !origin.is_empty() {
+        h.push(("Origin", origin));
+    }
+    exchange(server.addr, &request(method, path, &h, body))
+}
+
 #[test]
 fn cross_site_writes_are_refused_and_write_nothing() {
     let server = Server::start();
     let api = server.api();
     api.create_run(json!({"id": "victim", "project": "p"}));
     let before = snapshot(&server);
-    let host = server.addr.to_string();
     let other_local = format!("http://127.0.0.1:{}", server.addr.port() ^ 1);
-    type Case<'a> = (
-        &'a str,
-        &'a str,
-        Vec<(&'a str, &'a str)>,
-        &'a [u8],
-        u16,
-        &'a str,
-    );
-    let cases: Vec<Case> = vec![
+    const TEXT: &str = "text/plain";
+    const FORM: &str = "application/x-www-form-urlencoded";
+    const JSON: &str = "application/json";
+    // (method, path, content type, origin, body, status); "" leaves the
+    // header out. Aligned by hand: rustfmt would put each field on a line.
+    #[rustfmt::skip]
+    let cases: [Refused; 16] = [
         // What a page may send without asking first: a text/plain fetch,
         // a form post, a multipart form.
-        (
-            "POST",
-            "/api/v1/runs",
-            vec![
-                ("Content-Type", "text/plain;charset=UTF-8"),
-                ("Origin", EVIL),
-            ],
-            RUN,
-            403,
-            "origin_not_allowed",
-        ),
-        (
-            "POST",
-            "/api/v1/runs",
-            vec![
-                ("Content-Type", "application/x-www-form-urlencoded"),
-                ("Origin", EVIL),
-            ],
-            RUN,
-            403,
-            "origin_not_allowed",
-        ),
-        (
-            "POST",
-            "/api/v1/runs",
-            vec![
-                ("Content-Type", "multipart/form-data; boundary=x"),
-                ("Origin", EVIL),
-            ],
-            RUN,
-            403,
-            "origin_not_allowed",
-        ),
-        (
-            "POST",
-            "/api/v1/runs/victim/metrics",
-            vec![("Content-Type", "text/plain"), ("Origin", EVIL)],
-            METRICS,
-            403,
-            "origin_not_allowed",
-        ),
-        (
-            "POST",
-            "/api/v1/runs/victim/logs",
-            vec![("Content-Type", "text/plain"), ("Origin", EVIL)],
-            br#"{"records":[{"text":"x"}]}"#,
-            403,
-            "origin_not_allowed",
-        ),
-        (
-            "POST",
-            "/api/v1/alerts/rules",
-            vec![("Content-Type", "text/plain"), ("Origin", EVIL)],
-            RULE,
-            403,
-            "origin_not_allowed",
-        ),
-        (
-            "POST",
-            "/api/v1/silences",
-            vec![
-                ("Content-Type", "application/x-www-form-urlencoded"),
-                ("Origin", EVIL),
-            ],
-            SILENCE,
-            403,
-            "origin_not_allowed",
-        ),
+        ("POST",   "/api/v1/runs",                "text/plain;charset=UTF-8",        EVIL,         RUN,     403),
+        ("POST",   "/api/v1/runs",                FORM,                              EVIL,         RUN,     403),
+        ("POST",   "/api/v1/runs",                "multipart/form-data; boundary=x", EVIL,         RUN,     403),
+        ("POST",   "/api/v1/runs/victim/metrics", TEXT,                              EVIL,         METRICS, 403),
+        ("POST",   "/api/v1/runs/victim/logs",    TEXT,                              EVIL,         LOGS,    403),
+        ("POST",   "/api/v1/alerts/rules",        TEXT,                              EVIL,         RULE,    403),
+        ("POST",   "/api/v1/silences",            FORM,                              EVIL,         SILENCE, 403),
         // Had the browser asked first (a JSON type), it would have been told
         // no; sent anyway, the origin is refused.
-        (
-            "POST",
-            "/api/v1/runs",
-            vec![("Content-Type", "application/json"), ("Origin", EVIL)],
-            RUN,
-            403,
-            "origin_not_allowed",
-        ),
-        (
-            "PATCH",
-            "/api/v1/runs/victim",
-            vec![("Content-Type", "application/json"), ("Origin", EVIL)],
-            br#"{"status":"crashed"}"#,
-            403,
-            "origin_not_allowed",
-        ),
-        (
-            "DELETE",
-            "/api/v1/runs/victim",
-            vec![("Origin", EVIL)],
-            b"",
-            403,
-            "origin_not_allowed",
-        ),
+        ("POST",   "/api/v1/runs",                JSON,                              EVIL,         RUN,     403),
+        ("PATCH",  "/api/v1/runs/victim",         JSON,                              EVIL,         CRASHED, 403),
+        ("DELETE", "/api/v1/runs/victim",         "",                                EVIL,         b"",     403),
         // A sandboxed frame or a file:// page, and another local server's page.
-        (
-            "POST",
-            "/api/v1/runs",
-            vec![("Content-Type", "application/json"), ("Origin", "null")],
-            RUN,
-            403,
-            "origin_not_allowed",
-        ),
-        (
-            "POST",
-            "/api/v1/runs",
-            vec![
-                ("Content-Type", "application/json"),
-                ("Origin", &other_local),
-            ],
-            RUN,
-            403,
-            "origin_not_allowed",
-        ),
+        ("POST",   "/api/v1/runs",                JSON,                              "null",       RUN,     403),
+        ("POST",   "/api/v1/runs",                JSON,                              &other_local, RUN,     403),
         // No Origin at all (an old browser, a beacon): the type decides.
-        (
-            "POST",
-            "/api/v1/runs",
-            vec![("Content-Type", "text/plain")],
-            RUN,
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "POST",
-            "/api/v1/runs/victim/metrics",
-            vec![("Content-Type", "text/plain")],
-            METRICS,
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "POST",
-            "/api/v1/alerts/rules",
-            vec![],
-            RULE,
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            "DELETE",
-            "/api/v1/runs/victim",
-            vec![("Content-Type", "text/plain")],
-            b"x",
-            415,
-            "unsupported_media_type",
-        ),
+        ("POST",   "/api/v1/runs",                TEXT,                              "",           RUN,     415),
+        ("POST",   "/api/v1/runs/victim/metrics", TEXT,                              "",           METRICS, 415),
+        ("POST",   "/api/v1/alerts/rules",        "",                                "",           RULE,    415),
+        ("DELETE", "/api/v1/runs/victim",         TEXT,                              "",           b"x",    415),
     ];
-    for (method, path, headers, body, status, code) in &cases {
-        let mut h = vec![("Host", host.as_str())];
-        h.extend(headers.iter().copied());
-        let r = exchange(server.addr, &request(method, path, &h, body));
+    for (method, path, ctype, origin, body, status) in cases {
+        let r = send(&server, method, path, ctype, origin, body);
         assert!(
             r.header("access-control-allow-origin").is_none(),
             "{method} {path}: CORS header on a refusal"
         );
-        let v = r.expect_error(*status, code);
+        let v = r.expect_error(status, refusal_code(status));
         eprintln!(
-            "{method} {path} {headers:?} -> {} {}",
+            "{method} {path} {ctype:?} {origin:?} -> {} {}",
             r.status, v["error"]["message"]
         );
     }
@@ -214,21 +118,10 @@ fn cross_site_writes_are_refused_and_write_nothing() {
     );
 
     // The server's own pages (same origin) and its clients still write.
-    let same = format!("http://{host}");
-    let r = exchange(
-        server.addr,
-        &request(
-            "POST",
-            "/api/v1/runs",
-            &[
-                ("Host", &host),
-                ("Origin", &same),
-                ("Content-Type", "application/json"),
-            ],
-            RUN,
-        ),
-    );
+    let same = format!("http://{}", server.addr);
+    let r = send(&server, "POST", "/api/v1/runs", JSON, &same, RUN);
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let host = server.addr.to_string();
     let r = exchange(
         server.addr,
         &request(
@@ -236,7 +129,7 @@ fn cross_site_writes_are_refused_and_write_nothing() {
             "/api/v1/runs/csrf/metrics",
             &[
                 ("Host", &host),
-                ("Content-Type", "text/plain"),
+                ("Content-Type", TEXT),
                 ("X-Loupe-Client", "script"),
             ],
             METRICS,

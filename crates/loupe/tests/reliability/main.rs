@@ -29,6 +29,10 @@
 //!   at 413); `--request-timeout` (503 `request_timeout`, the live stream
 //!   exempt); series listings page every series exactly once; RSS returns
 //!   near idle after a burst of large bodies.
+//! - `systemd_unit`: the unit in `docs/deployment.md`, taken from the doc,
+//!   passes `systemd-analyze verify`; run as the unit runs it (under a real
+//!   `systemd --user` where one can run), it stops within 5 s with streams,
+//!   a stuck client and a writer, and keeps everything acknowledged.
 
 #[path = "../api/support.rs"]
 mod support;
@@ -40,4 +44,5 @@ mod cross_site;
 mod limits;
 mod rate;
 mod shutdown;
+mod systemd_unit;
 mod tls;

@@ -2,7 +2,7 @@
 //! everything acknowledged still there after a restart.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,11 +13,11 @@ use crate::raw::connect;
 use crate::support::{Api, Server, same_value, to_json, value_at};
 
 /// What the issue promises: `SIGTERM` → exit within this, in every case.
-const EXIT_WITHIN: Duration = Duration::from_secs(5);
+pub(crate) const EXIT_WITHIN: Duration = Duration::from_secs(5);
 /// Steps per batch.
-const B: i64 = 200;
+pub(crate) const B: i64 = 200;
 
-fn batch(k: i64) -> Value {
+pub(crate) fn batch(k: i64) -> Value {
     let steps: Vec<i64> = (k * B..(k + 1) * B).collect();
     json!({"series": [{
         "name": "loss",
@@ -26,8 +26,8 @@ fn batch(k: i64) -> Value {
     }]})
 }
 
-/// Posts batches `from..to`, each acknowledged.
-fn write(api: &Api, from: i64, to: i64) {
+/// Posts batches `from..to` to run `r`, each acknowledged.
+pub(crate) fn write(api: &Api, from: i64, to: i64) {
     for k in from..to {
         assert_eq!(api.post_metrics("r", &batch(k)), B as u64);
     }
@@ -53,8 +53,7 @@ fn sigterm_timed(server: &mut Server, case: &str) -> Duration {
 }
 
 /// After a restart, every acknowledged batch is there, exactly.
-fn check_acked(server: &Server, acked: &[i64]) {
-    let api = server.api();
+pub(crate) fn check_acked(api: &Api, acked: &[i64]) {
     let p = api.read_all("r", "loss", "step", 100_000);
     let got: std::collections::BTreeMap<i64, f64> = p
         .step
@@ -78,13 +77,14 @@ fn started() -> Server {
     server
 }
 
-/// An open `/api/v1/live` stream, its head read.
-fn open_stream(server: &Server) -> TcpStream {
-    let mut s = connect(server.addr);
+/// An open `/api/v1/live` stream of run `r`, its head read (a token scoped
+/// to a project may only follow a run). `auth` is header lines to add
+/// (`Authorization: Bearer …\r\n`), or empty.
+pub(crate) fn open_stream(addr: SocketAddr, auth: &str) -> TcpStream {
+    let mut s = connect(addr);
     write!(
         s,
-        "GET /api/v1/live HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-        server.addr
+        "GET /api/v1/live?run=r HTTP/1.1\r\nHost: {addr}\r\n{auth}Accept: text/event-stream\r\n\r\n",
     )
     .unwrap();
     let mut head = Vec::new();
@@ -98,16 +98,74 @@ fn open_stream(server: &Server) -> TcpStream {
     s
 }
 
-/// A client that sends half a request head and then nothing.
-fn partial_head(server: &Server) -> TcpStream {
-    let mut s = connect(server.addr);
+/// A client that sends half a request head and then nothing (`auth` as
+/// for [`open_stream`]).
+pub(crate) fn partial_head(addr: SocketAddr, auth: &str) -> TcpStream {
+    let mut s = connect(addr);
     write!(
         s,
-        "POST /api/v1/runs/r/metrics HTTP/1.1\r\nHost: {}\r\nContent-Ty",
-        server.addr
+        "POST /api/v1/runs/r/metrics HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Ty"
     )
     .unwrap();
     s
+}
+
+/// The rest of an event stream after the server stopped; it must end with
+/// the last chunk (a clean end, so a browser reconnects).
+pub(crate) fn assert_stream_ended(mut stream: TcpStream) {
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(
+        rest.ends_with(b"0\r\n\r\n"),
+        "stream did not end with the last chunk: {:?}",
+        String::from_utf8_lossy(&rest[rest.len().saturating_sub(200)..])
+    );
+}
+
+/// A client posting batches to run `r` until told to stop or the server is
+/// gone, recording the batches acknowledged.
+pub(crate) struct Writer {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<i64>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    /// Starts writing batches `from..`.
+    pub(crate) fn start(api: Api, from: i64) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, acked) = (stop.clone(), acked.clone());
+            std::thread::spawn(move || {
+                let api = api.with_timeout(Duration::from_secs(10));
+                for k in from.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match api.try_post_json("/api/v1/runs/r/metrics", &batch(k)) {
+                        Ok(r) if r.status == 200 => acked.lock().unwrap().push(k),
+                        Ok(r) if r.status == 503 => {}
+                        Ok(r) => panic!("batch {k}: HTTP {} {}", r.status, r.text()),
+                        // The server is gone.
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        Writer {
+            stop,
+            acked,
+            thread,
+        }
+    }
+
+    /// Stops it; the batches acknowledged.
+    pub(crate) fn finish(self) -> Vec<i64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        self.acked.lock().unwrap().clone()
+    }
 }
 
 /// A client that sends a head and then its body a byte at a time, until the
@@ -142,30 +200,23 @@ fn trickle(server: &Server, every: Duration) -> std::thread::JoinHandle<Vec<u8>>
 fn sigterm_with_an_open_event_stream() {
     let mut server = started();
     write(&server.api(), 0, 5);
-    let mut stream = open_stream(&server);
+    let stream = open_stream(server.addr, "");
     write(&server.api(), 5, 10);
     sigterm_timed(&mut server, "with an open event stream");
-    // The stream ended cleanly (the last chunk), so a browser reconnects.
-    let mut rest = Vec::new();
-    let _ = stream.read_to_end(&mut rest);
-    assert!(
-        rest.ends_with(b"0\r\n\r\n"),
-        "stream did not end with the last chunk: {:?}",
-        String::from_utf8_lossy(&rest[rest.len().saturating_sub(200)..])
-    );
+    assert_stream_ended(stream);
     server.start_again();
-    check_acked(&server, &(0..10).collect::<Vec<_>>());
+    check_acked(&server.api(), &(0..10).collect::<Vec<_>>());
 }
 
 #[test]
 fn sigterm_with_a_client_stuck_in_its_headers() {
     let mut server = started();
     write(&server.api(), 0, 10);
-    let _stuck = partial_head(&server);
+    let _stuck = partial_head(server.addr, "");
     std::thread::sleep(Duration::from_millis(200));
     sigterm_timed(&mut server, "with a partial-header client");
     server.start_again();
-    check_acked(&server, &(0..10).collect::<Vec<_>>());
+    check_acked(&server.api(), &(0..10).collect::<Vec<_>>());
 }
 
 #[test]
@@ -181,7 +232,7 @@ fn sigterm_with_a_client_trickling_its_body() {
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("shutting down"), "{text}");
     server.start_again();
-    check_acked(&server, &(0..10).collect::<Vec<_>>());
+    check_acked(&server.api(), &(0..10).collect::<Vec<_>>());
     assert!(server.api().series("r").len() == 1);
 }
 
@@ -190,28 +241,9 @@ fn sigterm_with_a_client_trickling_its_body() {
 #[test]
 fn sigterm_with_every_kind_of_client_while_writing() {
     let mut server = started();
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let writer = {
-        let (api, stop, acked) = (server.api(), stop.clone(), acked.clone());
-        std::thread::spawn(move || {
-            let api = api.with_timeout(Duration::from_secs(10));
-            for k in 0.. {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                match api.try_post_json("/api/v1/runs/r/metrics", &batch(k)) {
-                    Ok(r) if r.status == 200 => acked.lock().unwrap().push(k),
-                    Ok(r) if r.status == 503 => {}
-                    Ok(r) => panic!("batch {k}: HTTP {} {}", r.status, r.text()),
-                    // The server is gone.
-                    Err(_) => break,
-                }
-            }
-        })
-    };
-    let streams: Vec<_> = (0..3).map(|_| open_stream(&server)).collect();
-    let stuck: Vec<_> = (0..3).map(|_| partial_head(&server)).collect();
+    let writer = Writer::start(server.api(), 0);
+    let streams: Vec<_> = (0..3).map(|_| open_stream(server.addr, "")).collect();
+    let stuck: Vec<_> = (0..3).map(|_| partial_head(server.addr, "")).collect();
     let tricklers: Vec<_> = (0..3)
         .map(|_| trickle(&server, Duration::from_millis(100)))
         .collect();
@@ -221,16 +253,14 @@ fn sigterm_with_every_kind_of_client_while_writing() {
         &mut server,
         "with 3 streams, 3 partial heads, 3 tricklers, an idle connection and a writer",
     );
-    stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    let acked = writer.finish();
     for t in tricklers {
         t.join().unwrap();
     }
     drop((streams, stuck, idle));
-    let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 2, "the writer got only {} acks", acked.len());
     server.start_again();
-    check_acked(&server, &acked);
+    check_acked(&server.api(), &acked);
 }
 
 /// 300 slow clients (half stuck in their heads, half in their bodies) take
@@ -260,5 +290,5 @@ fn sigterm_with_300_slow_clients() {
     sigterm_timed(&mut server, "with 300 slow clients");
     drop(slow);
     server.start_again();
-    check_acked(&server, &(0..10).collect::<Vec<_>>());
+    check_acked(&server.api(), &(0..10).collect::<Vec<_>>());
 }

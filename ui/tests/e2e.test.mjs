@@ -807,6 +807,63 @@ describe("first hour", () => {
     assert.match(await page.evaluate(() => window.__loupe.charts["compare:eval/acc"].legend), /cmp-a .*cmp-b /);
   });
 
+  test("the hover line is shared only by charts on the same kind of x axis", async () => {
+    const run = `${JOB}.r0`;
+    await page.goto(`${server.base}/r/${run}`);
+    await waitCharts(5);
+    // Beside the run's step charts, two more charts of the same run under the
+    // page's sync key: one on wall-clock time, one on steps.
+    const probes = { time: "probe:time", rel: "probe:rel", step: "probe:step" };
+    await page.evaluate(({ run, probes }) => {
+      const C = window.__loupe.Chart;
+      const holder = document.createElement("div");
+      holder.className = "probe-charts";
+      document.querySelector("main").prepend(holder);
+      for (const [xMode, id] of Object.entries(probes)) {
+        const c = new C({ id, title: id, lines: [{ label: "loss", color: "#f00", run, name: "train/loss", offset: 0 }], xMode, log: false, smoothing: 0, syncKey: `run:${run}` });
+        holder.append(c.el);
+        void c.load();
+      }
+    }, { run, probes });
+    await page.waitForFunction((ids) => ids.every((k) => window.__loupe.charts[k]?.drawnAt > 0), Object.values(probes));
+    assert.deepEqual(await page.evaluate((ids) => ids.map((k) => window.__loupe.charts[k].axis), Object.values(probes)), ["time", "rel", "step"]);
+    const loss = `${run}:train/loss`;
+    await page.$eval(`[data-chart="${loss}"]`, (el) => el.scrollIntoView({ block: "center" }));
+    const box = await (await page.$(`[data-chart="${loss}"] .u-over`)).boundingBox();
+    await page.mouse.move(box.x + box.width * 0.4, box.y + box.height / 2);
+    await page.waitForFunction((id) => window.__loupe.charts[id].hoverX !== null, probes.step);
+    const hover = await page.evaluate(() => Object.fromEntries(Object.entries(window.__loupe.charts).map(([k, c]) => [k, c.hoverX])));
+    // The step chart follows the hovered step; the time charts show nothing.
+    assert.equal(hover[probes.step], hover[loss], JSON.stringify(hover));
+    assert.equal(hover[probes.time], null, JSON.stringify(hover));
+    assert.equal(hover[probes.rel], null, JSON.stringify(hover));
+    // And so does what is drawn: uPlot's cursor line inside the plot only where it syncs.
+    const lineInside = (id) =>
+      page.evaluate((id) => {
+        const chart = document.querySelector(`[data-chart="${id}"]`);
+        const over = chart.querySelector(".u-over").getBoundingClientRect();
+        const line = chart.querySelector(".u-cursor-x");
+        if (!line || getComputedStyle(line).display === "none") return false;
+        const r = line.getBoundingClientRect();
+        return r.left >= over.left && r.left <= over.right;
+      }, id);
+    assert.equal(await lineInside(probes.step), true);
+    assert.equal(await lineInside(probes.time), false);
+    assert.equal(await lineInside(probes.rel), false);
+    // Hovering the time chart moves no step chart's line.
+    await page.mouse.move(box.x - 30, box.y - 30);
+    await page.waitForFunction((id) => window.__loupe.charts[id].hoverX === null, probes.step);
+    await page.$eval(`[data-chart="${probes.time}"]`, (el) => el.scrollIntoView({ block: "center" }));
+    const tbox = await (await page.$(`[data-chart="${probes.time}"] .u-over`)).boundingBox();
+    await page.mouse.move(tbox.x + tbox.width * 0.5, tbox.y + tbox.height / 2);
+    await page.waitForFunction((id) => window.__loupe.charts[id].hoverX !== null, probes.time);
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await page.evaluate(() => Object.fromEntries(Object.entries(window.__loupe.charts).map(([k, c]) => [k, c.hoverX])));
+    assert.equal(after[probes.step], null, JSON.stringify(after));
+    assert.equal(after[loss], null, JSON.stringify(after));
+    assert.equal(await lineInside(probes.step), false);
+  });
+
   test("one zoom for all charts, on demand", async () => {
     await page.goto(`${server.base}/r/${JOB}.r0`);
     await waitCharts(5);

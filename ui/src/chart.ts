@@ -100,6 +100,8 @@ declare global {
       format?: typeof import("./format");
       /** The chart class, so a test can put charts on different axes side by side. */
       Chart?: typeof Chart;
+      /** The time formatting, for the tests' cases. */
+      time?: typeof import("./time");
     };
   }
 }

@@ -672,7 +672,27 @@ describe("alerts", () => {
   });
 });
 
-Num(518),
+describe("first hour", () => {
+  test("units: bytes, rates, %, °C and durations at four significant digits", async () => {
+    await page.goto(`${server.base}/`);
+    await page.waitForFunction(() => window.__loupe.format);
+    const got = await page.evaluate(() => {
+      const f = window.__loupe.format;
+      return {
+        units: ["gpu/0/memory_used_bytes", "perf/tokens_per_s", "gpu/1/utilization", "sys/host.cpu_percent", "gpu/3/temperature", "perf/step_time", "train/loss", "gpu/1/sm_clock_mhz", "sys/disk_read_bytes_per_s", "llm.ttft_seconds", "train/lr"].map(f.unitOf),
+        values: [
+          f.fmtSeriesValue(6.008e10, "gpu/0/memory_used_bytes"),
+          f.fmtSeriesValue(48035.3663, "perf/tokens_per_s"),
+          f.fmtSeriesValue(3.4224626523975448, "perf/step_time"),
+          f.fmtSeriesValue(0.0123, "perf/step_time"),
+          f.fmtSeriesValue(95.18403, "gpu/1/utilization"),
+          f.fmtSeriesValue(88.8347594292511, "gpu/3/temperature"),
+          f.fmtSeriesValue(3.4224626523975448, "train/loss"),
+          f.fmtSeriesValue(3e-4, "train/lr"),
+          f.fmtSeriesValue(1415.2853520061972, "gpu/1/sm_clock_mhz"),
+          f.fmtSeriesValue(5.5e8, "sys/disk_read_bytes_per_s"),
+          f.fmtSeriesValue(NaN, "train/loss"),
+          f.fmtNum(518),
         ],
         text: [
           f.humanizeText("fell from 48035.3663 to 39699.9368 (-17%)", "per_s"),
@@ -870,6 +890,81 @@ Num(518),
     assert.equal(after[probes.step], null, JSON.stringify(after));
     assert.equal(after[loss], null, JSON.stringify(after));
     assert.equal(await lineInside(probes.step), false);
+  });
+
+  test("times read the same everywhere: one zone, one format, the full timestamp on hover", async () => {
+    // A zone no test machine runs in, with a quarter-hour offset and no DST:
+    // a time formatted in UTC or on the server would not match.
+    const zone = "Asia/Kathmandu";
+    const offset = "UTC+05:45";
+    const parts = (unix) => {
+      const ms = Math.floor(unix * 1000);
+      const p = Object.fromEntries(
+        new Intl.DateTimeFormat("en-GB", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" })
+          .formatToParts(new Date(ms))
+          .map((x) => [x.type, x.value]),
+      );
+      const msPart = String(ms % 1000).padStart(3, "0");
+      return { date: `${p.year}-${p.month}-${p.day}`, clock: `${p.hour}:${p.minute}:${p.second}`, ms: msPart, full: `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}.${msPart} ${offset}` };
+    };
+    const ctx = await browser.newContext({ timezoneId: zone, viewport: { width: 1400, height: 900 } });
+    const tz = await ctx.newPage();
+    const start = (await api.get("/api/v1/runs/big")).start_time;
+    // An incident at the times of log lines the logs tab shows (made once they are known).
+    let incident = null;
+    await tz.route("**/api/v1/runs/big/incidents", (r) => r.fulfill({ json: { incidents: incident ? [incident] : [] } }));
+    /** Every <time> on the page: its style, text, hover and Unix seconds. */
+    const times = () => tz.$$eval("time[data-t]", (els) => els.map((e) => ({ cls: e.className, text: e.textContent, title: e.title, t: Number(e.dataset.t), iso: e.dateTime })));
+    const check = (list, where) => {
+      assert.ok(list.length > 0, `${where}: no times`);
+      for (const x of list) {
+        const want = parts(x.t);
+        assert.equal(x.title, want.full, `${where}: hover of ${JSON.stringify(x)}`);
+        assert.equal(x.iso, new Date(Math.floor(x.t * 1000)).toISOString(), where);
+        if (x.cls === "t-absolute") assert.match(x.text, new RegExp(`${want.date} ${want.clock}$`), `${where}: ${JSON.stringify(x)}`);
+        else if (x.cls === "t-clock") assert.equal(x.text, `${want.clock}.${want.ms}`, `${where}: ${JSON.stringify(x)}`);
+        else if (x.cls === "t-ago") assert.match(x.text, /( ago|just now)$/, `${where}: ${JSON.stringify(x)}`);
+        else assert.fail(`${where}: unknown time style ${x.cls}`);
+      }
+    };
+    // The run's header, its logs and its incidents.
+    await tz.goto(`${server.base}/r/big`);
+    await tz.waitForSelector(".facts time");
+    const header = await times();
+    check(header, "run header");
+    assert.ok(header.some((x) => x.t === start && x.cls === "t-absolute"), JSON.stringify(header));
+    await tz.click('a.tab[data-tab="logs"]');
+    await tz.waitForSelector(".log-line time");
+    const logTimes = await tz.$$eval(".log-line time", (els) => els.map((e) => ({ cls: e.className, text: e.textContent, title: e.title, t: Number(e.dataset.t), iso: e.dateTime })));
+    check(logTimes, "logs");
+    // A log line's clock is its full timestamp's, to the millisecond.
+    for (const x of logTimes) assert.ok(x.title.startsWith(`${parts(x.t).date} ${x.text}`), JSON.stringify(x));
+    assert.ok(logTimes.length >= 6, `${logTimes.length} log lines shown`);
+    const [a, b, c] = [logTimes[3].t, logTimes[4].t, logTimes[5].t];
+    incident = {
+      id: "inc-tz", project: P, run: "big", group: null, host: "node-7", state: "resolved", severity: "warning",
+      kind: "loss_spike", title: "Loss spiked", opened: a, updated: b, resolved: c,
+      start_time: a, end_time: b, start_step: null, end_step: null,
+      causes: [{ kind: "data", title: "A corrupt batch", score: 0.5, explanation: "x", fixes: [], evidence: [] }],
+      anomalies: [],
+    };
+    await tz.goto(`${server.base}/r/big?tab=diagnosis`);
+    await tz.waitForSelector("article.incident time");
+    const incTimes = await tz.$$eval("article.incident time", (els) => els.map((e) => ({ cls: e.className, text: e.textContent, title: e.title, t: Number(e.dataset.t), iso: e.dateTime })));
+    check(incTimes, "incidents");
+    for (const t of [incident.start_time, incident.end_time, incident.resolved]) assert.ok(incTimes.some((x) => x.t === t), `incident time ${t}: ${JSON.stringify(incTimes)}`);
+    // The incident's start and the log line at that instant read alike.
+    const incStart = incTimes.find((x) => x.t === incident.start_time);
+    const logAt = logTimes.find((x) => x.t === incident.start_time);
+    assert.equal(incStart.text.slice(-8), logAt.text.slice(0, 8));
+    // The runs table and the alerts page: how long ago, the same hover.
+    await tz.goto(`${server.base}/p/${P}`);
+    await tz.waitForSelector("time.t-ago");
+    check(await times(), "runs table");
+    await tz.goto(`${server.base}/`);
+    await tz.waitForSelector("time.t-ago");
+    check(await times(), "projects");
+    await ctx.close();
   });
 
   test("one zoom for all charts, on demand", async () => {

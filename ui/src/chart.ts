@@ -75,6 +75,8 @@ export interface ChartProbe {
   /** The unit its values are shown in. */
   unit: Unit;
   xMode: XMode;
+  /** What its x axis measures; only charts of the same kind share the hover. */
+  axis: "step" | "time" | "rel";
   /** What the legend says now (hovered or not). */
   legend: string;
   /** The x under the cursor, when hovered (directly or through the sync). */
@@ -96,6 +98,10 @@ declare global {
       liveOpen?: number;
       /** The formatting module, for the tests' table of cases. */
       format?: typeof import("./format");
+      /** The chart class, so a test can put charts on different axes side by side. */
+      Chart?: typeof Chart;
+      /** The time formatting, for the tests' cases. */
+      time?: typeof import("./time");
     };
   }
 }
@@ -293,6 +299,17 @@ export class Chart {
     return this.opts.height ?? 190;
   }
 
+  /**
+   * What the x axis measures, for the shared hover: steps, wall-clock
+   * seconds, or seconds since each run's start. Only charts whose x is the
+   * same kind (and so in the same units) share a hover line: a step chart
+   * never shows a line at "step 1.7e9" because a time chart was hovered.
+   */
+  axisKind(): "step" | "time" | "rel" {
+    const x = this.serverX();
+    return x === "step" ? "step" : this.opts.xMode === "rel" ? "rel" : "time";
+  }
+
   private serverX(): "step" | "time" {
     return this.opts.xMode === "step" && !this.opts.lines.some((l) => l.host) ? "step" : "time";
   }
@@ -403,7 +420,7 @@ export class Chart {
         // Only the hover travels: a drag (zoom) or a double-click (reset) stays on
         // its chart, and while dragging the others are left alone (a zoom's round
         // trip does not wait for 49 legends).
-        sync: this.opts.syncKey ? { key: `${this.opts.syncKey}:${mode}`, setSeries: false, scales: ["x", null], filters: { pub: (type) => (type === "mousemove" && this.downAt === null) || type === "mouseleave" } } : undefined,
+        sync: this.opts.syncKey ? { key: `${this.opts.syncKey}:${this.axisKind()}`, setSeries: false, scales: ["x", null], filters: { pub: (type) => (type === "mousemove" && this.downAt === null) || type === "mouseleave" } } : undefined,
       },
       scales: {
         x: {
@@ -468,6 +485,7 @@ export class Chart {
       spans: this.opts.spans?.length ?? 0,
       unit: this.unit,
       xMode: this.opts.xMode,
+      axis: this.axisKind(),
       legend: "",
       hoverX: null,
       lines: this.data.map((d, i) => ({

@@ -11,6 +11,8 @@ import { comparePage } from "./pages/compare";
 import { alertsPage } from "./pages/alerts";
 import { notFound } from "./pages/empty";
 import * as format from "./format";
+import * as time from "./time";
+import { Chart } from "./chart";
 import { h } from "./util";
 
 const app = document.getElementById("app")!;
@@ -51,6 +53,8 @@ function render(): void {
 }
 
 window.__loupe.format = format;
+window.__loupe.time = time;
+window.__loupe.Chart = Chart;
 keys.install();
 keys.globalKeys({
   t: () => header.cycleTheme(),

@@ -1,8 +1,9 @@
 // Small DOM and formatting helpers shared by the pages.
 
 import { fmtNum } from "./format";
+import { fmtAgo, fmtDuration, fmtTime, timeEl } from "./time";
 
-export { fmtNum };
+export { fmtAgo, fmtDuration, fmtNum, fmtTime, timeEl };
 
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
@@ -42,28 +43,6 @@ export function append(el: Element, children: (Child | Child[])[]): void {
 /** Counts and axis labels: 1.2k, 3M, 0.001, 2.5e-7 (three significant digits). */
 export function fmtCompact(v: number): string {
   return fmtNum(v, 3);
-}
-
-export function fmtDuration(seconds: number | null | undefined): string {
-  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "";
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
-  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
-}
-
-export function fmtTime(unix: number | null | undefined): string {
-  if (unix === null || unix === undefined || !Number.isFinite(unix)) return "";
-  const d = new Date(unix * 1000);
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-export function fmtAgo(unix: number): string {
-  const s = Date.now() / 1000 - unix;
-  if (s < 0) return "just now";
-  return `${fmtDuration(s)} ago`;
 }
 
 /** A run's duration: to its end, or to now while it is running. */

@@ -540,9 +540,38 @@ describe("alerts", () => {
     for (;;) {
       const v = await f();
       if (v) return v;
-      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${typeof what === "function" ? what() : what}`);
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+  /**
+   * Waits on state, never on time: the built-in rules (stalled_run on the
+   * runs these tests leave silent) may fire alerts of their own at any
+   * moment, so counts on the page are checked against what the API says
+   * now, and only `loss-high`'s own alerts are counted exactly.
+   */
+  async function badgeShowsFiring(lossHigh) {
+    let last;
+    await until(async () => {
+      const { alerts } = await api.get("/api/v1/alerts");
+      const all = alerts.filter((a) => a.state === "firing").length;
+      const ours = alerts.filter((a) => a.rule === "loss-high" && a.state === "firing").length;
+      const shown = await page.evaluate(() => {
+        const c = document.querySelector(".alert-count");
+        return c && !c.hidden ? Number(c.textContent) : 0;
+      });
+      last = { all, ours, shown };
+      return ours === lossHigh && shown === all;
+    }, () => `the badge to show every firing alert, ${lossHigh} of them loss-high (last: ${JSON.stringify(last)})`);
+  }
+  /** The page's count agrees with the API's failed deliveries to hook-broken. */
+  async function failuresShown() {
+    await until(async () => {
+      const failed = (await api.get("/api/v1/alerts")).channels["hook-broken"]?.failed ?? 0;
+      const cell = await page.textContent('tr[data-channel="hook-broken"] td.bad').catch(() => null);
+      const warn = await page.textContent(".deliv-warn").catch(() => null);
+      return failed >= 1 && cell === String(failed) && new RegExp(`^${failed} notifications? could not be delivered`).test(warn ?? "");
+    }, "the page to show the API's failed deliveries");
   }
 
   test("the alerts page shows a firing threshold alert, its deliveries (failures too) and the rules", async () => {
@@ -565,12 +594,11 @@ describe("alerts", () => {
     assert.equal(await page.textContent(`${row} .sev`), "critical");
     assert.match(await page.textContent(`${row} td.summary`), /train\/loss = 9\.5 in run hot-1/);
     assert.equal(await page.getAttribute(`${row} a[href^="/r/"]`, "href"), "/r/hot-1");
-    await page.waitForFunction(() => document.querySelector(".alert-count")?.textContent === "1");
+    await badgeShowsFiring(1);
     assert.equal(await page.textContent(".crumbs"), "projects / alerts");
     // Delivery: per-channel counts with the failure visible, and its error.
     await page.waitForSelector('tr[data-channel="hook-broken"] td.bad');
-    assert.equal(await page.textContent('tr[data-channel="hook-broken"] td.bad'), "1");
-    assert.match(await page.textContent(".deliv-warn"), /1 notification could not be delivered/);
+    await failuresShown();
     assert.match(await page.textContent('tr[data-outcome="failed"] .note-err'), /400/);
     assert.equal(await page.textContent('tr[data-outcome="delivered"] td:nth-child(2)'), "hook-ok");
     // Rules: the file's rule and the built-ins, with their sources.
@@ -600,14 +628,14 @@ describe("alerts", () => {
     assert.match(await page.getAttribute(toast, "class"), /sev-critical/);
     assert.match(await page.textContent(`${toast} .toast-title`), /Firing: loss-high/);
     assert.equal(await page.getAttribute(`${toast} a[href^="/r/"]`, "href"), "/r/hot-2");
-    await page.waitForFunction(() => document.querySelector(".alert-count")?.textContent === "2");
+    await badgeShowsFiring(2);
     await page.screenshot({ path: join(shots, "16-toast.png") });
     // Dismissable.
     await page.click(`${toast} .toast-x`);
     assert.equal(await page.$(toast), null);
     // Four more alerts at once: the newest three toasts stay.
     for (const id of ["hot-3", "hot-4", "hot-5", "hot-6"]) await hot(id, [20]);
-    await page.waitForFunction(() => document.querySelector(".alert-count")?.textContent === "6", null, { timeout: 15_000 });
+    await badgeShowsFiring(6);
     assert.equal((await page.$$(".toast")).length, 3);
     // The toast's alert link opens the alerts page on that alert.
     const id = await page.getAttribute(".toast >> nth=0", "data-alert");
@@ -618,7 +646,7 @@ describe("alerts", () => {
 
   test("a silence created in the UI reaches the API, mutes the alert, and can be expired", async () => {
     await page.goto(`${server.base}/alerts`);
-    await page.waitForSelector('tr[data-state="firing"]');
+    await page.waitForSelector('tr[data-state="firing"]:has(a[href="/r/hot-1"])');
     await page.fill(".sil-matchers", "alertname=loss-high run=hot-1");
     await page.fill(".sil-duration", "1h");
     await page.fill(".sil-comment", "e2e maintenance");
@@ -805,6 +833,138 @@ describe("first hour", () => {
       return a !== null && b !== null && Math.abs(a - b) <= 20;
     });
     assert.match(await page.evaluate(() => window.__loupe.charts["compare:eval/acc"].legend), /cmp-a .*cmp-b /);
+  });
+
+  test("the hover line is shared only by charts on the same kind of x axis", async () => {
+    const run = `${JOB}.r0`;
+    await page.goto(`${server.base}/r/${run}`);
+    await waitCharts(5);
+    // Beside the run's step charts, two more charts of the same run under the
+    // page's sync key: one on wall-clock time, one on steps.
+    const probes = { time: "probe:time", rel: "probe:rel", step: "probe:step" };
+    await page.evaluate(({ run, probes }) => {
+      const C = window.__loupe.Chart;
+      const holder = document.createElement("div");
+      holder.className = "probe-charts";
+      document.querySelector("main").prepend(holder);
+      for (const [xMode, id] of Object.entries(probes)) {
+        const c = new C({ id, title: id, lines: [{ label: "loss", color: "#f00", run, name: "train/loss", offset: 0 }], xMode, log: false, smoothing: 0, syncKey: `run:${run}` });
+        holder.append(c.el);
+        void c.load();
+      }
+    }, { run, probes });
+    await page.waitForFunction((ids) => ids.every((k) => window.__loupe.charts[k]?.drawnAt > 0), Object.values(probes));
+    assert.deepEqual(await page.evaluate((ids) => ids.map((k) => window.__loupe.charts[k].axis), Object.values(probes)), ["time", "rel", "step"]);
+    const loss = `${run}:train/loss`;
+    await page.$eval(`[data-chart="${loss}"]`, (el) => el.scrollIntoView({ block: "center" }));
+    const box = await (await page.$(`[data-chart="${loss}"] .u-over`)).boundingBox();
+    await page.mouse.move(box.x + box.width * 0.4, box.y + box.height / 2);
+    await page.waitForFunction((id) => window.__loupe.charts[id].hoverX !== null, probes.step);
+    const hover = await page.evaluate(() => Object.fromEntries(Object.entries(window.__loupe.charts).map(([k, c]) => [k, c.hoverX])));
+    // The step chart follows the hovered step; the time charts show nothing.
+    assert.equal(hover[probes.step], hover[loss], JSON.stringify(hover));
+    assert.equal(hover[probes.time], null, JSON.stringify(hover));
+    assert.equal(hover[probes.rel], null, JSON.stringify(hover));
+    // And so does what is drawn: uPlot's cursor line inside the plot only where it syncs.
+    const lineInside = (id) =>
+      page.evaluate((id) => {
+        const chart = document.querySelector(`[data-chart="${id}"]`);
+        const over = chart.querySelector(".u-over").getBoundingClientRect();
+        const line = chart.querySelector(".u-cursor-x");
+        if (!line || getComputedStyle(line).display === "none") return false;
+        const r = line.getBoundingClientRect();
+        return r.left >= over.left && r.left <= over.right;
+      }, id);
+    assert.equal(await lineInside(probes.step), true);
+    assert.equal(await lineInside(probes.time), false);
+    assert.equal(await lineInside(probes.rel), false);
+    // Hovering the time chart moves no step chart's line.
+    await page.mouse.move(box.x - 30, box.y - 30);
+    await page.waitForFunction((id) => window.__loupe.charts[id].hoverX === null, probes.step);
+    await page.$eval(`[data-chart="${probes.time}"]`, (el) => el.scrollIntoView({ block: "center" }));
+    const tbox = await (await page.$(`[data-chart="${probes.time}"] .u-over`)).boundingBox();
+    await page.mouse.move(tbox.x + tbox.width * 0.5, tbox.y + tbox.height / 2);
+    await page.waitForFunction((id) => window.__loupe.charts[id].hoverX !== null, probes.time);
+    await new Promise((r) => setTimeout(r, 200));
+    const after = await page.evaluate(() => Object.fromEntries(Object.entries(window.__loupe.charts).map(([k, c]) => [k, c.hoverX])));
+    assert.equal(after[probes.step], null, JSON.stringify(after));
+    assert.equal(after[loss], null, JSON.stringify(after));
+    assert.equal(await lineInside(probes.step), false);
+  });
+
+  test("times read the same everywhere: one zone, one format, the full timestamp on hover", async () => {
+    // A zone no test machine runs in, with a quarter-hour offset and no DST:
+    // a time formatted in UTC or on the server would not match.
+    const zone = "Asia/Kathmandu";
+    const offset = "UTC+05:45";
+    const parts = (unix) => {
+      const ms = Math.floor(unix * 1000);
+      const p = Object.fromEntries(
+        new Intl.DateTimeFormat("en-GB", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" })
+          .formatToParts(new Date(ms))
+          .map((x) => [x.type, x.value]),
+      );
+      const msPart = String(ms % 1000).padStart(3, "0");
+      return { date: `${p.year}-${p.month}-${p.day}`, clock: `${p.hour}:${p.minute}:${p.second}`, ms: msPart, full: `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second}.${msPart} ${offset}` };
+    };
+    const ctx = await browser.newContext({ timezoneId: zone, viewport: { width: 1400, height: 900 } });
+    const tz = await ctx.newPage();
+    const start = (await api.get("/api/v1/runs/big")).start_time;
+    // An incident at the times of log lines the logs tab shows (made once they are known).
+    let incident = null;
+    await tz.route("**/api/v1/runs/big/incidents", (r) => r.fulfill({ json: { incidents: incident ? [incident] : [] } }));
+    /** Every <time> on the page: its style, text, hover and Unix seconds. */
+    const times = () => tz.$$eval("time[data-t]", (els) => els.map((e) => ({ cls: e.className, text: e.textContent, title: e.title, t: Number(e.dataset.t), iso: e.dateTime })));
+    const check = (list, where) => {
+      assert.ok(list.length > 0, `${where}: no times`);
+      for (const x of list) {
+        const want = parts(x.t);
+        assert.equal(x.title, want.full, `${where}: hover of ${JSON.stringify(x)}`);
+        assert.equal(x.iso, new Date(Math.floor(x.t * 1000)).toISOString(), where);
+        if (x.cls === "t-absolute") assert.match(x.text, new RegExp(`${want.date} ${want.clock}$`), `${where}: ${JSON.stringify(x)}`);
+        else if (x.cls === "t-clock") assert.equal(x.text, `${want.clock}.${want.ms}`, `${where}: ${JSON.stringify(x)}`);
+        else if (x.cls === "t-ago") assert.match(x.text, /( ago|just now)$/, `${where}: ${JSON.stringify(x)}`);
+        else assert.fail(`${where}: unknown time style ${x.cls}`);
+      }
+    };
+    // The run's header, its logs and its incidents.
+    await tz.goto(`${server.base}/r/big`);
+    await tz.waitForSelector(".facts time");
+    const header = await times();
+    check(header, "run header");
+    assert.ok(header.some((x) => x.t === start && x.cls === "t-absolute"), JSON.stringify(header));
+    await tz.click('a.tab[data-tab="logs"]');
+    await tz.waitForSelector(".log-line time");
+    const logTimes = await tz.$$eval(".log-line time", (els) => els.map((e) => ({ cls: e.className, text: e.textContent, title: e.title, t: Number(e.dataset.t), iso: e.dateTime })));
+    check(logTimes, "logs");
+    // A log line's clock is its full timestamp's, to the millisecond.
+    for (const x of logTimes) assert.ok(x.title.startsWith(`${parts(x.t).date} ${x.text}`), JSON.stringify(x));
+    assert.ok(logTimes.length >= 6, `${logTimes.length} log lines shown`);
+    const [a, b, c] = [logTimes[3].t, logTimes[4].t, logTimes[5].t];
+    incident = {
+      id: "inc-tz", project: P, run: "big", group: null, host: "node-7", state: "resolved", severity: "warning",
+      kind: "loss_spike", title: "Loss spiked", opened: a, updated: b, resolved: c,
+      start_time: a, end_time: b, start_step: null, end_step: null,
+      causes: [{ kind: "data", title: "A corrupt batch", score: 0.5, explanation: "x", fixes: [], evidence: [] }],
+      anomalies: [],
+    };
+    await tz.goto(`${server.base}/r/big?tab=diagnosis`);
+    await tz.waitForSelector("article.incident time");
+    const incTimes = await tz.$$eval("article.incident time", (els) => els.map((e) => ({ cls: e.className, text: e.textContent, title: e.title, t: Number(e.dataset.t), iso: e.dateTime })));
+    check(incTimes, "incidents");
+    for (const t of [incident.start_time, incident.end_time, incident.resolved]) assert.ok(incTimes.some((x) => x.t === t), `incident time ${t}: ${JSON.stringify(incTimes)}`);
+    // The incident's start and the log line at that instant read alike.
+    const incStart = incTimes.find((x) => x.t === incident.start_time);
+    const logAt = logTimes.find((x) => x.t === incident.start_time);
+    assert.equal(incStart.text.slice(-8), logAt.text.slice(0, 8));
+    // The runs table and the alerts page: how long ago, the same hover.
+    await tz.goto(`${server.base}/p/${P}`);
+    await tz.waitForSelector("time.t-ago");
+    check(await times(), "runs table");
+    await tz.goto(`${server.base}/`);
+    await tz.waitForSelector("time.t-ago");
+    check(await times(), "projects");
+    await ctx.close();
   });
 
   test("one zoom for all charts, on demand", async () => {

@@ -18,4 +18,4 @@ export LOUPE_SCREENSHOTS="${LOUPE_SCREENSHOTS:-$here/screenshots}"
 [ -d "$here/../node_modules/playwright-core" ] || { echo "run npm ci in ui/ first" >&2; exit 1; }
 mkdir -p "$LOUPE_SCREENSHOTS"
 cd "$here/.."
-exec node --test --test-concurrency=1 --test-reporter=spec tests/api-types.test.mjs tests/format.test.mjs tests/e2e.test.mjs tests/links.test.mjs tests/csrf.test.mjs
+exec node --test --test-concurrency=1 --test-reporter=spec tests/api-types.test.mjs tests/format.test.mjs tests/time.test.mjs tests/e2e.test.mjs tests/links.test.mjs tests/csrf.test.mjs

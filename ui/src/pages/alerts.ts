@@ -6,7 +6,8 @@ import * as api from "../api";
 import { ALERT_EVENT } from "../notify";
 import type { Route } from "../router";
 import { paths, setQuery } from "../router";
-import { append, fmtAgo, fmtDuration, fmtNum, fmtTime, h } from "../util";
+import { append, fmtDuration, fmtNum, h, timeEl } from "../util";
+import { fmtFull } from "../time";
 
 const STATES = ["all", "firing", "pending", "resolved"] as const;
 type StateFilter = (typeof STATES)[number];
@@ -182,7 +183,7 @@ export function alertsPage(root: HTMLElement, route: Route): () => void {
               h("td", null, h("span.sev", { class: `sv-${a.severity}` }, a.severity)),
               h("td", null, h("b", null, a.rule)),
               h("td", null, labelChips(a.labels)),
-              h("td", { title: fmtTime(since) }, since ? fmtAgo(since) : ""),
+              h("td", null, since ? timeEl(since, "ago") : ""),
               h("td.summary", null, a.summary, a.value !== null && !a.summary.includes(fmtNum(a.value)) ? h("span.muted", null, ` (${fmtNum(a.value)})`) : null, muted ? h("div.muted.mute-note", null, muted) : null),
               h(
                 "td",
@@ -256,7 +257,7 @@ export function alertsPage(root: HTMLElement, route: Route): () => void {
               h(
                 "tr",
                 { "data-note": n.id, "data-outcome": n.state },
-                h("td", { title: fmtTime(n.created) }, fmtAgo(n.created)),
+                h("td", null, timeEl(n.created, "ago")),
                 h("td", null, n.channel),
                 h("td", null, h("span.badge", { class: `ds-${n.state}` }, n.state === "pending" ? (n.attempts ? "retrying" : "queued") : n.state)),
                 h("td.right.num", null, n.attempts),
@@ -314,8 +315,8 @@ export function alertsPage(root: HTMLElement, route: Route): () => void {
                 "tr",
                 { "data-silence": s.id },
                 h("td", null, ...Object.entries(s.matchers).map(([k, v]) => h("span.tag", null, `${k}=${v}`))),
-                h("td", null, s.starts > now ? `starts ${fmtTime(s.starts)}` : "active"),
-                h("td", { title: fmtTime(s.ends) }, `in ${fmtDuration(s.ends - now)}`),
+                h("td", null, s.starts > now ? timeEl(s.starts, "absolute", "starts ") : "active"),
+                h("td", { title: fmtFull(s.ends) }, `in ${fmtDuration(s.ends - now)}`),
                 h("td", null, s.comment, s.created_by ? h("span.muted", null, ` — ${s.created_by}`) : null),
                 h(
                   "td",

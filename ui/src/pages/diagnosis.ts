@@ -5,7 +5,7 @@ import * as api from "../api";
 import type { Cause, Health, Incident, Run, SeriesEvidence } from "../api";
 import { fmtSeriesValue, humanizeText, unitOf, type Unit } from "../format";
 import { paths } from "../router";
-import { fmtNum, fmtTime, h } from "../util";
+import { fmtNum, fmtTime, h, timeEl } from "../util";
 import { causeButtons, fixButton, projectWeights, rankingNote, showMarks } from "./feedback";
 import { isJobIncident, ranksInvolved } from "./job";
 
@@ -154,7 +154,7 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
       null,
       h("span.sev", null, inc.severity),
       h("h3", null, inc.title),
-      h("span.muted", null, inc.state === "open" ? "open" : `resolved ${fmtTime(inc.resolved)}`),
+      h("span.muted", null, inc.state === "open" ? "open" : timeEl(inc.resolved, "absolute", "resolved ")),
     ),
     job
       ? h("div.inc-job", null, h("span.tag", null, `job ${inc.group}`), involved.length ? ` ranks involved: ${involved.join(", ")}` : "", " — shown once for the whole job, on every rank's page")
@@ -162,8 +162,9 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
     h(
       "div.muted.inc-when",
       null,
-      `${inc.kind} · from ${fmtTime(inc.start_time)}`,
-      inc.end_time ? ` to ${fmtTime(inc.end_time)}` : "",
+      `${inc.kind} · from `,
+      timeEl(inc.start_time),
+      inc.end_time ? [" to ", timeEl(inc.end_time)] : "",
       inc.start_step !== null ? ` · steps ${inc.start_step}${inc.end_step !== null ? `–${inc.end_step}` : "+"}` : "",
     ),
     rankingNote(inc),
@@ -189,7 +190,7 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
                       ...c.evidence.map((e) =>
                         e.kind === "series"
                           ? seriesEvidenceItem(e, inc, rankOf)
-                          : h("li", null, h("a", { href: paths.run(e.run ?? inc.run ?? "", { tab: "logs", t: String(e.time), seq: String(e.seq) }) }, fmtTime(e.time)), " ", h("code.log-ev", null, e.text)),
+                          : h("li", null, h("a", { href: paths.run(e.run ?? inc.run ?? "", { tab: "logs", t: String(e.time), seq: String(e.seq) }) }, timeEl(e.time, "absolute")), " ", h("code.log-ev", null, e.text)),
                       ),
                     ),
                   )

@@ -4,7 +4,7 @@
 import * as api from "../api";
 import type { LogRecord } from "../api";
 import { setQuery } from "../router";
-import { debounce, fmtTime, h } from "../util";
+import { debounce, fmtTime, h, timeEl } from "../util";
 
 const LEVELS = ["debug", "info", "warning", "error", "critical"];
 
@@ -50,7 +50,7 @@ export function logsView(run: api.Run, query: URLSearchParams): LogsView {
     h(
       "div.log-line",
       { class: `lv-${r.level} st-${r.stream}`, "data-seq": r.seq, "data-time": r.time },
-      h("span.log-time", { title: String(r.time) }, fmtTime(r.time).slice(11) + `.${String(Math.floor((r.time % 1) * 1000)).padStart(3, "0")}`),
+      h("span.log-time", null, timeEl(r.time, "clock")),
       h("span.log-level", null, r.level),
       h("span.log-stream", null, r.stream),
       h("span.log-text", null, highlight(r.text, q)),

@@ -5,7 +5,7 @@ import * as api from "../api";
 import type { Route } from "../router";
 import { navigate, paths } from "../router";
 import { pageKeys } from "../keys";
-import { fmtAgo, fmtTime, h } from "../util";
+import { h, timeEl } from "../util";
 
 export function projectsPage(root: HTMLElement, _route: Route): () => void {
   let alive = true;
@@ -63,7 +63,7 @@ export function projectsPage(root: HTMLElement, _route: Route): () => void {
                 " incidents",
               ),
             ),
-            p.last_activity ? h("div.card-when.muted", { title: fmtTime(p.last_activity), "data-stat": "activity" }, `last activity ${fmtAgo(p.last_activity)}`) : null,
+            p.last_activity ? h("div.card-when.muted", { "data-stat": "activity" }, timeEl(p.last_activity, "ago", "last activity ")) : null,
           );
         }),
       );

@@ -7,7 +7,7 @@ import { Chart, lazy, type ChartLine, type Span, type XMode } from "../chart";
 import { pageKeys } from "../keys";
 import { navigate, paths, setQuery, type Route } from "../router";
 import { announceCrumbs, announceProject, THEME_EVENT } from "../shell";
-import { append, debounce, flatten, fmtDuration, fmtTime, fmtValue, h, PALETTE, runDuration, statusBadge } from "../util";
+import { append, debounce, flatten, fmtDuration, fmtValue, h, PALETTE, runDuration, statusBadge, timeEl } from "../util";
 import { diagnosisView, jsonTree } from "./diagnosis";
 import { notFound } from "./empty";
 import { hasFailure, jobBanner, summarizeJob, type JobSummary } from "./job";
@@ -140,7 +140,7 @@ export function runPage(root: HTMLElement, route: Route): () => void {
         "dl.facts",
         null,
         fact("project", h("a", { href: paths.runs(r.project) }, r.project)),
-        fact("started", fmtTime(r.start_time)),
+        fact("started", timeEl(r.start_time)),
         fact("duration", fmtDuration(runDuration(r))),
         r.host ? fact("host", r.host + (r.world_size && r.world_size > 1 ? ` · rank ${r.rank ?? "?"} of ${r.world_size}` : "")) : null,
         r.group ? fact("job", h("a", { href: paths.runs(r.project, { job: r.group }), title: "every rank of this job" }, r.group)) : null,

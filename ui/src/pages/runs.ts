@@ -9,7 +9,7 @@ import { fmtSeriesValue } from "../format";
 import { pageKeys } from "../keys";
 import { navigate, paths, setQuery, type Route } from "../router";
 import { type Column, VTable } from "../table";
-import { debounce, flatten, fmtAgo, fmtDuration, fmtNum, fmtTime, fmtValue, h, runDuration, statusBadge } from "../util";
+import { debounce, flatten, fmtDuration, fmtNum, fmtValue, h, runDuration, statusBadge, timeEl } from "../util";
 import { notFound } from "./empty";
 import { failureReason, jobSentence, summarizeJob, type JobSummary } from "./job";
 
@@ -167,7 +167,7 @@ function baseColumns(toggle: (group: string) => void): Column<Row>[] {
       width: 130,
       render: (r) => {
         const t = isJob(r) ? jobStart(r.job) : r.start_time;
-        return h("span", { title: fmtTime(t) }, fmtAgo(t));
+        return timeEl(t, "ago");
       },
     },
     { id: "duration", label: "Duration", width: 90, align: "right", render: (r) => fmtDuration(isJob(r) ? jobDuration(r.job) : runDuration(r)) },

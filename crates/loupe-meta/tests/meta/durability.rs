@@ -96,7 +96,7 @@ fn the_file_is_in_wal_mode_with_the_current_schema() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     drop(conn);
     // Opening again is a no-op for the schema.
     drop(t.store);
@@ -116,7 +116,7 @@ fn a_newer_schema_is_refused() {
             err,
             Error::SchemaTooNew {
                 found: 99,
-                supported: 4
+                supported: 5
             }
         ),
         "{err}"

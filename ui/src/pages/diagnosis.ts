@@ -6,6 +6,7 @@ import type { Cause, Health, Incident, Run, SeriesEvidence } from "../api";
 import { fmtSeriesValue, humanizeText, unitOf, type Unit } from "../format";
 import { paths } from "../router";
 import { fmtNum, fmtTime, h, timeEl } from "../util";
+import { fmtFull } from "../time";
 import { causeButtons, fixButton, projectWeights, rankingNote, showMarks } from "./feedback";
 import { isJobIncident, ranksInvolved } from "./job";
 
@@ -154,7 +155,7 @@ export function incidentCard(inc: Incident, ctx?: DiagnosisContext): HTMLElement
       null,
       h("span.sev", null, inc.severity),
       h("h3", null, inc.title),
-      h("span.muted", null, inc.state === "open" ? "open" : timeEl(inc.resolved, "absolute", "resolved ")),
+      h("span.muted", null, inc.state === "open" ? "open" : resolvedAt(inc)),
     ),
     job
       ? h("div.inc-job", null, h("span.tag", null, `job ${inc.group}`), involved.length ? ` ranks involved: ${involved.join(", ")}` : "", " — shown once for the whole job, on every rank's page")
@@ -251,6 +252,18 @@ export function diagnosisView(incidents: Incident[] | null, health: Health | nul
       card.classList.add("focused");
       card.scrollIntoView({ block: "start" });
     });
+  }
+  return el;
+}
+
+/** "resolved HH:MM:SS" at the data time its evidence ended — the clock of the
+ *  run's header, charts and logs. The diagnoser's own clock (when it closed
+ *  the incident) differs only where data is replayed or simulated, as in the
+ *  demo, and is kept in the hover. */
+function resolvedAt(inc: Incident): HTMLElement {
+  const el = timeEl(inc.end_time ?? inc.resolved, "absolute", "resolved ");
+  if (inc.end_time !== null && inc.resolved !== null && Math.abs(inc.resolved - inc.end_time) > 60) {
+    el.title += ` (diagnosis closed it at ${fmtFull(inc.resolved)})`;
   }
   return el;
 }

@@ -86,7 +86,6 @@ pub async fn write_v2(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let _ = (&q.org, &q.org_id);
     let req = WriteRequest {
         project: q.bucket,
         precision: q.precision,
@@ -109,7 +108,6 @@ pub async fn write_v1(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let _ = &q.rp;
     let req = WriteRequest {
         project: q.db,
         precision: q.precision,

@@ -180,15 +180,7 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
     };
 
     // Write every frozen generation (more than one if an earlier flush failed).
-    let seg_id = {
-        let mut m = inner.manifest.lock();
-        let id = m.next_segment_id;
-        m.next_segment_id += 1;
-        id
-    };
-    let path = segment_path(&inner.seg_dir, seg_id);
-    let mut writer =
-        SegmentWriter::create(&path, inner.opts.page_points, inner.opts.max_chunk_points)?;
+    let (seg_id, path, mut writer) = new_segment_writer(inner)?;
     let mut ids: BTreeSet<SeriesId> = BTreeSet::new();
     for h in &frozen {
         ids.extend(h.ids());
@@ -246,6 +238,20 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
     }
     inner.metrics.record_flush();
     merge_if_needed(inner)
+}
+
+/// A writer for the next segment id (the file is removed again unless
+/// the writer finishes).
+fn new_segment_writer(inner: &Inner) -> Result<(u64, std::path::PathBuf, SegmentWriter)> {
+    let seg_id = {
+        let mut m = inner.manifest.lock();
+        let id = m.next_segment_id;
+        m.next_segment_id += 1;
+        id
+    };
+    let path = segment_path(&inner.seg_dir, seg_id);
+    let writer = SegmentWriter::create(&path, inner.opts.page_points, inner.opts.max_chunk_points)?;
+    Ok((seg_id, path, writer))
 }
 
 /// A series' points across frozen head generations, newest write winning.
@@ -431,15 +437,7 @@ pub(crate) fn rewrite_segments(
             keys.insert(id, k);
         }
     }
-    let seg_id = {
-        let mut m = inner.manifest.lock();
-        let id = m.next_segment_id;
-        m.next_segment_id += 1;
-        id
-    };
-    let path = segment_path(&inner.seg_dir, seg_id);
-    let mut writer =
-        SegmentWriter::create(&path, inner.opts.page_points, inner.opts.max_chunk_points)?;
+    let (seg_id, path, mut writer) = new_segment_writer(inner)?;
     for (&id, key) in &keys {
         let series = SeriesRewrite { id, key, old: &old };
         match &mut rewrite {

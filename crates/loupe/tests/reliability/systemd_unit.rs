@@ -110,6 +110,11 @@ fn unit() -> Unit {
 struct Site {
     dir: tempfile::TempDir,
     port: u16,
+    /// The binary the unit runs: a copy inside `dir`, because the unit's
+    /// user must reach it, and the checkout may sit under a directory only
+    /// its owner can enter (a `mktemp -d` clone: systemd then fails with
+    /// 203/EXEC).
+    bin: PathBuf,
 }
 
 impl Site {
@@ -131,7 +136,15 @@ impl Site {
             .local_addr()
             .unwrap()
             .port();
-        Site { dir, port }
+        let bin_dir = dir.path().join("bin");
+        std::fs::create_dir(&bin_dir).unwrap();
+        let bin = bin_dir.join("loupe");
+        if std::fs::hard_link(loupe_bin(), &bin).is_err() {
+            std::fs::copy(loupe_bin(), &bin).unwrap();
+        }
+        chmod(&bin_dir, 0o755);
+        chmod(&bin, 0o755);
+        Site { dir, port, bin }
     }
 
     fn data(&self) -> PathBuf {
@@ -140,7 +153,7 @@ impl Site {
 
     /// The unit's text with the fixed paths and port made the test's.
     fn localize(&self, s: &str) -> String {
-        s.replace(BINARY, loupe_bin())
+        s.replace(BINARY, self.bin.to_str().unwrap())
             .replace(DATA, self.data().to_str().unwrap())
             .replace(RULES, self.dir.path().join("rules.toml").to_str().unwrap())
             .replace(ADDR, &format!("0.0.0.0:{}", self.port))

@@ -589,8 +589,11 @@ impl<'a> SeriesRewrite<'a> {
                         Err(e) => return Err(e),
                     }
                 }
+                // Clusters come in identity order without overlap: append.
                 let merged = merge_newest_wins(parts);
-                pending = merge_newest_wins(vec![std::mem::take(&mut pending), merged]);
+                pending.steps.extend(merged.steps);
+                pending.times.extend(merged.times);
+                pending.values.extend(merged.values);
                 while pending.len() >= target {
                     let rest = pending.split_off(target);
                     w.add_chunk(self.id, self.key, &pending)?;

@@ -22,7 +22,7 @@
 //!   in [`LineBatch::string_fields`] so the server can say so; a line with
 //!   only string fields stores nothing.
 //!
-//! **Timestamps** are integers in the request's [`Precision`] (nanoseconds
+//! **Timestamps** are integers in the request's [`precision_ns`] (nanoseconds
 //! unless told); a line without one takes the server's "now".
 //!
 //! **Escapes**: in measurements, `\,` and `\ `; in tag keys, tag values and
@@ -41,30 +41,19 @@ use loupe_model::SeriesKey;
 use crate::error::DecodeError;
 use crate::{DecodeErrorKind, Limits, RESERVED_LABELS, Result, SeriesColumns};
 
-/// The unit of the timestamps in a request (`precision=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precision {
-    #[default]
-    Nanoseconds,
-    Microseconds,
-    Milliseconds,
-    Seconds,
-}
-
-impl Precision {
-    /// The spellings InfluxDB 2 (`ns`, `us`, `ms`, `s`) and 1.x (`n`, `u`,
-    /// `ms`, `s`) accept. 1.x's `m` and `h` are accepted as well.
-    pub fn parse(s: &str) -> Option<(Precision, i64)> {
-        Some(match s {
-            "ns" | "n" => (Precision::Nanoseconds, 1),
-            "us" | "u" | "µs" => (Precision::Microseconds, 1_000),
-            "ms" => (Precision::Milliseconds, 1_000_000),
-            "s" => (Precision::Seconds, 1_000_000_000),
-            "m" => (Precision::Seconds, 60_000_000_000),
-            "h" => (Precision::Seconds, 3_600_000_000_000),
-            _ => return None,
-        })
-    }
+/// Nanoseconds per unit of a request's `precision=`, in the spellings
+/// InfluxDB 2 (`ns`, `us`, `ms`, `s`) and 1.x (`n`, `u`, `ms`, `s`, `m`,
+/// `h`) accept; `None` for anything else.
+pub fn precision_ns(precision: &str) -> Option<i64> {
+    Some(match precision {
+        "ns" | "n" => 1,
+        "us" | "u" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    })
 }
 
 /// A decoded request: its series, and what could not be stored.
@@ -85,8 +74,8 @@ impl LineBatch {
     }
 }
 
-/// Decodes a line-protocol body. `ns_per_unit` is the second half of
-/// [`Precision::parse`]; `now_ns` stamps lines without a timestamp.
+/// Decodes a line-protocol body. `ns_per_unit` comes from
+/// [`precision_ns`]; `now_ns` stamps lines without a timestamp.
 pub fn decode_line_protocol(
     body: &[u8],
     ns_per_unit: i64,
@@ -502,10 +491,10 @@ mod tests {
 
     #[test]
     fn precision_scales_timestamps() {
-        let (_, ms) = Precision::parse("ms").unwrap();
+        let ms = precision_ns("ms").unwrap();
         let b = decode_line_protocol(b"m v=1 1733500000000", ms, NOW, &Limits::default()).unwrap();
         assert_eq!(b.series[0].1.times_ns, vec![1_733_500_000_000_000_000]);
-        assert!(Precision::parse("weeks").is_none());
+        assert!(precision_ns("weeks").is_none());
         let e = decode_line_protocol(b"m v=1 9223372036854775", ms, NOW, &Limits::default())
             .unwrap_err();
         assert!(e.message.contains("not a time"), "{e}");

@@ -26,7 +26,7 @@ mod metrics;
 
 pub use body::{ContentEncoding, decode_body, decode_body_metered};
 pub use error::{BodyError, DecodeError, DecodeErrorKind};
-pub use influx::{LineBatch, Precision, decode_line_protocol};
+pub use influx::{LineBatch, decode_line_protocol, precision_ns};
 pub use json::MAX_TIME_SECONDS;
 pub use limits::Limits;
 pub use line_metrics::{LineMetricExtractor, LineMetrics, PatternError};

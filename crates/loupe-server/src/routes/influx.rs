@@ -157,14 +157,12 @@ async fn write(
         let project = who.write_project(project.as_deref().filter(|p| !p.is_empty()))?;
         let unit = match precision.as_deref() {
             None | Some("") => 1,
-            Some(p) => loupe_ingest::Precision::parse(p)
-                .map(|(_, n)| n)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "bad_precision",
-                        format!("precision {p:?}: expected ns, us, ms or s (1.x also n, u, m, h)"),
-                    )
-                })?,
+            Some(p) => loupe_ingest::precision_ns(p).ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_precision",
+                    format!("precision {p:?}: expected ns, us, ms or s (1.x also n, u, m, h)"),
+                )
+            })?,
         };
         let bytes = raw_body(&st, body)?;
         let ingest = st.ingest.clone();

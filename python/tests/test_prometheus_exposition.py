@@ -41,6 +41,7 @@ FAMILIES = {
     "loupe_tsdb_segments": "gauge",
     "loupe_tsdb_torn_tail_bytes": "gauge",
     "loupe_store_bytes": "gauge",
+    "loupe_tsdb_memory_bytes": "gauge",
     "loupe_wal_fsync_seconds": "histogram",
     "loupe_diagnosis_batches": "counter",
     "loupe_diagnosis_dropped_batches": "counter",
@@ -138,6 +139,10 @@ def test_both_formats_parse_and_agree(busy_server):
     assert s[("loupe_wal_fsync_seconds_bucket", (("le", float("inf")),))] == s[("loupe_wal_fsync_seconds_count", ())] >= 1
     for part in ("segments", "wal", "sqlite"):
         assert ("loupe_store_bytes", (("part", part),)) in s
+    # 100 points were just written and not flushed: the head holds them.
+    assert s[("loupe_tsdb_memory_bytes", (("part", "head"),))] >= 100 * 8
+    for part in ("page_cache", "segment_index"):
+        assert ("loupe_tsdb_memory_bytes", (("part", part),)) in s
 
 
 def test_promtool_accepts_the_text(busy_server):

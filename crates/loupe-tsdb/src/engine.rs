@@ -60,14 +60,21 @@ pub(crate) struct Inner {
     pub wal: Mutex<WalState>,
     pub commits: CommitQueue,
     pub manifest: Mutex<Manifest>,
-    /// One flush, compaction or rewrite at a time.
+    /// One flush at a time: freezing the head and writing it out.
     pub flush_lock: Mutex<()>,
+    /// One rewrite of existing segments at a time (merge, compaction,
+    /// deletion, retention, repair). Flushes do not wait for it, so a long
+    /// merge never lets the head grow past its flush size. Whoever takes
+    /// both takes this one first.
+    pub merge_lock: Mutex<()>,
     /// Appends hold it shared; deletion and retention hold it exclusively, so
     /// no append can reference a series while it is being removed.
     pub structure: RwLock<()>,
     pub metrics: EngineMetrics,
     pub closed: AtomicBool,
     pub flush_signal: (Mutex<bool>, Condvar),
+    /// Wakes the merger after a flush added a segment.
+    pub merge_signal: (Mutex<bool>, Condvar),
     pub open_report: OpenReport,
     /// Segments the manifest names that could not be opened. Reads fail while
     /// there are any (see `check_readable`); `loupe store repair` clears them.
@@ -108,21 +115,33 @@ pub struct Tsdb {
 
 struct FlusherHandle {
     inner: Arc<Inner>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The flusher and the merger.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Drop for FlusherHandle {
     fn drop(&mut self) {
         self.inner.closed.store(true, Ordering::SeqCst);
-        {
-            let (lock, cv) = &self.inner.flush_signal;
-            *lock.lock() = true;
-            cv.notify_all();
-        }
-        if let Some(t) = self.thread.lock().take() {
+        wake(&self.inner.flush_signal);
+        wake(&self.inner.merge_signal);
+        for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
     }
+}
+
+pub(crate) fn wake((lock, cv): &(Mutex<bool>, Condvar)) {
+    *lock.lock() = true;
+    cv.notify_all();
+}
+
+/// Waits until woken or a second has passed.
+fn wait((lock, cv): &(Mutex<bool>, Condvar)) {
+    let mut woken = lock.lock();
+    if !*woken {
+        cv.wait_for(&mut woken, Duration::from_secs(1));
+    }
+    *woken = false;
 }
 
 impl Tsdb {
@@ -216,31 +235,38 @@ impl Tsdb {
             commits: CommitQueue::default(),
             manifest: Mutex::new(manifest),
             flush_lock: Mutex::new(()),
+            merge_lock: Mutex::new(()),
             structure: RwLock::new(()),
             metrics,
             closed: AtomicBool::new(false),
             flush_signal: (Mutex::new(false), Condvar::new()),
+            merge_signal: (Mutex::new(false), Condvar::new()),
             open_report: report,
             unreadable_segments,
             page_cache,
             _lock_file: lock_file,
             opts,
         });
-        let thread = if inner.opts.background_flush {
-            let bg = inner.clone();
-            Some(
-                std::thread::Builder::new()
-                    .name("loupe-tsdb-flush".into())
-                    .spawn(move || background_flusher(bg))
-                    .map_err(|e| Error::io("spawn flush thread", &inner.dir, e))?,
-            )
-        } else {
-            None
-        };
+        let mut threads = Vec::new();
+        if inner.opts.background_flush {
+            let work: [(&str, BackgroundWork); 2] = [
+                ("loupe-tsdb-flush", background_flusher),
+                ("loupe-tsdb-merge", background_merger),
+            ];
+            for (name, run) in work {
+                let bg = inner.clone();
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(name.into())
+                        .spawn(move || run(bg))
+                        .map_err(|e| Error::io("spawn a background thread", &inner.dir, e))?,
+                );
+            }
+        }
         Ok(Tsdb {
             _flusher: Arc::new(FlusherHandle {
                 inner: inner.clone(),
-                thread: Mutex::new(thread),
+                threads: Mutex::new(threads),
             }),
             inner,
         })
@@ -264,46 +290,51 @@ impl Tsdb {
     }
 
     /// Flushes the head and stops the background flusher. Further appends fail.
+    /// A merge in progress is abandoned (its segments stay as they were),
+    /// so closing takes one flush, never a merge.
     pub fn close(&self) -> Result<()> {
-        self.flush()?;
         self.inner.closed.store(true, Ordering::SeqCst);
-        let (lock, cv) = &self.inner.flush_signal;
-        *lock.lock() = true;
-        cv.notify_all();
-        Ok(())
+        wake(&self.inner.flush_signal);
+        wake(&self.inner.merge_signal);
+        flush::flush_inner(&self.inner)
     }
 }
 
+/// The body of a background thread.
+type BackgroundWork = fn(Arc<Inner>);
+
+/// Flushes the head whenever it holds `flush_points`, then wakes the
+/// merger. Never merges itself: a flush must not wait behind a merge.
 fn background_flusher(inner: Arc<Inner>) {
-    let db_flush_points = inner.opts.flush_points;
     loop {
-        {
-            let (lock, cv) = &inner.flush_signal;
-            let mut woken = lock.lock();
-            if !*woken {
-                cv.wait_for(&mut woken, Duration::from_secs(1));
-            }
-            *woken = false;
-        }
+        wait(&inner.flush_signal);
         if inner.closed.load(Ordering::SeqCst) {
             return;
         }
-        let (active_points, segments) = {
-            let v = inner.version.read();
-            (v.active.points(), v.segments.len())
-        };
-        // Segments left over by a compaction that a crash interrupted are
-        // merged here, not only after the next flush.
-        if segments > inner.opts.max_segments.max(1) {
-            let _f = inner.flush_lock.lock();
-            if let Err(e) = flush::merge_if_needed(&inner) {
-                inner.metrics.record_flush_error(&e);
+        if inner.version.read().active.points() >= inner.opts.flush_points {
+            match flush::flush_inner(&inner) {
+                Ok(()) => wake(&inner.merge_signal),
+                Err(e) => inner.metrics.record_flush_error(&e),
             }
         }
-        if active_points >= db_flush_points
-            && let Err(e) = flush::flush_inner(&inner)
-        {
-            inner.metrics.record_flush_error(&e);
+    }
+}
+
+/// Merges segments whenever there are more than `max_segments`, after a
+/// flush and once a second (segments left over by a merge that a crash
+/// interrupted are merged without waiting for the next flush).
+fn background_merger(inner: Arc<Inner>) {
+    loop {
+        wait(&inner.merge_signal);
+        if inner.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        if inner.version.read().segments.len() > inner.opts.max_segments.max(1) {
+            let _m = inner.merge_lock.lock();
+            match flush::merge_if_needed(&inner) {
+                Ok(()) | Err(Error::Closed) => {}
+                Err(e) => inner.metrics.record_flush_error(&e),
+            }
         }
     }
 }
@@ -337,4 +368,56 @@ pub(crate) fn remove_unlisted_segments(seg_dir: &Path, manifest: &Manifest) -> R
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use loupe_model::SeriesKey;
+
+    use crate::{FsyncMode, SeriesWrite, Tsdb, TsdbOptions, WriteBatch};
+
+    /// The head's memory is bounded by `flush_points` only if flushes never
+    /// queue behind a merge, however long the merge runs.
+    #[test]
+    fn a_flush_does_not_wait_for_a_merge_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Tsdb::open(
+            dir.path(),
+            TsdbOptions {
+                fsync: FsyncMode::Never,
+                flush_points: 1_000,
+                background_flush: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        // A merge that does not end while the test runs.
+        let merging = db.inner.merge_lock.lock();
+        let key = SeriesKey::for_run("loss", "r").unwrap();
+        for round in 0..3i64 {
+            let steps: Vec<i64> = (round * 2_000..(round + 1) * 2_000).collect();
+            let mut b = WriteBatch::new();
+            b.push(SeriesWrite::new(
+                key.clone(),
+                Some(steps.clone()),
+                steps.iter().map(|s| s * 1_000_000_000).collect(),
+                steps.iter().map(|s| *s as f64).collect(),
+            ));
+            db.append(b).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while db.stats().flushes <= round as u64 {
+                assert!(
+                    Instant::now() < deadline,
+                    "flush {} did not happen while a merge held its lock",
+                    round + 1
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        assert_eq!(db.stats().head_points, 0);
+        drop(merging);
+        assert_eq!(db.read_all(&key).unwrap().len(), 6_000);
+    }
 }

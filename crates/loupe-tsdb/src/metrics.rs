@@ -73,6 +73,10 @@ pub struct TsdbStats {
     pub series: usize,
     pub head_points: usize,
     pub head_bytes: usize,
+    /// Decoded pages held by the page cache (bounded by its capacity).
+    pub page_cache_bytes: u64,
+    /// Heap held by open segments: chunk indexes and loaded page roll-ups.
+    pub segment_index_bytes: usize,
     pub segments: usize,
     pub segment_bytes: u64,
     pub wal_bytes: u64,
@@ -115,6 +119,8 @@ impl crate::Tsdb {
             series: self.series_count(),
             head_points: heads.clone().map(|h| h.points()).sum(),
             head_bytes: heads.map(|h| h.memory_bytes()).sum(),
+            page_cache_bytes: self.inner.page_cache.weight(),
+            segment_index_bytes: v.segments.iter().map(|s| s.memory_bytes()).sum(),
             segments: v.segments.len(),
             segment_bytes: v.segments.iter().map(|s| s.size()).sum(),
             wal_bytes: m.wal_bytes.load(Ordering::Relaxed),

@@ -593,10 +593,13 @@ fn many_writers_and_readers_at_once_with_flushes() {
             );
         }
     }
+    // Merges run beside flushes, on their own thread, and may lag behind;
+    // a flush asked for merges before it returns.
+    db.flush().unwrap();
     let st = db.stats();
     assert_eq!(st.points_appended, 4 * 50 * 5 * 200);
     assert!(st.flushes > 0);
-    assert!(st.segments <= 4);
+    assert!(st.segments <= 4, "{} segments", st.segments);
     assert!(st.fsyncs <= st.appends, "group commit shares fsyncs");
 }
 

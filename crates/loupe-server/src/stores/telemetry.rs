@@ -126,6 +126,18 @@ impl Collector for StoreCollector {
                 ([("part", "sqlite")], sqlite_bytes(&self.sqlite)),
             ],
         )?;
+        // What the store holds on the heap, by part: the figures a soak
+        // watches to tell a leak from a cache filling up to its bound.
+        emit::gauges(
+            &mut enc,
+            "loupe_tsdb_memory_bytes",
+            "Heap bytes the time-series store holds, by part (approximate).",
+            [
+                ([("part", "head")], t.head_bytes as u64),
+                ([("part", "page_cache")], t.page_cache_bytes),
+                ([("part", "segment_index")], t.segment_index_bytes as u64),
+            ],
+        )?;
         let mut fsync = enc.encode_descriptor(
             "loupe_wal_fsync_seconds",
             "WAL fsync latency.",

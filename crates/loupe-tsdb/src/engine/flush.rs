@@ -26,14 +26,17 @@ pub struct RetentionReport {
 }
 
 impl Tsdb {
-    /// Writes the head to a new segment and truncates the WAL behind it.
+    /// Writes the head to a new segment and truncates the WAL behind it,
+    /// then merges segments if there are more than `max_segments`.
     pub fn flush(&self) -> Result<()> {
-        flush_inner(&self.inner)
+        flush_inner(&self.inner)?;
+        let _m = self.inner.merge_lock.lock();
+        merge_if_needed(&self.inner)
     }
 
     /// Merges all segments into one, applying newest-write-wins.
     pub fn compact(&self) -> Result<()> {
-        let _f = self.inner.flush_lock.lock();
+        let _m = self.inner.merge_lock.lock();
         let all = all_segments(&self.inner);
         rewrite_segments(&self.inner, all, Rewrite::KeepAll, OnDamage::Keep)
     }
@@ -48,6 +51,7 @@ impl Tsdb {
             return Ok(0);
         }
         flush_inner(inner)?;
+        let _m = inner.merge_lock.lock();
         let _f = inner.flush_lock.lock();
         rewrite_segments(
             inner,
@@ -80,6 +84,7 @@ impl Tsdb {
             return Ok(report);
         }
         flush_inner(inner)?;
+        let _m = inner.merge_lock.lock();
         let _f = inner.flush_lock.lock();
         let mut dropped = 0u64;
         let mut emptied = Vec::new();
@@ -155,7 +160,8 @@ fn store_manifest(inner: &Inner) -> Result<()> {
 }
 
 /// Freezes the active head, writes it as a segment, publishes it, and drops
-/// the WAL files it covered.
+/// the WAL files it covered. Merging is the caller's (or the merger
+/// thread's) business: a flush never waits for a merge.
 pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
     let _f = inner.flush_lock.lock();
     // Freeze: swap in an empty head and a new WAL file in one step, under the
@@ -237,7 +243,7 @@ pub(crate) fn flush_inner(inner: &Inner) -> Result<()> {
         }
     }
     inner.metrics.record_flush();
-    merge_if_needed(inner)
+    Ok(())
 }
 
 /// A writer for the next segment id (the file is removed again unless
@@ -438,7 +444,13 @@ pub(crate) fn rewrite_segments(
         }
     }
     let (seg_id, path, mut writer) = new_segment_writer(inner)?;
+    let abandon_on_close = matches!(rewrite, Rewrite::KeepAll);
     for (&id, key) in &keys {
+        // A merge only tidies: closing abandons it (the writer removes its
+        // file) so that shutdown never waits for one.
+        if abandon_on_close && inner.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
         let series = SeriesRewrite { id, key, old: &old };
         match &mut rewrite {
             Rewrite::KeepAll => series.keep(&mut writer, &mut on_damage)?,
@@ -467,8 +479,9 @@ pub(crate) fn rewrite_segments(
     {
         let mut m = inner.manifest.lock();
         let mut next = m.clone();
-        // The flush lock is held, so the manifest lists the same segments
-        // as the version: the new one takes the window's place.
+        // The new segment takes the window's place. A flush may have
+        // published a segment since the window was picked: it is newer than
+        // every segment of the window and sits after them, where it stays.
         let at = next
             .segments
             .iter()

@@ -166,6 +166,18 @@ impl Segment {
         self.size
     }
 
+    /// Heap bytes held: the chunk index and the page roll-ups reads have
+    /// loaded (the mapped file itself is page cache, not counted).
+    pub fn memory_bytes(&self) -> usize {
+        let stats: usize = self
+            .entries
+            .iter()
+            .filter_map(|e| e.stats.get())
+            .map(|s| s.memory_bytes())
+            .sum();
+        self.entries.capacity() * std::mem::size_of::<ChunkEntry>() + stats
+    }
+
     /// The series keys this segment holds chunks for, read from its index.
     pub fn keys(&self) -> Result<Vec<(SeriesId, SeriesKey)>> {
         let index = &self.map[self.index_range.clone()];

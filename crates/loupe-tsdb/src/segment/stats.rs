@@ -37,6 +37,11 @@ impl PageStats {
         self.first.len()
     }
 
+    /// Heap bytes held: fifteen 8-byte columns of one value per page.
+    pub fn memory_bytes(&self) -> usize {
+        15 * 8 * self.first.capacity() + std::mem::size_of::<Self>()
+    }
+
     /// Computes the roll-ups of `points` cut into pages of `page_points`.
     pub fn compute(points: &Points, page_points: usize) -> Self {
         let mut s = PageStats::default();

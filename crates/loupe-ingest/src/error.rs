@@ -74,7 +74,7 @@ impl DecodeError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
     /// The `Content-Encoding` is not one Loupe decodes (HTTP 415).
-    #[error("unsupported Content-Encoding {0:?}: expected identity, gzip or zstd")]
+    #[error("unsupported Content-Encoding {0:?}: expected identity, gzip, zstd or snappy")]
     UnsupportedEncoding(String),
     /// The body, once decompressed, is over `limit` bytes (HTTP 413).
     /// Decompression stops as soon as the limit is crossed.

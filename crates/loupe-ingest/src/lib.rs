@@ -3,10 +3,11 @@
 //! "now"), no knowledge of runs or storage.
 //!
 //! A request goes through two steps:
-//! 1. [`decode_body`]: `Content-Encoding` (identity, gzip, zstd) → bytes,
+//! 1. [`decode_body`]: `Content-Encoding` (identity, gzip, zstd, snappy) → bytes,
 //!    capped at [`Limits::max_body_bytes`] while decompressing.
 //! 2. A decoder: JSON ([`decode_metrics`], [`decode_external_metrics`],
-//!    [`decode_logs`]) or InfluxDB line protocol ([`decode_line_protocol`]).
+//!    [`decode_logs`]), InfluxDB line protocol ([`decode_line_protocol`]) or
+//!    Prometheus remote write ([`decode_remote_write`]).
 //!    A bad batch is refused whole; the [`DecodeError`] names the first
 //!    problem by JSON path (or line number), e.g.
 //!    `series[2].value[17]: expected a number or "NaN", "Infinity", "-Infinity", found "nan"`.
@@ -23,6 +24,7 @@ mod limits;
 pub mod line_metrics;
 mod logs;
 mod metrics;
+pub mod remote_write;
 
 pub use body::{ContentEncoding, decode_body, decode_body_metered};
 pub use error::{BodyError, DecodeError, DecodeErrorKind};
@@ -31,6 +33,7 @@ pub use json::MAX_TIME_SECONDS;
 pub use limits::Limits;
 pub use line_metrics::{LineMetricExtractor, LineMetrics, PatternError};
 pub use logs::decode_logs;
+pub use remote_write::{RemoteWriteBatch, RemoteWriteVersion, decode_remote_write};
 /// Results of this crate: a [`DecodeError`] unless said otherwise.
 pub type Result<T, E = DecodeError> = std::result::Result<T, E>;
 

@@ -4,8 +4,8 @@
 use std::io::Write;
 
 use loupe_ingest::{
-    BodyError, DecodeError, DecodeErrorKind, Limits, decode_body, decode_external_metrics,
-    decode_logs, decode_metrics,
+    BodyError, DecodeError, DecodeErrorKind, Limits, decode_body, decode_body_metered,
+    decode_external_metrics, decode_logs, decode_metrics,
 };
 
 use DecodeErrorKind::{Invalid, LimitExceeded, Malformed};
@@ -818,6 +818,49 @@ fn bodies_in_the_wrong_encoding_are_refused() {
     let zstd = zstd::encode_all(&json[..], 3).unwrap();
     let e = decode_body(&zstd[..zstd.len() - 3], Some("zstd"), &limits).unwrap_err();
     assert!(matches!(e, BodyError::Corrupt { .. }), "{e:?}");
+    let snappy = snap::raw::Encoder::new().compress_vec(&json[..]).unwrap();
+    let e = decode_body(&snappy[..snappy.len() - 3], Some("snappy"), &limits).unwrap_err();
+    assert!(matches!(e, BodyError::Corrupt { .. }), "{e:?}");
+    let e = decode_body(b"", Some("snappy"), &limits).unwrap_err();
+    assert!(matches!(e, BodyError::Corrupt { .. }), "{e:?}");
+}
+
+#[test]
+fn snappy_bodies_decode_and_a_block_claiming_too_much_is_refused_unread() {
+    let limits = Limits {
+        max_body_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    let json = br#"{"series":[{"name":"loss","step":[1],"value":[0.5]}]}"#;
+    let snappy = snap::raw::Encoder::new().compress_vec(&json[..]).unwrap();
+    assert_eq!(
+        &decode_body(&snappy, Some("Snappy"), &limits).unwrap()[..],
+        json
+    );
+    // A block whose header claims 16 MiB: refused from the header alone,
+    // before anything of that size is allocated or metered.
+    let mut claim = Vec::new();
+    let mut n: u64 = 16 << 20;
+    while n >= 0x80 {
+        claim.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    claim.push(n as u8);
+    claim.extend_from_slice(&[0u8; 8]);
+    let mut metered = 0;
+    let e = decode_body_metered(&claim, Some("snappy"), &limits, &mut |b| {
+        metered += b;
+        true
+    })
+    .unwrap_err();
+    assert_eq!(
+        e,
+        BodyError::TooLarge {
+            limit: 1 << 20,
+            compressed: true
+        }
+    );
+    assert_eq!(metered, 0);
 }
 
 #[test]
@@ -827,7 +870,10 @@ fn unknown_encodings_are_refused() {
         let e = decode_body(b"{}", Some(header), &limits).unwrap_err();
         assert_eq!(e, BodyError::UnsupportedEncoding(header.to_string()));
         assert_eq!((e.code(), e.http_status()), ("unsupported_encoding", 415));
-        assert!(e.to_string().contains("expected identity, gzip or zstd"));
+        assert!(
+            e.to_string()
+                .contains("expected identity, gzip, zstd or snappy")
+        );
     }
 }
 

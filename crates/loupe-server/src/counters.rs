@@ -19,7 +19,17 @@ pub struct ServerMetrics {
     pub skipped_string_fields: Counter,
     /// Requests refused by a server-wide limit, by reason.
     pub limit_refusals: LimitRefusals,
+    /// Parts of accepted writes Loupe reads and does not store, by what.
+    pub not_stored: NotStored,
 }
+
+/// `loupe_ingest_not_stored_total{what}`.
+pub type NotStored = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// What an accepted write may carry that is not stored: Prometheus
+/// remote write's exemplars and native histograms' buckets (their count
+/// and sum are stored).
+pub const NOT_STORED: [&str; 2] = ["exemplars", "native_histogram_buckets"];
 
 /// `loupe_limit_refused_requests_total{reason}`.
 pub type LimitRefusals = Family<[(&'static str, &'static str); 1], Counter>;
@@ -46,6 +56,14 @@ impl ServerMetrics {
     /// not store.
     pub fn string_fields_skipped(&self, n: u64) {
         self.skipped_string_fields.inc_by(n);
+    }
+
+    /// Counts what an accepted write carried and Loupe did not store
+    /// (`what` from [`NOT_STORED`]).
+    pub fn not_stored(&self, what: &'static str, n: u64) {
+        if n > 0 {
+            self.not_stored.get_or_create(&[("what", what)]).inc_by(n);
+        }
     }
 
     /// Counts a request a limit refused (`reason` from [`LIMIT_REASONS`]).
@@ -103,6 +121,14 @@ impl ServerMetrics {
         for reason in LIMIT_REASONS {
             let _ = self.limit_refusals.get_or_create(&[("reason", reason)]);
         }
+        for what in NOT_STORED {
+            let _ = self.not_stored.get_or_create(&[("what", what)]);
+        }
+        r.register(
+            "loupe_ingest_not_stored",
+            "Parts of accepted writes read and not stored (remote write's exemplars, native histograms' buckets), by what",
+            self.not_stored.clone(),
+        );
         r.register(
             "loupe_limit_refused_requests",
             "Requests refused by a server-wide limit (series per run or project, in-flight body budget, a token's request rate, the request timeout), by reason",

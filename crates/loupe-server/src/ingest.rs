@@ -84,6 +84,15 @@ pub struct RawBody<'a> {
     pub charge: Option<&'a crate::body_budget::BodyCharge>,
 }
 
+/// What a remote-write request carried, for its response headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RemoteWriteCounts {
+    pub samples: u64,
+    pub histograms: u64,
+    pub exemplars_dropped: u64,
+    pub histogram_buckets_dropped: u64,
+}
+
 /// The write path's service: decode → keys → append → fan-out.
 #[derive(Clone)]
 pub struct Ingest {
@@ -236,6 +245,35 @@ impl Ingest {
             self.fanout.counters.string_fields_skipped(strings);
         }
         Ok((accepted, strings))
+    }
+
+    /// Prometheus remote write (1.0 or 2.0, by `version`) into series
+    /// outside runs, as [`Ingest::source_metrics`] stores them. Returns the
+    /// decoded batch's counts beside the answer (the 2.0 response reports
+    /// them); exemplars and histogram buckets not stored are counted.
+    pub fn remote_write(
+        &self,
+        project: &str,
+        body: RawBody<'_>,
+        version: loupe_ingest::RemoteWriteVersion,
+    ) -> Result<(Accepted, RemoteWriteCounts), IngestError> {
+        let mut counts = RemoteWriteCounts::default();
+        let accepted = self.counted(|| {
+            let batch = self.decode(body, |bytes, _now, limits| {
+                loupe_ingest::decode_remote_write(bytes, version, limits)
+            })?;
+            counts = RemoteWriteCounts {
+                samples: batch.samples,
+                histograms: batch.histograms,
+                exemplars_dropped: batch.exemplars_dropped,
+                histogram_buckets_dropped: batch.histogram_buckets_dropped,
+            };
+            self.store_source_series(project, batch.series)
+        })?;
+        let c = &self.fanout.counters;
+        c.not_stored("exemplars", counts.exemplars_dropped);
+        c.not_stored("native_histogram_buckets", counts.histogram_buckets_dropped);
+        Ok((accepted, counts))
     }
 
     /// Keys decoded external series under `project` and stores them.

@@ -60,11 +60,13 @@ enum Side {
     Other,
 }
 
-/// One request: method, path with its query, JSON body.
+/// One request: method, path with its query, JSON body (a string body is
+/// sent as line protocol; `raw` as Prometheus remote write).
 struct Req {
     method: &'static str,
     path: String,
     body: Option<Value>,
+    raw: Option<Vec<u8>>,
 }
 
 /// Each project's objects, made before the matrix runs.
@@ -127,6 +129,7 @@ fn get(path: String) -> Req {
         method: "get",
         path,
         body: None,
+        raw: None,
     }
 }
 
@@ -135,6 +138,7 @@ fn with_body(method: &'static str, path: String, body: Value) -> Req {
         method,
         path,
         body: Some(body),
+        raw: None,
     }
 }
 
@@ -240,6 +244,7 @@ const CASES: &[Case] = &[
                 method: "delete",
                 path: format!("/api/v1/runs/{id}"),
                 body: None,
+                raw: None,
             }
         },
     },
@@ -365,6 +370,21 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        method: "post",
+        path: "/api/v1/write",
+        need: Need::Ingest,
+        other: Other::Forbidden,
+        build: |f, s| Req {
+            method: "post",
+            path: format!("/api/v1/write?project={}", f.side(s).project),
+            body: None,
+            raw: Some(crate::remote_write::v1_body(&[(
+                &[("__name__", "gpu_util"), ("host", &f.fresh(s, "host"))],
+                &[(1_733_500_000_000, 50.0)],
+            )])),
+        },
+    },
+    Case {
         method: "get",
         path: "/ping",
         need: Need::Open,
@@ -478,6 +498,7 @@ const CASES: &[Case] = &[
                 method: "delete",
                 path: format!("/api/v1/alerts/rules/{name}"),
                 body: None,
+                raw: None,
             }
         },
     },
@@ -520,6 +541,7 @@ const CASES: &[Case] = &[
                 method: "delete",
                 path: format!("/api/v1/silences/{}", made["id"].as_str().unwrap()),
                 body: None,
+                raw: None,
             }
         },
     },
@@ -628,6 +650,9 @@ fn send(api: &Api, token: Option<&str>, req: &Req) -> Resp {
         .filter(|p| !p.is_empty())
         .map(|p| p.split_once('=').unwrap())
         .collect();
+    if let Some(raw) = &req.raw {
+        return api.post_raw(&req.path, raw, crate::remote_write::HEADERS_V1);
+    }
     match (req.method, &req.body) {
         ("get", _) => api.get_q(path, &query),
         ("delete", _) => api.delete(&req.path),

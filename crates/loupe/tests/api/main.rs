@@ -27,5 +27,6 @@ mod live;
 mod logs;
 mod metrics;
 mod prometheus;
+mod remote_write;
 mod runs;
 mod system;

@@ -352,6 +352,19 @@ fn get_json(ag: &ureq::Agent, url: &str) -> anyhow::Result<Value> {
     Ok(serde_json::from_slice(&get(ag, url)?)?)
 }
 
+fn post_with(
+    ag: &ureq::Agent,
+    url: &str,
+    body: &[u8],
+    headers: &[(&str, &str)],
+) -> anyhow::Result<Vec<u8>> {
+    let mut req = ag.post(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    body_of(url, req.send(body))
+}
+
 fn post(ag: &ureq::Agent, url: &str, body: &[u8], gzip: bool) -> anyhow::Result<Vec<u8>> {
     let mut req = ag.post(url).header("content-type", "application/json");
     if gzip {
@@ -578,6 +591,12 @@ pub struct HttpIngestArgs {
     /// (memory: all bodies at once, ~43 bytes per point).
     #[arg(long, default_value_t = 50)]
     pub bodies: usize,
+    /// The wire format: Loupe's JSON to a run, InfluxDB line protocol
+    /// (`/api/v2/write`, ten fields a line as Telegraf sends them) or
+    /// Prometheus remote write 1.0 (`/api/v1/write`, snappy protobuf);
+    /// the last two write series outside runs.
+    #[arg(long, value_enum, default_value_t = WireFormat::Json)]
+    pub format: WireFormat,
     /// Send the bodies gzip-compressed (`Content-Encoding: gzip`).
     #[arg(long)]
     pub gzip: bool,
@@ -592,6 +611,105 @@ pub struct HttpIngestArgs {
     pub server: ServerOpts,
 }
 
+/// What `http-ingest` sends.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireFormat {
+    Json,
+    LineProtocol,
+    RemoteWrite,
+}
+
+impl WireFormat {
+    /// The path a thread posts to (its run's for JSON).
+    fn path(self, run: &str) -> String {
+        match self {
+            WireFormat::Json => format!("/api/v1/runs/{run}/metrics"),
+            WireFormat::LineProtocol => "/api/v2/write?bucket=bench&precision=ns".into(),
+            WireFormat::RemoteWrite => "/api/v1/write?project=bench".into(),
+        }
+    }
+
+    fn headers(self, gzip: bool) -> Vec<(&'static str, &'static str)> {
+        let mut h = match self {
+            WireFormat::Json => vec![("content-type", "application/json")],
+            WireFormat::LineProtocol => vec![
+                ("content-type", "text/plain; charset=utf-8"),
+                ("authorization", "Token bench"),
+            ],
+            WireFormat::RemoteWrite => vec![
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "snappy"),
+                ("x-prometheus-remote-write-version", "0.1.0"),
+            ],
+        };
+        if gzip && self != WireFormat::RemoteWrite {
+            h.push(("content-encoding", "gzip"));
+        }
+        h
+    }
+
+    /// One request's body: `names` × `steps`, values from `rng`, for
+    /// client thread `th` (its label keeps the threads' series apart).
+    fn body(
+        self,
+        names: &[String],
+        steps: std::ops::Range<i64>,
+        th: usize,
+        rng: &mut StdRng,
+    ) -> Vec<u8> {
+        const T0_NS: i64 = 1_733_500_000_000_000_000;
+        match self {
+            WireFormat::Json => metrics_body(names, steps, rng).into_bytes(),
+            WireFormat::LineProtocol => {
+                use std::fmt::Write;
+                let mut out = String::new();
+                for s in steps {
+                    for (g, group) in names.chunks(10).enumerate() {
+                        let _ = write!(out, "train,rank={th},group={g} ");
+                        for (i, name) in group.iter().enumerate() {
+                            let sep = if i == 0 { "" } else { "," };
+                            let field = name.trim_start_matches("train/");
+                            let _ = write!(out, "{sep}{field}={}", rng.r#gen::<f64>());
+                        }
+                        let _ = writeln!(out, " {}", T0_NS + s * 1_000_000_000);
+                    }
+                }
+                out.into_bytes()
+            }
+            WireFormat::RemoteWrite => {
+                use loupe_ingest::remote_write::v1;
+                use prost::Message;
+                let rank = th.to_string();
+                let req = v1::WriteRequest {
+                    timeseries: names
+                        .iter()
+                        .map(|n| v1::TimeSeries {
+                            labels: [("__name__", n.replace('/', "_")), ("rank", rank.clone())]
+                                .into_iter()
+                                .map(|(k, v)| v1::Label {
+                                    name: k.into(),
+                                    value: v,
+                                })
+                                .collect(),
+                            samples: steps
+                                .clone()
+                                .map(|s| v1::Sample {
+                                    value: rng.r#gen::<f64>(),
+                                    timestamp: T0_NS / 1_000_000 + s * 1_000,
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                };
+                snap::raw::Encoder::new()
+                    .compress_vec(&req.encode_to_vec())
+                    .expect("snappy compresses any input")
+            }
+        }
+    }
+}
+
 /// Durable ingest over HTTP: points per second the server acknowledges.
 impl HttpIngestArgs {
     /// The default workload (100 series × 100 points a batch, plain JSON,
@@ -603,6 +721,7 @@ impl HttpIngestArgs {
             series: 100,
             points_per_series: 100,
             bodies: 50,
+            format: WireFormat::Json,
             gzip: false,
             gzip_level: 6,
             subscribers: 0,
@@ -628,7 +747,9 @@ pub fn http_ingest(a: &HttpIngestArgs) -> anyhow::Result<Outcome> {
     let body_bytes = prepared[0].1.iter().map(Vec::len).sum::<usize>() / prepared[0].1.len();
     let plain_bytes = if a.gzip {
         let mut rng = StdRng::seed_from_u64(0);
-        metrics_body(&names, 0..a.points_per_series as i64, &mut rng).len()
+        a.format
+            .body(&names, 0..a.points_per_series as i64, 0, &mut rng)
+            .len()
     } else {
         body_bytes
     };
@@ -759,11 +880,11 @@ fn prepare_ingest(
                     let distinct = if a.bodies == 0 { mine } else { a.bodies.min(mine) };
                     let bodies = (0..distinct as i64)
                         .map(|j| {
-                            let body = metrics_body(names, j * pps..(j + 1) * pps, &mut rng);
-                            if a.gzip {
-                                gzip(body.as_bytes(), a.gzip_level)
+                            let body = a.format.body(names, j * pps..(j + 1) * pps, th, &mut rng);
+                            if a.gzip && a.format != WireFormat::RemoteWrite {
+                                gzip(&body, a.gzip_level)
                             } else {
-                                body.into_bytes()
+                                body
                             }
                         })
                         .collect();
@@ -790,13 +911,16 @@ fn send_ingest(
     requests: usize,
 ) -> (Duration, Vec<Sent>) {
     let barrier = Barrier::new(a.threads + 1);
-    let url = |run: &str| srv.url(&format!("/api/v1/runs/{run}/metrics"));
+    let url = |run: &str| srv.url(&a.format.path(run));
+    let headers = a.format.headers(a.gzip);
+    let batch_points = (a.series * a.points_per_series) as u64;
     std::thread::scope(|s| {
         let handles: Vec<_> = prepared
             .iter()
             .enumerate()
             .map(|(th, (run, bodies))| {
                 let barrier = &barrier;
+                let headers = &headers;
                 let url = url(run);
                 // This thread's share of the requests.
                 let mine = requests / a.threads + usize::from(th < requests % a.threads);
@@ -807,9 +931,14 @@ fn send_ingest(
                     barrier.wait();
                     for i in 0..mine {
                         let t = Instant::now();
-                        let answer = post(&ag, &url, &bodies[i % bodies.len()], a.gzip)?;
+                        let answer = post_with(&ag, &url, &bodies[i % bodies.len()], headers)?;
                         lat.push(t.elapsed());
-                        acked += accepted(&answer)?;
+                        // The protocols answer 204: everything or nothing.
+                        acked += if a.format == WireFormat::Json {
+                            accepted(&answer)?
+                        } else {
+                            batch_points
+                        };
                     }
                     Ok((acked, lat))
                 })
@@ -854,10 +983,15 @@ impl IngestFigures {
     const TARGET: f64 = 1e6;
 
     fn variant(a: &HttpIngestArgs) -> String {
-        if a.gzip {
-            format!("gzip -{}", a.gzip_level)
+        let format = match a.format {
+            WireFormat::Json => "json",
+            WireFormat::LineProtocol => "line protocol",
+            WireFormat::RemoteWrite => "remote write (snappy)",
+        };
+        if a.gzip && a.format != WireFormat::RemoteWrite {
+            format!("{format}, gzip -{}", a.gzip_level)
         } else {
-            "json".to_string()
+            format.to_string()
         }
     }
 
@@ -916,10 +1050,11 @@ impl IngestFigures {
     /// The verdict against the target, reported with its JSON line.
     fn outcome(&self, a: &HttpIngestArgs) -> Outcome {
         let (secs, lat) = (self.secs, &self.lat);
-        let name = if a.gzip {
-            "http-ingest-gzip"
-        } else {
-            "http-ingest"
+        let name = match (a.format, a.gzip) {
+            (WireFormat::LineProtocol, _) => "http-ingest-line-protocol",
+            (WireFormat::RemoteWrite, _) => "http-ingest-remote-write",
+            (WireFormat::Json, true) => "http-ingest-gzip",
+            (WireFormat::Json, false) => "http-ingest",
         };
         let o = Outcome::new(
             name,

@@ -16,11 +16,14 @@
 
 mod body;
 mod error;
+pub mod exposition;
 mod fast;
 pub mod influx;
 mod json;
 mod limits;
 pub mod line_metrics;
+pub mod relabel;
+pub mod scrape_config;
 mod logs;
 mod metrics;
 

@@ -28,4 +28,5 @@ mod logs;
 mod metrics;
 mod prometheus;
 mod runs;
+mod scrape;
 mod system;

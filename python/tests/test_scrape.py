@@ -170,7 +170,8 @@ def test_loupe_and_prometheus_scrape_the_same_points(own_server, tmp_path):
         assert [t for t, _ in a] == [t for t, _ in b], (key, a, b)
         assert all(same(x[1], y[1]) for x, y in zip(a, b)), (key, a, b)
         compared += len(a)
-    assert compared >= 40
+    # 11 exporter series, at least two common buckets each.
+    assert compared >= 22
     # `up` is 1 in both.
     up = [k for k in p if k[0] == "up"][0]
     assert {v for _, v in p[up]} == {1.0} and {v for _, v in l[up]} == {1.0}

@@ -164,12 +164,17 @@ impl Scraping {
         Scraping { shutdown, jobs }
     }
 
-    /// Ends every scrape loop; past `budget` the rest are abandoned.
+    /// Ends every scrape loop; past `budget` the rest are aborted (a
+    /// store write already under way finishes; nothing new starts).
     pub async fn stop(self, budget: Duration) {
         let _ = self.shutdown.send(true);
+        let aborts: Vec<_> = self.jobs.iter().map(|j| j.abort_handle()).collect();
         let all = futures::future::join_all(self.jobs);
         if tokio::time::timeout(budget, all).await.is_err() {
-            tracing::warn!("scrapers not stopped {budget:?} into shutdown; exiting without them");
+            tracing::warn!("scrapers not stopped {budget:?} into shutdown; aborting them");
+            for a in aborts {
+                a.abort();
+            }
         }
     }
 }
@@ -183,7 +188,19 @@ struct JobRun {
 
 struct Running {
     stop: watch::Sender<Stop>,
-    task: JoinHandle<()>,
+    task: AbortOnDrop,
+}
+
+/// A target's task, aborted when its job's task is (a shutdown past its
+/// budget must not leave loops appending to a store being closed).
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
+    }
 }
 
 impl JobRun {
@@ -224,8 +241,10 @@ impl JobRun {
         for r in running.values() {
             let _ = r.stop.send(Stop::Shutdown);
         }
-        for (_, r) in running {
-            let _ = r.task.await;
+        for (_, mut r) in running {
+            if let Some(t) = r.task.0.take() {
+                let _ = t.await;
+            }
         }
     }
 
@@ -268,7 +287,13 @@ impl JobRun {
             };
             let task = tokio::spawn(target::run(run, rx));
             self.metrics.targets.inc();
-            running.insert(t, Running { stop, task });
+            running.insert(
+                t,
+                Running {
+                    stop,
+                    task: AbortOnDrop(Some(task)),
+                },
+            );
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct TargetSpec {
 #[derive(Default)]
 pub struct ScrapeMemory {
     last: HashMap<SeriesKey, bool>,
+    /// Whether the last scrape succeeded (`None` before the first): a
+    /// failure is logged as a warning once, when the target goes down.
+    pub up: Option<bool>,
 }
 
 /// A successful scrape's series and its figures.

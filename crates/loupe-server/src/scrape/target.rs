@@ -180,6 +180,10 @@ fn store(
                 Ok(_) => {
                     metrics.samples.inc_by(samples);
                     metrics.stale_markers.inc_by(stale);
+                    if memory.up == Some(false) {
+                        tracing::info!(job, instance, "target is up again");
+                    }
+                    memory.up = Some(true);
                     return;
                 }
                 Err(e) => format!("storing: {e}"),
@@ -188,7 +192,12 @@ fn store(
         Err(e) => e,
     };
     metrics.failures.inc();
-    tracing::warn!(job, instance, "scrape failed: {outcome}");
+    if memory.up == Some(false) {
+        tracing::debug!(job, instance, "scrape failed again: {outcome}");
+    } else {
+        tracing::warn!(job, instance, "scrape failed (up 0; later failures of this target are logged at debug until it is up again): {outcome}");
+    }
+    memory.up = Some(false);
     let mut series = memory.fail(scrape_ms);
     let stale = series.len() as u64;
     series.extend(report(

@@ -36,9 +36,17 @@ pub struct ScrapeArgs {
     /// Scrape interval, seconds.
     #[arg(long, default_value_t = 15)]
     pub interval: u64,
-    /// Intervals measured (after one of warm-up).
+    /// Intervals measured.
     #[arg(long, default_value_t = 3)]
     pub intervals: u64,
+    /// Intervals of warm-up before measuring (the first scrapes create
+    /// the series, which costs more than a steady-state scrape).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// Run Loupe with `--no-diagnose` (the scraper's own cost, without
+    /// live diagnosis of every scraped series).
+    #[arg(long)]
+    pub no_diagnose: bool,
     /// Debian's Prometheus; the comparison is skipped when it is missing.
     #[arg(long, default_value = "/usr/bin/prometheus")]
     pub prometheus: PathBuf,
@@ -219,19 +227,19 @@ pub fn scrape(a: &ScrapeArgs) -> anyhow::Result<Outcome> {
     }
     std::fs::write(&config, yml)?;
 
-    let srv = Server::start(
-        &dir.data(),
-        &dir.log(),
-        &[
-            "--fsync".to_string(),
-            a.server.fsync.clone(),
-            "--scrape-config".to_string(),
-            config.display().to_string(),
-            // Every target's 1,000 series in one project.
-            "--max-series-per-project".to_string(),
-            "0".to_string(),
-        ],
-    )?;
+    let mut args = vec![
+        "--fsync".to_string(),
+        a.server.fsync.clone(),
+        "--scrape-config".to_string(),
+        config.display().to_string(),
+        // Every target's 1,000 series in one project.
+        "--max-series-per-project".to_string(),
+        "0".to_string(),
+    ];
+    if a.no_diagnose {
+        args.push("--no-diagnose".to_string());
+    }
+    let srv = Server::start(&dir.data(), &dir.log(), &args)?;
     let with_prom = a.prometheus.is_file();
     let prom_data = dir.dir.path().join("prometheus");
     let p = if with_prom {
@@ -246,8 +254,8 @@ pub fn scrape(a: &ScrapeArgs) -> anyhow::Result<Outcome> {
         None
     };
     let interval = Duration::from_secs(a.interval);
-    eprintln!("scrape: one interval of warm-up ({}s)", a.interval);
-    std::thread::sleep(interval);
+    eprintln!("scrape: {} intervals of warm-up", a.warmup);
+    std::thread::sleep(interval * a.warmup as u32);
     let (l0, p0) = (srv.cpu_s(), p.as_ref().map(|p| p.cpu_s()));
     let t0 = Instant::now();
     let measured = interval * a.intervals as u32;
@@ -279,7 +287,8 @@ pub fn scrape(a: &ScrapeArgs) -> anyhow::Result<Outcome> {
     let per = |b: u64, n: f64| b as f64 / n;
 
     let mut summary = format!(
-        "Loupe {loupe_pct:.2}% of a core scraping {} targets × {} series every {}s ({failures} failed scrapes); {:.2} bytes/sample ({:.1} MB for {loupe_samples} points, WAL {:.1} MB)",
+        "Loupe{} {loupe_pct:.2}% of a core scraping {} targets × {} series every {}s ({failures} failed scrapes); {:.2} bytes/sample ({:.1} MB for {loupe_samples} points, WAL {:.1} MB)",
+        if a.no_diagnose { " (--no-diagnose)" } else { "" },
         a.targets,
         a.series,
         a.interval,
@@ -302,6 +311,7 @@ pub fn scrape(a: &ScrapeArgs) -> anyhow::Result<Outcome> {
         &o,
         json!({
             "targets": a.targets, "series": a.series, "interval_s": a.interval,
+            "warmup_intervals": a.warmup, "no_diagnose": a.no_diagnose,
             "measured_s": wall,
             "loupe_cpu_pct": loupe_pct, "prometheus_cpu_pct": prom_pct,
             "loupe_samples": loupe_samples, "loupe_bytes": loupe_bytes, "loupe_wal_bytes": loupe_wal,

@@ -4,7 +4,7 @@
 //! left, and the report series (`up`, `scrape_duration_seconds`, …).
 //! Pure: no IO, no clock.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use loupe_ingest::SeriesColumns;

@@ -31,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
     // NaN != NaN: compare the values' bits.
     assert_eq!(again.samples.len(), e.samples.len());
     for (a, b) in again.samples.iter().zip(&e.samples) {
-        assert_eq!((&a.name, &a.labels, a.timestamp_ms), (&b.name, &b.labels, b.timestamp_ms));
+        assert_eq!(
+            (&a.name, &a.labels, a.timestamp_ms),
+            (&b.name, &b.labels, b.timestamp_ms)
+        );
         assert_eq!(a.value.to_bits(), b.value.to_bits());
     }
     assert_eq!(again.exemplars_dropped, e.exemplars_dropped);

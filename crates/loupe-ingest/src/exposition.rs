@@ -128,7 +128,11 @@ pub fn decode_exposition(body: &[u8], format: ExpositionFormat) -> Result<Exposi
             .iter()
             .filter(|&&b| b == b'\n')
             .count();
-        fail(line, DecodeErrorKind::Malformed, "is not valid UTF-8".into())
+        fail(
+            line,
+            DecodeErrorKind::Malformed,
+            "is not valid UTF-8".into(),
+        )
     })?;
     let om = format == ExpositionFormat::OpenMetrics;
     let mut out = Exposition::default();
@@ -203,7 +207,10 @@ fn read_comment(
     if om && comment == " EOF" {
         return Ok(Comment::Eof);
     }
-    let Some(rest) = comment.strip_prefix(' ').or(if om { None } else { Some(comment) }) else {
+    let Some(rest) = comment
+        .strip_prefix(' ')
+        .or(if om { None } else { Some(comment) })
+    else {
         return Ok(Comment::Other);
     };
     let rest = if om {
@@ -239,7 +246,8 @@ fn read_comment(
         "HELP" => m.help = Some(unescape_help(text, om)),
         "TYPE" => {
             let t = text.trim_end_matches([' ', '\t']);
-            m.kind = Some(MetricType::parse(t).ok_or_else(|| format!("unknown metric type {t:?}"))?);
+            m.kind =
+                Some(MetricType::parse(t).ok_or_else(|| format!("unknown metric type {t:?}"))?);
         }
         _ => m.unit = Some(text.to_string()),
     }
@@ -341,7 +349,8 @@ fn read_labels<'a>(mut s: &'a str, labels: &mut Vec<(String, String)>) -> Result
         s = s
             .strip_prefix('"')
             .ok_or_else(|| format!("expected '\"' to open label {name:?}'s value"))?;
-        let (value, after) = read_quoted(s).ok_or_else(|| format!("label {name:?}'s value is not closed"))?;
+        let (value, after) =
+            read_quoted(s).ok_or_else(|| format!("label {name:?}'s value is not closed"))?;
         if labels.iter().any(|(k, _)| k == name) {
             return Err(format!("label {name:?} given twice"));
         }

@@ -22,10 +22,10 @@ pub mod influx;
 mod json;
 mod limits;
 pub mod line_metrics;
-pub mod relabel;
-pub mod scrape_config;
 mod logs;
 mod metrics;
+pub mod relabel;
+pub mod scrape_config;
 
 pub use body::{ContentEncoding, decode_body, decode_body_metered};
 pub use error::{BodyError, DecodeError, DecodeErrorKind};

@@ -131,10 +131,18 @@ fn apply(labels: &mut LabelSet, r: &RelabelRule) -> bool {
         RelabelAction::Keep => return r.regex.is_match(&value()),
         RelabelAction::Drop => return !r.regex.is_match(&value()),
         RelabelAction::KeepEqual => {
-            return labels.get(&r.target_label).map(String::as_str).unwrap_or("") == value();
+            return labels
+                .get(&r.target_label)
+                .map(String::as_str)
+                .unwrap_or("")
+                == value();
         }
         RelabelAction::DropEqual => {
-            return labels.get(&r.target_label).map(String::as_str).unwrap_or("") != value();
+            return labels
+                .get(&r.target_label)
+                .map(String::as_str)
+                .unwrap_or("")
+                != value();
         }
         RelabelAction::Replace => {
             let v = value();
@@ -166,7 +174,12 @@ fn apply(labels: &mut LabelSet, r: &RelabelRule) -> bool {
             let mapped: Vec<(String, String)> = labels
                 .iter()
                 .filter(|(k, _)| r.regex.is_match(k))
-                .map(|(k, v)| (r.regex.replace_all(k, r.replacement.as_str()).into_owned(), v.clone()))
+                .map(|(k, v)| {
+                    (
+                        r.regex.replace_all(k, r.replacement.as_str()).into_owned(),
+                        v.clone(),
+                    )
+                })
                 .collect();
             labels.extend(mapped);
         }
@@ -180,7 +193,13 @@ fn apply(labels: &mut LabelSet, r: &RelabelRule) -> bool {
 mod tests {
     use super::*;
 
-    fn rule(action: &str, src: &[&str], regex: &str, target: &str, repl: Option<&str>) -> RelabelRule {
+    fn rule(
+        action: &str,
+        src: &[&str],
+        regex: &str,
+        target: &str,
+        repl: Option<&str>,
+    ) -> RelabelRule {
         RelabelRule::new(RelabelSpec {
             source_labels: src.iter().map(|s| s.to_string()).collect(),
             regex: Some(regex.to_string()),
@@ -193,13 +212,19 @@ mod tests {
     }
 
     fn set(pairs: &[(&str, &str)]) -> LabelSet {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn regex_is_fully_anchored() {
         let keep = rule("keep", &["__name__"], "up", "", None);
-        assert!(relabel(&mut set(&[("__name__", "up")]), std::slice::from_ref(&keep)));
+        assert!(relabel(
+            &mut set(&[("__name__", "up")]),
+            std::slice::from_ref(&keep)
+        ));
         // Prometheus would not keep `upstream` with regex `up`.
         assert!(!relabel(&mut set(&[("__name__", "upstream")]), &[keep]));
     }
@@ -207,13 +232,22 @@ mod tests {
     #[test]
     fn keep_and_drop_join_sources_with_the_separator() {
         let drop = rule("drop", &["a", "b"], "x;y", "", None);
-        assert!(!relabel(&mut set(&[("a", "x"), ("b", "y")]), std::slice::from_ref(&drop)));
+        assert!(!relabel(
+            &mut set(&[("a", "x"), ("b", "y")]),
+            std::slice::from_ref(&drop)
+        ));
         assert!(relabel(&mut set(&[("a", "x")]), &[drop]));
     }
 
     #[test]
     fn replace_expands_groups_and_an_empty_result_deletes() {
-        let r = rule("replace", &["__address__"], "([^:]+):(\\d+)", "host", Some("${1}"));
+        let r = rule(
+            "replace",
+            &["__address__"],
+            "([^:]+):(\\d+)",
+            "host",
+            Some("${1}"),
+        );
         let mut l = set(&[("__address__", "node1:9100")]);
         assert!(relabel(&mut l, &[r]));
         assert_eq!(l["host"], "node1");
@@ -237,7 +271,10 @@ mod tests {
         let map = rule("labelmap", &[], "__meta_(.+)", "", None);
         let drop = rule("labeldrop", &[], "tmp_.*", "", None);
         assert!(relabel(&mut l, &[map, drop]));
-        assert_eq!(l, set(&[("__meta_role", "db"), ("keep_me", "1"), ("role", "db")]));
+        assert_eq!(
+            l,
+            set(&[("__meta_role", "db"), ("keep_me", "1"), ("role", "db")])
+        );
         let keep = rule("labelkeep", &[], "role|keep_me", "", None);
         assert!(relabel(&mut l, &[keep]));
         assert_eq!(l, set(&[("keep_me", "1"), ("role", "db")]));

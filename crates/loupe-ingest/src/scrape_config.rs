@@ -247,8 +247,11 @@ pub fn parse_scrape_file(text: &str, file: &str) -> Result<ScrapeFile, ConfigErr
         serde_saphyr::from_str(text).map_err(|e| err("document", e.to_string()))?
     };
 
-    let interval = duration_or(raw.global.scrape_interval.as_deref(), Duration::from_secs(60))
-        .map_err(|m| err("global.scrape_interval", m))?;
+    let interval = duration_or(
+        raw.global.scrape_interval.as_deref(),
+        Duration::from_secs(60),
+    )
+    .map_err(|m| err("global.scrape_interval", m))?;
     let timeout = match raw.global.scrape_timeout.as_deref() {
         Some(t) => parse_duration(t).map_err(|m| err("global.scrape_timeout", m))?,
         None => Duration::from_secs(10).min(interval),
@@ -266,7 +269,12 @@ pub fn parse_scrape_file(text: &str, file: &str) -> Result<ScrapeFile, ConfigErr
     };
     let mut jobs = Vec::new();
     let mut names = BTreeSet::new();
-    for (i, (job, keys)) in raw.scrape_configs.into_iter().zip(keys.scrape_configs).enumerate() {
+    for (i, (job, keys)) in raw
+        .scrape_configs
+        .into_iter()
+        .zip(keys.scrape_configs)
+        .enumerate()
+    {
         let place = format!("scrape_configs[{i}] (job {:?})", job.job_name);
         for k in keys.keys() {
             if !JOB_KEYS.contains(&k.as_str()) && !HARMLESS_JOB_KEYS.contains(&k.as_str()) {
@@ -284,7 +292,9 @@ pub fn parse_scrape_file(text: &str, file: &str) -> Result<ScrapeFile, ConfigErr
         if !names.insert(job.job_name.clone()) {
             return Err(err(&place, "job_name is used by an earlier job".into()));
         }
-        jobs.push(read_job(job, &global, |k, m| err(&format!("{place}.{k}"), m))?);
+        jobs.push(read_job(job, &global, |k, m| {
+            err(&format!("{place}.{k}"), m)
+        })?);
     }
     Ok(ScrapeFile {
         global,
@@ -324,8 +334,16 @@ fn read_job(
         raw.into_iter()
             .enumerate()
             .map(|(i, r)| {
-                if r.modulus.is_some() && !r.action.as_deref().is_some_and(|a| a.eq_ignore_ascii_case("hashmod")) {
-                    return Err(err(&format!("{key}[{i}]"), "modulus is only for action hashmod".into()));
+                if r.modulus.is_some()
+                    && !r
+                        .action
+                        .as_deref()
+                        .is_some_and(|a| a.eq_ignore_ascii_case("hashmod"))
+                {
+                    return Err(err(
+                        &format!("{key}[{i}]"),
+                        "modulus is only for action hashmod".into(),
+                    ));
                 }
                 RelabelRule::new(RelabelSpec {
                     source_labels: r.source_labels,
@@ -342,7 +360,10 @@ fn read_job(
     let mut file_sd = Vec::new();
     for (i, f) in job.file_sd_configs.into_iter().enumerate() {
         if f.files.is_empty() {
-            return Err(err(&format!("file_sd_configs[{i}]"), "files is empty".into()));
+            return Err(err(
+                &format!("file_sd_configs[{i}]"),
+                "files is empty".into(),
+            ));
         }
         for path in &f.files {
             let name = path.rsplit('/').next().unwrap_or(path);
@@ -419,13 +440,17 @@ impl ScrapeJob {
                 }
                 for (k, v) in &self.params {
                     if let Some(first) = v.first() {
-                        l.entry(format!("__param_{k}")).or_insert_with(|| first.clone());
+                        l.entry(format!("__param_{k}"))
+                            .or_insert_with(|| first.clone());
                     }
                 }
                 if !relabel(&mut l, &self.relabel_configs) {
                     continue;
                 }
-                if let Some(t) = self.target(l).map_err(|m| format!("target {addr:?}: {m}"))? {
+                if let Some(t) = self
+                    .target(l)
+                    .map_err(|m| format!("target {addr:?}: {m}"))?
+                {
                     out.push(t);
                 }
             }
@@ -439,7 +464,10 @@ impl ScrapeJob {
         let Some(mut address) = l.get("__address__").cloned().filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
-        let scheme = l.get("__scheme__").cloned().unwrap_or_else(|| self.scheme.clone());
+        let scheme = l
+            .get("__scheme__")
+            .cloned()
+            .unwrap_or_else(|| self.scheme.clone());
         if scheme != "http" {
             return Err(format!("scheme {scheme:?}: http only"));
         }
@@ -450,7 +478,8 @@ impl ScrapeJob {
             // As Prometheus 2.x: the scheme's port when none is given.
             address.push_str(":80");
         }
-        l.entry("instance".into()).or_insert_with(|| address.clone());
+        l.entry("instance".into())
+            .or_insert_with(|| address.clone());
         let dur = |k: &str, d: Duration| -> Result<Duration, String> {
             match l.get(k) {
                 Some(v) => parse_duration(v).map_err(|m| format!("{k}: {m}")),
@@ -460,7 +489,9 @@ impl ScrapeJob {
         let interval = dur("__scrape_interval__", self.scrape_interval)?;
         let timeout = dur("__scrape_timeout__", self.scrape_timeout)?;
         if interval.is_zero() || timeout > interval {
-            return Err(format!("scrape timeout {timeout:?} is longer than the interval {interval:?}"));
+            return Err(format!(
+                "scrape timeout {timeout:?} is longer than the interval {interval:?}"
+            ));
         }
         let mut path = l
             .get("__metrics_path__")
@@ -505,7 +536,9 @@ impl ScrapeJob {
 fn has_port(addr: &str) -> bool {
     match addr.rsplit_once(':') {
         Some((host, port)) => {
-            !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && (!host.contains(':') || host.ends_with(']'))
+            !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!host.contains(':') || host.ends_with(']'))
         }
         None => false,
     }
@@ -640,7 +673,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "TB" | "TiB" => 1 << 40,
         u => return Err(format!("{s:?}: unknown unit {u:?}")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 #[cfg(test)]

@@ -42,7 +42,10 @@ fn golden_bodies_decode_as_recorded() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/exposition");
     let bless = std::env::var_os("LOUPE_BLESS").is_some();
     let mut seen = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
         let format = match path.extension().and_then(|e| e.to_str()) {

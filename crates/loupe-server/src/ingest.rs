@@ -378,7 +378,10 @@ fn diag_columns(s: &SeriesColumns) -> SeriesIn {
 /// [`diag_columns`] without the points that are staleness markers.
 fn diag_columns_without_stale(s: &SeriesColumns) -> SeriesIn {
     let mut d = diag_columns(s);
-    if s.values.iter().any(|v| loupe_model::stale::is_stale_marker(*v)) {
+    if s.values
+        .iter()
+        .any(|v| loupe_model::stale::is_stale_marker(*v))
+    {
         let keep: Vec<bool> = s
             .values
             .iter()

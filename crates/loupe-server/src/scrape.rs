@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use loupe_ingest::scrape_config::{ScrapeFile, ScrapeJob, ScrapeTarget, TargetGroup, parse_target_groups};
+use loupe_ingest::scrape_config::{
+    ScrapeFile, ScrapeJob, ScrapeTarget, TargetGroup, parse_target_groups,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -257,7 +259,11 @@ impl JobRun {
                 return;
             }
         };
-        let gone: Vec<ScrapeTarget> = running.keys().filter(|t| !wanted.contains(*t)).cloned().collect();
+        let gone: Vec<ScrapeTarget> = running
+            .keys()
+            .filter(|t| !wanted.contains(*t))
+            .cloned()
+            .collect();
         for t in gone {
             if let Some(r) = running.remove(&t) {
                 let _ = r.stop.send(Stop::Removed);
@@ -269,7 +275,10 @@ impl JobRun {
                 continue;
             }
             let spec = Arc::new(TargetSpec {
-                project: t.project.clone().unwrap_or_else(|| DEFAULT_PROJECT.to_string()),
+                project: t
+                    .project
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_PROJECT.to_string()),
                 target: t.clone(),
                 job: self.job.clone(),
                 external_labels: self.external.clone(),
@@ -319,13 +328,13 @@ impl FileSdState {
             for pattern in &sd.files {
                 match glob::glob(pattern) {
                     Ok(paths) => files.extend(paths.flatten()),
-                    Err(e) => tracing::warn!(job = %job.job_name, "file_sd pattern {pattern:?}: {e}"),
+                    Err(e) => {
+                        tracing::warn!(job = %job.job_name, "file_sd pattern {pattern:?}: {e}")
+                    }
                 }
             }
         }
-        let full = self
-            .last_full_read
-            .is_none_or(|t| t.elapsed() >= refresh);
+        let full = self.last_full_read.is_none_or(|t| t.elapsed() >= refresh);
         if full {
             self.last_full_read = Some(std::time::Instant::now());
         }

@@ -63,7 +63,9 @@ fn bodies(series: usize, seed: usize) -> Vec<Arc<Vec<u8>>> {
     (0..VARIANTS)
         .map(|v| {
             let mut s = String::with_capacity(series * 64);
-            s.push_str("# HELP bench_requests_total Requests.\n# TYPE bench_requests_total counter\n");
+            s.push_str(
+                "# HELP bench_requests_total Requests.\n# TYPE bench_requests_total counter\n",
+            );
             for i in 0..series / 2 {
                 let base = ((seed * 7919 + i * 104_729) % 1_000_000) as u64;
                 s.push_str(&format!(
@@ -212,7 +214,10 @@ impl Prometheus {
 
 pub fn scrape(a: &ScrapeArgs) -> anyhow::Result<Outcome> {
     let dir = BenchDir::new(&a.server, "scrape")?;
-    eprintln!("scrape: serving {} targets × {} series", a.targets, a.series);
+    eprintln!(
+        "scrape: serving {} targets × {} series",
+        a.targets, a.series
+    );
     let mut addrs = Vec::with_capacity(a.targets);
     for t in 0..a.targets {
         addrs.push(serve_target(bodies(a.series, t))?);
@@ -263,7 +268,10 @@ pub fn scrape(a: &ScrapeArgs) -> anyhow::Result<Outcome> {
     std::thread::sleep(measured);
     let wall = t0.elapsed().as_secs_f64();
     let loupe_pct = (srv.cpu_s() - l0) / wall * 100.0;
-    let prom_pct = p.as_ref().zip(p0).map(|(p, c0)| (p.cpu_s() - c0) / wall * 100.0);
+    let prom_pct = p
+        .as_ref()
+        .zip(p0)
+        .map(|(p, c0)| (p.cpu_s() - c0) / wall * 100.0);
 
     let ag = agent();
     let metrics = String::from_utf8(get(&ag, &srv.url("/metrics"))?)?;
@@ -288,7 +296,11 @@ pub fn scrape(a: &ScrapeArgs) -> anyhow::Result<Outcome> {
 
     let mut summary = format!(
         "Loupe{} {loupe_pct:.2}% of a core scraping {} targets × {} series every {}s ({failures} failed scrapes); {:.2} bytes/sample ({:.1} MB for {loupe_samples} points, WAL {:.1} MB)",
-        if a.no_diagnose { " (--no-diagnose)" } else { "" },
+        if a.no_diagnose {
+            " (--no-diagnose)"
+        } else {
+            ""
+        },
         a.targets,
         a.series,
         a.interval,

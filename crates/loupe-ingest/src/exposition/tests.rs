@@ -19,7 +19,9 @@ fn text_err(body: &str) -> String {
 #[test]
 fn content_type_picks_the_format() {
     assert_eq!(
-        format_of(Some("application/openmetrics-text; version=1.0.0; charset=utf-8")),
+        format_of(Some(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        )),
         ExpositionFormat::OpenMetrics
     );
     assert_eq!(
@@ -69,7 +71,10 @@ fn errors_name_the_line() {
     let e = text_err("a 1\nb{x=\"1\" 2\n");
     assert!(e.starts_with("line 2: "), "{e}");
     let e = text_err("a 1\n\nc one\n");
-    assert!(e.starts_with("line 3: ") && e.contains("not a number"), "{e}");
+    assert!(
+        e.starts_with("line 3: ") && e.contains("not a number"),
+        "{e}"
+    );
     let e = text_err("a 1 12.5\n");
     assert!(e.contains("milliseconds"), "{e}");
     let e = text_err("a{x=\"1\",x=\"2\"} 1\n");

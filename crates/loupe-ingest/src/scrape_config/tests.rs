@@ -48,7 +48,10 @@ scrape_configs:
 #[test]
 fn a_prometheus_yml_reads_with_defaults_and_ignored_sections() {
     let f = parse_scrape_file(PROMETHEUS_YML, "prometheus.yml").unwrap();
-    assert_eq!(f.ignored_sections, ["alerting", "remote_write", "rule_files"]);
+    assert_eq!(
+        f.ignored_sections,
+        ["alerting", "remote_write", "rule_files"]
+    );
     assert_eq!(f.global.scrape_interval, Duration::from_secs(15));
     assert_eq!(f.global.scrape_timeout, Duration::from_secs(10));
     assert_eq!(f.global.external_labels, [("cluster".into(), "lab".into())]);
@@ -106,7 +109,9 @@ fn a_port_is_added_and_per_target_intervals_read() {
 #[test]
 fn keys_that_change_meaning_are_refused_naming_file_job_and_key() {
     let yml = "scrape_configs:\n  - job_name: secure\n    basic_auth: {username: a, password: b}\n    static_configs: [{targets: [a:1]}]\n";
-    let e = parse_scrape_file(yml, "prometheus.yml").unwrap_err().to_string();
+    let e = parse_scrape_file(yml, "prometheus.yml")
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("prometheus.yml") && e.contains("\"secure\"") && e.contains("\"basic_auth\""),
         "{e}"
@@ -118,18 +123,26 @@ fn keys_that_change_meaning_are_refused_naming_file_job_and_key() {
 
 #[test]
 fn bad_values_are_refused_with_their_place() {
-    let e = parse_scrape_file("scrape_configs:\n  - job_name: j\n    scrape_interval: 5s\n    scrape_timeout: 10s\n", "f")
-        .unwrap_err();
+    let e = parse_scrape_file(
+        "scrape_configs:\n  - job_name: j\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
+        "f",
+    )
+    .unwrap_err();
     assert!(e.place.contains("scrape_timeout"), "{e}");
-    let e = parse_scrape_file("scrape_configs:\n  - job_name: j\n    scheme: https\n", "f").unwrap_err();
+    let e = parse_scrape_file("scrape_configs:\n  - job_name: j\n    scheme: https\n", "f")
+        .unwrap_err();
     assert!(e.place.ends_with("scheme"), "{e}");
     let e = parse_scrape_file(
         "scrape_configs:\n  - job_name: j\n    relabel_configs:\n      - action: keep\n        regex: '('\n",
         "f",
     )
     .unwrap_err();
-    assert!(e.place.ends_with("relabel_configs[0]") && e.message.contains("regex"), "{e}");
-    let e = parse_scrape_file("scrape_configs:\n  - job_name: j\n  - job_name: j\n", "f").unwrap_err();
+    assert!(
+        e.place.ends_with("relabel_configs[0]") && e.message.contains("regex"),
+        "{e}"
+    );
+    let e =
+        parse_scrape_file("scrape_configs:\n  - job_name: j\n  - job_name: j\n", "f").unwrap_err();
     assert!(e.message.contains("earlier job"), "{e}");
     let e = parse_scrape_file("scrape_configs: [", "f").unwrap_err();
     assert_eq!(e.file, "f");
@@ -158,7 +171,8 @@ fn honor_labels_and_exported_prefix() {
 
 #[test]
 fn file_sd_groups_in_json_and_yaml() {
-    let j = parse_target_groups(br#"[{"targets":["a:1"],"labels":{"env":"x"}}]"#, "t.json").unwrap();
+    let j =
+        parse_target_groups(br#"[{"targets":["a:1"],"labels":{"env":"x"}}]"#, "t.json").unwrap();
     assert_eq!(j[0].targets, ["a:1"]);
     let y = parse_target_groups(b"- targets: [a:1]\n  labels: {env: x}\n", "t.yml").unwrap();
     assert_eq!(j, y);

@@ -105,8 +105,7 @@ pub fn assemble(
         for (k, v) in spec.external_labels.iter() {
             l.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        let key = SeriesKey::new(name, l)
-            .map_err(|e| format!("sample {:?}: {e}", s.name))?;
+        let key = SeriesKey::new(name, l).map_err(|e| format!("sample {:?}: {e}", s.name))?;
         let (ts, tracked) = match s.timestamp_ms {
             Some(t) if job.honor_timestamps => (t, false),
             _ => (scrape_ms, true),
@@ -122,7 +121,13 @@ pub fn assemble(
     let mut stale_markers = 0;
     for (key, tracked) in &memory.last {
         if *tracked && !now.contains_key(key) {
-            push(&mut series, &mut index, key, scrape_ms, stale::stale_marker());
+            push(
+                &mut series,
+                &mut index,
+                key,
+                scrape_ms,
+                stale::stale_marker(),
+            );
             stale_markers += 1;
         }
     }
@@ -145,7 +150,13 @@ impl ScrapeMemory {
         let mut index = HashMap::new();
         for (key, tracked) in self.last.drain() {
             if tracked {
-                push(&mut series, &mut index, &key, scrape_ms, stale::stale_marker());
+                push(
+                    &mut series,
+                    &mut index,
+                    &key,
+                    scrape_ms,
+                    stale::stale_marker(),
+                );
             }
         }
         series
@@ -254,7 +265,8 @@ mod tests {
         }
     }
 
-    const JOB: &str = "scrape_configs:\n  - job_name: j\n    static_configs: [{targets: ['h:1']}]\n";
+    const JOB: &str =
+        "scrape_configs:\n  - job_name: j\n    static_configs: [{targets: ['h:1']}]\n";
 
     fn body(text: &str) -> Exposition {
         decode_exposition(text.as_bytes(), ExpositionFormat::Text004).unwrap()
@@ -275,7 +287,10 @@ mod tests {
         let a = assemble(&s, &body("a 3\n"), 3000, &mut m).unwrap();
         assert_eq!(a.stale_markers, 0);
         let failed = m.fail(4000);
-        assert_eq!(names(&failed), std::collections::HashSet::from(["a".to_string()]));
+        assert_eq!(
+            names(&failed),
+            std::collections::HashSet::from(["a".to_string()])
+        );
     }
 
     #[test]
@@ -301,7 +316,12 @@ mod tests {
         .unwrap();
         assert_eq!((a.samples_scraped, a.post_relabel), (2, 1));
         let key = &a.series[0].0;
-        let get = |k: &str| key.labels().iter().find(|(l, _)| l == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            key.labels()
+                .iter()
+                .find(|(l, _)| l == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("job"), Some("j"));
         assert_eq!(get("exported_job"), Some("inner"));
         assert_eq!(get("exported_project"), Some("x"));
@@ -312,7 +332,9 @@ mod tests {
 
     #[test]
     fn sample_limit_fails_the_scrape() {
-        let s = spec("scrape_configs:\n  - job_name: j\n    sample_limit: 1\n    static_configs: [{targets: ['h:1']}]\n");
+        let s = spec(
+            "scrape_configs:\n  - job_name: j\n    sample_limit: 1\n    static_configs: [{targets: ['h:1']}]\n",
+        );
         let e = assemble(&s, &body("a 1\nb 2\n"), 1000, &mut ScrapeMemory::default())
             .err()
             .unwrap();

@@ -157,13 +157,20 @@ fn store(
             .map_err(|e| e.to_string())?;
         let exposition = decode_exposition(&body, format_of(f.content_type.as_deref()))
             .map_err(|e| e.to_string())?;
-        metrics.exemplars_dropped.inc_by(exposition.exemplars_dropped);
+        metrics
+            .exemplars_dropped
+            .inc_by(exposition.exemplars_dropped);
         assemble(spec, &exposition, scrape_ms, memory)
     });
     let outcome = match decoded {
         Ok(a) => {
             if a.out_of_range > 0 {
-                tracing::warn!(job, instance, "{} samples with a timestamp outside 1970 to 2255 left out", a.out_of_range);
+                tracing::warn!(
+                    job,
+                    instance,
+                    "{} samples with a timestamp outside 1970 to 2255 left out",
+                    a.out_of_range
+                );
             }
             let r = Report {
                 up: true,
@@ -195,7 +202,11 @@ fn store(
     if memory.up == Some(false) {
         tracing::debug!(job, instance, "scrape failed again: {outcome}");
     } else {
-        tracing::warn!(job, instance, "scrape failed (up 0; later failures of this target are logged at debug until it is up again): {outcome}");
+        tracing::warn!(
+            job,
+            instance,
+            "scrape failed (up 0; later failures of this target are logged at debug until it is up again): {outcome}"
+        );
     }
     memory.up = Some(false);
     let mut series = memory.fail(scrape_ms);

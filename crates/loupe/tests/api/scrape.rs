@@ -108,7 +108,10 @@ fn series_names(api: &Api) -> Vec<(String, BTreeMap<String, String>)> {
 /// The points of a series, read from the stopped server's store.
 fn stored(data: &Path, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
     let tsdb = loupe_tsdb::Tsdb::open(data.join("tsdb"), Default::default()).unwrap();
-    let mut l: Vec<(String, String)> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut l: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     l.push(("project".into(), "default".into()));
     let key = SeriesKey::new(name, l).unwrap();
     let p = tsdb.read_all(&key).unwrap();
@@ -134,10 +137,14 @@ fn series_that_leave_and_targets_that_fail_end_with_stale_markers() {
     let la = [("instance", inst), ("job", "app")];
     wait_for("b scraped", || !values(&api, "b", &lb).is_empty());
     t.set("a 1\n");
-    wait_for("b's stale marker", || values(&api, "b", &lb).iter().any(|v| v == "NaN"));
+    wait_for("b's stale marker", || {
+        values(&api, "b", &lb).iter().any(|v| v == "NaN")
+    });
     t.up.store(false, Ordering::SeqCst);
     wait_for("up 0", || values(&api, "up", &la).iter().any(|v| v == 0.0));
-    wait_for("a's stale marker", || values(&api, "a", &la).iter().any(|v| v == "NaN"));
+    wait_for("a's stale marker", || {
+        values(&api, "a", &la).iter().any(|v| v == "NaN")
+    });
     let report = series_names(&api);
     for name in [
         "up",
@@ -146,16 +153,26 @@ fn series_that_leave_and_targets_that_fail_end_with_stale_markers() {
         "scrape_samples_post_metric_relabeling",
         "scrape_series_added",
     ] {
-        assert!(report.iter().any(|(n, _)| n == name), "{name} missing: {report:?}");
+        assert!(
+            report.iter().any(|(n, _)| n == name),
+            "{name} missing: {report:?}"
+        );
     }
     let metrics = api.get("/metrics").text();
     assert!(metrics.contains("loupe_scrape_targets 1"), "{metrics}");
-    assert!(!metrics.contains("loupe_scrape_failures_total 0\n"), "{metrics}");
+    assert!(
+        !metrics.contains("loupe_scrape_failures_total 0\n"),
+        "{metrics}"
+    );
     assert!(server.sigterm().success());
 
     // Bit for bit: ingest, WAL, segments and reads keep StaleNaN's payload.
     let b = stored(server.data_dir(), "b", &lb);
-    assert_eq!(b.iter().filter(|v| is_stale_marker(**v)).count(), 1, "{b:?}");
+    assert_eq!(
+        b.iter().filter(|v| is_stale_marker(**v)).count(),
+        1,
+        "{b:?}"
+    );
     assert_eq!(b.last().unwrap().to_bits(), STALE_NAN_BITS);
     assert!(b[..b.len() - 1].iter().all(|v| *v == 2.0));
     let a = stored(server.data_dir(), "a", &la);
@@ -193,17 +210,33 @@ scrape_configs:
     let server = Server::with_args(&["--scrape-config", &cfg]);
     let api = server.api();
     wait_for("both jobs scraped", || {
-        series_names(&api).iter().filter(|(n, _)| n == "kept").count() == 2
+        series_names(&api)
+            .iter()
+            .filter(|(n, _)| n == "kept")
+            .count()
+            == 2
     });
     let all = series_names(&api);
-    assert!(!all.iter().any(|(n, _)| n == "dropped" || n == "other"), "{all:?}");
-    let kept: Vec<&BTreeMap<String, String>> =
-        all.iter().filter(|(n, _)| n == "kept").map(|(_, l)| l).collect();
-    let plain = kept.iter().find(|l| l.get("exported_job").is_some()).expect("plain");
+    assert!(
+        !all.iter().any(|(n, _)| n == "dropped" || n == "other"),
+        "{all:?}"
+    );
+    let kept: Vec<&BTreeMap<String, String>> = all
+        .iter()
+        .filter(|(n, _)| n == "kept")
+        .map(|(_, l)| l)
+        .collect();
+    let plain = kept
+        .iter()
+        .find(|l| l.get("exported_job").is_some())
+        .expect("plain");
     assert_eq!(plain["job"], "plain");
     assert_eq!(plain["exported_job"], "inner");
     assert_eq!(plain["team"], "ml");
-    let honoured = kept.iter().find(|l| l.get("exported_job").is_none()).expect("honoured");
+    let honoured = kept
+        .iter()
+        .find(|l| l.get("exported_job").is_none())
+        .expect("honoured");
     assert_eq!(honoured["job"], "inner");
     assert_eq!(honoured["host"], "127.0.0.1");
     assert_eq!(honoured["instance"], t.addr);
@@ -215,7 +248,14 @@ fn file_sd_changes_are_picked_up_and_a_removed_target_goes_stale() {
     let two = Target::serve("m 2\n");
     let dir = Server::temp_data_dir();
     let sd = dir.path().join("targets.json");
-    std::fs::write(&sd, format!(r#"[{{"targets":["{}"],"labels":{{"pool":"a"}}}}]"#, one.addr)).unwrap();
+    std::fs::write(
+        &sd,
+        format!(
+            r#"[{{"targets":["{}"],"labels":{{"pool":"a"}}}}]"#,
+            one.addr
+        ),
+    )
+    .unwrap();
     let cfg = write_config(
         dir.path(),
         &format!(
@@ -225,16 +265,41 @@ fn file_sd_changes_are_picked_up_and_a_removed_target_goes_stale() {
     );
     let mut server = Server::with_args(&["--scrape-config", &cfg]);
     let api = server.api();
-    let l1 = [("instance", one.addr.as_str()), ("job", "sd"), ("pool", "a")];
-    let l2 = [("instance", two.addr.as_str()), ("job", "sd"), ("pool", "b")];
+    let l1 = [
+        ("instance", one.addr.as_str()),
+        ("job", "sd"),
+        ("pool", "a"),
+    ];
+    let l2 = [
+        ("instance", two.addr.as_str()),
+        ("job", "sd"),
+        ("pool", "b"),
+    ];
     wait_for("the first target", || !values(&api, "m", &l1).is_empty());
     // Written whole, then renamed in: a reader never sees half a file.
     let tmp = dir.path().join("targets.tmp");
-    std::fs::write(&tmp, format!(r#"[{{"targets":["{}"],"labels":{{"pool":"b"}}}}]"#, two.addr)).unwrap();
+    std::fs::write(
+        &tmp,
+        format!(
+            r#"[{{"targets":["{}"],"labels":{{"pool":"b"}}}}]"#,
+            two.addr
+        ),
+    )
+    .unwrap();
     std::fs::rename(&tmp, &sd).unwrap();
     wait_for("the second target", || !values(&api, "m", &l2).is_empty());
-    wait_for("the first's stale marker", || values(&api, "m", &l1).iter().any(|v| v == "NaN"));
+    wait_for("the first's stale marker", || {
+        values(&api, "m", &l1).iter().any(|v| v == "NaN")
+    });
     assert!(server.sigterm().success());
-    let up1 = stored(server.data_dir(), "up", &[("instance", one.addr.as_str()), ("job", "sd"), ("pool", "a")]);
+    let up1 = stored(
+        server.data_dir(),
+        "up",
+        &[
+            ("instance", one.addr.as_str()),
+            ("job", "sd"),
+            ("pool", "a"),
+        ],
+    );
     assert_eq!(up1.last().unwrap().to_bits(), STALE_NAN_BITS, "{up1:?}");
 }

@@ -147,10 +147,8 @@ fn segment_file(dir: &Path) {
         values: (0..10).map(|i| 90.0 + i as f64).collect(),
     };
     w.add_series(1, &loss_key(), &train).unwrap();
-    w.add_series(2, &SeriesKey::new("lr", [("run", "a")]).unwrap(), &lr)
-        .unwrap();
-    w.add_series(3, &SeriesKey::named("gpu_util").unwrap(), &gpu)
-        .unwrap();
+    w.add_series(2, &SeriesKey::new("lr", [("run", "a")]).unwrap(), &lr).unwrap();
+    w.add_series(3, &SeriesKey::named("gpu_util").unwrap(), &gpu).unwrap();
     write("three_series.seg", w);
 
     // One short chunk, no roll-ups.
@@ -160,8 +158,7 @@ fn segment_file(dir: &Path) {
         times: times(5),
         values: vec![1.0, f64::NAN, -0.0, f64::INFINITY, 2.0],
     };
-    w.add_series(9, &SeriesKey::named("x").unwrap(), &p)
-        .unwrap();
+    w.add_series(9, &SeriesKey::named("x").unwrap(), &p).unwrap();
     write("one_chunk.seg", w);
 
     // A constant series with roll-ups.
@@ -171,8 +168,7 @@ fn segment_file(dir: &Path) {
         times: times(20),
         values: vec![0.5; 20],
     };
-    w.add_series(4, &SeriesKey::named("const").unwrap(), &p)
-        .unwrap();
+    w.add_series(4, &SeriesKey::named("const").unwrap(), &p).unwrap();
     write("constant.seg", w);
 
     write("empty.seg", create("empty.seg", 16, 64));

@@ -8,7 +8,8 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use loupe_tsdb::SeriesWrite;
 use loupe_tsdb::wal::{
-    FRAME_HEADER, FRAME_MAGIC, WalRecord, decode_record, encode_append, frame, judge, read_frames,
+    FRAME_HEADER, FRAME_MAGIC, WalRecord, decode_record, encode_append, frame, judge,
+    read_frames,
 };
 
 /// Frame header: u32 length, u32 crc32c.
@@ -55,10 +56,7 @@ fn check_frames(data: &[u8]) {
             &data[start + HEADER..start + HEADER + len],
             payload.as_slice()
         );
-        assert_eq!(
-            crc32c::crc32c_append(crc32c::crc32c(&header[4..8]), payload),
-            crc
-        );
+        assert_eq!(crc32c::crc32c_append(crc32c::crc32c(&header[4..8]), payload), crc);
         next_free = (start + HEADER + len) as u64;
         check_record(payload);
     }

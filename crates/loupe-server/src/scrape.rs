@@ -265,8 +265,11 @@ impl JobRun {
             .cloned()
             .collect();
         for t in gone {
-            if let Some(r) = running.remove(&t) {
+            if let Some(mut r) = running.remove(&t) {
                 let _ = r.stop.send(Stop::Removed);
+                // Detached, not aborted: it writes its staleness markers
+                // and ends on its own.
+                drop(r.task.0.take());
                 self.metrics.targets.dec();
             }
         }

@@ -56,13 +56,16 @@ class Server:
         self.port = port or free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.url = "http://127.0.0.1:%d" % self.port
+        # More `loupe serve` arguments (a test's own settings).
+        self.extra_args: List[str] = []
 
     def start(self) -> "Server":
         deadline = time.monotonic() + 20
         last = ""
         while time.monotonic() < deadline:
             self.proc = subprocess.Popen(
-                [loupe_bin(), "serve", "--addr", "127.0.0.1:%d" % self.port, "--data", self.data_dir],
+                [loupe_bin(), "serve", "--addr", "127.0.0.1:%d" % self.port, "--data", self.data_dir]
+                + self.extra_args,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )

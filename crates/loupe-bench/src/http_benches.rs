@@ -8,8 +8,11 @@
 //! Every benchmark prints its details, then one `[PASS]`/`[MISS]` line with
 //! its target, then one JSON line.
 
+mod scrape;
 mod series_list;
 mod soak;
+
+pub use scrape::{ScrapeArgs, scrape};
 pub use series_list::{SeriesListArgs, series_list};
 pub use soak::{SoakArgs, soak};
 

@@ -53,6 +53,8 @@ enum Cmd {
     DiagnoseDelay(http_benches::DiagnoseDelayArgs),
     /// HTTP: a long run of mixed ingest and queries at half capacity: RSS flat, no error, p99 stable.
     Soak(http_benches::SoakArgs),
+    /// HTTP: `loupe serve --scrape-config` scraping 1,000 targets × 1,000 series against Debian's Prometheus: CPU and bytes per sample.
+    Scrape(http_benches::ScrapeArgs),
     /// Reading a large offline spool: `loupe_agent::spool` against the hand-written reader it replaced.
     Spool(spool_bench::SpoolArgs),
 }
@@ -76,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Diagnose(args) => diagnose_benches::run(&args),
         Cmd::DiagnoseReal(args) => diagnose_real::run(&args),
         Cmd::DiagnoseDelay(args) => http_benches::diagnose_delay(&args).map(drop),
+        Cmd::Scrape(args) => http_benches::scrape(&args).map(drop),
         Cmd::Spool(args) => spool_bench::run(&args),
         Cmd::Soak(args) => http_benches::soak(&args).map(drop),
     }

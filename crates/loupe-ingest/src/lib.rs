@@ -17,6 +17,7 @@
 
 mod body;
 mod error;
+pub mod exposition;
 mod fast;
 pub mod influx;
 mod json;
@@ -24,7 +25,9 @@ mod limits;
 pub mod line_metrics;
 mod logs;
 mod metrics;
+pub mod relabel;
 pub mod remote_write;
+pub mod scrape_config;
 
 pub use body::{ContentEncoding, decode_body, decode_body_metered};
 pub use error::{BodyError, DecodeError, DecodeErrorKind};

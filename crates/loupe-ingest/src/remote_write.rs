@@ -40,9 +40,7 @@ use prost::Message;
 use crate::error::DecodeError;
 use crate::{DecodeErrorKind, Limits, RESERVED_LABELS, Result, SeriesColumns};
 
-/// Prometheus' staleness marker: the NaN a series gets when it disappears
-/// from its target, told from other NaNs by its payload bits.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+pub use loupe_model::stale::STALE_NAN_BITS;
 
 /// Which message a request carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,7 @@ mod matcher;
 pub mod nonfinite;
 mod run;
 mod series;
+pub mod stale;
 mod ui_url;
 pub mod units;
 

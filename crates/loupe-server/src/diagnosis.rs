@@ -393,7 +393,9 @@ impl Worker {
                     let get = |k: &str| labels.iter().find(|(l, _)| l == k).map(|(_, v)| v.clone());
                     let scope = Scope {
                         project: Some(project.clone()),
-                        host: get("host"),
+                        // Scraped series name their host by `instance`
+                        // (`host:port`), as Prometheus sets it.
+                        host: get("host").or_else(|| get("instance").map(|i| instance_host(&i))),
                         service: get("service").or_else(|| get("job")),
                         ..Default::default()
                     };
@@ -658,4 +660,16 @@ impl Worker {
             tracing::warn!("could not store health scores: {e}");
         }
     }
+}
+
+/// The host part of a Prometheus `instance` (`node1:9100` → `node1`,
+/// `[::1]:9100` → `::1`); an instance without a port is its own host.
+fn instance_host(instance: &str) -> String {
+    let host = match instance.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => instance,
+    };
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }

@@ -276,6 +276,17 @@ impl Ingest {
         Ok((accepted, counts))
     }
 
+    /// A scrape's series (already keyed and labelled by the scraper, see
+    /// `crate::scrape`), stored as series outside runs under `project`,
+    /// stale markers included.
+    pub fn scraped(
+        &self,
+        project: &str,
+        series: Vec<(SeriesKey, SeriesColumns)>,
+    ) -> Result<Accepted, IngestError> {
+        self.counted(|| self.store_source_series(project, series))
+    }
+
     /// Keys decoded external series under `project` and stores them.
     fn store_source_series(
         &self,
@@ -287,7 +298,12 @@ impl Ingest {
         let mut diag = Vec::new();
         for (index, (key, cols)) in series.into_iter().enumerate() {
             if diagnose {
-                diag.push((key.labels().to_vec(), diag_columns(&cols)));
+                // A staleness marker says "no value here": diagnosis must
+                // not read it as a NaN loss or a value.
+                let live = diag_columns_without_stale(&cols);
+                if !live.values.is_empty() {
+                    diag.push((key.labels().to_vec(), live));
+                }
             }
             let mut labels = key.labels().to_vec();
             labels.push((label::PROJECT.into(), project.to_string()));
@@ -395,4 +411,34 @@ fn diag_columns(s: &SeriesColumns) -> SeriesIn {
         times: s.times_ns.iter().map(|t| *t as f64 / 1e9).collect(),
         values: s.values.clone(),
     }
+}
+
+/// [`diag_columns`] without the points that are staleness markers.
+fn diag_columns_without_stale(s: &SeriesColumns) -> SeriesIn {
+    let mut d = diag_columns(s);
+    if s.values
+        .iter()
+        .any(|v| loupe_model::stale::is_stale_marker(*v))
+    {
+        let keep: Vec<bool> = s
+            .values
+            .iter()
+            .map(|v| !loupe_model::stale::is_stale_marker(*v))
+            .collect();
+        let pick = |xs: Vec<f64>| -> Vec<f64> {
+            xs.into_iter()
+                .zip(&keep)
+                .filter_map(|(x, k)| k.then_some(x))
+                .collect()
+        };
+        d.times = pick(d.times);
+        d.values = pick(d.values);
+        d.steps = d.steps.map(|st| {
+            st.into_iter()
+                .zip(&keep)
+                .filter_map(|(x, k)| k.then_some(x))
+                .collect()
+        });
+    }
+    d
 }

@@ -34,6 +34,7 @@ pub mod memory;
 pub mod rate;
 pub mod request_timeout;
 pub mod routes;
+pub mod scrape;
 pub mod state;
 pub mod stores;
 pub mod summary;
@@ -90,6 +91,9 @@ pub struct ServerConfig {
     /// How often freed heap memory is given back to the system; `None`:
     /// never (to measure what it saves).
     pub trim_every: Option<Duration>,
+    /// Prometheus targets to scrape (`--scrape-config`): a
+    /// `prometheus.yml`-style file.
+    pub scrape_config: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -114,6 +118,7 @@ impl ServerConfig {
             rate_limit: None,
             request_timeout: Some(Duration::from_secs(60)),
             trim_every: Some(memory::TRIM_EVERY),
+            scrape_config: None,
         }
     }
 
@@ -161,6 +166,8 @@ pub enum ServerError {
     Tls(#[from] listen::tls::TlsError),
 }
 
+/// At shutdown, how long the scrapers may take to stop.
+const SCRAPERS_SHUTDOWN: Duration = Duration::from_millis(500);
 /// At shutdown, how long alert delivery may take to stop.
 const ALERTS_SHUTDOWN: Duration = Duration::from_millis(500);
 /// Diagnosis must have stopped this long after shutdown began; the
@@ -206,6 +213,11 @@ pub async fn serve(
         .clone()
         .normalized()
         .map_err(ServerError::Config)?;
+    // A bad scrape config stops the start, before anything is opened.
+    let scrape_cfg = match &cfg.scrape_config {
+        Some(path) => Some(scrape::load(path).map_err(|e| ServerError::Config(e.to_string()))?),
+        None => None,
+    };
     let (tsdb, meta) = open_stores(&cfg)?;
     let alerts = Arc::new(alerting::Alerting::open(
         &cfg.data_dir,
@@ -240,7 +252,9 @@ pub async fn serve(
         cfg.limits.max_body_bytes,
         fanout.counters.clone(),
     ));
+    let scrape_metrics = Arc::new(scrape::ScrapeMetrics::default());
     let telemetry = register_telemetry(TelemetrySources {
+        scrape: &scrape_metrics,
         started,
         stores: &stores,
         fanout: &fanout,
@@ -296,6 +310,8 @@ pub async fn serve(
     state.summaries.mark_all(&state.tsdb);
     let background = tokio::spawn(background_tasks(state.clone(), cfg.trim_every));
     let alert_loop = tokio::spawn(alerting::run(alerts, stores, fanout.live.clone()));
+    let scraping = scrape_cfg
+        .map(|c| scrape::Scraping::start(c, state.ingest.clone(), scrape_metrics.clone()));
     on_ready(local);
     let app = routes::router(state.clone())
         .layer(axum::middleware::from_fn_with_state(guard, guard::check));
@@ -318,6 +334,9 @@ pub async fn serve(
     let began = began.get().copied().unwrap_or_else(std::time::Instant::now);
     background.abort();
     alert_loop.abort();
+    if let Some(s) = scraping {
+        s.stop(SCRAPERS_SHUTDOWN).await;
+    }
     wind_down(state, began).await
 }
 
@@ -376,6 +395,7 @@ struct TelemetrySources<'a> {
     guard: &'a guard::Guard,
     connections: &'a listen::ConnMetrics,
     body_budget: &'a body_budget::BodyBudget,
+    scrape: &'a scrape::ScrapeMetrics,
 }
 
 /// `/metrics`' registry: every subsystem registers its own families, once,
@@ -392,6 +412,7 @@ fn register_telemetry(s: TelemetrySources<'_>) -> telemetry::Telemetry {
     s.guard.register(r);
     s.connections.register(r);
     s.body_budget.register(r);
+    s.scrape.register(r);
     r.register_collector(Box::new(telemetry::process::ProcessCollector::new(
         s.started,
     )));

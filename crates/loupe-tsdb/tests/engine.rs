@@ -54,6 +54,9 @@ fn points_read_back_bit_exact_from_head_segments_and_after_reopen() {
         f64::NEG_INFINITY,
         -0.0,
         f64::from_bits(0x7ff8_dead_beef_0001),
+        // Prometheus' staleness marker, a signalling NaN: the scraper and
+        // PromQL read it by its exact bits.
+        loupe_model::stale::stale_marker(),
         5e-324,
     ];
     let f = |s: i64| {

@@ -144,6 +144,12 @@ pub struct ServeArgs {
     /// Seconds a request's body may take to arrive, whole (408 after).
     #[arg(long, default_value_t = 60)]
     pub body_read_timeout: u64,
+    /// Scrape the Prometheus targets of this file: Prometheus' own
+    /// `scrape_configs` syntax (an existing prometheus.yml works; see
+    /// docs/protocols.md). Series go to the target's `loupe_project` label's
+    /// project, else `default`.
+    #[arg(long, value_name = "FILE")]
+    pub scrape_config: Option<PathBuf>,
     /// Start even though `meta.sqlite` is missing next to existing
     /// time-series data: a new, empty one is created, so runs, logs, tokens
     /// and incidents start empty (the stored series stay, listed by no run).
@@ -203,6 +209,7 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
     cfg.trim_every = (a.malloc_trim_secs > 0).then(|| Duration::from_secs(a.malloc_trim_secs));
     cfg.tsdb.fsync = a.fsync.parse().context("--fsync")?;
     cfg.alert_rules = a.rules.clone();
+    cfg.scrape_config = a.scrape_config.clone();
     cfg.diagnose_queue = a.diagnose_queue;
     cfg.diagnose_pause = Duration::from_millis(a.diagnose_pause_ms);
     cfg.guard.allowed_hosts = a.allowed_hosts.clone();

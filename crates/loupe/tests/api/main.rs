@@ -29,4 +29,5 @@ mod metrics;
 mod prometheus;
 mod remote_write;
 mod runs;
+mod scrape;
 mod system;

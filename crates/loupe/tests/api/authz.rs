@@ -28,6 +28,10 @@ use crate::support::{Api, Resp, Server, create_token, wait_for};
 
 /// Every B object's name holds it; no answer to A may.
 const MARKER: &str = "zzb";
+/// Project B's metric values, so that a read leaking B's points is caught
+/// even where no name or label of B's comes back with them (a query over
+/// values, an aggregate): no other value in the fixture prints like it.
+const MARKER_VALUE: f64 = 4242.4242;
 
 /// Project B's name holds the marker too: a per-project label is B's data.
 const PROJECT_B: &str = "proj-zzb";
@@ -552,6 +556,11 @@ const CASES: &[Case] = &[
 fn make_objects(admin: &Api, ingest: &Api, project: &'static str, tag: &str) -> Objects {
     let run = format!("run-{tag}");
     let group = format!("grp-{tag}");
+    let (loss, util) = if tag == MARKER {
+        ([MARKER_VALUE, MARKER_VALUE], MARKER_VALUE)
+    } else {
+        ([0.9, 0.8], 40.0)
+    };
     ingest
         .post_json(
             "/api/v1/runs",
@@ -561,14 +570,14 @@ fn make_objects(admin: &Api, ingest: &Api, project: &'static str, tag: &str) -> 
     ingest
         .post_json(
             &format!("/api/v1/runs/{run}/metrics"),
-            &json!({"series": [{"name": "loss", "step": [1, 2], "value": [0.9, 0.8]}]}),
+            &json!({"series": [{"name": "loss", "step": [1, 2], "value": loss}]}),
         )
         .expect(200);
     ingest
         .post_json(
             &format!("/api/v1/metrics?project={project}"),
             &json!({"series": [{"name": "gpu/0/util", "labels": {"host": format!("host-{tag}")},
-                               "value": [40.0]}]}),
+                               "value": [util]}]}),
         )
         .expect(200);
     let lines = [
@@ -686,7 +695,9 @@ fn judge(
         (Need::Ingest, Some(r)) => matches!(r, "ingest" | "admin"),
         (Need::Admin, Some(r)) => r == "admin",
     };
-    if (200..300).contains(&status) && body.contains(MARKER) {
+    if (200..300).contains(&status)
+        && (body.contains(MARKER) || body.contains(&MARKER_VALUE.to_string()))
+    {
         return Err(format!(
             "answered {status} with project B's data: {}",
             clip(body)

@@ -6,7 +6,8 @@
 //! 1. [`decode_body`]: `Content-Encoding` (identity, gzip, zstd) → bytes,
 //!    capped at [`Limits::max_body_bytes`] while decompressing.
 //! 2. A decoder: JSON ([`decode_metrics`], [`decode_external_metrics`],
-//!    [`decode_logs`]) or InfluxDB line protocol ([`decode_line_protocol`]).
+//!    [`decode_logs`]), InfluxDB line protocol ([`decode_line_protocol`]) or
+//!    OTLP metrics and logs, protobuf or JSON ([`otlp`]).
 //!    A bad batch is refused whole; the [`DecodeError`] names the first
 //!    problem by JSON path (or line number), e.g.
 //!    `series[2].value[17]: expected a number or "NaN", "Infinity", "-Infinity", found "nan"`.
@@ -23,6 +24,7 @@ mod limits;
 pub mod line_metrics;
 mod logs;
 mod metrics;
+pub mod otlp;
 
 pub use body::{ContentEncoding, decode_body, decode_body_metered};
 pub use error::{BodyError, DecodeError, DecodeErrorKind};

@@ -12,6 +12,7 @@ pub mod incidents;
 pub mod influx;
 pub mod logs;
 pub mod metrics;
+pub mod otlp;
 pub mod runs;
 pub mod series;
 pub mod system;
@@ -81,4 +82,6 @@ pub fn api_routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(influx::write_v2))
         .routes(routes!(influx::write_v1))
         .routes(routes!(influx::ping))
+        .routes(routes!(otlp::metrics))
+        .routes(routes!(otlp::logs))
 }

@@ -25,6 +25,7 @@ mod full_disk;
 mod influx;
 mod live;
 mod logs;
+mod otlp;
 mod metrics;
 mod prometheus;
 mod runs;

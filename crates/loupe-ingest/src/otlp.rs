@@ -21,6 +21,7 @@
 //! request, as for every other protocol.
 
 mod attributes;
+mod json_check;
 pub mod logs;
 pub mod metrics;
 

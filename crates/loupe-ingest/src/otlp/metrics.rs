@@ -33,7 +33,7 @@
 //! **Exponential histograms**: bucket `i` at scale `s` covers
 //! `(base^i, base^(i+1)]` with `base = 2^(2^-s)`; each becomes a cumulative
 //! `le` of `base^(i+1)` (negative buckets `le = -base^i`, from the most
-//! negative up; the zero bucket `le = zero_threshold`), then `le="+Inf"`
+//! negative up, leading empty ones left out; the zero bucket `le = zero_threshold`), then `le="+Inf"`
 //! with the whole count. A boundary is a series, so a histogram is at most
 //! about as many series as it has buckets (160 by the SDKs' default).
 //!
@@ -67,6 +67,8 @@ use crate::{DecodeErrorKind, Limits, MAX_EXTERNAL_LABELS, Result, SeriesColumns}
 
 /// `DataPointFlags.NO_RECORDED_VALUE`.
 const NO_RECORDED_VALUE: u32 = 1;
+/// Why a number point without a value is refused.
+const NO_VALUE: &str = "has no value (asDouble or asInt)";
 /// The scales OTLP allows an exponential histogram.
 const EXPONENTIAL_SCALES: std::ops::RangeInclusive<i32> = -10..=20;
 
@@ -83,6 +85,9 @@ pub struct OtlpMetrics {
     pub no_value: u64,
     /// Points refused, and the first reason.
     pub rejected: Rejections,
+    /// Metrics without data and points without a value among the refused:
+    /// in OTLP/JSON, possibly a oneof that did not read (see `json_check`).
+    pub unread_oneofs: u64,
 }
 
 impl OtlpMetrics {
@@ -99,7 +104,14 @@ pub fn decode_otlp_metrics(
     limits: &Limits,
 ) -> Result<OtlpMetrics> {
     let request: ExportMetricsServiceRequest = decode_message(body, encoding, limits)?;
-    otlp_metrics(&request, limits)
+    let batch = otlp_metrics(&request, limits)?;
+    if encoding == OtlpEncoding::Json
+        && batch.unread_oneofs > 0
+        && let Some(e) = super::json_check::explain_metrics(body)
+    {
+        return Err(e);
+    }
+    Ok(batch)
 }
 
 /// Maps a decoded request (gRPC hands one over already decoded).
@@ -187,6 +199,7 @@ impl Builder<'_> {
     fn metric(&mut self, at: &Place<'_>, base: &[(String, String)]) -> Result<()> {
         let metric = at.metric;
         let Some(data) = &metric.data else {
+            self.batch.unread_oneofs += 1;
             self.batch
                 .rejected
                 .add(|| at.metric(), "has no data (gauge, sum, histogram, exponentialHistogram or summary)");
@@ -263,7 +276,7 @@ impl Builder<'_> {
                 let value = match p.value {
                     Some(number_data_point::Value::AsDouble(v)) => v,
                     Some(number_data_point::Value::AsInt(i)) => i as f64,
-                    None => return Err("has no value (asDouble or asInt)".into()),
+                    None => return Err(NO_VALUE.into()),
                 };
                 s.push(Sample::plain("", value));
                 Ok(())
@@ -321,6 +334,9 @@ impl Builder<'_> {
         self.samples = buf;
         match keyed {
             Err(why) => {
+                if why == NO_VALUE {
+                    self.batch.unread_oneofs += 1;
+                }
                 self.batch.rejected.add(|| at.point(kind, pi), &why);
                 Ok(())
             }
@@ -437,6 +453,12 @@ fn exponential_histogram(
         // Bucket i holds values in [-base^(i+1), -base^i): the most negative
         // (the highest index) comes first in cumulative order.
         for (k, count) in neg.bucket_counts.iter().enumerate().rev() {
+            // Empty buckets below every value say nothing a later bound does
+            // not (the SDKs send an empty negative range for positive-only
+            // data): no series for them.
+            if cumulative == 0 && *count == 0 {
+                continue;
+            }
             cumulative = cumulative.saturating_add(*count);
             let i = i64::from(neg.offset) + k as i64;
             out.push(bucket(float_label(-power(i)), cumulative));

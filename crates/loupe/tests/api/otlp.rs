@@ -110,8 +110,8 @@ fn the_python_exporters_metrics_land_as_prometheus_shaped_series() {
         assert_eq!(l["host"], "node-7", "{name}");
     }
 
-    // The same export again, gzip (as `compression=Gzip` sent it): the
-    // same points (a time is stored once, the newest write kept).
+    // The next collection, gzip (as `compression=Gzip` sent it): the
+    // counter's same total at a later time.
     let r = post(
         &api,
         "/v1/metrics?project=shop",
@@ -119,7 +119,8 @@ fn the_python_exporters_metrics_land_as_prometheus_shaped_series() {
         &[PROTOBUF, ("content-encoding", "gzip")],
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(values(&api, "shop", "http.requests", &pay), json!([5.0]));
+    assert_eq!(values(&api, "shop", "http.requests", &pay), json!([5.0, 5.0]));
+    assert_eq!(values(&api, "shop", "http.server.duration_count", &route), json!([4.0, 4.0]));
 }
 
 #[test]
@@ -245,15 +246,28 @@ fn bad_bodies_are_400_naming_the_field_in_the_requests_encoding() {
     assert_eq!(&r.body[..2], &[0x08, 3]);
 
     // JSON with a wrong type deep inside: the path names it.
-    let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","sum":{"dataPoints":[{"timeUnixNano":"1","asInt":"seven"}]}}]}]}]}"#;
+    let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","sum":{"dataPoints":[{"timeUnixNano":"soon","asInt":"7"}]}}]}]}]}"#;
     let r = post(&api, "/v1/metrics", body, &[JSON]);
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.content_type, "application/json");
     let status = r.json();
     assert_eq!(status["code"], 3);
     let message = status["message"].as_str().unwrap();
-    assert!(message.contains("resourceMetrics[0].scopeMetrics[0].metrics[0].sum.dataPoints[0]"), "{message}");
-    assert!(message.contains("invalid"), "{message}");
+    assert!(
+        message.starts_with("resourceMetrics[0].scopeMetrics[0].metrics[0].sum.dataPoints[0].timeUnixNano: "),
+        "{message}"
+    );
+
+    // A wrong value inside a point's oneof (which serde would otherwise
+    // read as "no value"): still a 400 naming it.
+    let body = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"x","gauge":{"dataPoints":[{"timeUnixNano":"1","asInt":"seven"}]}}]}]}]}"#;
+    let r = post(&api, "/v1/metrics", body, &[JSON]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let message = r.json()["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[0].asInt: "),
+        "{message}"
+    );
 
     // Not JSON at all.
     let r = post(&api, "/v1/logs", b"{\"resourceLogs\": [", &[JSON]);

@@ -122,6 +122,7 @@ pub fn otlp_metrics(request: &ExportMetricsServiceRequest, limits: &Limits) -> R
         batch: OtlpMetrics::default(),
         points: 0,
         samples: Vec::new(),
+        last: None,
     };
     for (ri, rm) in request.resource_metrics.iter().enumerate() {
         let base = rm
@@ -193,6 +194,8 @@ struct Builder<'l> {
     points: usize,
     /// Reused buffer of one point's samples.
     samples: Vec<Sample>,
+    /// The previous point's series, for the next point of the same series.
+    last: Option<LastPoint>,
 }
 
 impl Builder<'_> {
@@ -302,55 +305,123 @@ impl Builder<'_> {
         }
         let mut buf = std::mem::take(&mut self.samples);
         buf.clear();
-        let keyed = (|| {
-            let time = time_ns(head.time_unix_nano)?;
-            samples(&mut buf)?;
-            let labels = point_labels(base, head.attributes)?;
-            let extra = usize::from(buf.iter().any(|s| s.extra.is_some()));
-            if labels.len() + extra > MAX_EXTERNAL_LABELS {
-                return Err(format!(
-                    "{} labels, over the limit of {MAX_EXTERNAL_LABELS} (the server adds `project`)",
-                    labels.len() + extra
-                ));
-            }
-            let mut keys = Vec::with_capacity(buf.len());
-            for s in &buf {
-                let name = format!("{}{}", at.metric.name, s.suffix);
-                if name.len() > self.limits.name_bytes() {
-                    return Err(format!(
-                        "name {name:?} is over the limit of {} bytes",
-                        self.limits.name_bytes()
-                    ));
-                }
-                let mut l = labels.clone();
-                if let Some((k, v)) = &s.extra {
-                    l.push((k.to_string(), v.clone()));
-                }
-                let key = SeriesKey::new(name, l).map_err(|e| e.to_string())?;
-                keys.push((key, s.value));
-            }
-            Ok((time, keys))
-        })();
+        let result = self.point_samples(at, base, &head, &mut buf, samples);
         self.samples = buf;
-        match keyed {
+        match result? {
+            Ok(()) => self.batch.data_points += 1,
             Err(why) => {
                 if why == NO_VALUE {
                     self.batch.unread_oneofs += 1;
                 }
                 self.batch.rejected.add(|| at.point(kind, pi), &why);
-                Ok(())
-            }
-            Ok((time, keys)) => {
-                for (key, value) in keys {
-                    self.push(key, time, value)?;
-                }
-                self.batch.data_points += 1;
-                Ok(())
             }
         }
+        Ok(())
     }
 
-    fn push(&mut self, key: SeriesKey, time: i64, value: f64) -> Result<()> {
+    /// Stores a point's samples: `Ok(Err(why))` refuses the point alone,
+    /// `Err` the whole request (a limit).
+    fn point_samples(
+        &mut self,
+        at: &Place<'_>,
+        base: &[(String, String)],
+        head: &PointHead<'_>,
+        buf: &mut Vec<Sample>,
+        samples: impl FnOnce(&mut Vec<Sample>) -> Result<(), String>,
+    ) -> Result<Result<(), String>> {
+        let time = match time_ns(head.time_unix_nano).and_then(|t| samples(buf).map(|()| t)) {
+            Ok(t) => t,
+            Err(why) => return Ok(Err(why)),
+        };
+        // The next point of the series the previous point went to (the
+        // usual shape: a series' points one after another) skips building
+        // and hashing its keys.
+        if let Some(last) = &self.last
+            && last.fits(at.metric, base, head.attributes, buf)
+        {
+            let indices = last.indices.clone();
+            for (s, i) in buf.iter().zip(indices) {
+                self.push_at(i, time, s.value)?;
+            }
+            return Ok(Ok(()));
+        }
+        let keys = match self.keys(at.metric, base, head.attributes, buf) {
+            Ok(keys) => keys,
+            Err(why) => return Ok(Err(why)),
+        };
+        let mut indices = Vec::with_capacity(keys.len());
+        for (key, s) in keys.into_iter().zip(buf.iter()) {
+            let i = self.series_index(key)?;
+            self.push_at(i, time, s.value)?;
+            indices.push(i);
+        }
+        self.last = Some(LastPoint {
+            metric: at.metric,
+            base: base.as_ptr(),
+            attributes: head.attributes.to_vec(),
+            layout: buf.iter().map(|s| (s.suffix, s.extra.clone())).collect(),
+            indices,
+        });
+        Ok(Ok(()))
+    }
+
+    /// The series keys of a point's samples, or why it cannot have them.
+    fn keys(
+        &self,
+        metric: &Metric,
+        base: &[(String, String)],
+        attributes: &[KeyValue],
+        buf: &[Sample],
+    ) -> Result<Vec<SeriesKey>, String> {
+        let labels = point_labels(base, attributes)?;
+        let extra = usize::from(buf.iter().any(|s| s.extra.is_some()));
+        if labels.len() + extra > MAX_EXTERNAL_LABELS {
+            return Err(format!(
+                "{} labels, over the limit of {MAX_EXTERNAL_LABELS} (the server adds `project`)",
+                labels.len() + extra
+            ));
+        }
+        let mut keys = Vec::with_capacity(buf.len());
+        for s in buf {
+            let name = format!("{}{}", metric.name, s.suffix);
+            if name.len() > self.limits.name_bytes() {
+                return Err(format!(
+                    "name {name:?} is over the limit of {} bytes",
+                    self.limits.name_bytes()
+                ));
+            }
+            let mut l = labels.clone();
+            if let Some((k, v)) = &s.extra {
+                l.push((k.to_string(), v.clone()));
+            }
+            keys.push(SeriesKey::new(name, l).map_err(|e| e.to_string())?);
+        }
+        Ok(keys)
+    }
+
+    /// The index of `key`'s series in the batch, added when new.
+    fn series_index(&mut self, key: SeriesKey) -> Result<usize> {
+        if let Some(&i) = self.index.get(&key) {
+            return Ok(i);
+        }
+        if self.batch.series.len() == self.limits.max_series_per_request {
+            return Err(over_limit(format!(
+                "more than {} series in one request",
+                self.limits.max_series_per_request
+            )));
+        }
+        let cols = SeriesColumns {
+            name: key.name().to_string(),
+            steps: None,
+            times_ns: Vec::new(),
+            values: Vec::new(),
+        };
+        self.batch.series.push((key.clone(), cols));
+        self.index.insert(key, self.batch.series.len() - 1);
+        Ok(self.batch.series.len() - 1)
+    }
+
+    fn push_at(&mut self, i: usize, time: i64, value: f64) -> Result<()> {
         self.points += 1;
         if self.points > self.limits.max_points_per_request {
             return Err(over_limit(format!(
@@ -358,30 +429,42 @@ impl Builder<'_> {
                 self.limits.max_points_per_request
             )));
         }
-        let i = match self.index.get(&key) {
-            Some(&i) => i,
-            None => {
-                if self.batch.series.len() == self.limits.max_series_per_request {
-                    return Err(over_limit(format!(
-                        "more than {} series in one request",
-                        self.limits.max_series_per_request
-                    )));
-                }
-                let cols = SeriesColumns {
-                    name: key.name().to_string(),
-                    steps: None,
-                    times_ns: Vec::new(),
-                    values: Vec::new(),
-                };
-                self.batch.series.push((key.clone(), cols));
-                self.index.insert(key, self.batch.series.len() - 1);
-                self.batch.series.len() - 1
-            }
-        };
         let cols = &mut self.batch.series[i].1;
         cols.times_ns.push(time);
         cols.values.push(value);
         Ok(())
+    }
+}
+
+/// Where the previous data point's samples went, and what made them go
+/// there: a point of the same metric (by address: the request is not
+/// changed while it is mapped) and resource, with equal attributes and the
+/// same samples (suffixes, `le`/`quantile`), goes to the same series.
+struct LastPoint {
+    metric: *const Metric,
+    base: *const (String, String),
+    attributes: Vec<KeyValue>,
+    layout: Vec<(&'static str, Option<(&'static str, String)>)>,
+    indices: Vec<usize>,
+}
+
+impl LastPoint {
+    fn fits(
+        &self,
+        metric: &Metric,
+        base: &[(String, String)],
+        attributes: &[KeyValue],
+        samples: &[Sample],
+    ) -> bool {
+        std::ptr::eq(self.metric, metric)
+            && std::ptr::eq(self.base, base.as_ptr())
+            && self.attributes == attributes
+            && self.layout.len() == samples.len()
+            && self
+                .layout
+                .iter()
+                .zip(samples)
+                .all(|((suffix, extra), s)| *suffix == s.suffix && *extra == s.extra)
     }
 }
 

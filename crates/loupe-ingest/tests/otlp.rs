@@ -15,7 +15,9 @@ use loupe_ingest::otlp::proto::metrics::v1::{
     ResourceMetrics, ScopeMetrics, exponential_histogram_data_point::Buckets, metric::Data,
     number_data_point,
 };
-use loupe_ingest::otlp::{OtlpEncoding, decode_otlp_logs, decode_otlp_metrics, metrics::otlp_metrics};
+use loupe_ingest::otlp::{
+    OtlpEncoding, decode_otlp_logs, decode_otlp_metrics, metrics::otlp_metrics,
+};
 use prost::Message;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -26,20 +28,34 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn check_golden(name: &str, got: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/otlp").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/otlp")
+        .join(name);
     if std::env::var_os("LOUPE_BLESS").is_some() {
         std::fs::write(&path, got).unwrap();
         return;
     }
     let want = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (LOUPE_BLESS=1 writes it)", path.display()));
-    assert_eq!(got, want, "{} differs (LOUPE_BLESS=1 rewrites it)", path.display());
+    assert_eq!(
+        got,
+        want,
+        "{} differs (LOUPE_BLESS=1 rewrites it)",
+        path.display()
+    );
 }
 
 fn render_metrics(body: &[u8]) -> String {
     let m = decode_otlp_metrics(body, OtlpEncoding::Protobuf, &Limits::default()).unwrap();
     let mut out = String::new();
-    writeln!(out, "data_points {} no_value {} rejected {}", m.data_points, m.no_value, m.rejected.message()).unwrap();
+    writeln!(
+        out,
+        "data_points {} no_value {} rejected {}",
+        m.data_points,
+        m.no_value,
+        m.rejected.message()
+    )
+    .unwrap();
     for (key, cols) in &m.series {
         for (t, v) in cols.times_ns.iter().zip(&cols.values) {
             writeln!(out, "{key} {t} {v}").unwrap();
@@ -50,21 +66,40 @@ fn render_metrics(body: &[u8]) -> String {
 
 #[test]
 fn python_exporter_metrics_match_their_golden_rendering() {
-    for name in ["metrics_cumulative.pb", "metrics_delta_1.pb", "metrics_delta_2.pb"] {
+    for name in [
+        "metrics_cumulative.pb",
+        "metrics_delta_1.pb",
+        "metrics_delta_2.pb",
+    ] {
         check_golden(&format!("{name}.txt"), &render_metrics(&fixture(name)));
     }
 }
 
 #[test]
 fn python_exporter_logs_match_their_golden_rendering() {
-    let logs = decode_otlp_logs(&fixture("logs.pb"), OtlpEncoding::Protobuf, 1, &Limits::default()).unwrap();
+    let logs = decode_otlp_logs(
+        &fixture("logs.pb"),
+        OtlpEncoding::Protobuf,
+        1,
+        &Limits::default(),
+    )
+    .unwrap();
     let mut out = String::new();
     for s in &logs.services {
         writeln!(out, "service {} resource {:?}", s.service, s.resource).unwrap();
         for r in &s.records {
             // The capture's own paths and line numbers are not the mapping's business.
-            let attrs: Vec<_> = r.attributes.iter().filter(|(k, _)| !k.starts_with("code.")).collect();
-            writeln!(out, "{} {:?} {:?} {:?} {attrs:?}", r.time, r.level, r.stream, r.text).unwrap();
+            let attrs: Vec<_> = r
+                .attributes
+                .iter()
+                .filter(|(k, _)| !k.starts_with("code."))
+                .collect();
+            writeln!(
+                out,
+                "{} {:?} {:?} {:?} {attrs:?}",
+                r.time, r.level, r.stream, r.text
+            )
+            .unwrap();
         }
     }
     check_golden("logs.pb.txt", &out);
@@ -93,7 +128,9 @@ fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
 fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
     Metric {
         name: name.into(),
-        data: Some(Data::Gauge(Gauge { data_points: points })),
+        data: Some(Data::Gauge(Gauge {
+            data_points: points,
+        })),
         ..Default::default()
     }
 }
@@ -113,16 +150,29 @@ fn nan_and_infinities_are_values_and_attributes_become_text() {
         kv("i", any_value::Value::IntValue(-3)),
         kv("d", any_value::Value::DoubleValue(0.25)),
         kv("b", any_value::Value::BytesValue(vec![0xab, 0x01])),
-        kv("a", any_value::Value::ArrayValue(loupe_ingest::otlp::proto::common::v1::ArrayValue {
-            values: vec![AnyValue { value: Some(any_value::Value::StringValue("x".into())) }],
-        })),
+        kv(
+            "a",
+            any_value::Value::ArrayValue(loupe_ingest::otlp::proto::common::v1::ArrayValue {
+                values: vec![AnyValue {
+                    value: Some(any_value::Value::StringValue("x".into())),
+                }],
+            }),
+        ),
         kv("empty", any_value::Value::StringValue(String::new())),
     ];
     let req = request(vec![gauge("g", vec![p, point(6, f64::INFINITY)])]);
-    let m = decode_otlp_metrics(&req.encode_to_vec(), OtlpEncoding::Protobuf, &Limits::default()).unwrap();
+    let m = decode_otlp_metrics(
+        &req.encode_to_vec(),
+        OtlpEncoding::Protobuf,
+        &Limits::default(),
+    )
+    .unwrap();
     assert_eq!(m.series.len(), 2);
     let (key, cols) = &m.series[0];
-    assert_eq!(key.to_string(), r#"g{a="[\"x\"]",b="ab01",d="0.25",i="-3"}"#);
+    assert_eq!(
+        key.to_string(),
+        r#"g{a="[\"x\"]",b="ab01",d="0.25",i="-3"}"#
+    );
     assert!(cols.values[0].is_nan());
     assert_eq!(m.series[1].1.values, [f64::INFINITY]);
 }
@@ -137,9 +187,15 @@ fn exponential_histograms_with_negative_buckets_are_cumulative_from_the_most_neg
         zero_count: 1,
         zero_threshold: 0.0,
         // Bucket i holds [-2^(i+1), -2^i): -1.5 (i=0) and -3 (i=1).
-        negative: Some(Buckets { offset: 0, bucket_counts: vec![1, 2] }),
+        negative: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![1, 2],
+        }),
         // 1.5 (i=0, (1, 2]) and 3 (i=1, (2, 4]).
-        positive: Some(Buckets { offset: 0, bucket_counts: vec![1, 1] }),
+        positive: Some(Buckets {
+            offset: 0,
+            bucket_counts: vec![1, 1],
+        }),
         ..Default::default()
     };
     let req = request(vec![Metric {
@@ -187,12 +243,21 @@ fn a_refused_point_keeps_the_others_and_limits_refuse_the_whole_request() {
         flags: 1,
         ..Default::default()
     };
-    let req = request(vec![gauge("g", vec![dup, point(2, 2.0), no_value, flagged, point(u64::MAX, 1.0)])]);
+    let req = request(vec![gauge(
+        "g",
+        vec![dup, point(2, 2.0), no_value, flagged, point(u64::MAX, 1.0)],
+    )]);
     let m = otlp_metrics(&req, &Limits::default()).unwrap();
     assert_eq!(m.data_points, 1);
     assert_eq!(m.no_value, 1);
     assert_eq!(m.rejected.count, 3);
-    assert!(m.rejected.message().contains(r#"metrics[0] ("g").gauge.dataPoints[0]: attribute "k" is given twice"#), "{}", m.rejected.message());
+    assert!(
+        m.rejected
+            .message()
+            .contains(r#"metrics[0] ("g").gauge.dataPoints[0]: attribute "k" is given twice"#),
+        "{}",
+        m.rejected.message()
+    );
 
     let limits = Limits {
         max_series_per_request: 2,
@@ -206,15 +271,36 @@ fn a_refused_point_keeps_the_others_and_limits_refuse_the_whole_request() {
         })
         .collect();
     let err = otlp_metrics(&request(vec![gauge("g", many)]), &limits).unwrap_err();
-    assert!(err.to_string().contains("more than 2 series in one request"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("more than 2 series in one request"),
+        "{err}"
+    );
 }
 
 #[test]
 fn malformed_bodies_are_errors_never_panics() {
-    for body in [&b"\xff\xff\xff"[..], b"\x0a\x05\x0a", b"\x0a\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01"] {
-        let err = decode_otlp_metrics(body, OtlpEncoding::Protobuf, &Limits::default()).unwrap_err();
-        assert!(err.to_string().starts_with("body: not an OTLP protobuf message"), "{err}");
+    for body in [
+        &b"\xff\xff\xff"[..],
+        b"\x0a\x05\x0a",
+        b"\x0a\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01",
+    ] {
+        let err =
+            decode_otlp_metrics(body, OtlpEncoding::Protobuf, &Limits::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("body: not an OTLP protobuf message"),
+            "{err}"
+        );
     }
-    let err = decode_otlp_metrics(br#"{"resourceMetrics": 3}"#, OtlpEncoding::Json, &Limits::default()).unwrap_err();
-    assert!(err.to_string().starts_with("resourceMetrics: invalid type"), "{err}");
+    let err = decode_otlp_metrics(
+        br#"{"resourceMetrics": 3}"#,
+        OtlpEncoding::Json,
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with("resourceMetrics: invalid type"),
+        "{err}"
+    );
 }

@@ -347,7 +347,9 @@ pub async fn serve(
         // the grace the task is dropped, as the API's connections are.
         match tokio::time::timeout(GRPC_SHUTDOWN, grpc).await {
             Ok(Ok(Err(e))) => tracing::warn!("OTLP/gRPC: {e}"),
-            Err(_) => tracing::warn!("OTLP/gRPC: exports still running {GRPC_SHUTDOWN:?} into shutdown; stopping without them"),
+            Err(_) => tracing::warn!(
+                "OTLP/gRPC: exports still running {GRPC_SHUTDOWN:?} into shutdown; stopping without them"
+            ),
             _ => {}
         }
     }

@@ -72,7 +72,11 @@ impl OtlpGrpc {
     async fn ingest<T: Send + 'static>(
         &self,
         request: Request<T>,
-        write: fn(&crate::ingest::Ingest, &str, &T) -> Result<OtlpOutcome, crate::ingest::IngestError>,
+        write: fn(
+            &crate::ingest::Ingest,
+            &str,
+            &T,
+        ) -> Result<OtlpOutcome, crate::ingest::IngestError>,
     ) -> Result<OtlpOutcome, Status> {
         let project = self.project(&request).await?;
         let message = request.into_inner();
@@ -160,7 +164,11 @@ pub async fn serve(
 }
 
 /// Whether `addr` may take OTLP/gRPC without tokens.
-pub fn check_open_addr(addr: SocketAddr, tokens: bool, insecure_no_auth: bool) -> Result<(), String> {
+pub fn check_open_addr(
+    addr: SocketAddr,
+    tokens: bool,
+    insecure_no_auth: bool,
+) -> Result<(), String> {
     if tokens || insecure_no_auth || addr.ip().is_loopback() {
         Ok(())
     } else {

@@ -55,7 +55,8 @@ fn explain_metric(at: &str, m: &Value) -> Option<DecodeError> {
         for (pi, p) in items(data, "dataPoints") {
             let here = format!("{at}.{key}.dataPoints[{pi}]");
             if let Some(x) = p.get("asInt") {
-                let ok = x.as_i64().is_some() || x.as_str().is_some_and(|s| s.parse::<i64>().is_ok());
+                let ok =
+                    x.as_i64().is_some() || x.as_str().is_some_and(|s| s.parse::<i64>().is_ok());
                 if !ok {
                     return Some(invalid(
                         format!("{here}.asInt"),
@@ -68,7 +69,9 @@ fn explain_metric(at: &str, m: &Value) -> Option<DecodeError> {
             {
                 return Some(invalid(
                     format!("{here}.asDouble"),
-                    format!("{x} is not a JSON number (\"NaN\" and \"Infinity\" are not read here: send them in protobuf)"),
+                    format!(
+                        "{x} is not a JSON number (\"NaN\" and \"Infinity\" are not read here: send them in protobuf)"
+                    ),
                 ));
             }
         }

@@ -82,7 +82,11 @@ pub fn decode_otlp_logs(
 }
 
 /// Maps a decoded request (gRPC hands one over already decoded).
-pub fn otlp_logs(request: &ExportLogsServiceRequest, now_ns: i64, limits: &Limits) -> Result<OtlpLogs> {
+pub fn otlp_logs(
+    request: &ExportLogsServiceRequest,
+    now_ns: i64,
+    limits: &Limits,
+) -> Result<OtlpLogs> {
     let mut out = OtlpLogs::default();
     let mut total = 0usize;
     for (ri, rl) in request.resource_logs.iter().enumerate() {

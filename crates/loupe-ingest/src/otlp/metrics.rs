@@ -203,9 +203,10 @@ impl Builder<'_> {
         let metric = at.metric;
         let Some(data) = &metric.data else {
             self.batch.unread_oneofs += 1;
-            self.batch
-                .rejected
-                .add(|| at.metric(), "has no data (gauge, sum, histogram, exponentialHistogram or summary)");
+            self.batch.rejected.add(
+                || at.metric(),
+                "has no data (gauge, sum, histogram, exponentialHistogram or summary)",
+            );
             return Ok(());
         };
         if metric.name.is_empty() {

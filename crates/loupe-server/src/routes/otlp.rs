@@ -238,15 +238,15 @@ fn otlp_error(e: ApiError, encoding: OtlpEncoding) -> Response {
 /// transport answers with).
 pub fn grpc_code(status: StatusCode) -> i32 {
     match status.as_u16() {
-        400 | 413 | 415 => 3,  // INVALID_ARGUMENT
-        401 => 16,             // UNAUTHENTICATED
-        403 => 7,              // PERMISSION_DENIED
-        404 => 5,              // NOT_FOUND
-        408 => 4,              // DEADLINE_EXCEEDED
-        409 => 6,              // ALREADY_EXISTS
-        429 => 8,              // RESOURCE_EXHAUSTED
-        503 => 14,             // UNAVAILABLE
-        _ => 13,               // INTERNAL
+        400 | 413 | 415 => 3, // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        403 => 7,             // PERMISSION_DENIED
+        404 => 5,             // NOT_FOUND
+        408 => 4,             // DEADLINE_EXCEEDED
+        409 => 6,             // ALREADY_EXISTS
+        429 => 8,             // RESOURCE_EXHAUSTED
+        503 => 14,            // UNAVAILABLE
+        _ => 13,              // INTERNAL
     }
 }
 

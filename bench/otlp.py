@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.request
 
-from overhead_common import default_binary, start_server
+from overhead_common import default_binary, start_server, ticks
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -103,12 +103,15 @@ def main():
 
     try:
         threads = [threading.Thread(target=client, args=(k,)) for k in range(a.clients)]
+        hz = os.sysconf("SC_CLK_TCK")
+        cpu0 = ticks(proc.pid)
         t = time.time()
         for th in threads:
             th.start()
         for th in threads:
             th.join()
         took = time.time() - t
+        server_cpu = (ticks(proc.pid) - cpu0) / hz
         if errors:
             sys.exit("refused: %r" % errors[:3])
         with urllib.request.urlopen(base + "/api/v1/metrics/series?project=bench&limit=10000", timeout=30) as r:
@@ -126,10 +129,12 @@ def main():
     print(f"OTLP/HTTP protobuf{' gzip' if a.gzip else ''}: {a.requests} requests of {series} series x {a.points} points "
           f"({mb:.2f} MB each), {a.clients} clients, bodies built in {prep:.1f} s")
     print(f"  {total} points in {took:.2f} s: {pps / 1e3:.0f}k points/s, {a.requests / took:.0f} requests/s")
+    print(f"  server CPU {server_cpu:.2f} s: {total / max(server_cpu, 1e-9) / 1e3:.0f}k points per server CPU-second "
+          f"(on {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end)")
     verdict = "PASS" if pps >= 500_000 else "MISS"
     print(f"[{verdict}] OTLP ingest >= 500k points/s: {pps / 1e3:.0f}k")
     print(json.dumps({"bench": "otlp", "points_per_s": round(pps), "requests": a.requests, "series": series,
-                      "points_per_series": a.points, "clients": a.clients, "gzip": a.gzip, "seconds": round(took, 3)}))
+                      "points_per_series": a.points, "clients": a.clients, "gzip": a.gzip, "seconds": round(took, 3), "server_cpu_s": round(server_cpu, 3)}))
 
 
 if __name__ == "__main__":

@@ -617,3 +617,46 @@ fn json_logs_with_structured_bodies_and_refused_records() {
     );
     assert_eq!(line["attributes"]["span_id"], "eee19b7ec3c1b174");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn an_open_grpc_connection_does_not_hold_shutdown_up() {
+    let port = free_port();
+    let grpc = format!("127.0.0.1:{port}");
+    let mut server = Server::with_args(&["--otlp-grpc-listen", &grpc]);
+    // An exporter's idle HTTP/2 connection: the client preface and an
+    // empty SETTINGS frame, then nothing.
+    let mut conn = std::net::TcpStream::connect(&grpc).unwrap();
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    // A request answered: the server is past its start and hears signals.
+    server.api().get("/healthz").expect(200);
+    let status = server.sigterm();
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    let log = server.stderr();
+    assert!(log.contains("OTLP/gRPC listening"), "{log}");
+    // The idle connection never answers the GOAWAY: the gRPC side is left
+    // after its grace and everything is still flushed.
+    assert!(log.contains("everything flushed"), "{log}");
+    drop(conn);
+}
+
+#[test]
+fn grpc_without_tokens_listens_only_on_loopback() {
+    let data = Server::temp_data_dir();
+    let out = crate::support::loupe_cmd()
+        .args(["serve", "--addr", "127.0.0.1:0", "--otlp-grpc-listen", "0.0.0.0:0", "--data"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("OTLP/gRPC may only listen on loopback"), "{err}");
+}

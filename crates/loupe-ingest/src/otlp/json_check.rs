@@ -35,7 +35,7 @@ pub(crate) fn explain_metrics(body: &[u8]) -> Option<DecodeError> {
 }
 
 fn explain_metric(at: &str, m: &Value) -> Option<DecodeError> {
-    let checks: [(&str, fn(&Value) -> Result<(), (String, String)>); 5] = [
+    let checks: [(&str, Check); 5] = [
         ("gauge", reads::<Gauge>),
         ("sum", reads::<Sum>),
         ("histogram", reads::<Histogram>),
@@ -78,6 +78,9 @@ fn explain_metric(at: &str, m: &Value) -> Option<DecodeError> {
     }
     None
 }
+
+/// Reads a oneof's value as its type: `Err((path, message))` when it does not.
+type Check = fn(&Value) -> Result<(), (String, String)>;
 
 fn reads<T: DeserializeOwned>(v: &Value) -> Result<(), (String, String)> {
     serde_path_to_error::deserialize::<_, T>(v)

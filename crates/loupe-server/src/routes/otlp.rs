@@ -174,14 +174,14 @@ fn success(outcome: &OtlpOutcome, signal: Signal, encoding: OtlpEncoding) -> Res
     let body = match encoding {
         OtlpEncoding::Protobuf => match signal {
             Signal::Metrics => ExportMetricsServiceResponse {
-                partial_success: (rejected > 0).then(|| ExportMetricsPartialSuccess {
+                partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
                     rejected_data_points: rejected,
                     error_message: message,
                 }),
             }
             .encode_to_vec(),
             Signal::Logs => ExportLogsServiceResponse {
-                partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
+                partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
                     rejected_log_records: rejected,
                     error_message: message,
                 }),

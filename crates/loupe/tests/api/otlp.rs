@@ -550,6 +550,24 @@ fn logs_go_to_their_services_log_run_searchable_and_diagnosed() {
         .expect(200);
     assert_eq!(found["records"].as_array().unwrap().len(), 1);
 
+    // The log-signature diagnosis reads them as a run's: the error line
+    // opens an incident on the service's log run, on its host.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let incidents = loop {
+        let found =
+            api.get(&format!("/api/v1/runs/{id}/incidents")).expect(200)["incidents"].clone();
+        if found.as_array().is_some_and(|a| !a.is_empty()) || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let first = &incidents[0];
+    assert_eq!(first["host"], "node-7", "{incidents}");
+    assert!(
+        first["causes"].to_string().contains("payment failed"),
+        "{incidents}"
+    );
+
     // A second batch goes to the same run.
     let r = post(
         &api,
@@ -652,11 +670,21 @@ fn an_open_grpc_connection_does_not_hold_shutdown_up() {
 fn grpc_without_tokens_listens_only_on_loopback() {
     let data = Server::temp_data_dir();
     let out = crate::support::loupe_cmd()
-        .args(["serve", "--addr", "127.0.0.1:0", "--otlp-grpc-listen", "0.0.0.0:0", "--data"])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--otlp-grpc-listen",
+            "0.0.0.0:0",
+            "--data",
+        ])
         .arg(data.path())
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("OTLP/gRPC may only listen on loopback"), "{err}");
+    assert!(
+        err.contains("OTLP/gRPC may only listen on loopback"),
+        "{err}"
+    );
 }

@@ -23,11 +23,15 @@ if [[ $# -eq 0 ]]; then
     # tests). module:package pairs; aiosmtpd is the SMTP server the alerting
     # tests (Rust, below) deliver to; the rest serve the Python tests
     # (prometheus_client: the Prometheus project's parsers, reading /metrics;
-    # influxdb-client: InfluxDB's own client, writing line protocol).
+    # influxdb-client: InfluxDB's own client, writing line protocol;
+    # opentelemetry-sdk and its OTLP/HTTP and OTLP/gRPC exporters: the
+    # OpenTelemetry SDK exporting metrics and logs to Loupe).
     missing=()
     for pair in pytest:pytest numpy:numpy keras:keras jax:'jax[cpu]' \
         transformers:transformers aiosmtpd:aiosmtpd prometheus_client:prometheus_client \
-        influxdb_client:influxdb-client; do
+        influxdb_client:influxdb-client opentelemetry.sdk:opentelemetry-sdk \
+        opentelemetry.exporter.otlp.proto.http:opentelemetry-exporter-otlp-proto-http \
+        opentelemetry.exporter.otlp.proto.grpc:opentelemetry-exporter-otlp-proto-grpc; do
         python3 -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
     done
     if ((${#missing[@]})); then

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import pytest
 
@@ -51,9 +51,10 @@ class Server:
     """``loupe serve`` in a subprocess; stop and start it again on the same
     port and data directory."""
 
-    def __init__(self, data_dir: str, port: Optional[int] = None):
+    def __init__(self, data_dir: str, port: Optional[int] = None, args: Sequence[str] = ()):
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.args = list(args)
         self.proc: Optional[subprocess.Popen] = None
         self.url = "http://127.0.0.1:%d" % self.port
         # More `loupe serve` arguments (a test's own settings).
@@ -65,6 +66,7 @@ class Server:
         while time.monotonic() < deadline:
             self.proc = subprocess.Popen(
                 [loupe_bin(), "serve", "--addr", "127.0.0.1:%d" % self.port, "--data", self.data_dir]
+                + self.args
                 + self.extra_args,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -8,6 +8,7 @@
 //! 2. A decoder: JSON ([`decode_metrics`], [`decode_external_metrics`],
 //!    [`decode_logs`]), InfluxDB line protocol ([`decode_line_protocol`]) or
 //!    Prometheus remote write ([`decode_remote_write`]).
+//!    OTLP metrics and logs, protobuf or JSON ([`otlp`]).
 //!    A bad batch is refused whole; the [`DecodeError`] names the first
 //!    problem by JSON path (or line number), e.g.
 //!    `series[2].value[17]: expected a number or "NaN", "Infinity", "-Infinity", found "nan"`.
@@ -25,6 +26,7 @@ mod limits;
 pub mod line_metrics;
 mod logs;
 mod metrics;
+pub mod otlp;
 pub mod relabel;
 pub mod remote_write;
 pub mod scrape_config;

@@ -18,6 +18,7 @@
 //! crash could take back.
 
 mod fanout;
+mod otlp;
 pub mod series_limits;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ mod tests;
 use std::sync::Arc;
 
 pub use fanout::{Fanout, LatestPoint};
+pub use otlp::{OtlpOutcome, SERVICE_LOG_TAGS, service_log_run_id};
 pub use series_limits::{SeriesCounter, SeriesLimitError, SeriesLimits, SeriesOwner, SeriesSeed};
 
 use loupe_ingest::{BodyError, DecodeError, Limits, SeriesColumns};

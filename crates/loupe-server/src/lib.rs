@@ -31,6 +31,7 @@ pub mod ingest;
 pub mod listen;
 pub mod live;
 pub mod memory;
+pub mod otlp_grpc;
 pub mod rate;
 pub mod request_timeout;
 pub mod routes;
@@ -94,6 +95,8 @@ pub struct ServerConfig {
     /// Prometheus targets to scrape (`--scrape-config`): a
     /// `prometheus.yml`-style file.
     pub scrape_config: Option<PathBuf>,
+    /// Where OTLP/gRPC listens (`--otlp-grpc-listen`); `None`: off.
+    pub otlp_grpc: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -119,6 +122,7 @@ impl ServerConfig {
             request_timeout: Some(Duration::from_secs(60)),
             trim_every: Some(memory::TRIM_EVERY),
             scrape_config: None,
+            otlp_grpc: None,
         }
     }
 
@@ -168,6 +172,9 @@ pub enum ServerError {
 
 /// At shutdown, how long the scrapers may take to stop.
 const SCRAPERS_SHUTDOWN: Duration = Duration::from_millis(500);
+/// At shutdown, how long OTLP/gRPC exports in progress may take to finish.
+const GRPC_SHUTDOWN: Duration = Duration::from_secs(1);
+
 /// At shutdown, how long alert delivery may take to stop.
 const ALERTS_SHUTDOWN: Duration = Duration::from_millis(500);
 /// Diagnosis must have stopped this long after shutdown began; the
@@ -304,6 +311,18 @@ pub async fn serve(
                 source: e,
             })?;
     let local = listener.local_addr().map_err(ServerError::Serve)?;
+    let grpc_listener = match cfg.otlp_grpc {
+        Some(addr) => {
+            otlp_grpc::check_open_addr(addr, auth == AuthMode::Tokens, cfg.insecure_no_auth)
+                .map_err(ServerError::Config)?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| ServerError::Bind { addr, source: e })?;
+            tracing::info!(addr = %l.local_addr().map_err(ServerError::Serve)?, "OTLP/gRPC listening");
+            Some(l)
+        }
+        None => None,
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %local, scheme, auth = ?auth, data = %cfg.data_dir.display(), "loupe serve listening");
     // Summaries a crash cut off before they reached SQLite are rebuilt.
@@ -319,6 +338,13 @@ pub async fn serve(
     // left of the budget.
     let began = Arc::new(std::sync::OnceLock::new());
     let b = began.clone();
+    // The gRPC listener stops when the API's does.
+    let (stop_grpc, mut grpc_stopping) = tokio::sync::watch::channel(false);
+    let grpc = grpc_listener.map(|l| {
+        tokio::spawn(otlp_grpc::serve(l, state.clone(), async move {
+            let _ = grpc_stopping.changed().await;
+        }))
+    });
     listen::serve(
         listener,
         app,
@@ -328,9 +354,21 @@ pub async fn serve(
         async move {
             shutdown.await;
             let _ = b.set(std::time::Instant::now());
+            let _ = stop_grpc.send(true);
         },
     )
     .await;
+    if let Some(grpc) = grpc {
+        // Exports in progress finish (each is one bounded request); past
+        // the grace the task is dropped, as the API's connections are.
+        match tokio::time::timeout(GRPC_SHUTDOWN, grpc).await {
+            Ok(Ok(Err(e))) => tracing::warn!("OTLP/gRPC: {e}"),
+            Err(_) => tracing::warn!(
+                "OTLP/gRPC: exports still running {GRPC_SHUTDOWN:?} into shutdown; stopping without them"
+            ),
+            _ => {}
+        }
+    }
     let began = began.get().copied().unwrap_or_else(std::time::Instant::now);
     background.abort();
     alert_loop.abort();

@@ -12,6 +12,7 @@ pub mod incidents;
 pub mod influx;
 pub mod logs;
 pub mod metrics;
+pub mod otlp;
 pub mod remote_write;
 pub mod runs;
 pub mod series;
@@ -83,4 +84,6 @@ pub fn api_routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(influx::write_v1))
         .routes(routes!(influx::ping))
         .routes(routes!(remote_write::remote_write))
+        .routes(routes!(otlp::metrics))
+        .routes(routes!(otlp::logs))
 }

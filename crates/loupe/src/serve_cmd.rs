@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// Require tokens even on loopback.
     #[arg(long)]
     pub require_auth: bool,
+    /// Also serve OTLP/gRPC (MetricsService and LogsService Export) on this
+    /// address, e.g. 127.0.0.1:4317; off unless given. Plaintext; with tokens
+    /// off it may only be a loopback address.
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_grpc_listen: Option<SocketAddr>,
     /// DANGEROUS: serve a non-loopback address without tokens.
     #[arg(long)]
     pub insecure_no_auth: bool,
@@ -186,6 +191,7 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
     let mut cfg =
         loupe_server::ServerConfig::new(a.addr, a.data.clone().unwrap_or_else(default_data_dir));
     cfg.require_auth = a.require_auth;
+    cfg.otlp_grpc = a.otlp_grpc_listen;
     cfg.insecure_no_auth = a.insecure_no_auth;
     cfg.lost_after = Duration::from_secs(a.lost_after);
     cfg.limits.max_body_bytes = a.max_body_mib << 20;

@@ -389,6 +389,38 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        method: "post",
+        path: "/v1/metrics",
+        need: Need::Ingest,
+        other: Other::Forbidden,
+        build: |f, s| {
+            let host = f.fresh(s, "host");
+            with_body(
+                "post",
+                format!("/v1/metrics?project={}", f.side(s).project),
+                json!({"resourceMetrics": [{
+                    "resource": {"attributes": [{"key": "host.name", "value": {"stringValue": host}}]},
+                    "scopeMetrics": [{"metrics": [{"name": "gpu.util", "gauge": {"dataPoints": [
+                        {"timeUnixNano": "1733500000000000000", "asDouble": 50.0}]}}]}]}]}),
+            )
+        },
+    },
+    Case {
+        method: "post",
+        path: "/v1/logs",
+        need: Need::Ingest,
+        other: Other::Forbidden,
+        build: |f, s| {
+            with_body(
+                "post",
+                format!("/v1/logs?project={}", f.side(s).project),
+                json!({"resourceLogs": [{
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "authz"}}]},
+                    "scopeLogs": [{"logRecords": [{"body": {"stringValue": "hello"}}]}]}]}),
+            )
+        },
+    },
+    Case {
         method: "get",
         path: "/ping",
         need: Need::Open,

@@ -26,6 +26,7 @@ mod influx;
 mod live;
 mod logs;
 mod metrics;
+mod otlp;
 mod prometheus;
 mod remote_write;
 mod runs;

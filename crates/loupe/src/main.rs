@@ -35,7 +35,7 @@ enum Cmd {
     /// diagnosis finds, with links to the UI.
     Demo(demo::DemoArgs),
     /// Serve the HTTP API over the embedded store.
-    Serve(serve_cmd::ServeArgs),
+    Serve(Box<serve_cmd::ServeArgs>),
     /// List runs.
     Runs(cli_runs::RunsArgs),
     /// Show one run: its header and series.
@@ -126,7 +126,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<u8> {
     let done = |r: anyhow::Result<()>| r.map(|()| 0);
     match cmd {
         Cmd::Demo(args) => done(demo::run(&args)),
-        Cmd::Serve(args) => done(serve_cmd::run(args)),
+        Cmd::Serve(args) => done(serve_cmd::run(*args)),
         Cmd::Diagnose(args) => done(diagnose_cmd::diagnose(&args)),
         Cmd::Detect(args) => done(diagnose_cmd::detect(&args)),
         Cmd::Runs(args) => done(cli_runs::runs(args)),

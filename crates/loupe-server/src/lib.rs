@@ -31,6 +31,7 @@ pub mod ingest;
 pub mod listen;
 pub mod live;
 pub mod memory;
+pub mod promql_source;
 pub mod rate;
 pub mod request_timeout;
 pub mod routes;

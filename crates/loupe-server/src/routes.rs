@@ -12,6 +12,7 @@ pub mod incidents;
 pub mod influx;
 pub mod logs;
 pub mod metrics;
+pub mod prometheus;
 pub mod runs;
 pub mod series;
 pub mod system;
@@ -81,4 +82,14 @@ pub fn api_routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(influx::write_v2))
         .routes(routes!(influx::write_v1))
         .routes(routes!(influx::ping))
+        .routes(routes!(prometheus::query_get, prometheus::query_post))
+        .routes(routes!(
+            prometheus::query_range_get,
+            prometheus::query_range_post
+        ))
+        .routes(routes!(prometheus::series_get, prometheus::series_post))
+        .routes(routes!(prometheus::labels_get, prometheus::labels_post))
+        .routes(routes!(prometheus::label_values))
+        .routes(routes!(prometheus::metadata))
+        .routes(routes!(prometheus::buildinfo))
 }

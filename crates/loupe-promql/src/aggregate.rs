@@ -46,7 +46,7 @@ pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, t: i64) -> Result<Value> {
         }
     }
     let (by, names): (bool, Vec<String>) = match &a.modifier {
-        None => (true, Vec::new()),
+        None => (true, value_label.iter().cloned().collect()),
         Some(LabelModifier::Include(l)) => (true, with_value_label(l, &value_label, true)),
         Some(LabelModifier::Exclude(l)) => (false, with_value_label(l, &value_label, false)),
     };

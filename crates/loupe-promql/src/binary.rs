@@ -44,6 +44,15 @@ pub(crate) fn eval(ctx: &Ctx, b: &BinaryExpr, t: i64) -> Result<Value> {
     }
 }
 
+/// Arithmetic drops the metric name; comparisons and `atan2` keep it (as
+/// Prometheus 2.x does).
+fn drops_name(op: TokenId) -> bool {
+    matches!(
+        op,
+        token::T_ADD | token::T_SUB | token::T_MUL | token::T_DIV | token::T_MOD | token::T_POW
+    )
+}
+
 fn is_comparison(op: TokenId) -> bool {
     matches!(
         op,
@@ -101,7 +110,7 @@ fn vector_scalar(
             keep = true;
         }
         if keep {
-            let labels = if !comparison || return_bool {
+            let labels = if drops_name(op) || return_bool {
                 x.labels.without_name()
             } else {
                 x.labels
@@ -221,7 +230,6 @@ fn vector_vector(
         }
         one_by_sig.insert(sig, s);
     }
-    let comparison = is_comparison(op);
     let mut matched: HashMap<Vec<u8>, HashSet<Labels>> = HashMap::new();
     let mut out = Vec::new();
     for ls in many {
@@ -244,7 +252,6 @@ fn vector_vector(
         if return_bool {
             labels = labels.without_name();
         }
-        let _ = comparison;
         let seen = matched.entry(sig).or_default();
         if one_to_one {
             if !seen.is_empty() {
@@ -279,10 +286,10 @@ fn result_labels(
     one_to_one: bool,
     include: &[String],
 ) -> Labels {
-    let mut l = if is_comparison(op) {
-        many.clone()
-    } else {
+    let mut l = if drops_name(op) {
         many.without_name()
+    } else {
+        many.clone()
     };
     if one_to_one {
         l = if matching.on {

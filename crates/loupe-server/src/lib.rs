@@ -91,6 +91,8 @@ pub struct ServerConfig {
     /// How often freed heap memory is given back to the system; `None`:
     /// never (to measure what it saves).
     pub trim_every: Option<Duration>,
+    /// The PromQL engine's lookback, sample limit and timeout (`--query-*`).
+    pub promql: loupe_promql::EngineOptions,
 }
 
 impl ServerConfig {
@@ -115,6 +117,12 @@ impl ServerConfig {
             rate_limit: None,
             request_timeout: Some(Duration::from_secs(60)),
             trim_every: Some(memory::TRIM_EVERY),
+            promql: loupe_promql::EngineOptions {
+                // Below the default request timeout, so that a slow query is
+                // answered in Prometheus' words, not the server's.
+                timeout: Duration::from_secs(30),
+                ..Default::default()
+            },
         }
     }
 
@@ -270,6 +278,7 @@ pub async fn serve(
             metrics: fanout.counters.clone(),
         }),
         telemetry,
+        promql: loupe_promql::Engine::new(cfg.promql.clone()),
     });
     state.diagnosis.start(
         diagnosis::DiagnosisDeps {

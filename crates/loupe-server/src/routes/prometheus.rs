@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loupe_meta::{MAX_RUN_LIMIT, RunQuery};
 use loupe_model::Role;
-use loupe_promql::{Engine, Labels, Value};
+use loupe_promql::{Labels, Value};
 use serde_json::{Map, json};
 use utoipa::IntoParams;
 
@@ -271,10 +271,6 @@ fn value_json(v: Value, t: i64) -> serde_json::Value {
     }
 }
 
-fn engine() -> Engine {
-    Engine::default()
-}
-
 #[utoipa::path(get, path = "/api/v1/query", params(PromParams),
     responses((status = 200, description = "`{\"status\":\"success\",\"data\":{\"resultType\",\"result\"}}`"),
         (status = 400, description = "`bad_data`: a malformed query or parameter"),
@@ -320,8 +316,9 @@ async fn query(st: SharedState, who: Result<Principal, ApiError>, p: PromParams)
         Some(s) if !s.is_empty() => parse_time("time", s)?,
         _ => now_ms(),
     };
+    let engine = st.promql.clone();
     let data = with_project(&st, who, p.project, move |src| {
-        let v = engine().instant(src, &q, t)?;
+        let v = engine.instant(src, &q, t)?;
         Ok(value_json(v, t))
     })
     .await?;
@@ -380,8 +377,9 @@ async fn query_range(
     let start = parse_time("start", &need("start", &p.start)?)?;
     let end = parse_time("end", &need("end", &p.end)?)?;
     let step = parse_step(&need("step", &p.step)?)?;
+    let engine = st.promql.clone();
     let data = with_project(&st, who, p.project, move |src| {
-        let v = engine().range(src, &q, start, end, step)?;
+        let v = engine.range(src, &q, start, end, step)?;
         Ok(value_json(v, end))
     })
     .await?;

@@ -31,8 +31,8 @@ pub struct ProjectSeries<'a> {
     pub runs: Vec<RunRef>,
 }
 
-/// The labels PromQL sees for a stored key, or `None` when the key is
-/// neither the project's external series nor one of `runs`' series.
+/// The labels PromQL sees for a stored key: an external series' own (its
+/// `project` among them), or a run's series' with the run's name and project added.
 fn promql_labels(key: &SeriesKey, project: &str, run: Option<&RunRef>) -> Labels {
     let mut pairs: Vec<(String, String)> = key
         .labels()

@@ -26,7 +26,7 @@ use utoipa::IntoParams;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::http::{blocking, meta_err};
+use crate::http::{blocking, meta_err, raw_body};
 use crate::promql_source::{ProjectSeries, RunRef};
 use crate::state::SharedState;
 
@@ -298,9 +298,10 @@ pub async fn query_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    // The server's body limit applies (the body budget is a layer around every route).
+    let body = match raw_body(&st, body) {
         Ok(b) => b,
-        Err(e) => return PromError::bad_data(e.body_text()).into_response(),
+        Err(e) => return PromError::from(e).into_response(),
     };
     query(st, who, PromParams::read(q.as_deref(), &headers, &body))
         .await
@@ -351,9 +352,10 @@ pub async fn query_range_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = match body {
+    // The server's body limit applies (the body budget is a layer around every route).
+    let body = match raw_body(&st, body) {
         Ok(b) => b,
-        Err(e) => return PromError::bad_data(e.body_text()).into_response(),
+        Err(e) => return PromError::from(e).into_response(),
     };
     query_range(st, who, PromParams::read(q.as_deref(), &headers, &body))
         .await
@@ -428,7 +430,11 @@ pub async fn series_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = body.unwrap_or_default();
+    // The server's body limit applies (the body budget is a layer around every route).
+    let body = match raw_body(&st, body) {
+        Ok(b) => b,
+        Err(e) => return PromError::from(e).into_response(),
+    };
     series(st, who, PromParams::read(q.as_deref(), &headers, &body))
         .await
         .into_response()
@@ -472,7 +478,11 @@ pub async fn labels_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let body = body.unwrap_or_default();
+    // The server's body limit applies (the body budget is a layer around every route).
+    let body = match raw_body(&st, body) {
+        Ok(b) => b,
+        Err(e) => return PromError::from(e).into_response(),
+    };
     label_names(st, who, PromParams::read(q.as_deref(), &headers, &body))
         .await
         .into_response()

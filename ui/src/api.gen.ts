@@ -148,6 +148,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/label/{name}/values": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["label_values"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["labels_get"];
+        put?: never;
+        post: operations["labels_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/live": {
         parameters: {
             query?: never;
@@ -160,6 +192,22 @@ export interface paths {
          *     data a `LiveEvent` in JSON.
          */
         get: operations["live"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/metadata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["metadata"];
         put?: never;
         post?: never;
         delete?: never;
@@ -272,6 +320,38 @@ export interface paths {
         get: operations["project_feedback"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/query": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["query_get"];
+        put?: never;
+        post: operations["query_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/query_range": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["query_range_get"];
+        put?: never;
+        post: operations["query_range_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -416,6 +496,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["series_get"];
+        put?: never;
+        post: operations["series_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/silences": {
         parameters: {
             query?: never;
@@ -450,6 +546,22 @@ export interface paths {
         post?: never;
         /** Ends a silence (a project's token: one of its project's). */
         delete: operations["delete_silence"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/status/buildinfo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["buildinfo"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1814,6 +1926,119 @@ export interface operations {
             };
         };
     };
+    label_values: {
+        parameters: {
+            query: {
+                /** @description The PromQL expression. */
+                query?: string;
+                /** @description Evaluation time (instant query): RFC 3339 or Unix seconds; default now. */
+                time?: string;
+                /** @description Range start: RFC 3339 or Unix seconds. */
+                start?: string;
+                /** @description Range end: RFC 3339 or Unix seconds. */
+                end?: string;
+                /** @description Range step: float seconds or a duration (`15s`, `1m`). */
+                step?: string;
+                /** @description The Loupe project to query (default: the token's, else `default`). */
+                project?: string;
+                /** @description Series selectors (`/api/v1/series`, `/labels`, `/label/{name}/values`); repeatable. */
+                "match[]": string[];
+            };
+            header?: never;
+            path: {
+                /** @description The label (`__name__` for metric names) */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `data`: the label's values, sorted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `bad_data` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    labels_get: {
+        parameters: {
+            query: {
+                /** @description The PromQL expression. */
+                query?: string;
+                /** @description Evaluation time (instant query): RFC 3339 or Unix seconds; default now. */
+                time?: string;
+                /** @description Range start: RFC 3339 or Unix seconds. */
+                start?: string;
+                /** @description Range end: RFC 3339 or Unix seconds. */
+                end?: string;
+                /** @description Range step: float seconds or a duration (`15s`, `1m`). */
+                step?: string;
+                /** @description The Loupe project to query (default: the token's, else `default`). */
+                project?: string;
+                /** @description Series selectors (`/api/v1/series`, `/labels`, `/label/{name}/values`); repeatable. */
+                "match[]": string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `data`: label names, sorted */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `bad_data` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    labels_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The GET parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description As GET */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `bad_data` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     live: {
         parameters: {
             query?: {
@@ -1834,6 +2059,39 @@ export interface operations {
                 content: {
                     "text/event-stream": components["schemas"]["LiveEvent"];
                 };
+            };
+        };
+    };
+    metadata: {
+        parameters: {
+            query: {
+                /** @description The PromQL expression. */
+                query?: string;
+                /** @description Evaluation time (instant query): RFC 3339 or Unix seconds; default now. */
+                time?: string;
+                /** @description Range start: RFC 3339 or Unix seconds. */
+                start?: string;
+                /** @description Range end: RFC 3339 or Unix seconds. */
+                end?: string;
+                /** @description Range step: float seconds or a duration (`15s`, `1m`). */
+                step?: string;
+                /** @description The Loupe project to query (default: the token's, else `default`). */
+                project?: string;
+                /** @description Series selectors (`/api/v1/series`, `/labels`, `/label/{name}/values`); repeatable. */
+                "match[]": string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `data`: each metric name with type `unknown` (Loupe keeps no metric types) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2032,6 +2290,202 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+        };
+    };
+    query_get: {
+        parameters: {
+            query: {
+                /** @description The PromQL expression. */
+                query?: string;
+                /** @description Evaluation time (instant query): RFC 3339 or Unix seconds; default now. */
+                time?: string;
+                /** @description Range start: RFC 3339 or Unix seconds. */
+                start?: string;
+                /** @description Range end: RFC 3339 or Unix seconds. */
+                end?: string;
+                /** @description Range step: float seconds or a duration (`15s`, `1m`). */
+                step?: string;
+                /** @description The Loupe project to query (default: the token's, else `default`). */
+                project?: string;
+                /** @description Series selectors (`/api/v1/series`, `/labels`, `/label/{name}/values`); repeatable. */
+                "match[]": string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{"status":"success","data":{"resultType","result"}}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `bad_data`: a malformed query or parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `execution`: evaluation refused the data (many-to-many matching, too many samples) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `timeout`: the query ran past its time */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    query_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The GET parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description As GET */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `bad_data` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `execution` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `timeout` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    query_range_get: {
+        parameters: {
+            query: {
+                /** @description The PromQL expression. */
+                query?: string;
+                /** @description Evaluation time (instant query): RFC 3339 or Unix seconds; default now. */
+                time?: string;
+                /** @description Range start: RFC 3339 or Unix seconds. */
+                start?: string;
+                /** @description Range end: RFC 3339 or Unix seconds. */
+                end?: string;
+                /** @description Range step: float seconds or a duration (`15s`, `1m`). */
+                step?: string;
+                /** @description The Loupe project to query (default: the token's, else `default`). */
+                project?: string;
+                /** @description Series selectors (`/api/v1/series`, `/labels`, `/label/{name}/values`); repeatable. */
+                "match[]": string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{"status":"success","data":{"resultType":"matrix","result"}}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `bad_data` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `execution` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `timeout` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    query_range_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The GET parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description As GET */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `bad_data` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `execution` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `timeout` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2500,6 +2954,76 @@ export interface operations {
             };
         };
     };
+    series_get: {
+        parameters: {
+            query: {
+                /** @description The PromQL expression. */
+                query?: string;
+                /** @description Evaluation time (instant query): RFC 3339 or Unix seconds; default now. */
+                time?: string;
+                /** @description Range start: RFC 3339 or Unix seconds. */
+                start?: string;
+                /** @description Range end: RFC 3339 or Unix seconds. */
+                end?: string;
+                /** @description Range step: float seconds or a duration (`15s`, `1m`). */
+                step?: string;
+                /** @description The Loupe project to query (default: the token's, else `default`). */
+                project?: string;
+                /** @description Series selectors (`/api/v1/series`, `/labels`, `/label/{name}/values`); repeatable. */
+                "match[]": string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `data`: the label sets of the series `match[]` selects */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `bad_data`: no or a malformed `match[]` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    series_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The GET parameters as a form */
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": string;
+            };
+        };
+        responses: {
+            /** @description As GET */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description `bad_data` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     list_silences: {
         parameters: {
             query?: never;
@@ -2587,6 +3111,24 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+        };
+    };
+    buildinfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `data.version`: the Prometheus API version answered as */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

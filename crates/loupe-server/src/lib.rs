@@ -32,6 +32,7 @@ pub mod listen;
 pub mod live;
 pub mod memory;
 pub mod otlp_grpc;
+pub mod promql_source;
 pub mod rate;
 pub mod request_timeout;
 pub mod routes;
@@ -97,6 +98,8 @@ pub struct ServerConfig {
     pub scrape_config: Option<PathBuf>,
     /// Where OTLP/gRPC listens (`--otlp-grpc-listen`); `None`: off.
     pub otlp_grpc: Option<SocketAddr>,
+    /// The PromQL engine's lookback, sample limit and timeout (`--query-*`).
+    pub promql: loupe_promql::EngineOptions,
 }
 
 impl ServerConfig {
@@ -123,6 +126,12 @@ impl ServerConfig {
             trim_every: Some(memory::TRIM_EVERY),
             scrape_config: None,
             otlp_grpc: None,
+            promql: loupe_promql::EngineOptions {
+                // Below the default request timeout, so that a slow query is
+                // answered in Prometheus' words, not the server's.
+                timeout: Duration::from_secs(30),
+                ..Default::default()
+            },
         }
     }
 
@@ -290,6 +299,7 @@ pub async fn serve(
             metrics: fanout.counters.clone(),
         }),
         telemetry,
+        promql: loupe_promql::Engine::new(cfg.promql.clone()),
     });
     state.diagnosis.start(
         diagnosis::DiagnosisDeps {

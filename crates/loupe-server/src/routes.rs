@@ -13,6 +13,7 @@ pub mod influx;
 pub mod logs;
 pub mod metrics;
 pub mod otlp;
+pub mod prometheus;
 pub mod remote_write;
 pub mod runs;
 pub mod series;
@@ -86,4 +87,14 @@ pub fn api_routes() -> OpenApiRouter<SharedState> {
         .routes(routes!(remote_write::remote_write))
         .routes(routes!(otlp::metrics))
         .routes(routes!(otlp::logs))
+        .routes(routes!(prometheus::query_get, prometheus::query_post))
+        .routes(routes!(
+            prometheus::query_range_get,
+            prometheus::query_range_post
+        ))
+        .routes(routes!(prometheus::series_get, prometheus::series_post))
+        .routes(routes!(prometheus::labels_get, prometheus::labels_post))
+        .routes(routes!(prometheus::label_values))
+        .routes(routes!(prometheus::metadata))
+        .routes(routes!(prometheus::buildinfo))
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     pub request_timeout: Arc<crate::request_timeout::RequestTimeout>,
     /// `/metrics`' families, registered by each subsystem at start-up.
     pub telemetry: Telemetry,
+    /// The PromQL engine behind Prometheus' query API.
+    pub promql: loupe_promql::Engine,
 }
 
 pub type SharedState = Arc<AppState>;

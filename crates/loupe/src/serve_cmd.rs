@@ -88,6 +88,18 @@ pub struct ServeArgs {
     /// (/api/v1/live) is exempt.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub request_timeout: u64,
+    /// PromQL (Prometheus' query API): how far back an instant selector
+    /// looks for a sample, in seconds (Prometheus' --query.lookback-delta).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub query_lookback_delta: u64,
+    /// PromQL: most samples one query may load (Prometheus'
+    /// --query.max-samples); past it the query is refused 422.
+    #[arg(long, default_value_t = 50_000_000)]
+    pub query_max_samples: usize,
+    /// PromQL: seconds one query may run before it is refused 503
+    /// `timeout` (keep it below --request-timeout).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub query_timeout: u64,
     /// Seconds between handing freed heap memory back to the system (0:
     /// never; to measure what it saves).
     #[arg(long, default_value_t = 5, hide = true)]
@@ -212,6 +224,12 @@ pub fn config(a: &ServeArgs) -> Result<loupe_server::ServerConfig> {
         wait: Duration::from_secs(a.body_budget_wait),
     };
     cfg.request_timeout = (a.request_timeout > 0).then(|| Duration::from_secs(a.request_timeout));
+    if a.query_lookback_delta == 0 || a.query_timeout == 0 {
+        bail!("--query-lookback-delta and --query-timeout must be at least 1 second");
+    }
+    cfg.promql.lookback = Duration::from_secs(a.query_lookback_delta);
+    cfg.promql.max_samples = a.query_max_samples;
+    cfg.promql.timeout = Duration::from_secs(a.query_timeout);
     cfg.trim_every = (a.malloc_trim_secs > 0).then(|| Duration::from_secs(a.malloc_trim_secs));
     cfg.tsdb.fsync = a.fsync.parse().context("--fsync")?;
     cfg.alert_rules = a.rules.clone();

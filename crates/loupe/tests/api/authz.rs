@@ -146,6 +146,22 @@ fn with_body(method: &'static str, path: String, body: Value) -> Req {
     }
 }
 
+/// A Prometheus API POST: `form` as an `application/x-www-form-urlencoded` body.
+fn prom_post(path: String, form: &str) -> Req {
+    Req {
+        method: "post",
+        path,
+        body: Some(json!({ FORM: form })),
+        raw: None,
+    }
+}
+
+/// The key marking a [`Req`] body as a form.
+const FORM: &str = "__form__";
+
+/// Every series, as a form value.
+const ALL_SERIES_FORM: &str = "%7B__name__%3D~%22.%2B%22%7D";
+
 /// `?project=B` for B's side of a listing.
 fn project_q(f: &Fixture, side: Side, sep: char) -> String {
     match side {
@@ -419,6 +435,113 @@ const CASES: &[Case] = &[
                     "scopeLogs": [{"logRecords": [{"body": {"stringValue": "hello"}}]}]}]}),
             )
         },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/query",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| {
+            get(format!(
+                "/api/v1/query?query={{__name__=~\".+\"}}{}",
+                project_q(f, s, '&')
+            ))
+        },
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/query",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| {
+            prom_post(
+                format!("/api/v1/query{}", project_q(f, s, '?')),
+                &format!("query={ALL_SERIES_FORM}"),
+            )
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/query_range",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| {
+            get(format!(
+                "/api/v1/query_range?query={{__name__=~\".+\"}}&start=0&end=2000000000&step=1000000{}",
+                project_q(f, s, '&')
+            ))
+        },
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/query_range",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| {
+            prom_post(
+                format!("/api/v1/query_range{}", project_q(f, s, '?')),
+                &format!("query={ALL_SERIES_FORM}&start=0&end=2000000000&step=1000000"),
+            )
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/series",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| {
+            get(format!(
+                "/api/v1/series?match[]={{__name__=~\".+\"}}{}",
+                project_q(f, s, '&')
+            ))
+        },
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/series",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| {
+            prom_post(
+                format!("/api/v1/series{}", project_q(f, s, '?')),
+                &format!("match%5B%5D={ALL_SERIES_FORM}"),
+            )
+        },
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/labels",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/labels{}", project_q(f, s, '?'))),
+    },
+    Case {
+        method: "post",
+        path: "/api/v1/labels",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| prom_post(format!("/api/v1/labels{}", project_q(f, s, '?')), ""),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/label/{name}/values",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/label/host/values{}", project_q(f, s, '?'))),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/metadata",
+        need: Need::Read,
+        other: Other::NotFound,
+        build: |f, s| get(format!("/api/v1/metadata{}", project_q(f, s, '?'))),
+    },
+    Case {
+        method: "get",
+        path: "/api/v1/status/buildinfo",
+        need: Need::Open,
+        other: Other::Hidden,
+        build: |_, _| get("/api/v1/status/buildinfo".into()),
     },
     Case {
         method: "get",
@@ -705,6 +828,12 @@ fn send(api: &Api, token: Option<&str>, req: &Req) -> Resp {
                 ("content-type", "text/plain; charset=utf-8"),
                 ("x-loupe-client", "authz"),
             ],
+        ),
+        // Prometheus' query API: a form POST.
+        ("post", Some(b)) if b.get(FORM).is_some() => api.post_raw(
+            &req.path,
+            b[FORM].as_str().unwrap().as_bytes(),
+            &[("content-type", "application/x-www-form-urlencoded")],
         ),
         ("post", Some(b)) => api.post_json(&req.path, b),
         ("patch", Some(b)) => api.patch_json(&req.path, b),

@@ -73,11 +73,11 @@ pub(crate) fn eval(ctx: &Ctx, a: &AggregateExpr, t: i64) -> Result<Value> {
     let mut order: Vec<Vec<u8>> = Vec::new();
     let mut groups: HashMap<Vec<u8>, Group> = HashMap::new();
     for s in input {
-        let sig = s.labels.signature(&included);
+        let sig = s.labels.signature(included);
         let g = groups.entry(sig.clone()).or_insert_with(|| {
             order.push(sig);
             Group {
-                labels: s.labels.filtered(&included),
+                labels: s.labels.filtered(included),
                 count: 0.0,
                 value: s.v,
                 mean: s.v,
@@ -164,15 +164,11 @@ fn add(op: u16, g: &mut Group, s: Sample, k: usize) {
             }
             g.mean += s.v / g.count - g.mean / g.count;
         }
-        token::T_MIN if !first => {
-            if g.value > s.v || g.value.is_nan() {
-                g.value = s.v;
-            }
+        token::T_MIN if !first && (g.value > s.v || g.value.is_nan()) => {
+            g.value = s.v;
         }
-        token::T_MAX if !first => {
-            if g.value < s.v || g.value.is_nan() {
-                g.value = s.v;
-            }
+        token::T_MAX if !first && (g.value < s.v || g.value.is_nan()) => {
+            g.value = s.v;
         }
         token::T_STDVAR | token::T_STDDEV => {
             if first {
@@ -231,11 +227,14 @@ pub(crate) fn go_format(v: f64) -> String {
     }
 }
 
+/// One histogram's labels and its (upper bound, cumulative count) buckets.
+type BucketGroup = (Labels, Vec<(f64, f64)>);
+
 /// `histogram_quantile(q, buckets)` over classic `_bucket{le}` series:
 /// grouped by every label but `le` (and the name), one answer per group.
 pub(crate) fn histogram_quantile(q: f64, v: Vec<Sample>, t: i64) -> Vec<Sample> {
     let mut order: Vec<Vec<u8>> = Vec::new();
-    let mut groups: HashMap<Vec<u8>, (Labels, Vec<(f64, f64)>)> = HashMap::new();
+    let mut groups: HashMap<Vec<u8>, BucketGroup> = HashMap::new();
     let keep = |n: &str| n != "le" && n != METRIC_NAME;
     for s in v {
         let Some(upper) = s.labels.get("le").and_then(parse_go_float) else {

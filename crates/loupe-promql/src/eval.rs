@@ -143,9 +143,9 @@ impl Engine {
         Ok(Value::Matrix(m))
     }
 
-    fn prepare<'s>(
+    fn prepare(
         &self,
-        source: &'s dyn SeriesSource,
+        source: &dyn SeriesSource,
         expr: &Expr,
         start: i64,
         end: i64,

@@ -194,7 +194,8 @@ async fn with_project<T: Send + 'static>(
     who.require(Role::Read)?;
     let project = who.read_project(project.as_deref().filter(|p| !p.is_empty()))?;
     let st = st.clone();
-    let out = blocking(move || {
+
+    blocking(move || {
         let runs = project_runs(&st, &project)?;
         let source = ProjectSeries {
             tsdb: &st.tsdb,
@@ -203,8 +204,7 @@ async fn with_project<T: Send + 'static>(
         };
         Ok(f(&source))
     })
-    .await?;
-    out
+    .await?
 }
 
 /// Every run of the project, paged through the metadata store.

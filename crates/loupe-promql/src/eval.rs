@@ -58,7 +58,7 @@ impl Engine {
 
     /// The query's value at `time` (Unix ms).
     pub fn instant(&self, source: &dyn SeriesSource, query: &str, time: i64) -> Result<Value> {
-        let expr = parser::parse(query).map_err(Error::Parse)?;
+        let expr = crate::parse_expr(query)?;
         let ctx = self.prepare(source, &expr, time, time, 0)?;
         let v = ctx.eval(&expr, time)?;
         Ok(match v {
@@ -83,7 +83,7 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<Value> {
-        let expr = parser::parse(query).map_err(Error::Parse)?;
+        let expr = crate::parse_expr(query)?;
         match expr.value_type() {
             parser::value::ValueType::Scalar | parser::value::ValueType::Vector => {}
             t => {

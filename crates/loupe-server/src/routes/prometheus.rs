@@ -52,6 +52,18 @@ pub struct PromParams {
 }
 
 impl PromParams {
+    /// A POST's parameters: the query string and the form body, read under
+    /// the server's body limit (the body budget is a layer around every route).
+    fn from_form(
+        st: &SharedState,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Result<PromParams, PromError> {
+        let body = raw_body(st, body)?;
+        Ok(PromParams::read(query, headers, &body))
+    }
+
     /// From the query string and, for a form POST, the body.
     fn read(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> PromParams {
         let mut p = PromParams::default();
@@ -298,14 +310,11 @@ pub async fn query_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    // The server's body limit applies (the body budget is a layer around every route).
-    let body = match raw_body(&st, body) {
-        Ok(b) => b,
-        Err(e) => return PromError::from(e).into_response(),
+    let p = match PromParams::from_form(&st, q.as_deref(), &headers, body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    query(st, who, PromParams::read(q.as_deref(), &headers, &body))
-        .await
-        .into_response()
+    query(st, who, p).await.into_response()
 }
 
 async fn query(st: SharedState, who: Result<Principal, ApiError>, p: PromParams) -> PromResult {
@@ -352,14 +361,11 @@ pub async fn query_range_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    // The server's body limit applies (the body budget is a layer around every route).
-    let body = match raw_body(&st, body) {
-        Ok(b) => b,
-        Err(e) => return PromError::from(e).into_response(),
+    let p = match PromParams::from_form(&st, q.as_deref(), &headers, body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    query_range(st, who, PromParams::read(q.as_deref(), &headers, &body))
-        .await
-        .into_response()
+    query_range(st, who, p).await.into_response()
 }
 
 async fn query_range(
@@ -430,14 +436,11 @@ pub async fn series_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    // The server's body limit applies (the body budget is a layer around every route).
-    let body = match raw_body(&st, body) {
-        Ok(b) => b,
-        Err(e) => return PromError::from(e).into_response(),
+    let p = match PromParams::from_form(&st, q.as_deref(), &headers, body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    series(st, who, PromParams::read(q.as_deref(), &headers, &body))
-        .await
-        .into_response()
+    series(st, who, p).await.into_response()
 }
 
 async fn series(st: SharedState, who: Result<Principal, ApiError>, p: PromParams) -> PromResult {
@@ -478,14 +481,11 @@ pub async fn labels_post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    // The server's body limit applies (the body budget is a layer around every route).
-    let body = match raw_body(&st, body) {
-        Ok(b) => b,
-        Err(e) => return PromError::from(e).into_response(),
+    let p = match PromParams::from_form(&st, q.as_deref(), &headers, body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    label_names(st, who, PromParams::read(q.as_deref(), &headers, &body))
-        .await
-        .into_response()
+    label_names(st, who, p).await.into_response()
 }
 
 async fn label_names(

@@ -4,20 +4,11 @@
 
 use std::io::Write;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Api, Server, create_token};
+use crate::support::{Server, create_token, external_data as data};
 
 const TEXT: (&str, &str) = ("content-type", "text/plain; charset=utf-8");
-
-fn data(api: &Api, project: &str, name: &str, labels: &[(&str, &str)]) -> Value {
-    let mut q = vec![("project", project), ("name", name)];
-    let keys: Vec<String> = labels.iter().map(|(k, _)| format!("label.{k}")).collect();
-    for ((_, v), k) in labels.iter().zip(&keys) {
-        q.push((k.as_str(), v));
-    }
-    api.get_q("/api/v1/metrics/data", &q).expect(200)
-}
 
 #[test]
 fn line_protocol_lands_as_series_with_tags_as_labels() {

@@ -5,9 +5,9 @@
 
 use loupe_ingest::remote_write::{STALE_NAN_BITS, v1, v2};
 use prost::Message;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Api, Server, create_token};
+use crate::support::{Server, create_token, external_data as data};
 
 /// What Prometheus sends with a 1.0 request.
 pub const HEADERS_V1: &[(&str, &str)] = &[
@@ -55,15 +55,6 @@ pub fn v1_body(series: &[SeriesSpec<'_>]) -> Vec<u8> {
             .collect(),
     };
     snappy(&req.encode_to_vec())
-}
-
-fn data(api: &Api, project: &str, name: &str, labels: &[(&str, &str)]) -> Value {
-    let mut q = vec![("project", project), ("name", name)];
-    let keys: Vec<String> = labels.iter().map(|(k, _)| format!("label.{k}")).collect();
-    for ((_, v), k) in labels.iter().zip(&keys) {
-        q.push((k.as_str(), v));
-    }
-    api.get_q("/api/v1/metrics/data", &q).expect(200)
 }
 
 #[test]

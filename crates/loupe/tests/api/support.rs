@@ -848,3 +848,14 @@ pub fn now_ns() -> i64 {
         .unwrap()
         .as_nanos() as i64
 }
+
+/// `GET /api/v1/metrics/data` for one series outside runs: its name and
+/// every label (the `project` label is the `project` parameter).
+pub fn external_data(api: &Api, project: &str, name: &str, labels: &[(&str, &str)]) -> Value {
+    let mut q = vec![("project", project), ("name", name)];
+    let keys: Vec<String> = labels.iter().map(|(k, _)| format!("label.{k}")).collect();
+    for ((_, v), k) in labels.iter().zip(&keys) {
+        q.push((k.as_str(), v));
+    }
+    api.get_q("/api/v1/metrics/data", &q).expect(200)
+}
